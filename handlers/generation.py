@@ -1,0 +1,104 @@
+"""What a generation's provider result means for its credits, and applying it.
+
+The provider adapter says what happened (``providers/``); this module decides what we do
+about it: which outcomes are refunded, how the charge is found, and what a contradiction
+means. The ledger applies the decision atomically: the first terminal outcome wins.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ledger import Generation, Ledger, Outcome, Settlement
+from ledger.errors import ChargeNotFound, Unclassifiable
+from providers.base import Classification
+from providers.registry import classify
+
+__all__ = ["RefundPolicy", "ResultApplied", "apply_result"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RefundPolicy:
+    """Which terminal outcomes give the credits back."""
+
+    refund_cancelled: bool = True
+
+    def refunds(self, outcome: Outcome) -> bool:
+        if outcome is Outcome.CANCELLED:
+            return self.refund_cancelled
+        return outcome in (Outcome.FAILED, Outcome.EMPTY_SUCCESS, Outcome.MODERATED)
+
+
+@dataclass(frozen=True, slots=True)
+class ResultApplied:
+    generation_id: str
+    classification: Classification
+    settlement: Settlement
+
+
+def apply_result(
+    ledger: Ledger,
+    *,
+    provider: str,
+    payload: Mapping[str, Any],
+    generation_id: str | None,
+    operation: str | None,
+    failure_known_at_ms: int,
+    policy: RefundPolicy,
+    message_id: str | None = None,
+) -> ResultApplied:
+    """Classify one provider result and settle its generation.
+
+    Raises ``Unclassifiable`` (never guessed at) and ``ChargeNotFound`` (retried: the charge
+    may not be recorded yet, then dead-lettered after the grace period).
+    """
+    classification = classify(provider, payload, operation)
+    generation = _find_generation(ledger, provider, generation_id, classification)
+    if operation is None and generation.operation:
+        # The operation recorded at charge time decides what "the output" is.
+        classification = classify(provider, payload, generation.operation)
+    outcome = classification.outcome
+    settlement = ledger.settle(
+        generation_id=generation.generation_id,
+        outcome=outcome,
+        reason=classification.reason,
+        refund=policy.refunds(outcome),
+        failure_known_at_ms=failure_known_at_ms,
+        message_id=message_id,
+    )
+    if settlement is Settlement.CONFLICT:
+        log.warning(
+            "conflicting outcome for generation %s: %s (%s) arrived after %s; not applied",
+            generation.generation_id, outcome.value, classification.reason,
+            generation.outcome.value if generation.outcome else "an earlier outcome",
+        )
+    return ResultApplied(generation.generation_id, classification, settlement)
+
+
+def _find_generation(
+    ledger: Ledger, provider: str, generation_id: str | None, classification: Classification
+) -> Generation:
+    if generation_id is not None:
+        found = ledger.generation(generation_id)
+        if found is None:
+            raise ChargeNotFound(generation_id=generation_id)
+        if found.provider != provider:
+            raise Unclassifiable(
+                "result from another provider than the charge",
+                generation_id=generation_id, charged=found.provider, reported=provider,
+            )
+        return found
+    job_id = classification.provider_job_id
+    if job_id is None:
+        raise Unclassifiable(
+            "no generation_id given and the payload carries no job id", provider=provider
+        )
+    found = ledger.generation_by_job(provider, job_id)
+    if found is None:
+        raise ChargeNotFound(provider=provider, provider_job_id=job_id)
+    return found

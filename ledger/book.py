@@ -1,0 +1,313 @@
+"""The credit ledger's operations: grant, charge, settle (refund), balance.
+
+Every money effect is one entry with a unique idempotency key, written in the same
+transaction as the balance change; the dedupe lives in the database's unique indexes, never
+in application code. A key replayed with other inputs raises ``IdempotencyConflict``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from ledger.backends import Database, Row, Tx
+from ledger.errors import (
+    AmountMismatch,
+    ChargeNotFound,
+    IdempotencyConflict,
+    InsufficientCredits,
+    LedgerError,
+)
+from ledger.outcomes import TERMINAL, Outcome
+
+__all__ = ["Generation", "Ledger", "Settlement", "now_ms"]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    generation_id: str
+    account_id: str
+    provider: str
+    provider_job_id: str | None
+    operation: str
+    credits: int
+    charged_at_ms: int
+    outcome: Outcome | None
+    outcome_reason: str | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> Generation:
+        return cls(
+            generation_id=row["generation_id"],
+            account_id=row["account_id"],
+            provider=row["provider"],
+            provider_job_id=row["provider_job_id"],
+            operation=row["operation"],
+            credits=int(row["credits"]),
+            charged_at_ms=int(row["charged_at_ms"]),
+            outcome=Outcome(row["outcome"]) if row["outcome"] else None,
+            outcome_reason=row["outcome_reason"],
+        )
+
+
+class Settlement(StrEnum):
+    """What reporting one outcome did to a generation."""
+
+    REFUNDED = "refunded"
+    """First terminal outcome, refundable: the charge was refunded now."""
+    KEPT = "kept"
+    """First terminal outcome, not refundable: the credits are kept."""
+    DUPLICATE = "duplicate"
+    """The same terminal outcome again: nothing changed."""
+    CONFLICT = "conflict"
+    """A terminal outcome contradicting the one applied: recorded, never applied."""
+    PENDING = "pending"
+    """Not terminal: nothing changed."""
+
+
+def _refund_key(generation_id: str) -> str:
+    return f"refund:{generation_id}"
+
+
+class Ledger:
+    """The ledger over one database. Thread-safe; one per process is enough."""
+
+    def __init__(self, db: Database, *, policy_version: str) -> None:
+        self.db = db
+        self.policy_version = policy_version
+
+    # -- grants -----------------------------------------------------------------------------
+
+    def grant(self, *, account_id: str, credits: int, idempotency_key: str, reason: str) -> int:
+        """Add ``credits`` once per ``idempotency_key``; return the balance."""
+        if credits <= 0:
+            raise LedgerError("a grant must be positive", credits=credits)
+        key = f"grant:{idempotency_key}"
+        with self.db.write() as tx:
+            tx.all("ensure_account", account_id=account_id, now_ms=now_ms())
+            inserted = self._insert_entry(
+                tx, key=key, account_id=account_id, kind="grant", amount=credits,
+                generation_id=None, reason=reason, failure_known_at_ms=None,
+            )
+            if inserted:
+                return self._credit(tx, account_id, credits)
+            self._same_entry(tx, key, account_id=account_id, amount=credits)
+            return self._balance(tx, account_id)
+
+    # -- charges ----------------------------------------------------------------------------
+
+    def charge(
+        self,
+        *,
+        generation_id: str,
+        account_id: str,
+        provider: str,
+        operation: str,
+        credits: int,
+        provider_job_id: str | None = None,
+    ) -> int:
+        """Debit ``credits`` for a generation, once per ``generation_id``; return the balance.
+
+        Raises ``InsufficientCredits`` rather than overdraw, and ``IdempotencyConflict`` when
+        the generation was already charged with other inputs.
+        """
+        if credits <= 0:
+            raise LedgerError("a charge must be positive", credits=credits)
+        ts = now_ms()
+        with self.db.write() as tx:
+            tx.all("ensure_account", account_id=account_id, now_ms=ts)
+            created = tx.one(
+                "insert_generation", generation_id=generation_id, account_id=account_id,
+                provider=provider, provider_job_id=provider_job_id, operation=operation,
+                credits=credits, now_ms=ts,
+            )
+            if created is None:
+                existing = Generation.from_row(
+                    _required(tx.one("generation_by_id", generation_id=generation_id))
+                )
+                asked = (account_id, provider, provider_job_id, operation, credits)
+                held = (existing.account_id, existing.provider, existing.provider_job_id,
+                        existing.operation, existing.credits)
+                if asked != held:
+                    raise IdempotencyConflict(
+                        "generation already charged with other inputs",
+                        generation_id=generation_id,
+                    )
+                return self._balance(tx, account_id)
+            debited = tx.one(
+                "debit_account_if_covered", account_id=account_id, amount=credits, now_ms=ts
+            )
+            if debited is None:
+                raise InsufficientCredits(
+                    account_id=account_id, credits=credits, balance=self._balance(tx, account_id)
+                )
+            self._insert_entry(
+                tx, key=f"charge:{generation_id}", account_id=account_id, kind="charge",
+                amount=-credits, generation_id=generation_id,
+                reason=f"{provider} {operation}", failure_known_at_ms=None,
+            )
+            return int(debited["balance"])
+
+    # -- outcomes and refunds ---------------------------------------------------------------
+
+    def settle(
+        self,
+        *,
+        generation_id: str,
+        outcome: Outcome,
+        reason: str,
+        refund: bool,
+        failure_known_at_ms: int,
+        message_id: str | None = None,
+    ) -> Settlement:
+        """Record a classified outcome; the first terminal one wins, atomically.
+
+        ``refund`` is the handler's policy decision for this outcome. A later contradicting
+        outcome is recorded as a conflict and never applied.
+        """
+        if outcome not in TERMINAL:
+            return Settlement.PENDING
+        if refund and outcome is Outcome.SUCCEEDED:
+            raise LedgerError("a succeeded generation is never refunded", generation_id=generation_id)
+        with self.db.write() as tx:
+            row = self.db.lock_generation(tx, generation_id)
+            if row is None:
+                raise ChargeNotFound(generation_id=generation_id)
+            gen = Generation.from_row(row)
+            ts = now_ms()
+            if gen.outcome is not None:
+                if gen.outcome is outcome:
+                    return Settlement.DUPLICATE
+                tx.all(
+                    "insert_outcome_report", generation_id=generation_id, outcome=outcome.value,
+                    reason=reason, disposition="conflict", message_id=message_id, now_ms=ts,
+                )
+                return Settlement.CONFLICT
+            tx.all("set_generation_outcome", generation_id=generation_id,
+                   outcome=outcome.value, reason=reason, now_ms=ts)
+            tx.all(
+                "insert_outcome_report", generation_id=generation_id, outcome=outcome.value,
+                reason=reason, disposition="applied", message_id=message_id, now_ms=ts,
+            )
+            if not refund:
+                return Settlement.KEPT
+            self._refund(tx, gen, gen.credits, reason=f"{outcome.value}: {reason}",
+                         failure_known_at_ms=failure_known_at_ms)
+            return Settlement.REFUNDED
+
+    def refund(
+        self, *, generation_id: str, credits: int, reason: str, failure_known_at_ms: int
+    ) -> bool:
+        """Refund a charged generation outside any outcome (e.g. an operator's decision).
+
+        Exactly the charged amount, at most once: returns False when already refunded.
+        """
+        with self.db.write() as tx:
+            row = self.db.lock_generation(tx, generation_id)
+            if row is None:
+                raise ChargeNotFound(generation_id=generation_id)
+            gen = Generation.from_row(row)
+            if gen.outcome is Outcome.SUCCEEDED:
+                raise LedgerError("a succeeded generation is never refunded",
+                                  generation_id=generation_id)
+            return self._refund(tx, gen, credits, reason=reason,
+                                failure_known_at_ms=failure_known_at_ms)
+
+    def _refund(
+        self, tx: Tx, gen: Generation, credits: int, *, reason: str, failure_known_at_ms: int
+    ) -> bool:
+        if credits != gen.credits:
+            raise AmountMismatch(generation_id=gen.generation_id, charged=gen.credits,
+                                 asked=credits)
+        key = _refund_key(gen.generation_id)
+        inserted = self._insert_entry(
+            tx, key=key, account_id=gen.account_id, kind="refund", amount=credits,
+            generation_id=gen.generation_id, reason=reason,
+            failure_known_at_ms=failure_known_at_ms,
+        )
+        if inserted:
+            self._credit(tx, gen.account_id, credits)
+        return inserted
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def balance(self, account_id: str) -> int:
+        with self.db.read() as tx:
+            return self._balance(tx, account_id)
+
+    def generation(self, generation_id: str) -> Generation | None:
+        with self.db.read() as tx:
+            row = tx.one("generation_by_id", generation_id=generation_id)
+        return Generation.from_row(row) if row else None
+
+    def generation_by_job(self, provider: str, provider_job_id: str) -> Generation | None:
+        with self.db.read() as tx:
+            row = tx.one("generation_by_provider_job", provider=provider,
+                         provider_job_id=provider_job_id)
+        return Generation.from_row(row) if row else None
+
+    def outcome_reports(self, generation_id: str) -> list[Row]:
+        with self.db.read() as tx:
+            return tx.all("outcome_reports_for", generation_id=generation_id)
+
+    def refund_latencies_ms(self, since_ms: int = 0) -> list[int]:
+        with self.db.read() as tx:
+            rows = tx.all("refund_latencies_since", since_ms=since_ms)
+        return [int(r["latency_ms"]) for r in rows]
+
+    # -- dead letters -----------------------------------------------------------------------
+
+    def record_dead_letter(
+        self, *, message_id: str, actor: str, queue: str, reason: str, error_class: str,
+        message: str,
+    ) -> None:
+        """Keep a dead letter with its reason; ``message`` must already be redacted."""
+        with self.db.write() as tx:
+            tx.all("upsert_dead_letter", message_id=message_id, actor=actor, queue=queue,
+                   reason=reason, error_class=error_class, message=message, now_ms=now_ms())
+
+    def dead_letters(self) -> list[Row]:
+        with self.db.read() as tx:
+            return tx.all("dead_letters")
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _insert_entry(
+        self, tx: Tx, *, key: str, account_id: str, kind: str, amount: int,
+        generation_id: str | None, reason: str, failure_known_at_ms: int | None,
+    ) -> bool:
+        row = tx.one(
+            "insert_entry", idempotency_key=key, account_id=account_id, kind=kind, amount=amount,
+            generation_id=generation_id, reason=reason, policy_version=self.policy_version,
+            now_ms=now_ms(), failure_known_at_ms=failure_known_at_ms,
+        )
+        return row is not None
+
+    def _same_entry(self, tx: Tx, key: str, **expected: Any) -> None:
+        held = _required(tx.one("entry_by_key", idempotency_key=key))
+        for field, value in expected.items():
+            if held[field] != value:
+                raise IdempotencyConflict(
+                    "idempotency key reused with other inputs", key=key, field=field
+                )
+
+    def _credit(self, tx: Tx, account_id: str, amount: int) -> int:
+        row = _required(tx.one("upsert_account_credit", account_id=account_id, amount=amount,
+                               now_ms=now_ms()))
+        return int(row["balance"])
+
+    def _balance(self, tx: Tx, account_id: str) -> int:
+        row = tx.one("account_balance", account_id=account_id)
+        return int(row["balance"]) if row else 0
+
+
+def _required(row: Row | None) -> Row:
+    if row is None:
+        raise LedgerError("row vanished inside its own transaction")
+    return row

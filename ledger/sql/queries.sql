@@ -1,0 +1,111 @@
+-- Named queries shared by both backends. Parameters are :name placeholders, never formatting.
+
+-- name: upsert_account_credit
+INSERT INTO accounts (account_id, balance, updated_at_ms)
+VALUES (:account_id, :amount, :now_ms)
+ON CONFLICT (account_id) DO UPDATE
+    SET balance = accounts.balance + excluded.balance, updated_at_ms = excluded.updated_at_ms
+RETURNING balance;
+
+-- name: debit_account_if_covered
+UPDATE accounts SET balance = balance - :amount, updated_at_ms = :now_ms
+WHERE account_id = :account_id AND balance >= :amount
+RETURNING balance;
+
+-- name: account_balance
+SELECT balance FROM accounts WHERE account_id = :account_id;
+
+-- name: insert_entry
+INSERT INTO entries (idempotency_key, account_id, kind, amount, generation_id, reason,
+                     policy_version, created_at_ms, failure_known_at_ms, applied_at_ms)
+VALUES (:idempotency_key, :account_id, :kind, :amount, :generation_id, :reason,
+        :policy_version, :now_ms, :failure_known_at_ms, :now_ms)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id;
+
+-- name: entry_by_key
+SELECT * FROM entries WHERE idempotency_key = :idempotency_key;
+
+-- name: insert_generation
+INSERT INTO generations (generation_id, account_id, provider, provider_job_id, operation,
+                         credits, charged_at_ms)
+VALUES (:generation_id, :account_id, :provider, :provider_job_id, :operation, :credits, :now_ms)
+ON CONFLICT (generation_id) DO NOTHING
+RETURNING generation_id;
+
+-- name: generation_by_id
+SELECT * FROM generations WHERE generation_id = :generation_id;
+
+-- name: generation_by_provider_job
+SELECT * FROM generations WHERE provider = :provider AND provider_job_id = :provider_job_id;
+
+-- name: set_generation_outcome
+UPDATE generations SET outcome = :outcome, outcome_reason = :reason, outcome_at_ms = :now_ms
+WHERE generation_id = :generation_id AND outcome IS NULL;
+
+-- name: insert_outcome_report
+INSERT INTO outcome_reports (generation_id, outcome, reason, disposition, message_id, received_at_ms)
+VALUES (:generation_id, :outcome, :reason, :disposition, :message_id, :now_ms)
+ON CONFLICT (generation_id, outcome) DO NOTHING;
+
+-- name: outcome_reports_for
+SELECT * FROM outcome_reports WHERE generation_id = :generation_id ORDER BY received_at_ms;
+
+-- name: upsert_dead_letter
+INSERT INTO dead_letters (message_id, actor, queue, reason, error_class, message, created_at_ms)
+VALUES (:message_id, :actor, :queue, :reason, :error_class, :message, :now_ms)
+ON CONFLICT (message_id) DO UPDATE
+    SET reason = excluded.reason, error_class = excluded.error_class,
+        message = excluded.message, created_at_ms = excluded.created_at_ms;
+
+-- name: dead_letters
+SELECT * FROM dead_letters ORDER BY id;
+
+-- name: count_dead_letters
+SELECT count(*) AS n FROM dead_letters;
+
+-- name: refund_latencies_since
+SELECT applied_at_ms - failure_known_at_ms AS latency_ms
+FROM entries WHERE kind = 'refund' AND applied_at_ms >= :since_ms
+ORDER BY latency_ms;
+
+-- name: audit_duplicate_refunds
+SELECT generation_id, count(*) AS n FROM entries WHERE kind = 'refund'
+GROUP BY generation_id HAVING count(*) > 1;
+
+-- name: audit_refund_not_matching_charge
+SELECT r.generation_id, r.amount AS refunded, c.amount AS charged, r.account_id AS refund_account,
+       c.account_id AS charge_account
+FROM entries r JOIN entries c ON c.generation_id = r.generation_id AND c.kind = 'charge'
+WHERE r.kind = 'refund' AND (r.amount <> -c.amount OR r.account_id <> c.account_id);
+
+-- name: audit_refund_without_charge
+SELECT r.generation_id, r.amount FROM entries r
+WHERE r.kind = 'refund' AND NOT EXISTS (
+    SELECT 1 FROM entries c WHERE c.kind = 'charge' AND c.generation_id = r.generation_id);
+
+-- name: audit_succeeded_refunded
+SELECT g.generation_id FROM generations g JOIN entries r
+    ON r.generation_id = g.generation_id AND r.kind = 'refund'
+WHERE g.outcome = 'succeeded';
+
+-- name: audit_generation_without_charge
+SELECT g.generation_id FROM generations g WHERE NOT EXISTS (
+    SELECT 1 FROM entries c WHERE c.kind = 'charge' AND c.generation_id = g.generation_id);
+
+-- name: audit_balance_mismatch
+SELECT a.account_id, a.balance, COALESCE(s.total, 0) AS entries_total
+FROM accounts a LEFT JOIN (
+    SELECT account_id, sum(amount) AS total FROM entries GROUP BY account_id) s
+    ON s.account_id = a.account_id
+WHERE a.balance <> COALESCE(s.total, 0);
+
+-- name: applied_migrations
+SELECT version FROM schema_migrations;
+
+-- name: record_migration
+INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (:version, :name, :now_ms);
+
+-- name: ensure_account
+INSERT INTO accounts (account_id, balance, updated_at_ms) VALUES (:account_id, 0, :now_ms)
+ON CONFLICT (account_id) DO NOTHING;

@@ -1,0 +1,144 @@
+"""fal.ai: queue status polls, webhook bodies and result fetches.
+
+Three shapes arrive (https://docs.fal.ai/model-endpoints/webhooks, https://docs.fal.ai/errors,
+https://docs.fal.ai/documentation/model-apis/request-errors):
+
+- queue status, ``GET …/requests/{id}/status``: ``status`` IN_QUEUE | IN_PROGRESS | COMPLETED,
+  with ``error`` and ``error_type`` when a COMPLETED request failed. COMPLETED never carries
+  the output, and content-filter rejections have been seen as COMPLETED without an error, so a
+  clean COMPLETED stays ``pending`` until the result fetch (``response_url``) is classified;
+- webhook: ``status`` OK | ERROR, ``payload`` (the model output, or the error detail),
+  ``error`` and ``payload_error`` (the output was not JSON and was dropped);
+- result fetch, ``GET …/requests/{id}``: the model output itself, without any status, or an
+  error body: ``{"detail": [{"loc", "msg", "type"}]}`` for model errors (``detail`` may still be
+  a plain string on older apps) and ``{"detail": "…", "error_type": "…"}`` for request errors.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from ledger.outcomes import Outcome
+from providers.artifacts import any_true, artifact_under, nonempty_text
+from providers.base import Classification
+from providers.common import (
+    Adapter,
+    Payload,
+    done,
+    items,
+    job_id,
+    mapping,
+    refuse,
+    require_status,
+    short,
+    status_in,
+    text,
+)
+
+__all__ = ["ADAPTER", "NAME"]
+
+NAME: Final = "fal"
+
+STATUS: Final[dict[str, Outcome]] = {
+    "IN_QUEUE": Outcome.PENDING,
+    "IN_PROGRESS": Outcome.PENDING,
+    "COMPLETED": Outcome.PENDING,  # unless it carries error/error_type; output is fetched apart
+    "OK": Outcome.SUCCEEDED,  # webhook: only with a usable artifact in ``payload``
+    "ERROR": Outcome.FAILED,  # webhook: the error detail may say moderated or cancelled
+}
+
+ERROR_TYPES: Final[dict[str, Outcome]] = {
+    "content_policy_violation": Outcome.MODERATED,  # 422 model error
+    "client_cancelled": Outcome.CANCELLED,  # 499 request error
+}
+"""Model and request error types that are not plain failures; every other type is ``failed``."""
+
+OUTPUT_KEYS: Final[dict[str, tuple[str, ...]]] = {
+    "video": ("video", "videos"),
+    "image": ("images", "image"),
+    "music": ("audio", "audio_file", "audio_url"),
+    "training": ("diffusers_lora_file",),  # a config_file alone is not a trained LoRA
+}
+"""Where each operation's output sits in a model result; other operations accept any of them."""
+
+ANY_OUTPUT: Final = tuple(dict.fromkeys(key for keys in OUTPUT_KEYS.values() for key in keys))
+NSFW_FLAGS: Final = ("has_nsfw_concepts", "nsfw_content_detected")
+POLICY_TEXT: Final = re.compile(r"content[ _]polic|content checker|nsfw", re.IGNORECASE)
+
+
+def _rules(payload: Payload, operation: str | None) -> Classification:
+    job = job_id(payload, "request_id", "gateway_request_id")
+    if "status" not in payload:
+        return _result_body(payload, operation)
+    status = require_status(payload, "status", NAME)
+    outcome = status_in(STATUS, status, NAME, "status")
+    if status in ("COMPLETED", "ERROR"):
+        error = _error(payload, job)
+        if error is not None:
+            return error
+    if status == "OK":
+        output = mapping(payload.get("payload"))
+        if output is None:
+            reason = f"status='OK' but payload is null ({short(payload.get('payload_error'))})"
+            return Classification(Outcome.EMPTY_SUCCESS, reason, job)
+        return _output(output, operation, "status='OK'", "payload.", job)
+    return Classification(outcome, f"status={status!r}", job)
+
+
+def _result_body(payload: Payload, operation: str | None) -> Classification:
+    """A result fetch: an error body, or the model output (which has no status field)."""
+    if "detail" in payload or "error_type" in payload:
+        error = _error(payload, None)
+        if error is not None:
+            return error
+    elif any(key in payload for key in (*ANY_OUTPUT, *NSFW_FLAGS)):
+        return _output(payload, operation, "result body", "", None)
+    raise refuse("missing status", NAME, field="status")
+
+
+def _output(
+    output: Payload, operation: str | None, decided: str, prefix: str, job: str | None
+) -> Classification:
+    """A finished model output: moderated if a safety checker fired, else it needs an artifact."""
+    for flag in NSFW_FLAGS:
+        if any_true(output.get(flag)):
+            return Classification(Outcome.MODERATED, f"{decided}, {prefix}{flag} true", job)
+    keys = OUTPUT_KEYS.get(operation or "", ANY_OUTPUT)
+    found = artifact_under(output, keys)
+    return done(decided, found, prefix + "|".join(keys), job)
+
+
+def _error(body: Payload, job: str | None) -> Classification | None:
+    """The outcome of an error carried by ``body`` or its webhook ``payload``; None if none is."""
+    places = [("", body)]
+    inner = mapping(body.get("payload"))
+    if inner is not None:
+        places.append(("payload.", inner))
+    for prefix, place in places:  # request errors say what happened to the whole request
+        error_type = place.get("error_type")
+        if nonempty_text(error_type):
+            outcome = ERROR_TYPES.get(error_type, Outcome.FAILED)
+            return Classification(outcome, f"{prefix}error_type={error_type!r}", job)
+    for prefix, place in places:  # model errors: a list of {loc, msg, type}
+        details = [d for d in items(place.get("detail")) if mapping(d) is not None]
+        for detail in details:
+            kind, msg = text(detail.get("type")), text(detail.get("msg"))
+            if kind in ERROR_TYPES or POLICY_TEXT.search(msg):
+                outcome = ERROR_TYPES.get(kind, Outcome.MODERATED)
+                return Classification(outcome, f"{prefix}detail[].type={kind!r}", job)
+        if details:
+            first = details[0]
+            shown = short(first.get("type") or first.get("msg"))
+            return Classification(Outcome.FAILED, f"{prefix}detail[0].type={shown}", job)
+    for prefix, place in places:  # older apps and COMPLETED statuses: a plain message
+        for key in ("detail", "error"):
+            message = place.get(key)
+            if nonempty_text(message):
+                policy = POLICY_TEXT.search(message) is not None
+                outcome = Outcome.MODERATED if policy else Outcome.FAILED
+                return Classification(outcome, f"{prefix}{key}={short(message)}", job)
+    return None
+
+
+ADAPTER: Final = Adapter(NAME, _rules)

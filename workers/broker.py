@@ -1,0 +1,65 @@
+"""dramatiq's Redis broker, configured for Refundry.
+
+``REDIS_URL`` set → that server. Unset → the embedded ``redis-server`` of this checkout
+(``workers.embedded_redis``), started on first use and stopped when the process that
+started it exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    CurrentMessage,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+
+from workers.embedded_redis import EmbeddedRedis
+from workers.settings import Settings
+
+__all__ = ["NAMESPACE", "build_broker", "resolve_redis_url"]
+
+NAMESPACE = "refundry"
+
+_embedded: EmbeddedRedis | None = None
+
+
+def resolve_redis_url(settings: Settings) -> str:
+    """``REDIS_URL``, else the embedded server's URL (started if needed)."""
+    global _embedded
+    if settings.redis_url:
+        return settings.redis_url
+    if _embedded is None:
+        _embedded = EmbeddedRedis(settings.home)
+        _embedded.ensure()
+        atexit.register(_embedded.stop)
+    return _embedded.url
+
+
+def build_broker(settings: Settings) -> RedisBroker:
+    """A RedisBroker whose retry budget fits inside the refund SLA.
+
+    Callbacks and Pipelines are left out: their follow-up enqueue runs in an after-hook that
+    swallows failures (dramatiq PR #545), and nothing of ours depends on them.
+    """
+    middleware = [
+        AgeLimit(),
+        TimeLimit(time_limit=120_000),
+        ShutdownNotifications(),
+        Retries(
+            max_retries=settings.max_retries,
+            min_backoff=settings.min_backoff_ms,
+            max_backoff=settings.max_backoff_ms,
+        ),
+        CurrentMessage(),
+    ]
+    broker = RedisBroker(
+        url=resolve_redis_url(settings), namespace=NAMESPACE, middleware=middleware
+    )
+    dramatiq.set_broker(broker)
+    return broker

@@ -1,0 +1,118 @@
+"""The ``refundry`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from typing import IO, Any
+
+import click
+
+from ledger import audit, migrate
+from ledger.errors import RefundryError
+from providers.registry import PROVIDER_NAMES, classify
+from workers import runtime
+
+__all__ = ["main"]
+
+
+@click.group()
+def main() -> None:
+    """Refundry: exactly-once credit refunds for AI generation platforms."""
+
+
+@main.command()
+@click.option("-p", "--processes", default=2, show_default=True, help="worker processes")
+@click.option("-t", "--threads", default=8, show_default=True, help="threads per process")
+def worker(processes: int, threads: int) -> None:
+    """Run the dramatiq workers (embedded Redis when REDIS_URL is unset)."""
+    from workers.broker import resolve_redis_url
+
+    settings = runtime.settings()
+    runtime.ledger()  # apply migrations once, before the workers start
+    env = os.environ | {"REDIS_URL": resolve_redis_url(settings)}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "dramatiq", "workers.actors", "--processes", str(processes),
+         "--threads", str(threads)],
+        env=env,
+    )
+
+    def forward(signum: int, _frame: Any) -> None:
+        child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    sys.exit(child.wait())
+
+
+@main.command("classify")
+@click.option("--provider", required=True, help=f"one of: {', '.join(PROVIDER_NAMES)}")
+@click.option("--operation", default=None, help="video, image, music, stems, training, …")
+@click.argument("file", type=click.File("r"))
+def classify_command(provider: str, operation: str | None, file: IO[str]) -> None:
+    """Classify one provider payload (FILE, or - for stdin); print its outcome as JSON."""
+    try:
+        payload = json.load(file)
+    except json.JSONDecodeError as exc:
+        click.echo(f"refundry: malformed JSON: {exc}", err=True)
+        sys.exit(2)
+    try:
+        result = classify(provider, payload, operation)
+    except RefundryError as exc:
+        click.echo(f"refundry: {exc.reason}", err=True)
+        sys.exit(2)
+    out: dict[str, Any] = {"outcome": result.outcome.value, "reason": result.reason}
+    if result.provider_job_id is not None:
+        out["provider_job_id"] = result.provider_job_id
+    click.echo(json.dumps(out))
+
+
+@main.group()
+def ledger() -> None:
+    """Ledger operations: migrate, check, balance."""
+
+
+@ledger.command("migrate")
+def ledger_migrate() -> None:
+    """Apply pending schema migrations."""
+    applied = migrate(runtime.ledger().db)
+    click.echo("\n".join(applied) if applied else "up to date")
+
+
+@ledger.command("check")
+def ledger_check() -> None:
+    """Audit the ledger's invariants: prints ok, or each violation (exit 1)."""
+    violations = audit(runtime.ledger().db)
+    if not violations:
+        click.echo("ok")
+        return
+    for v in violations:
+        click.echo(str(v))
+    sys.exit(1)
+
+
+@ledger.command("balance")
+@click.argument("account")
+def ledger_balance(account: str) -> None:
+    """Print an account's balance."""
+    click.echo(str(runtime.ledger().balance(account)))
+
+
+@main.command()
+@click.option("--generations", default=3000, show_default=True)
+@click.option("-p", "--processes", default=2, show_default=True)
+@click.option("-t", "--threads", default=8, show_default=True)
+@click.option("--timeout", "timeout_s", default=600.0, show_default=True)
+@click.option("--seed", default=7, show_default=True)
+def demo(generations: int, processes: int, threads: int, timeout_s: float, seed: int) -> None:
+    """Charge and report thousands of generations end to end; print one JSON line."""
+    from workers.demo import run_demo
+
+    sys.exit(run_demo(generations, processes, threads, timeout_s, seed))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""The pipeline-facing API: what a generation pipeline calls. These names are a contract.
+
+Every function reads ``DATABASE_URL`` and ``REDIS_URL`` like the worker does. ``charge``,
+``grant`` and ``balance`` are synchronous ledger operations; ``report_result`` enqueues the
+provider's result for the workers and returns the message id.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ledger import now_ms
+from ledger.errors import Unclassifiable
+from providers.registry import get_adapter
+from workers import runtime
+
+__all__ = ["balance", "charge", "grant", "report_result"]
+
+
+def grant(*, account_id: str, credits: int, idempotency_key: str, reason: str) -> int:
+    """Add credits once per ``idempotency_key``; returns the new balance."""
+    return runtime.ledger().grant(
+        account_id=account_id, credits=credits, idempotency_key=idempotency_key, reason=reason
+    )
+
+
+def charge(
+    *,
+    generation_id: str,
+    account_id: str,
+    provider: str,
+    operation: str,
+    credits: int,
+    provider_job_id: str | None = None,
+) -> int:
+    """Debit a generation's credits, idempotent on ``generation_id``; returns the balance.
+
+    Raises ``InsufficientCredits`` rather than overdraw, ``UnknownProvider`` for a provider
+    Refundry cannot classify (its results could never be refunded).
+    """
+    get_adapter(provider)
+    return runtime.ledger().charge(
+        generation_id=generation_id, account_id=account_id, provider=provider,
+        operation=operation, credits=credits, provider_job_id=provider_job_id,
+    )
+
+
+def report_result(
+    *,
+    provider: str,
+    payload: dict[str, Any],
+    generation_id: str | None = None,
+    operation: str | None = None,
+) -> str:
+    """Enqueue a provider's result; returns the message id.
+
+    Without ``generation_id`` the generation is found through the provider job id recorded
+    at charge time. An unknown provider or a payload that is not a JSON object is refused
+    here, at once, with nothing enqueued.
+    """
+    get_adapter(provider)
+    if not isinstance(payload, Mapping):
+        raise Unclassifiable("payload must be a JSON object", provider=provider,
+                             type=type(payload).__name__)
+    try:
+        body = json.loads(json.dumps(payload))
+    except (TypeError, ValueError) as exc:
+        raise Unclassifiable("payload is not JSON-serialisable", provider=provider) from exc
+    from workers.actors import process_result  # the broker is built on first use
+
+    message = process_result.send(
+        provider=provider, payload=body, generation_id=generation_id, operation=operation,
+        reported_at_ms=now_ms(),
+    )
+    return str(message.message_id)
+
+
+def balance(account_id: str) -> int:
+    """The account's current balance (0 for an account never seen)."""
+    return runtime.ledger().balance(account_id)

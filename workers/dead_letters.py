@@ -1,0 +1,55 @@
+"""Dead letters with their reason, kept in the ledger database.
+
+dramatiq's own dead-letter queue keeps the message for 7 days, without the reason; the
+on-call engineer needs the reason, and the record must outlive Redis. An actor runs its
+handler through ``dead_letter_on_final_failure``: when the error is permanent or the retry
+budget is spent, the redacted message and the reason are written before dramatiq nacks it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from dramatiq.middleware import CurrentMessage
+
+from ledger.errors import RefundryError
+from workers import runtime
+from workers.redaction import redact
+
+__all__ = ["dead_letter_on_final_failure", "reason_of"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def reason_of(exc: BaseException) -> str:
+    """Machine-readable: ``ClassName field=value …``."""
+    if isinstance(exc, RefundryError):
+        return exc.reason
+    return f"{exc.__class__.__name__} {exc}".strip()
+
+
+def dead_letter_on_final_failure(run: Callable[[], T], *, max_retries: int) -> T:
+    message = CurrentMessage.get_current_message()
+    try:
+        return run()
+    except Exception as exc:
+        permanent = isinstance(exc, RefundryError) and exc.permanent
+        if message is None:
+            raise
+        retries = int(message.options.get("retries", 0))
+        if permanent or retries >= max_retries:
+            body = json.dumps(
+                {"args": redact(list(message.args)), "kwargs": redact(dict(message.kwargs))},
+                sort_keys=True, default=str,
+            )
+            runtime.ledger().record_dead_letter(
+                message_id=message.message_id, actor=message.actor_name,
+                queue=message.queue_name, reason=reason_of(exc),
+                error_class=exc.__class__.__name__, message=body,
+            )
+            log.error("dead-lettered %s: %s", message.message_id, reason_of(exc))
+        raise

@@ -1,0 +1,161 @@
+"""``refundry demo``: thousands of generations through the real broker into the real ledger.
+
+Charges generations across Fal.ai and Kling, reports their results (every outcome, with
+duplicates, contradictions, non-terminal callbacks, unclassifiable payloads and a shuffled
+order), waits for the workers with a bound, audits the ledger and prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+import redis
+
+from ledger import Outcome, audit, now_ms
+from workers import client, runtime
+from workers.broker import NAMESPACE, resolve_redis_url
+from workers.demo_payloads import DEMO_OUTCOMES, demo_payload
+
+__all__ = ["run_demo"]
+
+_WEIGHTS = {"succeeded": 55, "failed": 15, "moderated": 10, "empty_success": 10, "cancelled": 6,
+            "unclassifiable": 2}
+
+
+@dataclass
+class _Plan:
+    generations: list[tuple[str, str, str, str]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    expect_settled: set[str] = field(default_factory=set)
+    expect_dead_letters: int = 0
+
+
+def _plan(run: str, count: int, rng: random.Random) -> _Plan:
+    plan = _Plan()
+    for i in range(count):
+        provider = rng.choice(("fal", "kling"))
+        gen_id, job = f"demo-{run}-{i}", f"{run}-{provider}-{i}"
+        names = [o for o in _WEIGHTS if o in DEMO_OUTCOMES[provider] or o == "unclassifiable"]
+        truth = rng.choices(names, weights=[_WEIGHTS[o] for o in names])[0]
+        plan.generations.append((gen_id, provider, job, truth))
+        by_id = rng.random() < 0.5  # half found through the provider job id
+
+        def event(outcome: str, gen_id: str = gen_id, provider: str = provider,
+                  job: str = job, by_id: bool = by_id) -> dict[str, Any]:
+            return {"provider": provider, "payload": demo_payload(provider, job, outcome),
+                    "generation_id": gen_id if by_id else None, "outcome": outcome}
+
+        if rng.random() < 0.4:
+            plan.events.append(event("pending"))
+        plan.events.append(event(truth))
+        for _ in range(rng.choice((0, 0, 1, 2))):  # duplicate deliveries
+            plan.events.append(event(truth))
+        if truth != "unclassifiable" and rng.random() < 0.03:  # a contradicting late result
+            plan.events.append(event("failed" if truth == "succeeded" else "succeeded"))
+        if truth != "unclassifiable":
+            plan.expect_settled.add(gen_id)
+    plan.expect_dead_letters = sum(1 for e in plan.events if e["outcome"] == "unclassifiable")
+    rng.shuffle(plan.events)
+    return plan
+
+
+def _queue_idle(r: redis.Redis) -> bool:
+    depth = r.llen(f"{NAMESPACE}:results") + r.llen(f"{NAMESPACE}:results.DQ")
+    unacked = sum(r.scard(k) for k in r.scan_iter(f"{NAMESPACE}:__acks__.*"))
+    return int(depth) + int(unacked) == 0
+
+
+def _percentile(values: list[int], q: float) -> int | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def run_demo(generations: int, processes: int, threads: int, timeout_s: float, seed: int) -> int:
+    settings = runtime.settings()
+    ledger = runtime.ledger()
+    redis_url = resolve_redis_url(settings)
+    env = os.environ | {"REDIS_URL": redis_url, "DATABASE_URL": settings.database_url}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "workers.cli", "worker", "-p", str(processes), "-t", str(threads)],
+        env=env, stdin=subprocess.DEVNULL,
+    )
+    try:
+        return _drive(ledger, redis_url, generations, timeout_s, seed)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+def _drive(ledger: Any, redis_url: str, count: int, timeout_s: float, seed: int) -> int:
+    rng = random.Random(seed)
+    run = uuid.uuid4().hex[:8]
+    plan = _plan(run, count, rng)
+    started_ms = now_ms()
+    dead_before = len(ledger.dead_letters())
+    account = f"demo-{run}"
+    client.grant(account_id=account, credits=100 * count, idempotency_key=f"demo-{run}",
+                 reason="demo top-up")
+    with click.progressbar(plan.generations, label="charging", file=sys.stderr) as bar:
+        for gen_id, provider, job, _ in bar:
+            client.charge(generation_id=gen_id, account_id=account, provider=provider,
+                          operation="video", credits=rng.randint(1, 100), provider_job_id=job)
+    with click.progressbar(plan.events, label="reporting", file=sys.stderr) as bar:
+        for e in bar:
+            client.report_result(provider=e["provider"], payload=e["payload"],
+                                 generation_id=e["generation_id"])
+    r = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + timeout_s
+    settled: set[str] = set()
+    pending = set(plan.expect_settled)
+    with click.progressbar(length=len(pending), label="settling", file=sys.stderr) as bar:
+        while True:
+            newly = {g for g in pending if (gen := ledger.generation(g)) and gen.outcome}
+            pending -= newly
+            settled |= newly
+            bar.update(len(newly))
+            dead = len(ledger.dead_letters()) - dead_before
+            if not pending and dead >= plan.expect_dead_letters and _queue_idle(r):
+                break
+            if time.monotonic() > deadline:
+                click.echo(f"timed out: {len(pending)} generations unsettled", err=True)
+                break
+            time.sleep(0.2)  # polling a bounded condition
+    r.close()
+    refunded = kept = 0
+    for gen_id, *_ in plan.generations:
+        gen = ledger.generation(gen_id)
+        if gen and gen.outcome is Outcome.SUCCEEDED:
+            kept += 1
+        elif gen and gen.outcome is not None and runtime.policy().refunds(gen.outcome):
+            refunded += 1
+    violations = audit(ledger.db)
+    for v in violations:
+        click.echo(str(v), err=True)
+    latencies = ledger.refund_latencies_ms(since_ms=started_ms)
+    ok = not violations and not pending
+    click.echo(json.dumps({
+        "events": len(plan.events),
+        "refunded": refunded,
+        "kept": kept,
+        "dead_lettered": len(ledger.dead_letters()) - dead_before,
+        "ledger_check": "ok" if ok else "violations" if violations else "unsettled",
+        "p50_refund_ms": _percentile(latencies, 0.50),
+        "p99_refund_ms": _percentile(latencies, 0.99),
+    }))
+    return 0 if ok else 1

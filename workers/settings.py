@@ -1,0 +1,82 @@
+"""Refundry's settings: built once from the environment, each with an embedded default.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| ``DATABASE_URL`` | ``sqlite:///.refundry/ledger.sqlite3`` | ledger database (``postgresql://…`` in production) |
+| ``REFUNDRY_PG_SCHEMA`` | ``refundry`` | PostgreSQL schema that holds the ledger's tables |
+| ``REDIS_URL`` | unset: embedded ``redis-server`` | dramatiq's broker |
+| ``REFUNDRY_HOME`` | ``.refundry`` | local state: SQLite file, embedded Redis data |
+| ``REFUNDRY_POLICY_VERSION`` | ``2026-11-23`` | written on every ledger entry |
+| ``REFUNDRY_REFUND_CANCELLED`` | ``true`` | refund generations cancelled upstream |
+| ``REFUNDRY_MAX_RETRIES`` | ``8`` | dramatiq retries before the dead-letter queue |
+| ``REFUNDRY_MIN_BACKOFF_MS`` | ``1000`` | first retry delay (doubles, jittered) |
+| ``REFUNDRY_MAX_BACKOFF_MS`` | ``300000`` | cap of one retry delay |
+
+The default retry budget (8 retries from 1 s doubling, each at most 5 min) dead-letters a
+message that keeps failing after at most about 17 minutes: well inside the one-hour SLA.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ledger.errors import ConfigurationError
+
+__all__ = ["Settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str
+    redis_url: str | None
+    home: Path
+    pg_schema: str = "refundry"
+    policy_version: str = "2026-11-23"
+    refund_cancelled: bool = True
+    max_retries: int = 8
+    min_backoff_ms: int = 1_000
+    max_backoff_ms: int = 300_000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get("REFUNDRY_HOME", ".refundry")).absolute()
+        return cls(
+            database_url=env.get("DATABASE_URL") or f"sqlite:///{home / 'ledger.sqlite3'}",
+            redis_url=env.get("REDIS_URL") or None,
+            home=home,
+            pg_schema=env.get("REFUNDRY_PG_SCHEMA", "refundry"),
+            policy_version=env.get("REFUNDRY_POLICY_VERSION", "2026-11-23"),
+            refund_cancelled=_flag(env, "REFUNDRY_REFUND_CANCELLED", True),
+            max_retries=_int(env, "REFUNDRY_MAX_RETRIES", 8),
+            min_backoff_ms=_int(env, "REFUNDRY_MIN_BACKOFF_MS", 1_000),
+            max_backoff_ms=_int(env, "REFUNDRY_MAX_BACKOFF_MS", 300_000),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError("not an integer", variable=name) from None
+    if value < 0:
+        raise ConfigurationError("must not be negative", variable=name)
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError("not a boolean", variable=name)
