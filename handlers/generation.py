@@ -74,7 +74,9 @@ def apply_result(
     if settlement is Settlement.CONFLICT:
         log.warning(
             "conflicting outcome for generation %s: %s (%s) arrived after %s; not applied",
-            generation.generation_id, outcome.value, classification.reason,
+            generation.generation_id,
+            outcome.value,
+            classification.reason,
             generation.outcome.value if generation.outcome else "an earlier outcome",
         )
     return ResultApplied(generation.generation_id, classification, settlement)
@@ -90,7 +92,9 @@ def _find_generation(
         if found.provider != provider:
             raise Unclassifiable(
                 "result from another provider than the charge",
-                generation_id=generation_id, charged=found.provider, reported=provider,
+                generation_id=generation_id,
+                charged=found.provider,
+                reported=provider,
             )
         return found
     job_id = classification.provider_job_id

@@ -13,7 +13,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -49,12 +49,12 @@ class Tx(Protocol):
 class Database(Protocol):
     dialect: str
 
-    def write(self) -> Any:
-        """A context manager: one write transaction, committed on success."""
+    def write(self) -> AbstractContextManager[Tx]:
+        """One write transaction, committed on success."""
         ...
 
-    def read(self) -> Any:
-        """A context manager: a consistent read."""
+    def read(self) -> AbstractContextManager[Tx]:
+        """A consistent read."""
         ...
 
     def lock_generation(self, tx: Tx, generation_id: str) -> Row | None:
@@ -101,7 +101,9 @@ class SqliteDatabase:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(
-                self.path, timeout=self._busy_timeout_s, isolation_level=None,
+                self.path,
+                timeout=self._busy_timeout_s,
+                isolation_level=None,
                 check_same_thread=False,
             )
             conn.row_factory = sqlite3.Row
@@ -169,7 +171,7 @@ class _PostgresTx:
         return rows[0] if rows else None
 
     def _sql(self, sql: str, params: dict[str, Any]) -> list[Row]:
-        cur = self._conn.execute(sql.encode(), params)  # type: ignore[call-overload]
+        cur = self._conn.execute(sql.encode(), params)
         return list(cur.fetchall()) if cur.description else []
 
     def script(self, sql: str) -> None:

@@ -92,8 +92,14 @@ class Ledger:
         with self.db.write() as tx:
             tx.all("ensure_account", account_id=account_id, now_ms=now_ms())
             inserted = self._insert_entry(
-                tx, key=key, account_id=account_id, kind="grant", amount=credits,
-                generation_id=None, reason=reason, failure_known_at_ms=None,
+                tx,
+                key=key,
+                account_id=account_id,
+                kind="grant",
+                amount=credits,
+                generation_id=None,
+                reason=reason,
+                failure_known_at_ms=None,
             )
             if inserted:
                 return self._credit(tx, account_id, credits)
@@ -123,17 +129,27 @@ class Ledger:
         with self.db.write() as tx:
             tx.all("ensure_account", account_id=account_id, now_ms=ts)
             created = tx.one(
-                "insert_generation", generation_id=generation_id, account_id=account_id,
-                provider=provider, provider_job_id=provider_job_id, operation=operation,
-                credits=credits, now_ms=ts,
+                "insert_generation",
+                generation_id=generation_id,
+                account_id=account_id,
+                provider=provider,
+                provider_job_id=provider_job_id,
+                operation=operation,
+                credits=credits,
+                now_ms=ts,
             )
             if created is None:
                 existing = Generation.from_row(
                     _required(tx.one("generation_by_id", generation_id=generation_id))
                 )
                 asked = (account_id, provider, provider_job_id, operation, credits)
-                held = (existing.account_id, existing.provider, existing.provider_job_id,
-                        existing.operation, existing.credits)
+                held = (
+                    existing.account_id,
+                    existing.provider,
+                    existing.provider_job_id,
+                    existing.operation,
+                    existing.credits,
+                )
                 if asked != held:
                     raise IdempotencyConflict(
                         "generation already charged with other inputs",
@@ -148,9 +164,14 @@ class Ledger:
                     account_id=account_id, credits=credits, balance=self._balance(tx, account_id)
                 )
             self._insert_entry(
-                tx, key=f"charge:{generation_id}", account_id=account_id, kind="charge",
-                amount=-credits, generation_id=generation_id,
-                reason=f"{provider} {operation}", failure_known_at_ms=None,
+                tx,
+                key=f"charge:{generation_id}",
+                account_id=account_id,
+                kind="charge",
+                amount=-credits,
+                generation_id=generation_id,
+                reason=f"{provider} {operation}",
+                failure_known_at_ms=None,
             )
             return int(debited["balance"])
 
@@ -174,7 +195,9 @@ class Ledger:
         if outcome not in TERMINAL:
             return Settlement.PENDING
         if refund and outcome is Outcome.SUCCEEDED:
-            raise LedgerError("a succeeded generation is never refunded", generation_id=generation_id)
+            raise LedgerError(
+                "a succeeded generation is never refunded", generation_id=generation_id
+            )
         with self.db.write() as tx:
             row = self.db.lock_generation(tx, generation_id)
             if row is None:
@@ -185,20 +208,40 @@ class Ledger:
                 if gen.outcome is outcome:
                     return Settlement.DUPLICATE
                 tx.all(
-                    "insert_outcome_report", generation_id=generation_id, outcome=outcome.value,
-                    reason=reason, disposition="conflict", message_id=message_id, now_ms=ts,
+                    "insert_outcome_report",
+                    generation_id=generation_id,
+                    outcome=outcome.value,
+                    reason=reason,
+                    disposition="conflict",
+                    message_id=message_id,
+                    now_ms=ts,
                 )
                 return Settlement.CONFLICT
-            tx.all("set_generation_outcome", generation_id=generation_id,
-                   outcome=outcome.value, reason=reason, now_ms=ts)
             tx.all(
-                "insert_outcome_report", generation_id=generation_id, outcome=outcome.value,
-                reason=reason, disposition="applied", message_id=message_id, now_ms=ts,
+                "set_generation_outcome",
+                generation_id=generation_id,
+                outcome=outcome.value,
+                reason=reason,
+                now_ms=ts,
+            )
+            tx.all(
+                "insert_outcome_report",
+                generation_id=generation_id,
+                outcome=outcome.value,
+                reason=reason,
+                disposition="applied",
+                message_id=message_id,
+                now_ms=ts,
             )
             if not refund:
                 return Settlement.KEPT
-            self._refund(tx, gen, gen.credits, reason=f"{outcome.value}: {reason}",
-                         failure_known_at_ms=failure_known_at_ms)
+            self._refund(
+                tx,
+                gen,
+                gen.credits,
+                reason=f"{outcome.value}: {reason}",
+                failure_known_at_ms=failure_known_at_ms,
+            )
             return Settlement.REFUNDED
 
     def refund(
@@ -214,21 +257,29 @@ class Ledger:
                 raise ChargeNotFound(generation_id=generation_id)
             gen = Generation.from_row(row)
             if gen.outcome is Outcome.SUCCEEDED:
-                raise LedgerError("a succeeded generation is never refunded",
-                                  generation_id=generation_id)
-            return self._refund(tx, gen, credits, reason=reason,
-                                failure_known_at_ms=failure_known_at_ms)
+                raise LedgerError(
+                    "a succeeded generation is never refunded", generation_id=generation_id
+                )
+            return self._refund(
+                tx, gen, credits, reason=reason, failure_known_at_ms=failure_known_at_ms
+            )
 
     def _refund(
         self, tx: Tx, gen: Generation, credits: int, *, reason: str, failure_known_at_ms: int
     ) -> bool:
         if credits != gen.credits:
-            raise AmountMismatch(generation_id=gen.generation_id, charged=gen.credits,
-                                 asked=credits)
+            raise AmountMismatch(
+                generation_id=gen.generation_id, charged=gen.credits, asked=credits
+            )
         key = _refund_key(gen.generation_id)
         inserted = self._insert_entry(
-            tx, key=key, account_id=gen.account_id, kind="refund", amount=credits,
-            generation_id=gen.generation_id, reason=reason,
+            tx,
+            key=key,
+            account_id=gen.account_id,
+            kind="refund",
+            amount=credits,
+            generation_id=gen.generation_id,
+            reason=reason,
             failure_known_at_ms=failure_known_at_ms,
         )
         if inserted:
@@ -248,8 +299,9 @@ class Ledger:
 
     def generation_by_job(self, provider: str, provider_job_id: str) -> Generation | None:
         with self.db.read() as tx:
-            row = tx.one("generation_by_provider_job", provider=provider,
-                         provider_job_id=provider_job_id)
+            row = tx.one(
+                "generation_by_provider_job", provider=provider, provider_job_id=provider_job_id
+            )
         return Generation.from_row(row) if row else None
 
     def outcome_reports(self, generation_id: str) -> list[Row]:
@@ -264,13 +316,27 @@ class Ledger:
     # -- dead letters -----------------------------------------------------------------------
 
     def record_dead_letter(
-        self, *, message_id: str, actor: str, queue: str, reason: str, error_class: str,
+        self,
+        *,
+        message_id: str,
+        actor: str,
+        queue: str,
+        reason: str,
+        error_class: str,
         message: str,
     ) -> None:
         """Keep a dead letter with its reason; ``message`` must already be redacted."""
         with self.db.write() as tx:
-            tx.all("upsert_dead_letter", message_id=message_id, actor=actor, queue=queue,
-                   reason=reason, error_class=error_class, message=message, now_ms=now_ms())
+            tx.all(
+                "upsert_dead_letter",
+                message_id=message_id,
+                actor=actor,
+                queue=queue,
+                reason=reason,
+                error_class=error_class,
+                message=message,
+                now_ms=now_ms(),
+            )
 
     def dead_letters(self) -> list[Row]:
         with self.db.read() as tx:
@@ -279,13 +345,28 @@ class Ledger:
     # -- helpers ----------------------------------------------------------------------------
 
     def _insert_entry(
-        self, tx: Tx, *, key: str, account_id: str, kind: str, amount: int,
-        generation_id: str | None, reason: str, failure_known_at_ms: int | None,
+        self,
+        tx: Tx,
+        *,
+        key: str,
+        account_id: str,
+        kind: str,
+        amount: int,
+        generation_id: str | None,
+        reason: str,
+        failure_known_at_ms: int | None,
     ) -> bool:
         row = tx.one(
-            "insert_entry", idempotency_key=key, account_id=account_id, kind=kind, amount=amount,
-            generation_id=generation_id, reason=reason, policy_version=self.policy_version,
-            now_ms=now_ms(), failure_known_at_ms=failure_known_at_ms,
+            "insert_entry",
+            idempotency_key=key,
+            account_id=account_id,
+            kind=kind,
+            amount=amount,
+            generation_id=generation_id,
+            reason=reason,
+            policy_version=self.policy_version,
+            now_ms=now_ms(),
+            failure_known_at_ms=failure_known_at_ms,
         )
         return row is not None
 
@@ -298,8 +379,9 @@ class Ledger:
                 )
 
     def _credit(self, tx: Tx, account_id: str, amount: int) -> int:
-        row = _required(tx.one("upsert_account_credit", account_id=account_id, amount=amount,
-                               now_ms=now_ms()))
+        row = _required(
+            tx.one("upsert_account_credit", account_id=account_id, amount=amount, now_ms=now_ms())
+        )
         return int(row["balance"])
 
     def _balance(self, tx: Tx, account_id: str) -> int:

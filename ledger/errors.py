@@ -42,7 +42,9 @@ class RefundryError(Exception):
 
     def __init__(self, message: str | None = None, **fields: Any) -> None:
         self.fields: dict[str, Any] = fields
-        text = message or (self.__doc__ or self.__class__.__name__).strip().splitlines()[0].rstrip(".")
+        text = message or (self.__doc__ or self.__class__.__name__).strip().splitlines()[0].rstrip(
+            "."
+        )
         if fields:
             text = f"{text} ({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
         super().__init__(text)

@@ -41,8 +41,6 @@ def migrate(db: Database) -> list[str]:
             if version in done:
                 continue
             tx.script(sql)
-            tx.all(
-                "record_migration", version=version, name=name, now_ms=int(time.time() * 1000)
-            )
+            tx.all("record_migration", version=version, name=name, now_ms=int(time.time() * 1000))
             applied_now.append(name)
     return applied_now

@@ -23,4 +23,6 @@ class Outcome(StrEnum):
 
 
 TERMINAL = frozenset(o for o in Outcome if o is not Outcome.PENDING)
-REFUNDABLE = frozenset({Outcome.FAILED, Outcome.EMPTY_SUCCESS, Outcome.MODERATED, Outcome.CANCELLED})
+REFUNDABLE = frozenset(
+    {Outcome.FAILED, Outcome.EMPTY_SUCCESS, Outcome.MODERATED, Outcome.CANCELLED}
+)

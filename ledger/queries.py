@@ -21,7 +21,9 @@ def _all_queries() -> dict[str, str]:
     text = (resources.files("ledger") / "sql" / "queries.sql").read_text(encoding="utf-8")
     parts = _HEADER.split(text)
     # parts = [preamble, name1, body1, name2, body2, ...]
-    return {name: body.strip().rstrip(";") for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+    return {
+        name: body.strip().rstrip(";") for name, body in zip(parts[1::2], parts[2::2], strict=True)
+    }
 
 
 def query(name: str) -> str:
@@ -41,5 +43,7 @@ def migrations(dialect: str) -> list[tuple[int, str, str]]:
     for item in folder.iterdir():
         if item.name.endswith(".sql"):
             version = int(item.name.split("_", 1)[0])
-            found.append((version, item.name.removesuffix(".sql"), item.read_text(encoding="utf-8")))
+            found.append(
+                (version, item.name.removesuffix(".sql"), item.read_text(encoding="utf-8"))
+            )
     return sorted(found)

@@ -26,8 +26,13 @@ log = logging.getLogger(__name__)
 
 RESULTS_QUEUE = "results"
 #: Errors no retry can fix: dead-lettered on the first attempt.
-PERMANENT = (Unclassifiable, AmountMismatch, IdempotencyConflict, InsufficientCredits,
-             ConfigurationError)
+PERMANENT = (
+    Unclassifiable,
+    AmountMismatch,
+    IdempotencyConflict,
+    InsufficientCredits,
+    ConfigurationError,
+)
 
 _settings = runtime.settings()
 broker = build_broker(_settings)
@@ -48,7 +53,8 @@ def process_result(
     reported_at_ms: int | None = None,
 ) -> None:
     """A provider result: classify it, refund the generation if its outcome says so."""
-    message_id = dramatiq.middleware.CurrentMessage.get_current_message().message_id
+    current = dramatiq.middleware.CurrentMessage.get_current_message()
+    message_id = current.message_id if current else None
 
     def run() -> None:
         applied = apply_result(
@@ -61,8 +67,11 @@ def process_result(
             policy=runtime.policy(),
             message_id=message_id,
         )
-        log.info("generation %s: %s → %s", applied.generation_id,
-                 applied.classification.outcome.value, applied.settlement.value)
+        log.info(
+            "generation %s: %s → %s",
+            applied.generation_id,
+            applied.classification.outcome.value,
+            applied.settlement.value,
+        )
 
     dead_letter_on_final_failure(run, max_retries=_settings.max_retries)
-

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 
 import dramatiq
+import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -22,7 +23,7 @@ from dramatiq.middleware import (
 from workers.embedded_redis import EmbeddedRedis
 from workers.settings import Settings
 
-__all__ = ["NAMESPACE", "build_broker", "resolve_redis_url"]
+__all__ = ["NAMESPACE", "build_broker", "queue_idle", "resolve_redis_url"]
 
 NAMESPACE = "refundry"
 
@@ -58,8 +59,19 @@ def build_broker(settings: Settings) -> RedisBroker:
         ),
         CurrentMessage(),
     ]
-    broker = RedisBroker(
+    broker = RedisBroker(  # type: ignore[no-untyped-call]
         url=resolve_redis_url(settings), namespace=NAMESPACE, middleware=middleware
     )
     dramatiq.set_broker(broker)
     return broker
+
+
+def queue_idle(client: redis.Redis, queue: str) -> bool:
+    """True when ``queue`` holds no message: none waiting, delayed, or fetched unacked."""
+    depth = int(client.llen(f"{NAMESPACE}:{queue}")) + int(client.llen(f"{NAMESPACE}:{queue}.DQ"))
+    unacked = 0
+    for key in client.scan_iter(f"{NAMESPACE}:__acks__.*"):
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        if name.endswith((f".{queue}", f".{queue}.DQ")):
+            unacked += int(client.scard(key))
+    return depth + unacked == 0

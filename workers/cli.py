@@ -35,8 +35,16 @@ def worker(processes: int, threads: int) -> None:
     runtime.ledger()  # apply migrations once, before the workers start
     env = os.environ | {"REDIS_URL": resolve_redis_url(settings)}
     child = subprocess.Popen(
-        [sys.executable, "-m", "dramatiq", "workers.actors", "--processes", str(processes),
-         "--threads", str(threads)],
+        [
+            sys.executable,
+            "-m",
+            "dramatiq",
+            "workers.actors",
+            "--processes",
+            str(processes),
+            "--threads",
+            str(threads),
+        ],
         env=env,
     )
 

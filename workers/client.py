@@ -42,8 +42,12 @@ def charge(
     """
     get_adapter(provider)
     return runtime.ledger().charge(
-        generation_id=generation_id, account_id=account_id, provider=provider,
-        operation=operation, credits=credits, provider_job_id=provider_job_id,
+        generation_id=generation_id,
+        account_id=account_id,
+        provider=provider,
+        operation=operation,
+        credits=credits,
+        provider_job_id=provider_job_id,
     )
 
 
@@ -62,8 +66,9 @@ def report_result(
     """
     get_adapter(provider)
     if not isinstance(payload, Mapping):
-        raise Unclassifiable("payload must be a JSON object", provider=provider,
-                             type=type(payload).__name__)
+        raise Unclassifiable(
+            "payload must be a JSON object", provider=provider, type=type(payload).__name__
+        )
     try:
         body = json.loads(json.dumps(payload))
     except (TypeError, ValueError) as exc:
@@ -71,7 +76,10 @@ def report_result(
     from workers.actors import process_result  # the broker is built on first use
 
     message = process_result.send(
-        provider=provider, payload=body, generation_id=generation_id, operation=operation,
+        provider=provider,
+        payload=body,
+        generation_id=generation_id,
+        operation=operation,
         reported_at_ms=now_ms(),
     )
     return str(message.message_id)

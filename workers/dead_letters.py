@@ -44,12 +44,16 @@ def dead_letter_on_final_failure(run: Callable[[], T], *, max_retries: int) -> T
         if permanent or retries >= max_retries:
             body = json.dumps(
                 {"args": redact(list(message.args)), "kwargs": redact(dict(message.kwargs))},
-                sort_keys=True, default=str,
+                sort_keys=True,
+                default=str,
             )
             runtime.ledger().record_dead_letter(
-                message_id=message.message_id, actor=message.actor_name,
-                queue=message.queue_name, reason=reason_of(exc),
-                error_class=exc.__class__.__name__, message=body,
+                message_id=message.message_id,
+                actor=message.actor_name,
+                queue=message.queue_name,
+                reason=reason_of(exc),
+                error_class=exc.__class__.__name__,
+                message=body,
             )
             log.error("dead-lettered %s: %s", message.message_id, reason_of(exc))
         raise

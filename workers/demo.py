@@ -23,13 +23,20 @@ import redis
 
 from ledger import Outcome, audit, now_ms
 from workers import client, runtime
-from workers.broker import NAMESPACE, resolve_redis_url
+from workers.broker import queue_idle, resolve_redis_url
+from workers.actors import RESULTS_QUEUE
 from workers.demo_payloads import DEMO_OUTCOMES, demo_payload
 
 __all__ = ["run_demo"]
 
-_WEIGHTS = {"succeeded": 55, "failed": 15, "moderated": 10, "empty_success": 10, "cancelled": 6,
-            "unclassifiable": 2}
+_WEIGHTS = {
+    "succeeded": 55,
+    "failed": 15,
+    "moderated": 10,
+    "empty_success": 10,
+    "cancelled": 6,
+    "unclassifiable": 2,
+}
 
 
 @dataclass
@@ -50,10 +57,19 @@ def _plan(run: str, count: int, rng: random.Random) -> _Plan:
         plan.generations.append((gen_id, provider, job, truth))
         by_id = rng.random() < 0.5  # half found through the provider job id
 
-        def event(outcome: str, gen_id: str = gen_id, provider: str = provider,
-                  job: str = job, by_id: bool = by_id) -> dict[str, Any]:
-            return {"provider": provider, "payload": demo_payload(provider, job, outcome),
-                    "generation_id": gen_id if by_id else None, "outcome": outcome}
+        def event(
+            outcome: str,
+            gen_id: str = gen_id,
+            provider: str = provider,
+            job: str = job,
+            by_id: bool = by_id,
+        ) -> dict[str, Any]:
+            return {
+                "provider": provider,
+                "payload": demo_payload(provider, job, outcome),
+                "generation_id": gen_id if by_id else None,
+                "outcome": outcome,
+            }
 
         if rng.random() < 0.4:
             plan.events.append(event("pending"))
@@ -67,12 +83,6 @@ def _plan(run: str, count: int, rng: random.Random) -> _Plan:
     plan.expect_dead_letters = sum(1 for e in plan.events if e["outcome"] == "unclassifiable")
     rng.shuffle(plan.events)
     return plan
-
-
-def _queue_idle(r: redis.Redis) -> bool:
-    depth = r.llen(f"{NAMESPACE}:results") + r.llen(f"{NAMESPACE}:results.DQ")
-    unacked = sum(r.scard(k) for k in r.scan_iter(f"{NAMESPACE}:__acks__.*"))
-    return int(depth) + int(unacked) == 0
 
 
 def _percentile(values: list[int], q: float) -> int | None:
@@ -89,7 +99,8 @@ def run_demo(generations: int, processes: int, threads: int, timeout_s: float, s
     env = os.environ | {"REDIS_URL": redis_url, "DATABASE_URL": settings.database_url}
     worker = subprocess.Popen(
         [sys.executable, "-m", "workers.cli", "worker", "-p", str(processes), "-t", str(threads)],
-        env=env, stdin=subprocess.DEVNULL,
+        env=env,
+        stdin=subprocess.DEVNULL,
     )
     try:
         return _drive(ledger, redis_url, generations, timeout_s, seed)
@@ -109,16 +120,24 @@ def _drive(ledger: Any, redis_url: str, count: int, timeout_s: float, seed: int)
     started_ms = now_ms()
     dead_before = len(ledger.dead_letters())
     account = f"demo-{run}"
-    client.grant(account_id=account, credits=100 * count, idempotency_key=f"demo-{run}",
-                 reason="demo top-up")
+    client.grant(
+        account_id=account, credits=100 * count, idempotency_key=f"demo-{run}", reason="demo top-up"
+    )
     with click.progressbar(plan.generations, label="charging", file=sys.stderr) as bar:
         for gen_id, provider, job, _ in bar:
-            client.charge(generation_id=gen_id, account_id=account, provider=provider,
-                          operation="video", credits=rng.randint(1, 100), provider_job_id=job)
+            client.charge(
+                generation_id=gen_id,
+                account_id=account,
+                provider=provider,
+                operation="video",
+                credits=rng.randint(1, 100),
+                provider_job_id=job,
+            )
     with click.progressbar(plan.events, label="reporting", file=sys.stderr) as bar:
         for e in bar:
-            client.report_result(provider=e["provider"], payload=e["payload"],
-                                 generation_id=e["generation_id"])
+            client.report_result(
+                provider=e["provider"], payload=e["payload"], generation_id=e["generation_id"]
+            )
     r = redis.Redis.from_url(redis_url)
     deadline = time.monotonic() + timeout_s
     settled: set[str] = set()
@@ -130,7 +149,7 @@ def _drive(ledger: Any, redis_url: str, count: int, timeout_s: float, seed: int)
             settled |= newly
             bar.update(len(newly))
             dead = len(ledger.dead_letters()) - dead_before
-            if not pending and dead >= plan.expect_dead_letters and _queue_idle(r):
+            if not pending and dead >= plan.expect_dead_letters and queue_idle(r, RESULTS_QUEUE):
                 break
             if time.monotonic() > deadline:
                 click.echo(f"timed out: {len(pending)} generations unsettled", err=True)
@@ -149,13 +168,17 @@ def _drive(ledger: Any, redis_url: str, count: int, timeout_s: float, seed: int)
         click.echo(str(v), err=True)
     latencies = ledger.refund_latencies_ms(since_ms=started_ms)
     ok = not violations and not pending
-    click.echo(json.dumps({
-        "events": len(plan.events),
-        "refunded": refunded,
-        "kept": kept,
-        "dead_lettered": len(ledger.dead_letters()) - dead_before,
-        "ledger_check": "ok" if ok else "violations" if violations else "unsettled",
-        "p50_refund_ms": _percentile(latencies, 0.50),
-        "p99_refund_ms": _percentile(latencies, 0.99),
-    }))
+    click.echo(
+        json.dumps(
+            {
+                "events": len(plan.events),
+                "refunded": refunded,
+                "kept": kept,
+                "dead_lettered": len(ledger.dead_letters()) - dead_before,
+                "ledger_check": "ok" if ok else "violations" if violations else "unsettled",
+                "p50_refund_ms": _percentile(latencies, 0.50),
+                "p99_refund_ms": _percentile(latencies, 0.99),
+            }
+        )
+    )
     return 0 if ok else 1

@@ -74,7 +74,7 @@ class EmbeddedRedis:
         with open(self.dir / "start.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one starter at a time per checkout
             if self.state_file.exists():
-                url = json.loads(self.state_file.read_text())["url"]
+                url = str(json.loads(self.state_file.read_text())["url"])
                 if _alive(url):
                     self.url = url
                     return url
@@ -86,11 +86,27 @@ class EmbeddedRedis:
         log = open(self.dir / "redis.log", "ab")  # noqa: SIM115 - owned by the child
         self._process = subprocess.Popen(
             [
-                redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
-                "--dir", str(self.dir), "--appendonly", "yes", "--appendfsync", "everysec",
-                "--save", "", "--daemonize", "no", "--protected-mode", "yes",
+                redis_server_binary(),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "yes",
             ],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,  # a terminal's Ctrl-C reaches us, we shut it down cleanly
         )
         log.close()
@@ -99,8 +115,9 @@ class EmbeddedRedis:
         while not _alive(url):
             if self._process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise ConfigurationError("embedded redis-server did not start",
-                                         log=str(self.dir / "redis.log"))
+                raise ConfigurationError(
+                    "embedded redis-server did not start", log=str(self.dir / "redis.log")
+                )
             time.sleep(0.05)  # polling a bounded condition
         self.url = url
         self.state_file.write_text(json.dumps({"url": url, "pid": self._process.pid}))

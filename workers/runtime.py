@@ -12,7 +12,7 @@ from handlers.generation import RefundPolicy
 from ledger import Ledger, open_ledger
 from workers.settings import Settings
 
-__all__ = ["ledger", "policy", "settings"]
+__all__ = ["ledger", "policy", "reset", "settings"]
 
 _lock = threading.Lock()
 
@@ -39,3 +39,13 @@ def ledger() -> Ledger:
 
 def policy() -> RefundPolicy:
     return RefundPolicy(refund_cancelled=settings().refund_cancelled)
+
+
+def reset() -> None:
+    """Forget the cached settings and ledger (the environment changed, e.g. in tests)."""
+    global _ledger
+    with _lock:
+        if _ledger is not None:
+            _ledger.db.close()
+        _ledger = None
+        settings.cache_clear()

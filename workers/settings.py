@@ -2,7 +2,7 @@
 
 | variable | default | meaning |
 | --- | --- | --- |
-| ``DATABASE_URL`` | ``sqlite:///.refundry/ledger.sqlite3`` | ledger database (``postgresql://…`` in production) |
+| ``DATABASE_URL`` | SQLite file ``ledger.sqlite3`` in the home | ``postgresql://…`` in production |
 | ``REFUNDRY_PG_SCHEMA`` | ``refundry`` | PostgreSQL schema that holds the ledger's tables |
 | ``REDIS_URL`` | unset: embedded ``redis-server`` | dramatiq's broker |
 | ``REFUNDRY_HOME`` | ``.refundry`` | local state: SQLite file, embedded Redis data |

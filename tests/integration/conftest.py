@@ -3,6 +3,10 @@ real server (a fresh database per test)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,3 +30,74 @@ def ledger(ledger_url: str) -> Iterator[Ledger]:
     book = open_ledger(ledger_url, policy_version="test-1")
     yield book
     book.db.close()
+
+
+@pytest.fixture
+def refundry_env(
+    redis_url: str, ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    """Point this process (``workers.client``) and the workers it starts at the test's
+    Redis and ledger, with a retry budget short enough to watch it run out."""
+    from workers import runtime
+
+    env = {
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": ledger_url,
+        "REFUNDRY_HOME": str(tmp_path / "home"),
+        "REFUNDRY_MAX_RETRIES": "2",
+        "REFUNDRY_MIN_BACKOFF_MS": "50",
+        "REFUNDRY_MAX_BACKOFF_MS": "200",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    runtime.reset()
+    yield env
+    runtime.reset()
+
+
+class WorkerProcesses:
+    """``refundry worker`` as a real process group, stopped at the end of the test."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = os.environ | env
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, processes: int = 2, threads: int = 4) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "workers.cli",
+                    "worker",
+                    "-p",
+                    str(processes),
+                    "-t",
+                    str(threads),
+                ],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture
+def workers(refundry_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerProcesses]:
+    pool = WorkerProcesses(refundry_env, tmp_path / "workers.log")
+    yield pool
+    pool.stop()

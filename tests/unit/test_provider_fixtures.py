@@ -19,6 +19,7 @@ from providers.registry import PROVIDER_NAMES, classify
 
 DEFAULT_FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "providers"
 
+
 def _fixture_root() -> Path:
     """``REFUNDRY_FIXTURES`` may name the providers folder or the fixtures folder above it."""
     root = Path(os.environ.get("REFUNDRY_FIXTURES") or DEFAULT_FIXTURES)
