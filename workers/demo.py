@@ -23,8 +23,8 @@ import redis
 
 from ledger import Outcome, audit, now_ms
 from workers import client, runtime
-from workers.broker import queue_idle, resolve_redis_url
 from workers.actors import RESULTS_QUEUE
+from workers.broker import queue_idle, resolve_redis_url
 from workers.demo_payloads import DEMO_OUTCOMES, demo_payload
 
 __all__ = ["run_demo"]
