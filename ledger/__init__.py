@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from ledger.audit import Violation, audit
 from ledger.backends import Database, open_database
-from ledger.book import Generation, Ledger, Settlement, now_ms
+from ledger.book import Generation, Ledger, Settlement
+from ledger.clock import now_ms
+from ledger.inbox import Inbox, InboxItem
 from ledger.migrations import migrate
 from ledger.outcomes import REFUNDABLE, TERMINAL, Outcome
 
@@ -13,6 +15,8 @@ __all__ = [
     "TERMINAL",
     "Database",
     "Generation",
+    "Inbox",
+    "InboxItem",
     "Ledger",
     "Outcome",
     "Settlement",

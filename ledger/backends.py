@@ -57,10 +57,6 @@ class Database(Protocol):
         """A consistent read."""
         ...
 
-    def lock_generation(self, tx: Tx, generation_id: str) -> Row | None:
-        """Read a generation row, locked against concurrent settlement until commit."""
-        ...
-
     def close(self) -> None:
         """Release connections."""
         ...
@@ -71,7 +67,7 @@ class _SqliteTx:
         self._conn = conn
 
     def all(self, name: str, /, **params: Any) -> list[Row]:
-        cur = self._conn.execute(query(name), params)
+        cur = self._conn.execute(query(name, "sqlite"), params)
         return [dict(row) for row in cur.fetchall()]
 
     def one(self, name: str, /, **params: Any) -> Row | None:
@@ -135,10 +131,6 @@ class SqliteDatabase:
         finally:
             conn.execute("COMMIT")
 
-    def lock_generation(self, tx: Tx, generation_id: str) -> Row | None:
-        # BEGIN IMMEDIATE already holds the database's single write lock.
-        return tx.one("generation_by_id", generation_id=generation_id)
-
     def close(self) -> None:
         with self._lock:
             for conn in self._all:
@@ -164,7 +156,7 @@ class _PostgresTx:
         self._conn = conn
 
     def all(self, name: str, /, **params: Any) -> list[Row]:
-        return self._sql(to_pyformat(query(name)), params)
+        return self._sql(to_pyformat(query(name, "postgresql")), params)
 
     def one(self, name: str, /, **params: Any) -> Row | None:
         rows = self.all(name, **params)
@@ -211,12 +203,6 @@ class PostgresDatabase:
     def read(self) -> Iterator[Tx]:
         with self._pool.connection() as conn, conn.transaction():
             yield _PostgresTx(conn)
-
-    def lock_generation(self, tx: Tx, generation_id: str) -> Row | None:
-        assert isinstance(tx, _PostgresTx)
-        sql = to_pyformat(query("generation_by_id")) + " FOR UPDATE"
-        rows = tx.raw(sql, {"generation_id": generation_id})
-        return rows[0] if rows else None
 
     def close(self) -> None:
         self._pool.close()

@@ -7,12 +7,12 @@ in application code. A key replayed with other inputs raises ``IdempotencyConfli
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from ledger.backends import Database, Row, Tx
+from ledger.clock import now_ms
 from ledger.errors import (
     AmountMismatch,
     ChargeNotFound,
@@ -20,13 +20,10 @@ from ledger.errors import (
     InsufficientCredits,
     LedgerError,
 )
+from ledger.inbox import Inbox, settle_in
 from ledger.outcomes import TERMINAL, Outcome
 
 __all__ = ["Generation", "Ledger", "Settlement", "now_ms"]
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +78,7 @@ class Ledger:
     def __init__(self, db: Database, *, policy_version: str) -> None:
         self.db = db
         self.policy_version = policy_version
+        self.inbox = Inbox(db)
 
     # -- grants -----------------------------------------------------------------------------
 
@@ -186,24 +184,30 @@ class Ledger:
         refund: bool,
         failure_known_at_ms: int,
         message_id: str | None = None,
+        inbox_id: str | None = None,
     ) -> Settlement:
         """Record a classified outcome; the first terminal one wins, atomically.
 
         ``refund`` is the handler's policy decision for this outcome. A later contradicting
-        outcome is recorded as a conflict and never applied.
+        outcome is recorded as a conflict and never applied. ``inbox_id`` is marked processed
+        in the same transaction.
         """
         if outcome not in TERMINAL:
+            if inbox_id is not None:
+                self.inbox.mark_processed(inbox_id)
             return Settlement.PENDING
         if refund and outcome is Outcome.SUCCEEDED:
             raise LedgerError(
                 "a succeeded generation is never refunded", generation_id=generation_id
             )
         with self.db.write() as tx:
-            row = self.db.lock_generation(tx, generation_id)
+            row = tx.one("lock_generation", generation_id=generation_id)
             if row is None:
                 raise ChargeNotFound(generation_id=generation_id)
             gen = Generation.from_row(row)
             ts = now_ms()
+            if inbox_id is not None:
+                settle_in(tx, inbox_id, state="processed")
             if gen.outcome is not None:
                 if gen.outcome is outcome:
                     return Settlement.DUPLICATE
@@ -252,7 +256,7 @@ class Ledger:
         Exactly the charged amount, at most once: returns False when already refunded.
         """
         with self.db.write() as tx:
-            row = self.db.lock_generation(tx, generation_id)
+            row = tx.one("lock_generation", generation_id=generation_id)
             if row is None:
                 raise ChargeNotFound(generation_id=generation_id)
             gen = Generation.from_row(row)
@@ -324,8 +328,14 @@ class Ledger:
         reason: str,
         error_class: str,
         message: str,
+        inbox_id: str | None = None,
+        permanent: bool = False,
     ) -> None:
-        """Keep a dead letter with its reason; ``message`` must already be redacted."""
+        """Keep a dead letter with its reason; ``message`` must already be redacted.
+
+        A permanent failure also closes its inbox row (``dead``): no sweep can fix it. A
+        transient one leaves the row pending, so the inbox sweep still applies it later.
+        """
         with self.db.write() as tx:
             tx.all(
                 "upsert_dead_letter",
@@ -337,6 +347,8 @@ class Ledger:
                 message=message,
                 now_ms=now_ms(),
             )
+            if inbox_id is not None and permanent:
+                settle_in(tx, inbox_id, state="dead", dead_reason=reason)
 
     def dead_letters(self) -> list[Row]:
         with self.db.read() as tx:

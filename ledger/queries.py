@@ -12,7 +12,7 @@ from importlib import resources
 
 __all__ = ["migrations", "query", "to_pyformat"]
 
-_HEADER = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+_HEADER = re.compile(r"^-- name: ([\w@]+)\s*$", re.MULTILINE)
 _PLACEHOLDER = re.compile(r"(?<![:\w]):(\w+)")
 
 
@@ -26,9 +26,14 @@ def _all_queries() -> dict[str, str]:
     }
 
 
-def query(name: str) -> str:
-    """The SQL text of the named query (``:name`` placeholders)."""
-    return _all_queries()[name]
+def query(name: str, dialect: str = "") -> str:
+    """The SQL text of the named query (``:name`` placeholders).
+
+    A query written ``-- name: x@postgresql`` replaces ``x`` on that dialect only (row-locking
+    clauses SQLite does not have; there, ``BEGIN IMMEDIATE`` already serializes writers).
+    """
+    queries = _all_queries()
+    return queries.get(f"{name}@{dialect}") or queries[name]
 
 
 def to_pyformat(sql: str) -> str:

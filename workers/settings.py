@@ -13,7 +13,7 @@
 | ``REFUNDRY_MAX_BACKOFF_MS`` | ``300000`` | cap of one retry delay |
 
 The default retry budget (8 retries from 1 s doubling, each at most 5 min) dead-letters a
-message that keeps failing after at most about 17 minutes: well inside the one-hour SLA.
+message that keeps failing after at most about 9 minutes of backoff: well inside the one-hour SLA.
 """
 
 from __future__ import annotations

@@ -109,3 +109,39 @@ INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (:version, :
 -- name: ensure_account
 INSERT INTO accounts (account_id, balance, updated_at_ms) VALUES (:account_id, 0, :now_ms)
 ON CONFLICT (account_id) DO NOTHING;
+
+-- name: insert_inbox
+INSERT INTO inbox (id, kind, provider, generation_id, operation, payload, received_at_ms,
+                   enqueued_at_ms)
+VALUES (:id, :kind, :provider, :generation_id, :operation, :payload, :now_ms, :now_ms)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: inbox_by_id
+SELECT * FROM inbox WHERE id = :id;
+
+-- name: settle_inbox
+UPDATE inbox SET state = :state, settled_at_ms = :now_ms, dead_reason = :dead_reason
+WHERE id = :id AND state = 'pending';
+
+-- name: claim_stale_inbox
+UPDATE inbox SET enqueued_at_ms = :now_ms, enqueue_count = enqueue_count + 1
+WHERE id IN (
+    SELECT id FROM inbox WHERE state = 'pending' AND enqueued_at_ms < :stale_before_ms
+    ORDER BY enqueued_at_ms LIMIT :limit)
+RETURNING id, kind, enqueue_count, received_at_ms;
+
+-- name: inbox_counts
+SELECT state, count(*) AS n, min(received_at_ms) AS oldest_ms FROM inbox GROUP BY state;
+
+-- name: claim_stale_inbox@postgresql
+UPDATE inbox SET enqueued_at_ms = :now_ms, enqueue_count = enqueue_count + 1
+WHERE id IN (
+    SELECT id FROM inbox WHERE state = 'pending' AND enqueued_at_ms < :stale_before_ms
+    ORDER BY enqueued_at_ms LIMIT :limit FOR UPDATE SKIP LOCKED)
+RETURNING id, kind, enqueue_count, received_at_ms;
+
+-- name: lock_generation
+SELECT * FROM generations WHERE generation_id = :generation_id;
+
+-- name: lock_generation@postgresql
+SELECT * FROM generations WHERE generation_id = :generation_id FOR UPDATE;

@@ -1,0 +1,106 @@
+"""The durable inbox: the record of every event that can move credits.
+
+An event is written here before it is enqueued; its actor marks it processed in the same
+transaction as its effect (``Ledger.settle(inbox_id=…)``). The broker is only the fast path:
+``claim_stale`` hands a sweeper the rows that stayed pending past a grace period, to be
+enqueued again. Applying one twice is harmless: the effects are keyed in the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.backends import Database, Row, Tx
+from ledger.clock import now_ms
+
+__all__ = ["Inbox", "InboxItem"]
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    id: str
+    kind: str
+    provider: str
+    generation_id: str | None
+    operation: str | None
+    payload: dict[str, Any]
+    received_at_ms: int
+    enqueue_count: int
+    state: str
+
+    @classmethod
+    def from_row(cls, row: Row) -> InboxItem:
+        return cls(
+            id=row["id"],
+            kind=row["kind"],
+            provider=row["provider"],
+            generation_id=row["generation_id"],
+            operation=row["operation"],
+            payload=json.loads(row["payload"]),
+            received_at_ms=int(row["received_at_ms"]),
+            enqueue_count=int(row["enqueue_count"]),
+            state=row["state"],
+        )
+
+
+class Inbox:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def record(
+        self,
+        *,
+        id: str,
+        kind: str,
+        provider: str,
+        payload: dict[str, Any],
+        generation_id: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        """Keep the event before it is enqueued (idempotent on ``id``)."""
+        with self.db.write() as tx:
+            tx.all(
+                "insert_inbox",
+                id=id,
+                kind=kind,
+                provider=provider,
+                generation_id=generation_id,
+                operation=operation,
+                payload=json.dumps(payload, sort_keys=True),
+                now_ms=now_ms(),
+            )
+
+    def get(self, id: str) -> InboxItem | None:
+        with self.db.read() as tx:
+            row = tx.one("inbox_by_id", id=id)
+        return InboxItem.from_row(row) if row else None
+
+    def mark_processed(self, id: str) -> None:
+        """For events that change nothing (pending results): processed, on their own."""
+        with self.db.write() as tx:
+            settle_in(tx, id, state="processed")
+
+    def claim_stale(
+        self, *, older_than_ms: int, limit: int = 500, at_ms: int | None = None
+    ) -> list[Row]:
+        """Pending rows last enqueued before ``now - older_than_ms``; each is claimed (its
+        enqueue time moves to now) so that concurrent sweepers do not both take it.
+        ``at_ms`` replaces the clock (tests)."""
+        now = now_ms() if at_ms is None else at_ms
+        with self.db.write() as tx:
+            return tx.all(
+                "claim_stale_inbox", now_ms=now, stale_before_ms=now - older_than_ms, limit=limit
+            )
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``state → {"n": count, "oldest_ms": received time of the oldest}``."""
+        with self.db.read() as tx:
+            rows = tx.all("inbox_counts")
+        return {r["state"]: {"n": int(r["n"]), "oldest_ms": int(r["oldest_ms"])} for r in rows}
+
+
+def settle_in(tx: Tx, id: str, *, state: str, dead_reason: str | None = None) -> None:
+    """Mark an inbox row ``processed`` or ``dead`` inside the caller's transaction."""
+    tx.all("settle_inbox", id=id, state=state, dead_reason=dead_reason, now_ms=now_ms())

@@ -1,0 +1,55 @@
+"""Secrets never leave in clear text; settings refuse what they cannot use."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger.errors import ConfigurationError
+from workers.redaction import MASK, redact
+from workers.settings import Settings
+
+
+def test_secret_named_keys_are_masked_at_any_depth() -> None:
+    body = {
+        "api_key": "sk-1",
+        "nested": [{"Authorization": "Bearer x", "ok": 1}],
+        "webhook_secret": "whsec_abc",
+    }
+    assert redact(body) == {
+        "api_key": MASK,
+        "nested": [{"Authorization": MASK, "ok": 1}],
+        "webhook_secret": MASK,
+    }
+
+
+def test_presigned_url_queries_are_dropped_but_the_path_is_kept() -> None:
+    url = "https://cdn.example/v.mp4?X-Amz-Signature=deadbeef&X-Amz-Credential=AKIA"
+    assert redact({"url": url}) == {"url": f"https://cdn.example/v.mp4?{MASK}"}
+
+
+def test_settings_defaults_run_on_a_fresh_machine() -> None:
+    s = Settings.from_env({})
+    assert s.redis_url is None
+    assert s.database_url.startswith("sqlite:///") and s.database_url.endswith("ledger.sqlite3")
+    assert (s.max_retries, s.min_backoff_ms, s.max_backoff_ms) == (8, 1_000, 300_000)
+
+
+def test_default_retry_budget_dead_letters_well_inside_the_hour() -> None:
+    s = Settings.from_env({})
+    # dramatiq's backoff for retry n is at most min(min_backoff * 2**n * 2, max_backoff).
+    worst_ms = sum(min(s.min_backoff_ms * 2**n * 2, s.max_backoff_ms) for n in range(s.max_retries))
+    assert worst_ms < 30 * 60 * 1000
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("REFUNDRY_MAX_RETRIES", "many"),
+        ("REFUNDRY_MAX_RETRIES", "-1"),
+        ("REFUNDRY_REFUND_CANCELLED", "perhaps"),
+    ],
+)
+def test_unusable_settings_are_refused_by_name(name: str, value: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env({name: value})
+    assert caught.value.fields["variable"] == name
