@@ -11,7 +11,7 @@ from typing import IO, Any
 
 import click
 
-from ledger import audit, migrate
+from ledger import audit, migrate, open_database
 from ledger.errors import RefundryError
 from providers.registry import PROVIDER_NAMES, classify
 from workers import runtime
@@ -86,7 +86,13 @@ def ledger() -> None:
 @ledger.command("migrate")
 def ledger_migrate() -> None:
     """Apply pending schema migrations."""
-    applied = migrate(runtime.ledger().db)
+    settings = runtime.settings()
+    # Not runtime.ledger(): opening the ledger migrates, and this command reports what it did.
+    db = open_database(settings.database_url, pg_schema=settings.pg_schema)
+    try:
+        applied = migrate(db)
+    finally:
+        db.close()
     click.echo("\n".join(applied) if applied else "up to date")
 
 
