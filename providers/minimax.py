@@ -4,6 +4,7 @@ Shape (platform.minimax.io error codes; TokenHub music reference): ``{"data": {"
 "base_resp": {"status_code", "status_msg"}, "trace_id"}``. ``base_resp.status_code`` ≠ 0 is a
 business error whatever the HTTP status; with 0, ``data.status`` 1 is a stream chunk (still
 synthesizing) and 2 is done, when ``data.audio`` must hold a URL or hex-encoded audio.
+There is no job: ``trace_id`` names the HTTP request, so no ``provider_job_id`` is reported.
 
 The sensitive-content codes 1026 (input) and 1027 (output) are the ones seen in practice; any
 ``status_msg`` that speaks of sensitive content is treated the same way.
@@ -22,7 +23,6 @@ from providers.common import (
     Payload,
     as_int,
     done,
-    job_id,
     lookup,
     refuse,
     short,
@@ -51,7 +51,6 @@ SENSITIVE_TEXT: Final = re.compile(r"sensitive", re.IGNORECASE)
 
 
 def _rules(payload: Payload, operation: str | None) -> Classification:
-    job = job_id(payload, "trace_id")
     raw_code = lookup(payload, "base_resp.status_code")
     code = as_int(raw_code)
     if code is None:
@@ -63,18 +62,20 @@ def _rules(payload: Payload, operation: str | None) -> Classification:
         outcome = ERROR_CODES.get(code, Outcome.FAILED)
         if outcome is Outcome.FAILED and SENSITIVE_TEXT.search(message):
             outcome = Outcome.MODERATED
-        return Classification(outcome, f"base_resp.status_code={code} ({short(message, 40)})", job)
+        return Classification(outcome, f"base_resp.status_code={code} ({short(message, 40)})")
     raw_status = lookup(payload, "data.status")
     if raw_status is None:
         raise refuse("missing status", NAME, field="data.status")
     status = as_int(raw_status)
+    if status is None:
+        raise refuse("unknown status", NAME, field="data.status", value=short(raw_status))
     outcome = status_in(STATUS, status, NAME, "data.status")
     decided = f"base_resp.status_code=0, data.status={status}"
     if outcome is Outcome.SUCCEEDED:
         audio = lookup(payload, "data.audio")
         found = url_of(audio) or ("hex audio" if is_hex_audio(audio) else None)
-        return done(decided, found, "data.audio", job)
-    return Classification(outcome, decided, job)
+        return done(decided, found, "data.audio", None)
+    return Classification(outcome, decided)
 
 
 ADAPTER: Final = Adapter(NAME, _rules)

@@ -26,7 +26,6 @@ from providers.common import (
     Payload,
     job_id,
     mapping,
-    refuse,
     require_status,
     short,
     status_in,

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from ledger.errors import UnknownProvider
-from providers import fal, kling
+from providers import elevenlabs, fal, kling, minimax, openai, replicate, suno
 from providers.base import Classification, ProviderAdapter
 
 __all__ = ["ADAPTERS", "PROVIDER_NAMES", "classify", "get_adapter"]
@@ -18,6 +18,11 @@ __all__ = ["ADAPTERS", "PROVIDER_NAMES", "classify", "get_adapter"]
 _ALL: Final[tuple[ProviderAdapter, ...]] = (
     fal.ADAPTER,
     kling.ADAPTER,
+    openai.ADAPTER,
+    suno.ADAPTER,
+    minimax.ADAPTER,
+    elevenlabs.ADAPTER,
+    replicate.ADAPTER,
 )
 
 ADAPTERS: Final[Mapping[str, ProviderAdapter]] = {adapter.name: adapter for adapter in _ALL}

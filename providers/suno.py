@@ -141,33 +141,38 @@ OUTPUTS: Final[dict[str, tuple[str, Callable[[Payload], str | None]]]] = {
 """Each operation's output; another operation (or none) accepts any of them."""
 
 
+STATUS_FIELDS: Final[tuple[tuple[str, dict[str, Outcome], str, str], ...]] = (
+    ("data.callbackType", CALLBACK_TYPES, "code", "msg"),
+    ("data.status", RECORD_STATUS, "data.errorCode", "data.errorMessage"),
+    ("data.successFlag", RECORD_STATUS, "data.errorCode", "data.errorMessage"),
+    ("data.state", MIDI_STATE, "code", "msg"),
+)
+"""Where a body keeps its task status, and the code and message that explain an error."""
+
+
 def _rules(payload: Payload, operation: str | None) -> Classification:
     job = job_id(
         payload, "data.taskId", "data.task_id", "task_id", "taskId", "data.response.taskId"
     )
     data = mapping(payload.get("data")) or {}
-    message = text(payload.get("msg"))
-    if "callbackType" in data:
-        field, table = "data.callbackType", CALLBACK_TYPES
-    elif "status" in data:
-        field, table, message = "data.status", RECORD_STATUS, text(data.get("errorMessage"))
-    elif "successFlag" in data:
-        field, table, message = "data.successFlag", RECORD_STATUS, text(data.get("errorMessage"))
-    elif "state" in data:
-        field, table = "data.state", MIDI_STATE
-    else:
-        return _by_code(payload, operation, message, job)
+    where = next((e for e in STATUS_FIELDS if e[0].removeprefix("data.") in data), None)
+    if where is None:
+        return _by_code(payload, operation, text(payload.get("msg")), job)
+    field, table, code_path, message_path = where
     status = require_status(payload, field, NAME)
     decided = f"{field}={status!r}"
     outcome = status_in(table, status, NAME, field)
     if outcome is Outcome.FAILED:
-        return _error(f"{decided}, code={short(payload.get('code'))}", message, job)
+        code = f"{code_path}={short(lookup(payload, code_path))}"
+        return _error(f"{decided}, {code}", text(lookup(payload, message_path)), job)
     if outcome is Outcome.SUCCEEDED:
         return _output(payload, operation, decided, job)
     return Classification(outcome, decided, job)
 
 
-def _by_code(payload: Payload, operation: str | None, message: str, job: str | None) -> Classification:
+def _by_code(
+    payload: Payload, operation: str | None, message: str, job: str | None
+) -> Classification:
     """WAV, stem and MIDI-error callbacks and API errors: the ``code`` is the status."""
     if payload.get("code") is None:
         raise refuse("missing status", NAME, field="code")

@@ -1,0 +1,97 @@
+"""Replicate predictions and trainings: polls, webhooks and create-time errors.
+
+Shape (replicate.com/docs/topics/predictions/lifecycle, …/webhooks/receive-webhook): ``id``,
+``status`` starting | processing | succeeded | failed | canceled | aborted, ``output`` (any
+JSON, null until done), ``error`` (a plain string, no code). ``aborted`` (deadline passed before
+the prediction started) is a cancellation like ``canceled``. Webhooks send the same object for
+``start``, ``output`` and ``logs`` events, so a ``processing`` body may already hold partial
+output and is still pending. Moderation is only visible in the error text ("flagged as
+sensitive … (E005)", "NSFW content detected").
+
+API errors are RFC 7807 bodies whose ``status`` is the HTTP code (an integer), or a bare
+``{"detail": "Request was throttled…"}``; a throttled create has no prediction yet.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from ledger.outcomes import Outcome
+from providers.artifacts import first_artifact, first_url, nonempty_text
+from providers.base import Classification
+from providers.common import (
+    Adapter,
+    Payload,
+    as_int,
+    done,
+    job_id,
+    refuse,
+    require_status,
+    short,
+    status_in,
+    text,
+)
+
+__all__ = ["ADAPTER", "NAME"]
+
+NAME: Final = "replicate"
+
+STATUS: Final[dict[str, Outcome]] = {
+    "starting": Outcome.PENDING,
+    "processing": Outcome.PENDING,  # even with partial output
+    "succeeded": Outcome.SUCCEEDED,  # only with a usable output
+    "failed": Outcome.FAILED,  # moderated when the error text says so
+    "canceled": Outcome.CANCELLED,
+    "aborted": Outcome.CANCELLED,
+}
+
+MODERATION_TEXT: Final = re.compile(
+    r"\bE005\b|flagged as sensitive|nsfw|content polic|safety (?:checker|filter)", re.IGNORECASE
+)
+THROTTLE_TEXT: Final = re.compile(r"throttled|rate limit", re.IGNORECASE)
+
+
+def _rules(payload: Payload, operation: str | None) -> Classification:
+    if not isinstance(payload.get("status"), str) and ("detail" in payload or "title" in payload):
+        return _api_error(payload)
+    job = job_id(payload, "id")
+    status = require_status(payload, "status", NAME)
+    outcome = status_in(STATUS, status, NAME, "status")
+    decided = f"status={status!r}"
+    if outcome is Outcome.SUCCEEDED:
+        return done(decided, _output(payload.get("output"), operation), "output", job)
+    if outcome is Outcome.FAILED:
+        return _failed(decided, text(payload.get("error")), job)
+    return Classification(outcome, decided, job)
+
+
+def _output(output: object, operation: str | None) -> str | None:
+    """A URL (or a list of them, or an object holding one); a training may give a version."""
+    found = first_artifact(output)
+    if found is None and isinstance(output, dict):
+        found = first_url(output.values())
+        if found is None and operation == "training" and nonempty_text(output.get("version")):
+            found = output["version"]
+    return found
+
+
+def _failed(decided: str, error: str, job: str | None) -> Classification:
+    moderated = MODERATION_TEXT.search(error) is not None
+    outcome = Outcome.MODERATED if moderated else Outcome.FAILED
+    return Classification(outcome, f"{decided}, error={short(error or None, 50)}", job)
+
+
+def _api_error(payload: Payload) -> Classification:
+    """An HTTP error body: no prediction exists (or none was returned)."""
+    detail = payload.get("detail")
+    code = as_int(payload.get("status"))
+    message = text(detail) or text(payload.get("title"))
+    if not message and code is None:
+        raise refuse("missing status", NAME, field="status")
+    if code == 429 or THROTTLE_TEXT.search(message):
+        return Classification(Outcome.PENDING, f"detail={short(message, 50)}: retry the create")
+    return _failed(f"HTTP status={code}", message, None)
+
+
+ADAPTER: Final = Adapter(NAME, _rules)
