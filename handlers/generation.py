@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from handlers.thin_events import JobFetcher, resolve
 from ledger import Generation, Ledger, Outcome, Settlement
 from ledger.errors import ChargeNotFound, Unclassifiable
 from providers.base import Classification
-from providers.registry import classify
 
 __all__ = ["RefundPolicy", "ResultApplied", "apply_result"]
 
@@ -51,17 +51,21 @@ def apply_result(
     failure_known_at_ms: int,
     policy: RefundPolicy,
     message_id: str | None = None,
+    fetch_job: JobFetcher | None = None,
 ) -> ResultApplied:
     """Classify one provider result and settle its generation.
 
-    Raises ``Unclassifiable`` (never guessed at) and ``ChargeNotFound`` (retried: the charge
-    may not be recorded yet, then dead-lettered after the grace period).
+    A thin webhook event (only a job id) is resolved through ``fetch_job`` into the job it
+    names first (``handlers.thin_events``). Raises ``Unclassifiable`` (never guessed at) and
+    ``ChargeNotFound`` (retried: the charge may not be recorded yet, then dead-lettered after
+    the grace period).
     """
-    classification = classify(provider, payload, operation)
+    resolved = resolve(provider, payload, fetch_job)
+    classification = resolved.classify(operation)
     generation = _find_generation(ledger, provider, generation_id, classification)
     if operation is None and generation.operation:
         # The operation recorded at charge time decides what "the output" is.
-        classification = classify(provider, payload, generation.operation)
+        classification = resolved.classify(generation.operation)
     outcome = classification.outcome
     settlement = ledger.settle(
         generation_id=generation.generation_id,

@@ -16,6 +16,7 @@ from ledger.errors import (
     InsufficientCredits,
     Unclassifiable,
 )
+from providers.openai_api import JobGone, ProviderAuthFailed, ProviderRequestRejected
 from workers import runtime
 from workers.broker import build_broker
 from workers.dead_letters import dead_letter_on_final_failure
@@ -32,6 +33,9 @@ PERMANENT = (
     IdempotencyConflict,
     InsufficientCredits,
     ConfigurationError,
+    ProviderAuthFailed,
+    ProviderRequestRejected,
+    JobGone,
 )
 
 _settings = runtime.settings()
@@ -66,6 +70,7 @@ def process_result(
             failure_known_at_ms=reported_at_ms or now_ms(),
             policy=runtime.policy(),
             message_id=message_id,
+            fetch_job=runtime.fetch_job,
         )
         log.info(
             "generation %s: %s → %s",

@@ -21,6 +21,7 @@ from typing import Any
 import click
 import redis
 
+from handlers.sla import percentile
 from ledger import Outcome, audit, now_ms
 from workers import client, runtime
 from workers.actors import RESULTS_QUEUE
@@ -83,13 +84,6 @@ def _plan(run: str, count: int, rng: random.Random) -> _Plan:
     plan.expect_dead_letters = sum(1 for e in plan.events if e["outcome"] == "unclassifiable")
     rng.shuffle(plan.events)
     return plan
-
-
-def _percentile(values: list[int], q: float) -> int | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def run_demo(generations: int, processes: int, threads: int, timeout_s: float, seed: int) -> int:
@@ -176,8 +170,8 @@ def _drive(ledger: Any, redis_url: str, count: int, timeout_s: float, seed: int)
                 "kept": kept,
                 "dead_lettered": len(ledger.dead_letters()) - dead_before,
                 "ledger_check": "ok" if ok else "violations" if violations else "unsettled",
-                "p50_refund_ms": _percentile(latencies, 0.50),
-                "p99_refund_ms": _percentile(latencies, 0.99),
+                "p50_refund_ms": percentile(latencies, 0.50),
+                "p99_refund_ms": percentile(latencies, 0.99),
             }
         )
     )

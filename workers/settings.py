@@ -11,6 +11,8 @@
 | ``REFUNDRY_MAX_RETRIES`` | ``8`` | dramatiq retries before the dead-letter queue |
 | ``REFUNDRY_MIN_BACKOFF_MS`` | ``1000`` | first retry delay (doubles, jittered) |
 | ``REFUNDRY_MAX_BACKOFF_MS`` | ``300000`` | cap of one retry delay |
+| ``OPENAI_API_KEY`` | empty: thin Sora events refused | secret: fetches a thin event's video |
+| ``OPENAI_API_BASE`` | ``https://api.openai.com/v1`` | OpenAI API base URL |
 
 The default retry budget (8 retries from 1 s doubling, each at most 5 min) dead-letters a
 message that keeps failing after at most about 9 minutes of backoff: well inside the one-hour SLA.
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.errors import ConfigurationError
@@ -39,6 +41,8 @@ class Settings:
     max_retries: int = 8
     min_backoff_ms: int = 1_000
     max_backoff_ms: int = 300_000
+    openai_api_key: str = field(default="", repr=False)
+    openai_api_base: str = "https://api.openai.com/v1"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -54,6 +58,8 @@ class Settings:
             max_retries=_int(env, "REFUNDRY_MAX_RETRIES", 8),
             min_backoff_ms=_int(env, "REFUNDRY_MIN_BACKOFF_MS", 1_000),
             max_backoff_ms=_int(env, "REFUNDRY_MAX_BACKOFF_MS", 300_000),
+            openai_api_key=env.get("OPENAI_API_KEY", "").strip(),
+            openai_api_base=_url(env, "OPENAI_API_BASE", "https://api.openai.com/v1"),
         )
 
 
@@ -68,6 +74,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     if value < 0:
         raise ConfigurationError("must not be negative", variable=name)
     return value
+
+
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = (env.get(name) or "").strip() or default
+    if not raw.startswith(("https://", "http://")):
+        raise ConfigurationError("not an http(s) URL", variable=name)
+    return raw
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:

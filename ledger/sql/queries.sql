@@ -145,3 +145,13 @@ SELECT * FROM generations WHERE generation_id = :generation_id;
 
 -- name: lock_generation@postgresql
 SELECT * FROM generations WHERE generation_id = :generation_id FOR UPDATE;
+
+-- name: refunds_in_window
+SELECT generation_id, failure_known_at_ms, applied_at_ms
+FROM entries WHERE kind = 'refund' AND applied_at_ms >= :since_ms
+ORDER BY applied_at_ms;
+
+-- name: overdue_inbox
+SELECT id, kind, provider, generation_id, received_at_ms FROM inbox
+WHERE state = 'pending' AND received_at_ms < :received_before_ms
+ORDER BY received_at_ms LIMIT :limit;

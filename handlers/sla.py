@@ -1,0 +1,82 @@
+"""The refund SLA, measured: how long from a failure becoming known to its refund.
+
+Every refund entry stores ``failure_known_at_ms`` (when the result reached Refundry, or when
+the sweeper declared the generation lost) and ``applied_at_ms``. The report counts them over
+a window; an alert fires for each breach and for every event still unapplied at the warning
+age (45 minutes by default, so a human has 15 minutes before the hour is up).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ledger import Ledger, now_ms
+
+__all__ = ["SlaReport", "overdue_events", "percentile", "sla_report"]
+
+log = logging.getLogger("refundry.sla")
+
+HOUR_MS = 3_600_000
+WARN_MS = 45 * 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class SlaReport:
+    window_ms: int
+    sla_ms: int
+    count: int
+    p50_ms: int | None
+    p99_ms: int | None
+    max_ms: int | None
+    breaches: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def percentile(ordered: list[int], q: float) -> int | None:
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def sla_report(ledger: Ledger, *, window_ms: int, sla_ms: int = HOUR_MS) -> SlaReport:
+    """Refund latencies of the refunds applied in the last ``window_ms``."""
+    with ledger.db.read() as tx:
+        rows = tx.all("refunds_in_window", since_ms=now_ms() - window_ms)
+    latencies = sorted(int(r["applied_at_ms"]) - int(r["failure_known_at_ms"]) for r in rows)
+    breaches = [r for r in rows if int(r["applied_at_ms"]) - int(r["failure_known_at_ms"]) > sla_ms]
+    for r in breaches:
+        log.error(
+            "SLA breach: generation %s refunded %d ms after its failure was known",
+            r["generation_id"],
+            int(r["applied_at_ms"]) - int(r["failure_known_at_ms"]),
+        )
+    return SlaReport(
+        window_ms=window_ms,
+        sla_ms=sla_ms,
+        count=len(latencies),
+        p50_ms=percentile(latencies, 0.50),
+        p99_ms=percentile(latencies, 0.99),
+        max_ms=latencies[-1] if latencies else None,
+        breaches=len(breaches),
+    )
+
+
+def overdue_events(
+    ledger: Ledger, *, warn_ms: int = WARN_MS, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Events still unapplied ``warn_ms`` after they arrived; each raises an alert."""
+    with ledger.db.read() as tx:
+        rows = tx.all("overdue_inbox", received_before_ms=now_ms() - warn_ms, limit=limit)
+    for r in rows:
+        log.error(
+            "SLA warning: %s event %s (generation %s) unapplied for %d s",
+            r["kind"],
+            r["id"],
+            r["generation_id"],
+            (now_ms() - int(r["received_at_ms"])) // 1000,
+        )
+    return rows
