@@ -52,13 +52,14 @@ def apply_result(
     policy: RefundPolicy,
     message_id: str | None = None,
     fetch_job: JobFetcher | None = None,
+    inbox_id: str | None = None,
 ) -> ResultApplied:
     """Classify one provider result and settle its generation.
 
     A thin webhook event (only a job id) is resolved through ``fetch_job`` into the job it
     names first (``handlers.thin_events``). Raises ``Unclassifiable`` (never guessed at) and
     ``ChargeNotFound`` (retried: the charge may not be recorded yet, then dead-lettered after
-    the grace period).
+    the grace period). ``inbox_id`` is marked processed in the settlement's transaction.
     """
     resolved = resolve(provider, payload, fetch_job)
     classification = resolved.classify(operation)
@@ -74,6 +75,7 @@ def apply_result(
         refund=policy.refunds(outcome),
         failure_known_at_ms=failure_known_at_ms,
         message_id=message_id,
+        inbox_id=inbox_id,
     )
     if settlement is Settlement.CONFLICT:
         log.warning(

@@ -1,45 +1,44 @@
-"""The dramatiq actors: each decodes its message and calls one handler, nothing more."""
+"""The dramatiq actors: each decodes its message and calls one handler, nothing more.
+
+A message carries only the id of its inbox row: the database holds the event, so a message
+that is lost, duplicated or replayed changes nothing but latency.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import dramatiq
 
 from handlers.generation import apply_result
-from ledger import now_ms
-from ledger.errors import (
-    AmountMismatch,
-    ConfigurationError,
-    IdempotencyConflict,
-    InsufficientCredits,
-    Unclassifiable,
-)
-from providers.openai_api import JobGone, ProviderAuthFailed, ProviderRequestRejected
+from ledger.errors import RefundryError
 from workers import runtime
 from workers.broker import build_broker
 from workers.dead_letters import dead_letter_on_final_failure
 
-__all__ = ["RESULTS_QUEUE", "broker", "process_result"]
+__all__ = [
+    "ACTORS_BY_KIND",
+    "RESULTS_QUEUE",
+    "broker",
+    "enqueue_event",
+    "process_result",
+    "should_retry",
+]
 
 log = logging.getLogger(__name__)
 
 RESULTS_QUEUE = "results"
-#: Errors no retry can fix: dead-lettered on the first attempt.
-PERMANENT = (
-    Unclassifiable,
-    AmountMismatch,
-    IdempotencyConflict,
-    InsufficientCredits,
-    ConfigurationError,
-    ProviderAuthFailed,
-    ProviderRequestRejected,
-    JobGone,
-)
 
 _settings = runtime.settings()
 broker = build_broker(_settings)
+
+
+def should_retry(retries_so_far: int, exc: BaseException) -> bool:
+    """dramatiq's ``retry_when``: permanent errors go to the dead-letter queue at once,
+    others are retried within the budget that fits the refund SLA."""
+    if isinstance(exc, RefundryError) and exc.permanent:
+        return False
+    return retries_so_far < _settings.max_retries
 
 
 @dramatiq.actor(
@@ -47,29 +46,29 @@ broker = build_broker(_settings)
     max_retries=_settings.max_retries,
     min_backoff=_settings.min_backoff_ms,
     max_backoff=_settings.max_backoff_ms,
-    throws=PERMANENT,
+    retry_when=should_retry,
 )
-def process_result(
-    provider: str,
-    payload: dict[str, Any],
-    generation_id: str | None = None,
-    operation: str | None = None,
-    reported_at_ms: int | None = None,
-) -> None:
+def process_result(inbox_id: str) -> None:
     """A provider result: classify it, refund the generation if its outcome says so."""
-    current = dramatiq.middleware.CurrentMessage.get_current_message()
-    message_id = current.message_id if current else None
 
     def run() -> None:
+        ledger = runtime.ledger()
+        item = ledger.inbox.get(inbox_id)
+        if item is None:
+            raise RefundryError("no inbox row for this message", inbox_id=inbox_id)
+        if item.state != "pending":
+            log.info("inbox %s already %s", inbox_id, item.state)
+            return
         applied = apply_result(
-            runtime.ledger(),
-            provider=provider,
-            payload=payload,
-            generation_id=generation_id,
-            operation=operation,
-            failure_known_at_ms=reported_at_ms or now_ms(),
+            ledger,
+            provider=item.provider,
+            payload=item.payload,
+            generation_id=item.generation_id,
+            operation=item.operation,
+            failure_known_at_ms=item.received_at_ms,
             policy=runtime.policy(),
-            message_id=message_id,
+            message_id=inbox_id,
+            inbox_id=inbox_id,
             fetch_job=runtime.fetch_job,
         )
         log.info(
@@ -79,4 +78,15 @@ def process_result(
             applied.settlement.value,
         )
 
-    dead_letter_on_final_failure(run, max_retries=_settings.max_retries)
+    dead_letter_on_final_failure(run, inbox_id=inbox_id, should_retry=should_retry)
+
+
+#: The actor that applies each kind of inbox event.
+ACTORS_BY_KIND: dict[str, dramatiq.Actor] = {"result": process_result}  # type: ignore[type-arg]
+
+
+def enqueue_event(kind: str, inbox_id: str) -> None:
+    """Send an inbox event to its actor; the message id is the inbox id, so every delivery
+    of one event (first send, retries, sweeps) carries the same id."""
+    actor = ACTORS_BY_KIND[kind]
+    broker.enqueue(actor.message(inbox_id).copy(message_id=inbox_id))

@@ -8,15 +8,18 @@ provider's result for the workers and returns the message id.
 from __future__ import annotations
 
 import json
+import logging
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from ledger import now_ms
 from ledger.errors import Unclassifiable
 from providers.registry import get_adapter
 from workers import runtime
 
 __all__ = ["balance", "charge", "grant", "report_result"]
+
+log = logging.getLogger(__name__)
 
 
 def grant(*, account_id: str, credits: int, idempotency_key: str, reason: str) -> int:
@@ -61,8 +64,9 @@ def report_result(
     """Enqueue a provider's result; returns the message id.
 
     Without ``generation_id`` the generation is found through the provider job id recorded
-    at charge time. An unknown provider or a payload that is not a JSON object is refused
-    here, at once, with nothing enqueued.
+    at charge time. The event is written to the ledger's inbox before it is enqueued, so
+    it is applied even if the broker loses the message. An unknown provider or a payload
+    that is not a JSON object is refused here, at once, with nothing recorded.
     """
     get_adapter(provider)
     if not isinstance(payload, Mapping):
@@ -73,16 +77,23 @@ def report_result(
         body = json.loads(json.dumps(payload))
     except (TypeError, ValueError) as exc:
         raise Unclassifiable("payload is not JSON-serialisable", provider=provider) from exc
-    from workers.actors import process_result  # the broker is built on first use
-
-    message = process_result.send(
+    inbox_id = uuid.uuid4().hex
+    runtime.ledger().inbox.record(
+        id=inbox_id,
+        kind="result",
         provider=provider,
         payload=body,
         generation_id=generation_id,
         operation=operation,
-        reported_at_ms=now_ms(),
     )
-    return str(message.message_id)
+    # The event is durable from here on: if the enqueue fails, the inbox sweep sends it.
+    try:
+        from workers.actors import enqueue_event  # the broker is built on first use
+
+        enqueue_event("result", inbox_id)
+    except Exception:
+        log.exception("enqueue of %s failed; the inbox sweep will deliver it", inbox_id)
+    return inbox_id
 
 
 def balance(account_id: str) -> int:

@@ -2,8 +2,9 @@
 
 dramatiq's own dead-letter queue keeps the message for 7 days, without the reason; the
 on-call engineer needs the reason, and the record must outlive Redis. An actor runs its
-handler through ``dead_letter_on_final_failure``: when the error is permanent or the retry
-budget is spent, the redacted message and the reason are written before dramatiq nacks it.
+handler through ``dead_letter_on_final_failure``: when the error will not be retried, the
+reason and the redacted event are written before dramatiq nacks the message. A permanent
+error closes the inbox row; a spent retry budget leaves it pending for the inbox sweep.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import TypeVar
 
 from dramatiq.middleware import CurrentMessage
@@ -32,28 +34,41 @@ def reason_of(exc: BaseException) -> str:
     return f"{exc.__class__.__name__} {exc}".strip()
 
 
-def dead_letter_on_final_failure(run: Callable[[], T], *, max_retries: int) -> T:
+def dead_letter_on_final_failure(
+    run: Callable[[], T],
+    *,
+    inbox_id: str | None,
+    should_retry: Callable[[int, BaseException], bool],
+) -> T:
     message = CurrentMessage.get_current_message()
     try:
         return run()
     except Exception as exc:
-        permanent = isinstance(exc, RefundryError) and exc.permanent
         if message is None:
             raise
         retries = int(message.options.get("retries", 0))
-        if permanent or retries >= max_retries:
-            body = json.dumps(
-                {"args": redact(list(message.args)), "kwargs": redact(dict(message.kwargs))},
-                sort_keys=True,
-                default=str,
-            )
-            runtime.ledger().record_dead_letter(
-                message_id=message.message_id,
-                actor=message.actor_name,
-                queue=message.queue_name,
-                reason=reason_of(exc),
-                error_class=exc.__class__.__name__,
-                message=body,
-            )
-            log.error("dead-lettered %s: %s", message.message_id, reason_of(exc))
+        if should_retry(retries, exc):
+            raise
+        ledger = runtime.ledger()
+        item = ledger.inbox.get(inbox_id) if inbox_id else None
+        body = json.dumps(
+            {
+                "event": redact(asdict(item)) if item else None,
+                "args": redact(list(message.args)),
+                "kwargs": redact(dict(message.kwargs)),
+            },
+            sort_keys=True,
+            default=str,
+        )
+        ledger.record_dead_letter(
+            message_id=message.message_id,
+            actor=message.actor_name,
+            queue=message.queue_name,
+            reason=reason_of(exc),
+            error_class=exc.__class__.__name__,
+            message=body,
+            inbox_id=inbox_id,
+            permanent=isinstance(exc, RefundryError) and exc.permanent,
+        )
+        log.error("dead-lettered %s: %s", message.message_id, reason_of(exc))
         raise

@@ -89,7 +89,7 @@ def test_unclassifiable_result_is_dead_lettered_at_once_with_its_reason_and_no_s
     assert letter["reason"].startswith("Unclassifiable")
     assert "sk-live-very-secret" not in letter["message"]
     assert "abcdef" not in letter["message"]
-    assert json.loads(letter["message"])["kwargs"]["generation_id"] == "g3"
+    assert json.loads(letter["message"])["event"]["generation_id"] == "g3"
     r = redis.Redis.from_url(refundry_env["REDIS_URL"])
     wait_until(lambda: r.zcard(f"{NAMESPACE}:results.XQ") == 1, timeout=30)
     r.close()
