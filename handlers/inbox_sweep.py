@@ -9,11 +9,12 @@ safe: every effect is keyed in the ledger.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ledger import Ledger
+from ledger import Ledger, now_ms
 
 __all__ = ["InboxSweepResult", "sweep_inbox"]
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 class InboxSweepResult:
     requeued: int
     failed_to_enqueue: int
+    gave_up: int
 
 
 def sweep_inbox(
@@ -31,21 +33,45 @@ def sweep_inbox(
     enqueue: Callable[[str, str], None],
     *,
     grace_ms: int,
+    give_up_ms: int,
     limit: int = 500,
 ) -> InboxSweepResult:
     """Enqueue again (``enqueue(kind, inbox_id)``) every row pending for over ``grace_ms``.
 
     A row whose enqueue fails stays claimed until the next grace period passes, then is
-    taken again: nothing is dropped.
+    taken again: nothing is dropped. A row still pending ``give_up_ms`` after it arrived
+    (a result for a charge that never existed, say) is closed as dead, with its reason, for
+    the on-call engineer; it has raised SLA alerts long before.
     """
     rows = ledger.inbox.claim_stale(older_than_ms=grace_ms, limit=limit)
-    failed = 0
+    failed = gave_up = 0
+    now = now_ms()
     for row in rows:
+        age_ms = now - int(row["received_at_ms"])
+        if age_ms > give_up_ms:
+            ledger.record_dead_letter(
+                message_id=row["id"],
+                actor="inbox_sweep",
+                queue="inbox",
+                reason=f"InboxGaveUp age_ms={age_ms} deliveries={row['enqueue_count']}",
+                error_class="InboxGaveUp",
+                message=json.dumps({"inbox_id": row["id"]}),
+                inbox_id=row["id"],
+                permanent=True,
+            )
+            gave_up += 1
+            continue
         try:
             enqueue(row["kind"], row["id"])
         except Exception:
             failed += 1
             log.exception("inbox sweep could not enqueue %s; it will be retried", row["id"])
+    requeued = len(rows) - failed - gave_up
     if rows:
-        log.warning("inbox sweep re-enqueued %d stale events", len(rows) - failed)
-    return InboxSweepResult(requeued=len(rows) - failed, failed_to_enqueue=failed)
+        log.warning(
+            "inbox sweep: %d re-enqueued, %d gave up, %d failed to enqueue",
+            requeued,
+            gave_up,
+            failed,
+        )
+    return InboxSweepResult(requeued=requeued, failed_to_enqueue=failed, gave_up=gave_up)

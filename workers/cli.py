@@ -116,6 +116,38 @@ def ledger_balance(account: str) -> None:
 
 
 @main.command()
+def scheduler() -> None:
+    """Run the periodic sweeps (inbox redelivery, SLA alerts)."""
+    from workers.scheduler import run_scheduler
+
+    run_scheduler()
+
+
+@main.command()
+@click.option("--grace-ms", type=int, default=None, help="override REFUNDRY_INBOX_GRACE_MS")
+def sweep(grace_ms: int | None) -> None:
+    """Run every sweep once and print what it did as JSON."""
+    from dataclasses import asdict
+
+    from workers.sweeps import run_inbox_sweep, run_sla_check
+
+    inbox = run_inbox_sweep(grace_ms)
+    sla = run_sla_check()
+    click.echo(json.dumps({"inbox": asdict(inbox), "sla": sla.as_dict()}))
+
+
+@main.command()
+@click.option("--window", "window_s", default=3600, show_default=True, help="seconds back")
+def sla(window_s: int) -> None:
+    """Refund latency over a window: count, p50, p99, max and breaches of the SLA."""
+    from handlers.sla import sla_report
+
+    s = runtime.settings()
+    report = sla_report(runtime.ledger(), window_ms=window_s * 1000, sla_ms=s.refund_sla_ms)
+    click.echo(json.dumps(report.as_dict()))
+
+
+@main.command()
 @click.option("--generations", default=3000, show_default=True)
 @click.option("-p", "--processes", default=2, show_default=True)
 @click.option("-t", "--threads", default=8, show_default=True)

@@ -11,11 +11,20 @@
 | ``REFUNDRY_MAX_RETRIES`` | ``8`` | dramatiq retries before the dead-letter queue |
 | ``REFUNDRY_MIN_BACKOFF_MS`` | ``1000`` | first retry delay (doubles, jittered) |
 | ``REFUNDRY_MAX_BACKOFF_MS`` | ``300000`` | cap of one retry delay |
+| ``REFUNDRY_INBOX_GRACE_MS`` | ``30000`` | unprocessed this long: enqueued again |
+| ``REFUNDRY_INBOX_GIVE_UP_MS`` | ``21600000`` | still failing after 6 h: closed as dead |
+| ``REFUNDRY_SWEEP_INTERVAL_S`` | ``10`` | how often the scheduler runs the inbox sweep |
+| ``REFUNDRY_REFUND_SLA_MS`` | ``3600000`` | refund later than this: a breach |
+| ``REFUNDRY_SLA_WARN_MS`` | ``2700000`` | an event unapplied this long raises an alert |
 | ``OPENAI_API_KEY`` | empty: thin Sora events refused | secret: fetches a thin event's video |
 | ``OPENAI_API_BASE`` | ``https://api.openai.com/v1`` | OpenAI API base URL |
 
 The default retry budget (8 retries from 1 s doubling, each at most 5 min) dead-letters a
-message that keeps failing after at most about 9 minutes of backoff: well inside the one-hour SLA.
+message that keeps failing after at most about 9 minutes of backoff: well inside the
+one-hour SLA. Its inbox row stays pending and the sweep delivers it again, so an event that
+becomes applicable later (its charge recorded late) is still applied without a human.
+A worker killed mid-message is covered the same way: its event is re-sent by the sweep
+within grace + interval (40 s by default), not after dramatiq's 60 s heartbeat lottery.
 """
 
 from __future__ import annotations
@@ -41,6 +50,11 @@ class Settings:
     max_retries: int = 8
     min_backoff_ms: int = 1_000
     max_backoff_ms: int = 300_000
+    inbox_grace_ms: int = 30_000
+    inbox_give_up_ms: int = 6 * 3_600_000
+    sweep_interval_s: int = 10
+    refund_sla_ms: int = 3_600_000
+    sla_warn_ms: int = 45 * 60_000
     openai_api_key: str = field(default="", repr=False)
     openai_api_base: str = "https://api.openai.com/v1"
 
@@ -58,6 +72,11 @@ class Settings:
             max_retries=_int(env, "REFUNDRY_MAX_RETRIES", 8),
             min_backoff_ms=_int(env, "REFUNDRY_MIN_BACKOFF_MS", 1_000),
             max_backoff_ms=_int(env, "REFUNDRY_MAX_BACKOFF_MS", 300_000),
+            inbox_grace_ms=_int(env, "REFUNDRY_INBOX_GRACE_MS", 30_000),
+            inbox_give_up_ms=_int(env, "REFUNDRY_INBOX_GIVE_UP_MS", 6 * 3_600_000),
+            sweep_interval_s=max(1, _int(env, "REFUNDRY_SWEEP_INTERVAL_S", 10)),
+            refund_sla_ms=_int(env, "REFUNDRY_REFUND_SLA_MS", 3_600_000),
+            sla_warn_ms=_int(env, "REFUNDRY_SLA_WARN_MS", 45 * 60_000),
             openai_api_key=env.get("OPENAI_API_KEY", "").strip(),
             openai_api_base=_url(env, "OPENAI_API_BASE", "https://api.openai.com/v1"),
         )

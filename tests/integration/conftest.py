@@ -55,33 +55,32 @@ def refundry_env(
     runtime.reset()
 
 
-class WorkerProcesses:
-    """``refundry worker`` as a real process group, stopped at the end of the test."""
+class RefundryProcess:
+    """A ``refundry`` command as a real process group, stopped at the end of the test."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, *command: str) -> None:
         self.env = os.environ | env
         self.log = log
+        self.command = command
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, processes: int = 2, threads: int = 4) -> None:
+    def start(self, *extra: str) -> None:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "workers.cli",
-                    "worker",
-                    "-p",
-                    str(processes),
-                    "-t",
-                    str(threads),
-                ],
+                [sys.executable, "-m", "workers.cli", *self.command, *extra],
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no shutdown hook, no ack, nothing flushed."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
 
     def stop(self) -> None:
         if self.proc is None:
@@ -96,8 +95,25 @@ class WorkerProcesses:
         self.proc = None
 
 
+class WorkerProcesses(RefundryProcess):
+    """``refundry worker``."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        super().__init__(env, log, "worker")
+
+    def start(self, *extra: str, processes: int = 2, threads: int = 4) -> None:
+        super().start("-p", str(processes), "-t", str(threads), *extra)
+
+
 @pytest.fixture
 def workers(refundry_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerProcesses]:
     pool = WorkerProcesses(refundry_env, tmp_path / "workers.log")
     yield pool
     pool.stop()
+
+
+@pytest.fixture
+def scheduler(refundry_env: dict[str, str], tmp_path: Path) -> Iterator[RefundryProcess]:
+    proc = RefundryProcess(refundry_env, tmp_path / "scheduler.log", "scheduler")
+    yield proc
+    proc.stop()

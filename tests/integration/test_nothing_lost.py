@@ -1,0 +1,147 @@
+"""Nothing lost, nothing doubled: the inbox, not the broker, is the record of every result."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from ledger import Outcome, audit
+from tests.integration.conftest import RefundryProcess, WorkerProcesses
+from tests.support.servers import RedisServer
+from tests.support.waiting import wait_until
+from workers import client, runtime
+from workers.demo_payloads import demo_payload
+from workers.sweeps import run_inbox_sweep
+
+
+def _charge_all(n: int, prefix: str = "g") -> None:
+    client.grant(account_id="acct", credits=100 * n, idempotency_key="top-up", reason="test")
+    for i in range(n):
+        client.charge(
+            generation_id=f"{prefix}{i}",
+            account_id="acct",
+            provider="kling",
+            operation="video",
+            credits=10,
+            provider_job_id=f"job-{prefix}{i}",
+        )
+
+
+def _report_failed(i: int, prefix: str = "g") -> str:
+    return client.report_result(
+        provider="kling", payload=demo_payload("kling", f"job-{prefix}{i}", "failed")
+    )
+
+
+def _settled(n: int, prefix: str = "g") -> int:
+    ledger = runtime.ledger()
+    return sum(1 for i in range(n) if (g := ledger.generation(f"{prefix}{i}")) and g.outcome)
+
+
+def _sweep_now() -> None:
+    result = run_inbox_sweep(grace_ms=0)
+    assert result.requeued > 0
+
+
+def test_results_whose_messages_vanished_from_redis_are_applied_by_the_inbox_sweep(
+    workers: WorkerProcesses, refundry_env: dict[str, str]
+) -> None:
+    _charge_all(20)
+    for i in range(20):
+        _report_failed(i)
+    r = redis.Redis.from_url(refundry_env["REDIS_URL"])
+    r.flushall()  # every message lost between report_result and the workers
+    r.close()
+    workers.start(processes=1, threads=4)
+    assert _settled(20) == 0
+    _sweep_now()
+    wait_until(lambda: _settled(20) == 20, timeout=60, message="sweep did not deliver")
+    assert client.balance("acct") == 2000
+    assert len(runtime.ledger().refund_latencies_ms()) == 20
+    assert runtime.ledger().inbox.counts().get("pending") is None
+    assert audit(runtime.ledger().db) == []
+
+
+def test_a_result_dead_lettered_for_a_missing_charge_is_applied_once_the_charge_exists(
+    workers: WorkerProcesses, refundry_env: dict[str, str]
+) -> None:
+    client.report_result(
+        provider="kling", payload=demo_payload("kling", "job-g0", "failed"), generation_id="g0"
+    )
+    workers.start(processes=1, threads=2)
+    ledger = runtime.ledger()
+    [letter] = wait_until(ledger.dead_letters, timeout=60, message="no dead letter")
+    assert letter["reason"] == "ChargeNotFound generation_id=g0"
+    assert ledger.inbox.counts()["pending"]["n"] == 1  # kept for the sweep, not forgotten
+    _charge_all(1)
+    _sweep_now()
+    wait_until(lambda: _settled(1) == 1, timeout=60, message="not applied after the charge")
+    assert client.balance("acct") == 100
+    assert audit(ledger.db) == []
+
+
+def test_a_result_reported_while_redis_is_down_is_delivered_by_the_sweep(
+    workers: WorkerProcesses,
+    refundry_env: dict[str, str],
+    redis_server: RedisServer,
+) -> None:
+    _charge_all(1)
+    redis_server.stop()
+    inbox_id = _report_failed(0)  # accepted: written to the inbox, the enqueue failed
+    item = runtime.ledger().inbox.get(inbox_id)
+    assert item is not None and item.state == "pending"
+    redis_server.start()
+    workers.start(processes=1, threads=2)
+    _sweep_now()
+    wait_until(lambda: _settled(1) == 1, timeout=60, message="not delivered after restart")
+    assert client.balance("acct") == 100
+
+
+def test_a_worker_killed_while_holding_messages_loses_none_and_doubles_none(
+    workers: WorkerProcesses,
+    scheduler: RefundryProcess,
+    refundry_env: dict[str, str],
+    request: pytest.FixtureRequest,
+) -> None:
+    n = 600
+    _charge_all(n)
+    for i in range(n):
+        _report_failed(i)
+    r = redis.Redis.from_url(refundry_env["REDIS_URL"])
+
+    def held() -> int:
+        return sum(int(r.scard(k)) for k in r.scan_iter("refundry:__acks__.*"))
+
+    workers.start(processes=1, threads=8)
+    # Kill while the worker holds fetched, unacknowledged messages.
+    wait_until(lambda: _settled(n) >= 50 and held() > 0, timeout=60, interval=0.01)
+    workers.kill()
+    killed_at = time.monotonic()
+    holding = held()
+    assert holding > 0, "the killed worker held no message: the test proved nothing"
+    assert _settled(n) < n
+    # Default grace (30 s) and sweep interval (10 s): what production runs.
+    workers.start(processes=1, threads=8)
+    scheduler.start()
+    wait_until(
+        lambda: _settled(n) == n,
+        timeout=120,
+        interval=0.2,
+        message="killed worker's messages never applied",
+    )
+    recovery_s = time.monotonic() - killed_at
+    r.close()
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"\ncrash recovery: {holding} held messages of a SIGKILLed worker applied "
+            f"{recovery_s:.1f} s after the kill"
+        )
+    assert recovery_s < 60
+    ledger = runtime.ledger()
+    assert len(ledger.refund_latencies_ms()) == n
+    assert client.balance("acct") == 1000 * n // 10 * 1  # every charge refunded, once
+    assert all(ledger.generation(f"g{i}").outcome is Outcome.FAILED for i in range(n))  # type: ignore[union-attr]
+    assert audit(ledger.db) == []

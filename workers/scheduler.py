@@ -1,0 +1,45 @@
+"""The ``scheduler`` process: runs the sweeps periodically (APScheduler).
+
+dramatiq has no periodic tasks; its documentation points to APScheduler. The sweeps run in
+this process rather than as actors, so that a broker outage cannot stop the very sweep that
+repairs what the broker lost. Several schedulers may run: the sweeps lock in the database.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from workers import runtime
+from workers.sweeps import run_inbox_sweep, run_sla_check
+
+__all__ = ["run_scheduler"]
+
+log = logging.getLogger(__name__)
+
+
+def run_scheduler() -> None:
+    s = runtime.settings()
+    runtime.ledger()  # migrate before the first sweep
+    scheduler = BlockingScheduler()
+    scheduler.add_job(
+        run_inbox_sweep,
+        "interval",
+        seconds=s.sweep_interval_s,
+        id="inbox_sweep",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        run_sla_check, "interval", seconds=60, id="sla_check", max_instances=1, coalesce=True
+    )
+    log.info(
+        "scheduler: inbox sweep every %d s (grace %d ms), SLA check every 60 s",
+        s.sweep_interval_s,
+        s.inbox_grace_ms,
+    )
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        log.info("scheduler stopped")

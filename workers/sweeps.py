@@ -1,0 +1,35 @@
+"""The periodic sweeps, wired to this process's ledger and broker.
+
+Each is safe to run from several schedulers at once: the inbox sweep claims rows in the
+database (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), and the
+SLA check only reads.
+"""
+
+from __future__ import annotations
+
+from handlers.inbox_sweep import InboxSweepResult, sweep_inbox
+from handlers.sla import SlaReport, overdue_events, sla_report
+from workers import runtime
+
+__all__ = ["run_inbox_sweep", "run_sla_check"]
+
+
+def run_inbox_sweep(grace_ms: int | None = None) -> InboxSweepResult:
+    """One inbox sweep; ``grace_ms`` overrides ``REFUNDRY_INBOX_GRACE_MS``."""
+    from workers.actors import enqueue_event
+
+    s = runtime.settings()
+    return sweep_inbox(
+        runtime.ledger(),
+        enqueue_event,
+        grace_ms=s.inbox_grace_ms if grace_ms is None else grace_ms,
+        give_up_ms=s.inbox_give_up_ms,
+    )
+
+
+def run_sla_check(window_ms: int = 3_600_000) -> SlaReport:
+    """The last hour's SLA report; logs an alert per breach and per overdue event."""
+    s = runtime.settings()
+    ledger = runtime.ledger()
+    overdue_events(ledger, warn_ms=s.sla_warn_ms)
+    return sla_report(ledger, window_ms=window_ms, sla_ms=s.refund_sla_ms)
