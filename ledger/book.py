@@ -37,6 +37,8 @@ class Generation:
     charged_at_ms: int
     outcome: Outcome | None
     outcome_reason: str | None
+    next_poll_at_ms: int | None = None
+    deadline_at_ms: int | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> Generation:
@@ -50,6 +52,8 @@ class Generation:
             charged_at_ms=int(row["charged_at_ms"]),
             outcome=Outcome(row["outcome"]) if row["outcome"] else None,
             outcome_reason=row["outcome_reason"],
+            next_poll_at_ms=_int_or_none(row.get("next_poll_at_ms")),
+            deadline_at_ms=_int_or_none(row.get("deadline_at_ms")),
         )
 
 
@@ -115,8 +119,13 @@ class Ledger:
         operation: str,
         credits: int,
         provider_job_id: str | None = None,
+        poll_after_ms: int | None = None,
+        deadline_after_ms: int | None = None,
     ) -> int:
         """Debit ``credits`` for a generation, once per ``generation_id``; return the balance.
+
+        ``poll_after_ms`` / ``deadline_after_ms`` (from the charge time) tell the stuck-
+        generation sweeper when to poll the provider and when to give up and refund.
 
         Raises ``InsufficientCredits`` rather than overdraw, and ``IdempotencyConflict`` when
         the generation was already charged with other inputs.
@@ -171,6 +180,13 @@ class Ledger:
                 reason=f"{provider} {operation}",
                 failure_known_at_ms=None,
             )
+            if poll_after_ms is not None or deadline_after_ms is not None:
+                tx.all(
+                    "set_generation_deadlines",
+                    generation_id=generation_id,
+                    next_poll_at_ms=ts + (poll_after_ms or 0),
+                    deadline_at_ms=None if deadline_after_ms is None else ts + deadline_after_ms,
+                )
             return int(debited["balance"])
 
     # -- outcomes and refunds ---------------------------------------------------------------
@@ -308,6 +324,27 @@ class Ledger:
             )
         return Generation.from_row(row) if row else None
 
+    def claim_due_generations(
+        self,
+        *,
+        lease_ms: int,
+        default_poll_after_ms: int,
+        limit: int = 200,
+        at_ms: int | None = None,
+    ) -> list[Generation]:
+        """Unsettled generations due for a look; each is leased for ``lease_ms`` so that
+        concurrent sweepers do not poll it twice. ``at_ms`` replaces the clock (tests)."""
+        now = now_ms() if at_ms is None else at_ms
+        with self.db.write() as tx:
+            rows = tx.all(
+                "claim_due_generations",
+                now_ms=now,
+                lease_ms=lease_ms,
+                default_poll_after_ms=default_poll_after_ms,
+                limit=limit,
+            )
+        return [Generation.from_row(r) for r in rows]
+
     def outcome_reports(self, generation_id: str) -> list[Row]:
         with self.db.read() as tx:
             return tx.all("outcome_reports_for", generation_id=generation_id)
@@ -399,6 +436,10 @@ class Ledger:
     def _balance(self, tx: Tx, account_id: str) -> int:
         row = tx.one("account_balance", account_id=account_id)
         return int(row["balance"]) if row else 0
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _required(row: Row | None) -> Row:

@@ -129,11 +129,12 @@ def sweep(grace_ms: int | None) -> None:
     """Run every sweep once and print what it did as JSON."""
     from dataclasses import asdict
 
-    from workers.sweeps import run_inbox_sweep, run_sla_check
+    from workers.sweeps import run_inbox_sweep, run_sla_check, run_stuck_sweep
 
     inbox = run_inbox_sweep(grace_ms)
+    stuck = run_stuck_sweep()
     sla = run_sla_check()
-    click.echo(json.dumps({"inbox": asdict(inbox), "sla": sla.as_dict()}))
+    click.echo(json.dumps({"inbox": asdict(inbox), "stuck": asdict(stuck), "sla": sla.as_dict()}))
 
 
 @main.command()

@@ -44,6 +44,7 @@ def charge(
     Refundry cannot classify (its results could never be refunded).
     """
     get_adapter(provider)
+    deadline = runtime.deadlines().for_generation(provider, operation)
     return runtime.ledger().charge(
         generation_id=generation_id,
         account_id=account_id,
@@ -51,6 +52,8 @@ def charge(
         operation=operation,
         credits=credits,
         provider_job_id=provider_job_id,
+        poll_after_ms=deadline.poll_after_ms,
+        deadline_after_ms=deadline.hard_ms,
     )
 
 

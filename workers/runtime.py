@@ -11,13 +11,24 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
+from handlers.deadlines import DeadlinePolicy
 from handlers.generation import RefundPolicy
+from handlers.thin_events import JobFetcher
 from ledger import Ledger, open_ledger
 from ledger.errors import ConfigurationError
 from providers.openai_api import VideosClient
 from workers.settings import Settings
 
-__all__ = ["fetch_job", "ledger", "policy", "reset", "settings", "videos_client"]
+__all__ = [
+    "deadlines",
+    "fetch_job",
+    "job_fetchers",
+    "ledger",
+    "policy",
+    "reset",
+    "settings",
+    "videos_client",
+]
 
 _lock = threading.Lock()
 
@@ -71,6 +82,16 @@ def fetch_job(provider: str, job_id: str) -> Mapping[str, Any]:
     return videos_client().retrieve(job_id)
 
 
+def job_fetchers() -> dict[str, JobFetcher]:
+    """The providers whose status API this process can poll (the key is configured)."""
+    return {"openai": fetch_job} if settings().openai_api_key else {}
+
+
+@cache
+def deadlines() -> DeadlinePolicy:
+    return DeadlinePolicy.from_json(settings().deadlines_json)
+
+
 def reset() -> None:
     """Forget the cached settings, ledger and API client (the environment changed)."""
     global _ledger, _videos
@@ -82,3 +103,4 @@ def reset() -> None:
         _ledger = None
         _videos = None
         settings.cache_clear()
+        deadlines.cache_clear()

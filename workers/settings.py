@@ -16,6 +16,8 @@
 | ``REFUNDRY_SWEEP_INTERVAL_S`` | ``10`` | how often the scheduler runs the inbox sweep |
 | ``REFUNDRY_REFUND_SLA_MS`` | ``3600000`` | refund later than this: a breach |
 | ``REFUNDRY_SLA_WARN_MS`` | ``2700000`` | an event unapplied this long raises an alert |
+| ``REFUNDRY_DEADLINES`` | built in (``handlers/deadlines.py``) | stuck-generation deadlines |
+| ``REFUNDRY_POLL_INTERVAL_S`` | ``60`` | how often a stuck generation is polled |
 | ``OPENAI_API_KEY`` | empty: thin Sora events refused | secret: fetches a thin event's video |
 | ``OPENAI_API_BASE`` | ``https://api.openai.com/v1`` | OpenAI API base URL |
 
@@ -55,6 +57,8 @@ class Settings:
     sweep_interval_s: int = 10
     refund_sla_ms: int = 3_600_000
     sla_warn_ms: int = 45 * 60_000
+    deadlines_json: str = ""
+    poll_interval_s: int = 60
     openai_api_key: str = field(default="", repr=False)
     openai_api_base: str = "https://api.openai.com/v1"
 
@@ -77,6 +81,8 @@ class Settings:
             sweep_interval_s=max(1, _int(env, "REFUNDRY_SWEEP_INTERVAL_S", 10)),
             refund_sla_ms=_int(env, "REFUNDRY_REFUND_SLA_MS", 3_600_000),
             sla_warn_ms=_int(env, "REFUNDRY_SLA_WARN_MS", 45 * 60_000),
+            deadlines_json=env.get("REFUNDRY_DEADLINES", ""),
+            poll_interval_s=max(1, _int(env, "REFUNDRY_POLL_INTERVAL_S", 60)),
             openai_api_key=env.get("OPENAI_API_KEY", "").strip(),
             openai_api_base=_url(env, "OPENAI_API_BASE", "https://api.openai.com/v1"),
         )

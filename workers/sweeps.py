@@ -7,11 +7,13 @@ SLA check only reads.
 
 from __future__ import annotations
 
+from handlers.deadlines import FALLBACK
 from handlers.inbox_sweep import InboxSweepResult, sweep_inbox
 from handlers.sla import SlaReport, overdue_events, sla_report
+from handlers.stuck_sweep import StuckSweepResult, sweep_stuck_generations
 from workers import runtime
 
-__all__ = ["run_inbox_sweep", "run_sla_check"]
+__all__ = ["run_inbox_sweep", "run_sla_check", "run_stuck_sweep"]
 
 
 def run_inbox_sweep(grace_ms: int | None = None) -> InboxSweepResult:
@@ -33,3 +35,17 @@ def run_sla_check(window_ms: int = 3_600_000) -> SlaReport:
     ledger = runtime.ledger()
     overdue_events(ledger, warn_ms=s.sla_warn_ms)
     return sla_report(ledger, window_ms=window_ms, sla_ms=s.refund_sla_ms)
+
+
+def run_stuck_sweep(at_ms: int | None = None) -> StuckSweepResult:
+    """Poll generations past their deadline; refund those lost (``at_ms``: tests)."""
+    s = runtime.settings()
+    return sweep_stuck_generations(
+        runtime.ledger(),
+        fetchers=runtime.job_fetchers(),
+        policy=runtime.policy(),
+        poll_interval_ms=s.poll_interval_s * 1000,
+        default_poll_after_ms=FALLBACK.poll_after_ms,
+        default_hard_ms=FALLBACK.hard_ms,
+        at_ms=at_ms,
+    )

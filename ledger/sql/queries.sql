@@ -155,3 +155,25 @@ ORDER BY applied_at_ms;
 SELECT id, kind, provider, generation_id, received_at_ms FROM inbox
 WHERE state = 'pending' AND received_at_ms < :received_before_ms
 ORDER BY received_at_ms LIMIT :limit;
+
+-- name: set_generation_deadlines
+UPDATE generations SET next_poll_at_ms = :next_poll_at_ms, deadline_at_ms = :deadline_at_ms
+WHERE generation_id = :generation_id AND next_poll_at_ms IS NULL;
+
+-- name: claim_due_generations
+UPDATE generations SET next_poll_at_ms = :now_ms + :lease_ms
+WHERE generation_id IN (
+    SELECT generation_id FROM generations
+    WHERE outcome IS NULL
+      AND COALESCE(next_poll_at_ms, charged_at_ms + :default_poll_after_ms) <= :now_ms
+    ORDER BY charged_at_ms LIMIT :limit)
+RETURNING *;
+
+-- name: claim_due_generations@postgresql
+UPDATE generations SET next_poll_at_ms = :now_ms + :lease_ms
+WHERE generation_id IN (
+    SELECT generation_id FROM generations
+    WHERE outcome IS NULL
+      AND COALESCE(next_poll_at_ms, charged_at_ms + :default_poll_after_ms) <= :now_ms
+    ORDER BY charged_at_ms LIMIT :limit FOR UPDATE SKIP LOCKED)
+RETURNING *;

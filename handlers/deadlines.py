@@ -1,0 +1,91 @@
+"""How long a generation may stay without a terminal outcome.
+
+Two times per charge, counted from the charge: ``poll_after`` (the sweeper starts asking
+the provider's status API) and ``hard`` (the provider never answered with a result: the
+charge is refunded as a system failure). A hard deadline plus one sweep interval stays
+inside the one-hour refund promise, counted from the charge.
+
+Defaults follow the providers' documented typical durations (``research/providers.md``):
+images take seconds, music a minute or two, videos a few minutes (Kling queues can hold a
+task for tens of minutes), LoRA training up to half an hour. Override per operation or per
+``provider:operation`` with ``REFUNDRY_DEADLINES``, a JSON object of
+``{"kling:video": [poll_after_s, hard_s], "music": [..]}``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from ledger.errors import ConfigurationError
+
+__all__ = ["DEFAULT_DEADLINES", "Deadline", "DeadlinePolicy"]
+
+MINUTE = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    poll_after_ms: int
+    hard_ms: int
+
+
+_MUSIC = Deadline(3 * MINUTE, 30 * MINUTE)
+DEFAULT_DEADLINES: dict[str, Deadline] = {
+    "image": Deadline(2 * MINUTE, 20 * MINUTE),
+    "video": Deadline(10 * MINUTE, 45 * MINUTE),
+    "training": Deadline(30 * MINUTE, 50 * MINUTE),
+    **{
+        op: _MUSIC
+        for op in (
+            "music",
+            "lyrics",
+            "stems",
+            "extend",
+            "add_vocals",
+            "add_instrumental",
+            "voice_clone",
+            "wav_export",
+            "midi_export",
+        )
+    },
+}
+FALLBACK = Deadline(10 * MINUTE, 45 * MINUTE)
+SLA_MS = 60 * MINUTE
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlinePolicy:
+    overrides: dict[str, Deadline] = field(default_factory=dict)
+
+    def for_generation(self, provider: str, operation: str) -> Deadline:
+        return (
+            self.overrides.get(f"{provider}:{operation}")
+            or self.overrides.get(operation)
+            or DEFAULT_DEADLINES.get(operation)
+            or FALLBACK
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> DeadlinePolicy:
+        """Parse ``REFUNDRY_DEADLINES``; refuses deadlines that would break the SLA."""
+        if not text.strip():
+            return cls()
+        try:
+            raw = json.loads(text)
+            overrides = {
+                str(key): Deadline(int(pair[0]) * 1000, int(pair[1]) * 1000)
+                for key, pair in raw.items()
+            }
+        except (ValueError, TypeError, IndexError, AttributeError) as exc:
+            raise ConfigurationError(
+                "not a JSON object of [poll_after_s, hard_s] pairs", variable="REFUNDRY_DEADLINES"
+            ) from exc
+        for key, d in overrides.items():
+            if not 0 <= d.poll_after_ms <= d.hard_ms <= SLA_MS - 5 * MINUTE:
+                raise ConfigurationError(
+                    "deadline outside the one-hour refund promise",
+                    variable="REFUNDRY_DEADLINES",
+                    key=key,
+                )
+        return cls(overrides)
