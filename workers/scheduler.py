@@ -12,7 +12,7 @@ import logging
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from workers import runtime
-from workers.sweeps import run_inbox_sweep, run_sla_check
+from workers.sweeps import run_inbox_sweep, run_sla_check, run_stuck_sweep
 
 __all__ = ["run_scheduler"]
 
@@ -23,19 +23,17 @@ def run_scheduler() -> None:
     s = runtime.settings()
     runtime.ledger()  # migrate before the first sweep
     scheduler = BlockingScheduler()
-    scheduler.add_job(
-        run_inbox_sweep,
-        "interval",
-        seconds=s.sweep_interval_s,
-        id="inbox_sweep",
-        max_instances=1,
-        coalesce=True,
+    jobs = (
+        (run_inbox_sweep, s.sweep_interval_s),
+        (run_stuck_sweep, s.sweep_interval_s),
+        (run_sla_check, 60),
     )
-    scheduler.add_job(
-        run_sla_check, "interval", seconds=60, id="sla_check", max_instances=1, coalesce=True
-    )
+    for job, every_s in jobs:
+        scheduler.add_job(
+            job, "interval", seconds=every_s, id=job.__name__, max_instances=1, coalesce=True
+        )
     log.info(
-        "scheduler: inbox sweep every %d s (grace %d ms), SLA check every 60 s",
+        "scheduler: inbox and stuck sweeps every %d s (grace %d ms), SLA check every 60 s",
         s.sweep_interval_s,
         s.inbox_grace_ms,
     )
