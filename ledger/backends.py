@@ -191,6 +191,8 @@ class PostgresDatabase:
             min_size=1,
             max_size=max_connections,
             kwargs={"row_factory": dict_row, "options": f"-c search_path={schema}"},
+            # A server restart leaves dead connections in the pool: check each on checkout.
+            check=ConnectionPool.check_connection,
             open=True,
         )
 
