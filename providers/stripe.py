@@ -1,0 +1,399 @@
+"""Stripe webhooks, pure: verify one delivery, then parse its event into a typed ``PaymentEvent``.
+
+No I/O here (the API client is ``providers/stripe_api.py``). stripe-python's ``verify_header``
+checks the HMAC (any ``v1`` signature of ``"{t}.{body}"`` keyed with the whole ``whsec_…``
+secret); the time window is ours, in both directions: the library rejects only *old* stamps.
+:func:`purchase_key` names the purchase a grant is keyed on, so that the several events of one
+payment grant once. Errors, under ``RefundryError`` (the secret never appears in one)::
+
+    RefundryError
+    ├── SignatureInvalid      permanent: forged, wrong secret, malformed or missing header,
+    │                         timestamp too old or in the future
+    └── PayloadUnreadable     permanent: the signature is genuine, the body is not a usable event
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from hashlib import sha256
+from typing import Any, Final
+
+import stripe
+
+from ledger.errors import ConfigurationError, RefundryError
+from providers.common import lookup, short
+
+__all__ = [
+    "DEFAULT_TOLERANCE_S",
+    "ChargeRefunded",
+    "CheckoutSession",
+    "DisputeClosed",
+    "EarlyFraudWarning",
+    "EventKind",
+    "PayloadUnreadable",
+    "PaymentEvent",
+    "PaymentSucceeded",
+    "RefundUpdated",
+    "SignatureInvalid",
+    "parse_event",
+    "purchase_key",
+    "verify_webhook",
+]
+
+DEFAULT_TOLERANCE_S: Final = 300
+"""Stripe's own default: a delivery signed more than five minutes away from now is refused."""
+
+
+class SignatureInvalid(RefundryError):
+    """The webhook's signature does not prove that Stripe sent this body just now."""
+
+    permanent = True
+
+
+class PayloadUnreadable(RefundryError):
+    """The signature is genuine but the body is not a readable Stripe event."""
+
+    permanent = True
+
+
+class EventKind(StrEnum):
+    """What an event means to Refundry; every type not listed here is ``IGNORED``."""
+
+    CHECKOUT_COMPLETED = "checkout.session.completed"
+    CHECKOUT_ASYNC_SUCCEEDED = "checkout.session.async_payment_succeeded"
+    CHECKOUT_ASYNC_FAILED = "checkout.session.async_payment_failed"
+    PAYMENT_SUCCEEDED = "payment_intent.succeeded"
+    CHARGE_REFUNDED = "charge.refunded"
+    DISPUTE_CLOSED = "charge.dispute.closed"
+    EARLY_FRAUD_WARNING = "radar.early_fraud_warning.created"
+    REFUND_UPDATED = "refund.updated"
+    REFUND_FAILED = "refund.failed"
+    IGNORED = "ignored"
+
+
+def _at(path: str, read: str = "text") -> dict[str, str]:
+    """Field metadata: read ``data.object.<path>`` with the ``_Reader`` method ``read``."""
+    return {"at": path, "read": read}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PaymentEvent:
+    """Any Stripe event; an instance of this base class itself is an ignored event."""
+
+    event_id: str
+    type: str
+    created: int
+    kind: EventKind = EventKind.IGNORED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckoutSession(PaymentEvent):
+    """``checkout.session.completed`` / ``.async_payment_succeeded`` / ``.async_payment_failed``.
+
+    ``price_id`` is the line items' price when ``line_items`` was expanded (webhook sessions
+    never carry them), else ``metadata.price_id``.
+    """
+
+    session_id: str = field(metadata=_at("id"))
+    payment_status: str = field(metadata=_at("payment_status"))
+    """``paid``, ``unpaid`` (a delayed method still pending) or ``no_payment_required``."""
+    amount_total: int = field(metadata=_at("amount_total", "integer"))
+    currency: str = field(metadata=_at("currency"))
+    payment_intent: str | None = field(default=None, metadata=_at("payment_intent", "ref"))
+    client_reference_id: str | None = field(
+        default=None, metadata=_at("client_reference_id", "opt")
+    )
+    account_id: str | None = field(default=None, metadata=_at("metadata.account_id", "opt"))
+    customer: str | None = field(default=None, metadata=_at("customer", "ref"))
+    price_id: str | None = field(default=None, metadata=_at("line_items.data", "price_id"))
+
+    @property
+    def paid(self) -> bool:
+        """True when the money is in: the only state in which credits may be granted."""
+        return self.payment_status == "paid" and self.kind != EventKind.CHECKOUT_ASYNC_FAILED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PaymentSucceeded(PaymentEvent):
+    """``payment_intent.succeeded``; ``account_id`` and ``price_id`` come from its metadata."""
+
+    payment_intent: str = field(metadata=_at("id"))
+    amount_received: int = field(metadata=_at("amount_received", "integer"))
+    currency: str = field(metadata=_at("currency"))
+    customer: str | None = field(default=None, metadata=_at("customer", "ref"))
+    account_id: str | None = field(default=None, metadata=_at("metadata.account_id", "opt"))
+    price_id: str | None = field(default=None, metadata=_at("metadata.price_id", "opt"))
+    latest_charge: str | None = field(default=None, metadata=_at("latest_charge", "ref"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChargeRefunded(PaymentEvent):
+    """``charge.refunded``: sent for partial refunds too; ``amount_refunded`` is cumulative and
+    ``refunded`` is true only once the whole charge is refunded."""
+
+    charge_id: str = field(metadata=_at("id"))
+    amount: int = field(metadata=_at("amount", "integer"))
+    amount_refunded: int = field(metadata=_at("amount_refunded", "integer"))
+    refunded: bool = field(metadata=_at("refunded", "flag"))
+    payment_intent: str | None = field(default=None, metadata=_at("payment_intent", "ref"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DisputeClosed(PaymentEvent):
+    """``charge.dispute.closed``: ``status`` is ``won``, ``lost`` or ``warning_closed``."""
+
+    dispute_id: str = field(metadata=_at("id"))
+    charge: str = field(metadata=_at("charge", "required_ref"))
+    status: str = field(metadata=_at("status"))
+    amount: int = field(metadata=_at("amount", "integer"))
+    payment_intent: str | None = field(default=None, metadata=_at("payment_intent", "ref"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EarlyFraudWarning(PaymentEvent):
+    """``radar.early_fraud_warning.created``."""
+
+    warning_id: str = field(metadata=_at("id"))
+    charge: str = field(metadata=_at("charge", "required_ref"))
+    payment_intent: str | None = field(default=None, metadata=_at("payment_intent", "ref"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefundUpdated(PaymentEvent):
+    """``refund.updated`` / ``refund.failed``: ``status`` is ``pending``, ``requires_action``,
+    ``succeeded``, ``failed`` or ``canceled``."""
+
+    refund_id: str = field(metadata=_at("id"))
+    status: str = field(metadata=_at("status"))
+    charge: str | None = field(default=None, metadata=_at("charge", "ref"))
+    payment_intent: str | None = field(default=None, metadata=_at("payment_intent", "ref"))
+    amount: int | None = field(default=None, metadata=_at("amount", "opt_integer"))
+    failure_reason: str | None = field(default=None, metadata=_at("failure_reason", "opt"))
+
+
+_CLASSES: Final[dict[EventKind, type[PaymentEvent]]] = {
+    EventKind.CHECKOUT_COMPLETED: CheckoutSession,
+    EventKind.CHECKOUT_ASYNC_SUCCEEDED: CheckoutSession,
+    EventKind.CHECKOUT_ASYNC_FAILED: CheckoutSession,
+    EventKind.PAYMENT_SUCCEEDED: PaymentSucceeded,
+    EventKind.CHARGE_REFUNDED: ChargeRefunded,
+    EventKind.DISPUTE_CLOSED: DisputeClosed,
+    EventKind.EARLY_FRAUD_WARNING: EarlyFraudWarning,
+    EventKind.REFUND_UPDATED: RefundUpdated,
+    EventKind.REFUND_FAILED: RefundUpdated,
+}
+
+
+def verify_webhook(
+    payload: bytes,
+    sig_header: str | None,
+    secret: str,
+    *,
+    tolerance_s: int = DEFAULT_TOLERANCE_S,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """The event in ``payload`` once its ``Stripe-Signature`` header proves Stripe sent it.
+
+    ``now`` (seconds since the epoch) replaces the clock in tests. The timestamp must lie within
+    ``tolerance_s`` of it, before or after. Raises :class:`SignatureInvalid`,
+    :class:`PayloadUnreadable`, or ``ConfigurationError`` for an empty secret or tolerance.
+    """
+    if not isinstance(secret, str) or not secret:
+        raise ConfigurationError("no Stripe webhook signing secret")
+    if tolerance_s <= 0:
+        raise ConfigurationError("webhook tolerance must be positive", tolerance_s=tolerance_s)
+    if not isinstance(sig_header, str) or not sig_header:
+        raise SignatureInvalid("no Stripe-Signature header")
+    timestamp, signatures = _parse_header(sig_header)
+    raw = bytes(payload)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None:  # the library cannot take it; check the same HMAC over the exact bytes
+        if not _signed_bytes(raw, timestamp, signatures, secret):
+            raise SignatureInvalid("no v1 signature matches the body")
+    else:
+        try:
+            stripe.WebhookSignature.verify_header(text, sig_header, secret, tolerance=None)
+        except stripe.SignatureVerificationError as exc:
+            raise SignatureInvalid("no v1 signature matches the body") from exc
+        except (TypeError, ValueError) as exc:  # e.g. a non-ASCII signature to compare
+            raise SignatureInvalid("unusable Stripe-Signature header") from exc
+    current = time.time() if now is None else now
+    if timestamp < current - tolerance_s:
+        raise SignatureInvalid("signed too long ago", timestamp=timestamp, tolerance_s=tolerance_s)
+    if timestamp > current + tolerance_s:
+        raise SignatureInvalid("signed in the future", timestamp=timestamp, tolerance_s=tolerance_s)
+    if text is None:
+        raise PayloadUnreadable("the body is not UTF-8")
+    return _event_dict(text)
+
+
+def _parse_header(header: str) -> tuple[int, list[str]]:
+    """``t`` and the ``v1`` signatures, read exactly as stripe-python reads them."""
+    try:
+        items = [item.split("=", 2) for item in header.split(",")]
+        timestamp = int(next(item[1] for item in items if item[0] == "t"))
+        signatures = [item[1] for item in items if item[0] == "v1"]
+    except (IndexError, ValueError, StopIteration) as exc:
+        raise SignatureInvalid("malformed Stripe-Signature header") from exc
+    if not signatures:
+        raise SignatureInvalid("no v1 signature in the Stripe-Signature header")
+    return timestamp, signatures
+
+
+def _signed_bytes(raw: bytes, timestamp: int, signatures: list[str], secret: str) -> bool:
+    signed = b"%d." % timestamp + raw
+    expected = hmac.new(secret.encode("utf-8"), signed, sha256).hexdigest().encode("ascii")
+    return any(hmac.compare_digest(expected, sig.encode("utf-8", "replace")) for sig in signatures)
+
+
+def _event_dict(text: str) -> dict[str, Any]:
+    try:
+        event = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise PayloadUnreadable("the body is not JSON") from exc
+    if not isinstance(event, dict):
+        raise PayloadUnreadable("the body is not a JSON object", type=type(event).__name__)
+    if event.get("object", "event") != "event":
+        raise PayloadUnreadable("not a snapshot event", object=short(event.get("object")))
+    for name in ("id", "type"):
+        if not isinstance(event.get(name), str) or not event[name]:
+            raise PayloadUnreadable("missing or invalid field", field=name)
+    return event
+
+
+def parse_event(event: Mapping[str, Any]) -> PaymentEvent:
+    """The typed view of a Stripe event; a type Refundry does not act on parses as ``IGNORED``.
+
+    Raises :class:`PayloadUnreadable` naming the first missing or mistyped field.
+    """
+    if not isinstance(event, Mapping):
+        raise PayloadUnreadable("the event is not a JSON object", type=type(event).__name__)
+    event_id = event.get("id")
+    reader = _Reader(event, "", event_id if isinstance(event_id, str) else None)
+    base: dict[str, Any] = {
+        "event_id": reader.text("id"),
+        "type": reader.text("type"),
+        "created": reader.integer("created"),
+    }
+    try:
+        kind = EventKind(base["type"])
+    except ValueError:
+        kind = EventKind.IGNORED
+    if kind is EventKind.IGNORED:
+        return PaymentEvent(**base)
+    obj = _Reader(reader.mapping("data.object"), "data.object.", base["event_id"])
+    cls = _CLASSES[kind]
+    values = {
+        f.name: getattr(obj, f.metadata["read"])(f.metadata["at"])
+        for f in fields(cls)
+        if "at" in f.metadata
+    }
+    return cls(**base, kind=kind, **values)
+
+
+def purchase_key(event: PaymentEvent) -> str | None:
+    """The id of the purchase this event is about: its PaymentIntent id when the event names one,
+    else the Checkout Session id; ``None`` when it names neither (e.g. an ignored event).
+
+    Derive grant and clawback idempotency keys from it, never from the event id: one payment
+    arrives as several events with different ids.
+    """
+    payment_intent = getattr(event, "payment_intent", None)
+    if isinstance(payment_intent, str):
+        return payment_intent
+    if isinstance(event, CheckoutSession):
+        return event.session_id
+    return None
+
+
+class _Reader:
+    """Typed field access on one object; refuses with the full dotted path of the field."""
+
+    __slots__ = ("_event_id", "_obj", "_prefix")
+
+    def __init__(self, obj: Mapping[str, Any], prefix: str, event_id: str | None) -> None:
+        self._obj = obj
+        self._prefix = prefix
+        self._event_id = event_id
+
+    def _refuse(self, path: str, value: object) -> PayloadUnreadable:
+        problem = "missing field" if value is None else "invalid field"
+        extra: dict[str, Any] = {"field": self._prefix + path}
+        if value is not None:
+            extra["value"] = short(value)
+        if self._event_id:
+            extra["event_id"] = self._event_id
+        return PayloadUnreadable(problem, **extra)
+
+    def text(self, path: str) -> str:
+        value = lookup(self._obj, path)
+        if not isinstance(value, str) or not value:
+            raise self._refuse(path, value)
+        return value
+
+    def integer(self, path: str) -> int:
+        value = lookup(self._obj, path)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._refuse(path, value)
+        return value
+
+    def flag(self, path: str) -> bool:
+        value = lookup(self._obj, path)
+        if not isinstance(value, bool):
+            raise self._refuse(path, value)
+        return value
+
+    def mapping(self, path: str) -> Mapping[str, Any]:
+        value = lookup(self._obj, path)
+        if not isinstance(value, Mapping):
+            raise self._refuse(path, value)
+        return value
+
+    def opt(self, path: str) -> str | None:
+        value = lookup(self._obj, path)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise self._refuse(path, value)
+        return value
+
+    def opt_integer(self, path: str) -> int | None:
+        return None if lookup(self._obj, path) is None else self.integer(path)
+
+    def ref(self, path: str) -> str | None:
+        """An expandable reference: an id string, or the expanded object carrying its ``id``."""
+        value = lookup(self._obj, path)
+        if isinstance(value, Mapping):
+            return self.text(f"{path}.id")
+        return self.opt(path)
+
+    def required_ref(self, path: str) -> str:
+        found = self.ref(path)
+        if found is None:
+            raise self._refuse(path, None)
+        return found
+
+    def price_id(self, path: str) -> str | None:
+        """The one price of the expanded line items, else ``metadata.price_id``."""
+        items = lookup(self._obj, path)
+        if items is None:
+            return self.opt("metadata.price_id")
+        if not isinstance(items, list):
+            raise self._refuse(path, items)
+        prices: set[str | None] = set()
+        for index, item in enumerate(items):
+            if not isinstance(item, Mapping):
+                raise self._refuse(f"{path}.{index}", item)
+            prices.add(_Reader(item, f"{self._prefix}{path}.{index}.", self._event_id).ref("price"))
+        if len(prices) > 1:
+            raise self._refuse(path, f"{len(prices)} different prices")
+        found = prices.pop() if prices else None
+        return found or self.opt("metadata.price_id")

@@ -1,0 +1,397 @@
+"""Stripe webhooks: only a delivery Stripe signed just now verifies, and every event type Refundry
+acts on parses into its typed view, refusing a missing field by name.
+
+Deliveries are signed with stripe-python's own helper (``generate_signature_header``, "useful for
+signing payloads in unit tests"); bodies that are not UTF-8, which that helper cannot take, are
+signed as Stripe's docs describe: HMAC-SHA256 of ``"{t}.{body}"`` with the whole secret.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hmac
+import json
+import time
+from hashlib import sha256
+from typing import Any, TypeVar
+
+import pytest
+import stripe
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger.errors import ConfigurationError
+from providers.stripe import (
+    ChargeRefunded,
+    CheckoutSession,
+    DisputeClosed,
+    EarlyFraudWarning,
+    EventKind,
+    PayloadUnreadable,
+    PaymentEvent,
+    PaymentSucceeded,
+    RefundUpdated,
+    SignatureInvalid,
+    parse_event,
+    purchase_key,
+    verify_webhook,
+)
+
+E = TypeVar("E", bound=PaymentEvent)
+SECRET = "whsec_test_secret_Refundry0123456789"
+NOW = 1_767_225_600
+BODY = b'{"id":"evt_test_sig","object":"event","type":"charge.refunded","created":1767225600}'
+
+
+def sign(body: bytes, secret: str = SECRET, t: int = NOW) -> str:
+    return str(stripe.WebhookSignature.generate_signature_header(body.decode(), secret, t))
+
+
+def sign_bytes(body: bytes, secret: str = SECRET, t: int = NOW) -> str:
+    digest = hmac.new(secret.encode(), b"%d." % t + body, sha256).hexdigest()
+    return f"t={t},v1={digest}"
+
+
+OBJECTS: dict[str, dict[str, Any]] = json.loads(
+    """{
+"session": {"id": "cs_test_a1PackSession0001", "object": "checkout.session", "mode": "payment",
+  "status": "complete", "payment_status": "paid", "amount_subtotal": 1900, "amount_total": 1900,
+  "currency": "usd", "client_reference_id": "user_42", "customer": "cus_TestUser42",
+  "payment_intent": "pi_3PackIntent0001", "created": 1767225600,
+  "metadata": {"account_id": "acct_42", "price_id": "price_pack500"}},
+"intent": {"id": "pi_3PackIntent0001", "object": "payment_intent", "amount": 1900,
+  "amount_received": 1900, "currency": "usd", "customer": "cus_TestUser42",
+  "latest_charge": "ch_3PackCharge0001", "status": "succeeded",
+  "metadata": {"account_id": "acct_42", "price_id": "price_pack500"}},
+"charge": {"id": "ch_3PackCharge0001", "object": "charge", "amount": 1900, "amount_refunded": 950,
+  "refunded": false, "currency": "usd", "payment_intent": "pi_3PackIntent0001"},
+"dispute": {"id": "dp_1DisputeTest0001", "object": "dispute", "amount": 1900, "status": "lost",
+  "charge": "ch_3PackCharge0001", "payment_intent": "pi_3PackIntent0001", "reason": "fraudulent"},
+"warning": {"id": "issfr_1Warning0001", "object": "radar.early_fraud_warning", "actionable": true,
+  "charge": "ch_3PackCharge0001", "payment_intent": "pi_3PackIntent0001",
+  "fraud_type": "made_with_stolen_card"},
+"refund": {"id": "re_3Refund0001", "object": "refund", "amount": 950, "status": "failed",
+  "charge": "ch_3PackCharge0001", "payment_intent": "pi_3PackIntent0001",
+  "failure_reason": "expired_or_canceled_card"}
+}"""
+)
+"""``data.object`` of each event type, following research/payments.md §7."""
+CHARGE, DISPUTE, WARNING, REFUND = (OBJECTS[k] for k in ("charge", "dispute", "warning", "refund"))
+
+
+def event(kind: str, obj: dict[str, Any], event_id: str = "evt_1Test0001") -> dict[str, Any]:
+    """An event envelope as Stripe sends it."""
+    envelope: dict[str, Any] = {"id": event_id, "object": "event", "type": kind}
+    envelope |= {"created": 1767225660, "livemode": False, "api_version": "2026-06-24.dahlia"}
+    return envelope | {"pending_webhooks": 1, "data": {"object": copy.deepcopy(obj)}}
+
+
+def session(**changes: Any) -> dict[str, Any]:
+    return OBJECTS["session"] | changes
+
+
+def intent(**changes: Any) -> dict[str, Any]:
+    return OBJECTS["intent"] | changes
+
+
+def test_a_delivery_signed_by_stripe_just_now_verifies() -> None:
+    assert verify_webhook(BODY, sign(BODY), SECRET, now=NOW + 10) == json.loads(BODY)
+
+
+def test_the_real_clock_is_used_when_no_time_is_given() -> None:
+    assert verify_webhook(BODY, sign(BODY, t=int(time.time())), SECRET)["id"] == "evt_test_sig"
+
+
+def test_any_v1_signature_may_match_while_the_secret_is_rolled() -> None:
+    old = sign(BODY, secret="whsec_the_old_one").split(",")[1]
+    assert verify_webhook(BODY, f"{sign(BODY)},{old}", SECRET, now=NOW)["id"] == "evt_test_sig"
+    assert verify_webhook(BODY, f"t={NOW},{old},{sign(BODY).split(',')[1]}", SECRET, now=NOW)
+
+
+@pytest.mark.parametrize("age", [0, 1, 299, 300])
+def test_a_delivery_up_to_the_tolerance_old_or_early_verifies(age: int) -> None:
+    assert verify_webhook(BODY, sign(BODY, t=NOW - age), SECRET, now=NOW)
+    assert verify_webhook(BODY, sign(BODY, t=NOW + age), SECRET, now=NOW)
+
+
+FORGED = {
+    "wrong secret": (BODY, sign(BODY, secret="whsec_someone_else")),
+    "body changed by one byte": (BODY.replace(b"refunded", b"refundex"), sign(BODY)),
+    "stale timestamp": (BODY, sign(BODY, t=NOW - 301)),
+    "future timestamp": (BODY, sign(BODY, t=NOW + 301)),
+    "far future timestamp": (BODY, sign(BODY, t=NOW + 10**9)),
+    "garbage header": (BODY, "garbage"),
+    "letters for numbers": (BODY, "t=abc,v1=zz"),
+    "empty values": (BODY, "t=,v1="),
+    "no timestamp": (BODY, "v1=" + "0" * 64),
+    "no v1 signature": (BODY, f"t={NOW}"),
+    "only a v0 signature": (BODY, sign(BODY).replace("v1=", "v0=")),
+    "non-ASCII signature": (BODY, f"t={NOW},v1=é"),
+    "huge timestamp": (BODY, "t=" + "9" * 5000 + ",v1=00"),
+    "empty header": (BODY, ""),
+    "missing header": (BODY, None),
+    "unsigned non-UTF-8 body": (b"\xff\xfe{}", sign(b"{}")),
+}
+
+
+@pytest.mark.parametrize("case", list(FORGED))
+def test_a_forgery_is_refused_without_showing_the_secret(case: str) -> None:
+    body, header = FORGED[case]
+    with pytest.raises(SignatureInvalid) as caught:
+        verify_webhook(body, header, SECRET, now=NOW)
+    assert caught.value.permanent
+    error: BaseException | None = caught.value
+    while error is not None:
+        assert SECRET not in f"{error} {error!r} {getattr(error, 'fields', '')}"
+        error = error.__cause__
+
+
+def test_timestamps_outside_the_window_say_which_side() -> None:
+    with pytest.raises(SignatureInvalid, match="too long ago"):
+        verify_webhook(BODY, sign(BODY, t=NOW - 301), SECRET, now=NOW)
+    with pytest.raises(SignatureInvalid, match="future") as caught:
+        verify_webhook(BODY, sign(BODY, t=NOW + 301), SECRET, now=NOW)
+    assert caught.value.fields == {"timestamp": NOW + 301, "tolerance_s": 300}
+
+
+UNREADABLE = {
+    "not JSON": b"this is not json",
+    "a JSON array": b'[{"id": "evt_1"}]',
+    "a thin v2 event": b'{"id": "evt_1", "object": "v2.core.event", "type": "v1.x"}',
+    "no type": b'{"id": "evt_1", "object": "event"}',
+    "an empty id": b'{"id": "", "object": "event", "type": "charge.refunded"}',
+    "deeply nested": b"[" * 100_000 + b"]" * 100_000,
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("case", list(UNREADABLE))
+def test_a_genuine_signature_over_an_unreadable_body_is_unreadable(case: str) -> None:
+    body = UNREADABLE[case]
+    with pytest.raises(PayloadUnreadable) as caught:
+        verify_webhook(body, sign(body), SECRET, now=NOW)
+    assert caught.value.permanent
+    assert SECRET not in str(caught.value)
+
+
+def test_a_genuine_signature_over_bytes_that_are_not_utf8_is_unreadable() -> None:
+    body = b'{"id": "evt_\xff"}'
+    with pytest.raises(PayloadUnreadable, match="UTF-8"):
+        verify_webhook(body, sign_bytes(body), SECRET, now=NOW)
+    with pytest.raises(SignatureInvalid):
+        verify_webhook(body, sign_bytes(body, t=NOW - 301), SECRET, now=NOW)
+
+
+@pytest.mark.parametrize("secret", ["", None])
+def test_a_missing_secret_or_tolerance_is_a_configuration_error(secret: Any) -> None:
+    with pytest.raises(ConfigurationError):
+        verify_webhook(BODY, sign(BODY), secret, now=NOW)
+    with pytest.raises(ConfigurationError):
+        verify_webhook(BODY, sign(BODY), SECRET, now=NOW, tolerance_s=0)
+
+
+HEADERS = st.one_of(
+    st.text(),
+    st.builds(
+        lambda t, sigs: ",".join([f"t={t}", *(f"v1={s}" for s in sigs)]),
+        st.one_of(st.integers(), st.text(max_size=12)),
+        st.lists(st.text(max_size=70), max_size=3),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.binary(max_size=300), header=HEADERS)
+def test_arbitrary_deliveries_raise_nothing_but_the_two_refusals(body: bytes, header: str) -> None:
+    with contextlib.suppress(SignatureInvalid, PayloadUnreadable):
+        verify_webhook(body, header, SECRET, now=NOW)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.binary(max_size=300), skew=st.integers(-400, 400))
+def test_genuinely_signed_arbitrary_bytes_verify_or_are_unreadable(body: bytes, skew: int) -> None:
+    try:
+        event = verify_webhook(body, sign_bytes(body, t=NOW + skew), SECRET, now=NOW)
+    except PayloadUnreadable:
+        assert abs(skew) <= 300
+    except SignatureInvalid:
+        assert abs(skew) > 300
+    else:
+        assert isinstance(event, dict) and abs(skew) <= 300
+
+
+def parsed_as(kind: str, obj: dict[str, Any], cls: type[E]) -> E:
+    parsed = parse_event(event(kind, obj))
+    assert isinstance(parsed, cls)
+    assert (parsed.event_id, parsed.type, parsed.created) == ("evt_1Test0001", kind, 1767225660)
+    assert parsed.kind is EventKind(kind)
+    return parsed
+
+
+def has(parsed: PaymentEvent, **expected: Any) -> None:
+    assert {name: getattr(parsed, name) for name in expected} == expected
+
+
+@pytest.mark.parametrize("kind", [k for k in EventKind if k.startswith("checkout.session.")])
+def test_checkout_session_events_carry_the_purchase(kind: str) -> None:
+    parsed = parsed_as(kind, session(), CheckoutSession)
+    has(parsed, session_id="cs_test_a1PackSession0001", payment_status="paid", currency="usd")
+    has(parsed, amount_total=1900, payment_intent="pi_3PackIntent0001", customer="cus_TestUser42")
+    has(parsed, client_reference_id="user_42", account_id="acct_42", price_id="price_pack500")
+    assert parsed.paid is (kind != "checkout.session.async_payment_failed")
+    delayed = parse_event(event(kind, session(payment_status="unpaid")))  # not paid yet
+    assert isinstance(delayed, CheckoutSession) and not delayed.paid
+    assert purchase_key(parsed) == "pi_3PackIntent0001"
+
+
+def test_expanded_line_items_name_the_price_and_expanded_ids_are_read() -> None:
+    items = {"data": [{"id": "li_1", "price": {"id": "price_from_items"}, "quantity": 1}]}
+    obj = session(line_items=items, payment_intent={"id": "pi_expanded"}, customer=None)
+    parsed = parsed_as("checkout.session.completed", obj, CheckoutSession)
+    has(parsed, price_id="price_from_items", payment_intent="pi_expanded", customer=None)
+
+
+def test_without_line_items_or_metadata_there_is_no_price_nor_account() -> None:
+    parsed = parsed_as("checkout.session.completed", session(metadata={}), CheckoutSession)
+    has(parsed, price_id=None, account_id=None)
+
+
+def test_one_payment_has_one_purchase_key_whichever_event_brings_it() -> None:
+    from_checkout = parse_event(event("checkout.session.completed", session(), "evt_a"))
+    from_intent = parse_event(event("payment_intent.succeeded", intent(), "evt_b"))
+    assert purchase_key(from_checkout) == purchase_key(from_intent) == "pi_3PackIntent0001"
+    free = session(payment_intent=None, payment_status="no_payment_required")
+    assert purchase_key(parse_event(event("checkout.session.completed", free))) == free["id"]
+
+
+def test_payment_intent_succeeded() -> None:
+    parsed = parsed_as("payment_intent.succeeded", intent(), PaymentSucceeded)
+    has(parsed, payment_intent="pi_3PackIntent0001", amount_received=1900, currency="usd")
+    has(parsed, account_id="acct_42", price_id="price_pack500", customer="cus_TestUser42")
+    has(parsed, latest_charge="ch_3PackCharge0001")
+
+
+def test_charge_refunded_carries_the_cumulative_amount() -> None:
+    parsed = parsed_as("charge.refunded", CHARGE, ChargeRefunded)
+    has(parsed, charge_id="ch_3PackCharge0001", amount=1900, amount_refunded=950, refunded=False)
+    assert purchase_key(parsed) == "pi_3PackIntent0001"
+
+
+@pytest.mark.parametrize("status", ["lost", "won"])
+def test_dispute_closed(status: str) -> None:
+    parsed = parsed_as("charge.dispute.closed", DISPUTE | {"status": status}, DisputeClosed)
+    has(parsed, dispute_id="dp_1DisputeTest0001", charge="ch_3PackCharge0001", status=status)
+    has(parsed, amount=1900, payment_intent="pi_3PackIntent0001")
+    assert purchase_key(parsed) == "pi_3PackIntent0001"
+
+
+def test_early_fraud_warning() -> None:
+    parsed = parsed_as("radar.early_fraud_warning.created", WARNING, EarlyFraudWarning)
+    has(parsed, warning_id="issfr_1Warning0001", charge="ch_3PackCharge0001")
+    has(parsed, payment_intent="pi_3PackIntent0001")
+
+
+@pytest.mark.parametrize("kind", ["refund.updated", "refund.failed"])
+def test_refund_updates(kind: str) -> None:
+    parsed = parsed_as(kind, REFUND, RefundUpdated)
+    has(parsed, refund_id="re_3Refund0001", status="failed", amount=950, charge=CHARGE["id"])
+    has(parsed, failure_reason="expired_or_canceled_card", payment_intent="pi_3PackIntent0001")
+
+
+@pytest.mark.parametrize("kind", ["customer.created", "charge.dispute.created", "ignored"])
+def test_an_event_refundry_does_not_act_on_is_ignored_not_refused(kind: str) -> None:
+    parsed = parse_event({"id": "evt_x", "type": kind, "created": 1, "data": {"object": []}})
+    assert type(parsed) is PaymentEvent
+    assert parsed.kind is EventKind.IGNORED
+    assert purchase_key(parsed) is None
+
+
+MISSING = [
+    ("checkout.session.completed", session(), "payment_status"),
+    ("checkout.session.completed", session(), "amount_total"),
+    ("checkout.session.async_payment_succeeded", session(), "id"),
+    ("payment_intent.succeeded", intent(), "amount_received"),
+    ("payment_intent.succeeded", intent(), "currency"),
+    ("charge.refunded", CHARGE, "amount_refunded"),
+    ("charge.refunded", CHARGE, "refunded"),
+    ("charge.dispute.closed", DISPUTE, "charge"),
+    ("charge.dispute.closed", DISPUTE, "status"),
+    ("radar.early_fraud_warning.created", WARNING, "charge"),
+    ("refund.failed", REFUND, "status"),
+]
+
+
+@pytest.mark.parametrize(("kind", "obj", "name"), MISSING)
+def test_a_missing_field_is_refused_by_name(kind: str, obj: dict[str, Any], name: str) -> None:
+    broken = copy.deepcopy(obj)
+    del broken[name]
+    with pytest.raises(PayloadUnreadable) as caught:
+        parse_event(event(kind, broken))
+    assert caught.value.fields["field"] == f"data.object.{name}"
+    assert caught.value.fields["event_id"] == "evt_1Test0001"
+    assert f"data.object.{name}" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["id", "type", "created", "data"])
+def test_a_missing_envelope_field_is_refused_by_name(name: str) -> None:
+    broken = event("charge.refunded", CHARGE)
+    del broken[name]
+    with pytest.raises(PayloadUnreadable) as caught:
+        parse_event(broken)
+    assert caught.value.fields["field"] == ("data.object" if name == "data" else name)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"amount_total": "1900"}, "data.object.amount_total"),
+        ({"amount_total": True}, "data.object.amount_total"),
+        ({"payment_status": 1}, "data.object.payment_status"),
+        ({"metadata": {"account_id": 42}}, "data.object.metadata.account_id"),
+        ({"payment_intent": {"object": "payment_intent"}}, "data.object.payment_intent.id"),
+        ({"line_items": {"data": "none"}}, "data.object.line_items.data"),
+        ({"line_items": {"data": [7]}}, "data.object.line_items.data.0"),
+    ],
+)
+def test_a_mistyped_field_is_refused_by_name(change: dict[str, Any], field: str) -> None:
+    with pytest.raises(PayloadUnreadable) as caught:
+        parse_event(event("checkout.session.completed", session(**change)))
+    assert caught.value.fields["field"] == field
+
+
+def test_a_checkout_of_several_prices_is_refused_rather_than_guessed() -> None:
+    items = {"data": [{"price": {"id": "price_a"}}, {"price": {"id": "price_b"}}]}
+    with pytest.raises(PayloadUnreadable, match="2 different prices"):
+        parse_event(event("checkout.session.completed", session(line_items=items)))
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=8,
+)
+SAMPLES = [
+    event("checkout.session.completed", session()),
+    event("payment_intent.succeeded", intent()),
+    event("charge.refunded", CHARGE),
+    event("charge.dispute.closed", DISPUTE),
+    event("radar.early_fraud_warning.created", WARNING),
+    event("refund.failed", REFUND),
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(sample=st.sampled_from(SAMPLES), data=st.data())
+def test_mutated_events_parse_or_are_refused(sample: dict[str, Any], data: Any) -> None:
+    mutant = copy.deepcopy(sample)
+    target = data.draw(st.sampled_from([mutant, mutant["data"]["object"]]))
+    key = data.draw(st.sampled_from(sorted(target)))
+    target[key] = data.draw(JSON)
+    try:
+        parsed = parse_event(mutant)
+    except PayloadUnreadable as exc:
+        assert exc.fields["field"]
+    else:
+        assert isinstance(parsed, PaymentEvent)
+        purchase_key(parsed)
