@@ -3,8 +3,9 @@
 1. At most one refund per generation; a refund equals its charge (same account, same amount).
 2. No refund without a charge.
 3. A succeeded generation is never refunded.
+4. Every paid pack is granted exactly once, or refunded — never both (unless its credits
+   were clawed back in full), never neither after the landing window.
 5. Each balance equals the sum of its account's entries.
-(4, paid packs, arrives with payments.)
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger.backends import Database
+from ledger.clock import now_ms
 
 __all__ = ["Violation", "audit"]
 
@@ -34,15 +36,24 @@ _CHECKS: tuple[tuple[int, str], ...] = (
     (2, "audit_refund_without_charge"),
     (2, "audit_generation_without_charge"),
     (3, "audit_succeeded_refunded"),
+    (4, "audit_pack_granted_and_refunded"),
+    (4, "audit_pack_granted_state_without_grant"),
+    (4, "audit_pack_unlanded_past_window"),
     (5, "audit_balance_mismatch"),
 )
 
 
-def audit(db: Database) -> list[Violation]:
-    """Every violation found; an empty list means the ledger is consistent."""
+def audit(db: Database, *, landing_window_ms: int = 3_600_000) -> list[Violation]:
+    """Every violation found; an empty list means the ledger is consistent.
+
+    A paid pack still neither granted nor refunded ``landing_window_ms`` after payment
+    breaks invariant 4 (reconciliation should have settled it).
+    """
     found: list[Violation] = []
+    params = {"paid_before_ms": now_ms() - landing_window_ms}
     with db.read() as tx:
         for invariant, name in _CHECKS:
-            for row in tx.all(name):
+            wanted = params if name == "audit_pack_unlanded_past_window" else {}
+            for row in tx.all(name, **wanted):
                 found.append(Violation(invariant, name.removeprefix("audit_"), dict(row)))
     return found

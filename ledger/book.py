@@ -22,6 +22,7 @@ from ledger.errors import (
 )
 from ledger.inbox import Inbox, settle_in
 from ledger.outcomes import TERMINAL, Outcome
+from ledger.payments import Payments
 
 __all__ = ["Generation", "Ledger", "Settlement", "now_ms"]
 
@@ -83,6 +84,7 @@ class Ledger:
         self.db = db
         self.policy_version = policy_version
         self.inbox = Inbox(db)
+        self.payments = Payments(db, policy_version=policy_version)
 
     # -- grants -----------------------------------------------------------------------------
 

@@ -177,3 +177,90 @@ WHERE generation_id IN (
       AND COALESCE(next_poll_at_ms, charged_at_ms + :default_poll_after_ms) <= :now_ms
     ORDER BY charged_at_ms LIMIT :limit FOR UPDATE SKIP LOCKED)
 RETURNING *;
+
+-- name: upsert_payment
+INSERT INTO payments (purchase_key, provider, state, account_id, price_id, credits, amount,
+                      currency, customer, charge_id, session_id, paid_at_ms, created_at_ms,
+                      updated_at_ms)
+VALUES (:purchase_key, :provider, :state, :account_id, :price_id, :credits, :amount,
+        :currency, :customer, :charge_id, :session_id, :paid_at_ms, :now_ms, :now_ms)
+ON CONFLICT (purchase_key) DO UPDATE SET
+    account_id = COALESCE(payments.account_id, excluded.account_id),
+    price_id   = COALESCE(payments.price_id, excluded.price_id),
+    credits    = COALESCE(payments.credits, excluded.credits),
+    amount     = COALESCE(payments.amount, excluded.amount),
+    currency   = COALESCE(payments.currency, excluded.currency),
+    customer   = COALESCE(payments.customer, excluded.customer),
+    charge_id  = COALESCE(payments.charge_id, excluded.charge_id),
+    session_id = COALESCE(payments.session_id, excluded.session_id),
+    paid_at_ms = COALESCE(payments.paid_at_ms, excluded.paid_at_ms),
+    state = CASE
+        WHEN payments.state IN ('unpaid', 'failed') AND excluded.state = 'paid' THEN 'paid'
+        WHEN payments.state = 'unpaid' AND excluded.state = 'failed' THEN 'failed'
+        ELSE payments.state END,
+    updated_at_ms = excluded.updated_at_ms;
+
+-- name: lock_payment
+SELECT * FROM payments WHERE purchase_key = :purchase_key;
+
+-- name: lock_payment@postgresql
+SELECT * FROM payments WHERE purchase_key = :purchase_key FOR UPDATE;
+
+-- name: payment_by_key
+SELECT * FROM payments WHERE purchase_key = :purchase_key;
+
+-- name: payment_by_charge
+SELECT * FROM payments WHERE charge_id = :charge_id;
+
+-- name: update_payment_state
+UPDATE payments SET state = :state, refund_reason = COALESCE(:refund_reason, refund_reason),
+    refund_id = COALESCE(:refund_id, refund_id), updated_at_ms = :now_ms
+WHERE purchase_key = :purchase_key;
+
+-- name: add_payment_clawback
+UPDATE payments SET clawed_credits = clawed_credits + :credits,
+    refunded_amount = CASE WHEN :refunded_amount > refunded_amount THEN :refunded_amount
+                           ELSE refunded_amount END,
+    flag = COALESCE(:flag, flag), updated_at_ms = :now_ms
+WHERE purchase_key = :purchase_key;
+
+-- name: insert_payment_decision
+INSERT INTO payment_decisions (purchase_key, decision, reason, at_ms)
+VALUES (:purchase_key, :decision, :reason, :now_ms);
+
+-- name: payment_decisions_for
+SELECT decision, reason, at_ms FROM payment_decisions WHERE purchase_key = :purchase_key
+ORDER BY id;
+
+-- name: insert_pack_entry
+INSERT INTO entries (idempotency_key, account_id, kind, amount, generation_id, reason,
+                     policy_version, created_at_ms, failure_known_at_ms, applied_at_ms,
+                     purchase_key)
+VALUES (:idempotency_key, :account_id, :kind, :amount, NULL, :reason, :policy_version,
+        :now_ms, NULL, :now_ms, :purchase_key)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id;
+
+-- name: earlier_same_purchase
+SELECT purchase_key FROM payments
+WHERE purchase_key <> :purchase_key AND customer = :customer AND price_id = :price_id
+  AND amount = :amount AND state = 'granted'
+  AND paid_at_ms BETWEEN :window_start_ms AND :paid_at_ms
+ORDER BY paid_at_ms LIMIT 1;
+
+-- name: unlanded_payments
+SELECT * FROM payments WHERE state = 'paid' AND paid_at_ms < :paid_before_ms
+ORDER BY paid_at_ms LIMIT :limit;
+
+-- name: audit_pack_granted_and_refunded
+SELECT p.purchase_key, p.credits, p.clawed_credits FROM payments p
+WHERE p.state = 'refunded' AND p.clawed_credits < COALESCE(p.credits, 0) AND EXISTS (
+    SELECT 1 FROM entries e WHERE e.kind = 'grant' AND e.purchase_key = p.purchase_key);
+
+-- name: audit_pack_granted_state_without_grant
+SELECT p.purchase_key FROM payments p WHERE p.state = 'granted' AND NOT EXISTS (
+    SELECT 1 FROM entries e WHERE e.kind = 'grant' AND e.purchase_key = p.purchase_key);
+
+-- name: audit_pack_unlanded_past_window
+SELECT purchase_key, paid_at_ms FROM payments
+WHERE state IN ('paid', 'refunding') AND paid_at_ms < :paid_before_ms;
