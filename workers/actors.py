@@ -11,16 +11,21 @@ import logging
 import dramatiq
 
 from handlers.generation import apply_result
+from handlers.payments import apply_payment_event
+from ledger import InboxItem, Ledger
 from ledger.errors import RefundryError
+from providers.stripe import parse_event
 from workers import runtime
 from workers.broker import build_broker
 from workers.dead_letters import dead_letter_on_final_failure
 
 __all__ = [
     "ACTORS_BY_KIND",
+    "PAYMENTS_QUEUE",
     "RESULTS_QUEUE",
     "broker",
     "enqueue_event",
+    "process_payment",
     "process_result",
     "should_retry",
 ]
@@ -28,6 +33,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RESULTS_QUEUE = "results"
+PAYMENTS_QUEUE = "payments"
 
 _settings = runtime.settings()
 broker = build_broker(_settings)
@@ -53,11 +59,8 @@ def process_result(inbox_id: str) -> None:
 
     def run() -> None:
         ledger = runtime.ledger()
-        item = ledger.inbox.get(inbox_id)
+        item = _pending(ledger, inbox_id)
         if item is None:
-            raise RefundryError("no inbox row for this message", inbox_id=inbox_id)
-        if item.state != "pending":
-            log.info("inbox %s already %s", inbox_id, item.state)
             return
         applied = apply_result(
             ledger,
@@ -81,8 +84,50 @@ def process_result(inbox_id: str) -> None:
     dead_letter_on_final_failure(run, inbox_id=inbox_id, should_retry=should_retry)
 
 
+@dramatiq.actor(
+    queue_name=PAYMENTS_QUEUE,
+    max_retries=_settings.max_retries,
+    min_backoff=_settings.min_backoff_ms,
+    max_backoff=_settings.max_backoff_ms,
+    retry_when=should_retry,
+)
+def process_payment(inbox_id: str) -> None:
+    """A payment event: grant the pack once, refund or claw back as it says."""
+
+    def run() -> None:
+        ledger = runtime.ledger()
+        item = _pending(ledger, inbox_id)
+        if item is None:
+            return
+        did = apply_payment_event(
+            ledger,
+            parse_event(item.payload),
+            catalog=runtime.catalog(),
+            gateway=runtime.payment_gateway(),
+            policy=runtime.payment_policy(),
+        )
+        ledger.inbox.mark_processed(inbox_id)  # every effect above is keyed: a rerun is a no-op
+        log.info("payment %s: %s", inbox_id, did)
+
+    dead_letter_on_final_failure(run, inbox_id=inbox_id, should_retry=should_retry)
+
+
+def _pending(ledger: Ledger, inbox_id: str) -> InboxItem | None:
+    """The inbox event a message names; None when it was already applied (a redelivery)."""
+    item = ledger.inbox.get(inbox_id)
+    if item is None:
+        raise RefundryError("no inbox row for this message", inbox_id=inbox_id)
+    if item.state != "pending":
+        log.info("inbox %s already %s", inbox_id, item.state)
+        return None
+    return item
+
+
 #: The actor that applies each kind of inbox event.
-ACTORS_BY_KIND: dict[str, dramatiq.Actor] = {"result": process_result}  # type: ignore[type-arg]
+ACTORS_BY_KIND: dict[str, dramatiq.Actor] = {  # type: ignore[type-arg]
+    "result": process_result,
+    "payment": process_payment,
+}
 
 
 def enqueue_event(kind: str, inbox_id: str) -> None:

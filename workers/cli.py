@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime
 from typing import IO, Any
 
 import click
@@ -146,6 +148,44 @@ def sla(window_s: int) -> None:
     s = runtime.settings()
     report = sla_report(runtime.ledger(), window_ms=window_s * 1000, sla_ms=s.refund_sla_ms)
     click.echo(json.dumps(report.as_dict()))
+
+
+def _since(text: str | None) -> int | None:
+    """``--since``: epoch seconds, an ISO date or time, or an age such as ``48h``, ``90m``,
+    ``2d`` (a two-line parser, not worth a dependency)."""
+    if text is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text[:-1].isdigit() and text[-1] in units:
+        return int(time.time()) - int(text[:-1]) * units[text[-1]]
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter("epoch seconds, an ISO date/time, or 48h / 90m / 2d") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+@main.command("reconcile")
+@click.option("--since", default=None, help="epoch s, ISO date/time or age (48h); default 24h")
+@click.option("--dry-run", is_flag=True, help="report the decisions, change nothing")
+def reconcile_command(since: str | None, dry_run: bool) -> None:
+    """Compare paid packs at the payment provider with the ledger and settle the unlanded."""
+    from workers.sweeps import run_reconciliation
+
+    try:
+        report = run_reconciliation(_since(since), dry_run=dry_run)
+    except RefundryError as exc:
+        click.echo(f"refundry: {exc.reason}", err=True)
+        sys.exit(2)
+    for decision in report.decisions:
+        click.echo(json.dumps(decision))
+    click.echo(
+        json.dumps({"seen": report.seen, "decisions": len(report.decisions), "dry_run": dry_run})
+    )
 
 
 @main.command()

@@ -13,11 +13,12 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from ledger.errors import Unclassifiable
+from ledger.errors import Unclassifiable, UnknownProvider
 from providers.registry import get_adapter
+from providers.stripe import parse_event
 from workers import runtime
 
-__all__ = ["balance", "charge", "grant", "report_result"]
+__all__ = ["balance", "charge", "grant", "report_payment", "report_result"]
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +81,36 @@ def report_result(
         body = json.loads(json.dumps(payload))
     except (TypeError, ValueError) as exc:
         raise Unclassifiable("payload is not JSON-serialisable", provider=provider) from exc
+    return _record_and_enqueue("result", provider, body, generation_id, operation)
+
+
+def report_payment(*, provider: str, event: dict[str, Any]) -> str:
+    """Enqueue a payment webhook event the platform has already received and verified;
+    returns the message id. The pack of a paid purchase lands once, however many times and
+    in whatever order its events arrive. An unknown provider or an unreadable event is
+    refused here, at once, with nothing recorded."""
+    if provider != "stripe":
+        raise UnknownProvider(provider=provider)
+    parse_event(event)  # raises PayloadUnreadable naming the missing field
+    return _record_and_enqueue("payment", provider, dict(event), None, None)
+
+
+def balance(account_id: str) -> int:
+    """The account's current balance (0 for an account never seen)."""
+    return runtime.ledger().balance(account_id)
+
+
+def _record_and_enqueue(
+    kind: str,
+    provider: str,
+    body: dict[str, Any],
+    generation_id: str | None,
+    operation: str | None,
+) -> str:
     inbox_id = uuid.uuid4().hex
     runtime.ledger().inbox.record(
         id=inbox_id,
-        kind="result",
+        kind=kind,
         provider=provider,
         payload=body,
         generation_id=generation_id,
@@ -93,12 +120,7 @@ def report_result(
     try:
         from workers.actors import enqueue_event  # the broker is built on first use
 
-        enqueue_event("result", inbox_id)
+        enqueue_event(kind, inbox_id)
     except Exception:
         log.exception("enqueue of %s failed; the inbox sweep will deliver it", inbox_id)
     return inbox_id
-
-
-def balance(account_id: str) -> int:
-    """The account's current balance (0 for an account never seen)."""
-    return runtime.ledger().balance(account_id)

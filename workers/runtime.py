@@ -13,20 +13,27 @@ from typing import Any
 
 from handlers.deadlines import DeadlinePolicy
 from handlers.generation import RefundPolicy
+from handlers.packs import PackCatalog, PaymentPolicy
+from handlers.payments import PaymentGateway
 from handlers.thin_events import JobFetcher
 from ledger import Ledger, open_ledger
 from ledger.errors import ConfigurationError
 from providers.openai_api import VideosClient
+from providers.stripe_api import StripeAPI
 from workers.settings import Settings
 
 __all__ = [
+    "catalog",
     "deadlines",
     "fetch_job",
     "job_fetchers",
     "ledger",
+    "payment_gateway",
+    "payment_policy",
     "policy",
     "reset",
     "settings",
+    "stripe_api",
     "videos_client",
 ]
 
@@ -92,15 +99,60 @@ def deadlines() -> DeadlinePolicy:
     return DeadlinePolicy.from_json(settings().deadlines_json)
 
 
+_stripe: StripeAPI | None = None
+
+
+def stripe_api() -> StripeAPI:
+    """The process's Stripe client; ``ConfigurationError`` without ``STRIPE_API_KEY``."""
+    global _stripe
+    with _lock:
+        if _stripe is None:
+            s = settings()
+            _stripe = StripeAPI(s.stripe_api_key, base=s.stripe_api_base)
+        return _stripe
+
+
+class _NoPaymentGateway:
+    """Stands in when ``STRIPE_API_KEY`` is unset: grants work, a refund is refused loudly."""
+
+    def refund_payment(
+        self, payment_intent: str, *, amount: int | None, reason: str, idempotency_key: str
+    ) -> dict[str, Any]:
+        raise ConfigurationError(
+            "a refund needs the payment provider's API", variable="STRIPE_API_KEY"
+        )
+
+
+def payment_gateway() -> PaymentGateway:
+    return stripe_api() if settings().stripe_api_key else _NoPaymentGateway()
+
+
+@cache
+def catalog() -> PackCatalog:
+    return PackCatalog.from_json(settings().packs_json)
+
+
+@cache
+def payment_policy() -> PaymentPolicy:
+    s = settings()
+    return PaymentPolicy(
+        landing_window_ms=s.landing_window_s * 1000,
+        unlanded_action=s.unlanded_action,
+        duplicate_window_ms=s.duplicate_window_s * 1000,
+        fraud_action=s.fraud_action,
+    )
+
+
 def reset() -> None:
-    """Forget the cached settings, ledger and API client (the environment changed)."""
-    global _ledger, _videos
+    """Forget the cached settings, ledger and API clients (the environment changed)."""
+    global _ledger, _videos, _stripe
     with _lock:
         if _ledger is not None:
             _ledger.db.close()
         if _videos is not None:
             _videos.close()
-        _ledger = None
-        _videos = None
-        settings.cache_clear()
-        deadlines.cache_clear()
+        if _stripe is not None:
+            _stripe.close()
+        _ledger = _videos = _stripe = None
+        for cached in (settings, deadlines, catalog, payment_policy):
+            cached.cache_clear()

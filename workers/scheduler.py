@@ -8,11 +8,17 @@ repairs what the broker lost. Several schedulers may run: the sweeps lock in the
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from workers import runtime
-from workers.sweeps import run_inbox_sweep, run_sla_check, run_stuck_sweep
+from workers.sweeps import (
+    run_inbox_sweep,
+    run_reconciliation,
+    run_sla_check,
+    run_stuck_sweep,
+)
 
 __all__ = ["run_scheduler"]
 
@@ -23,11 +29,13 @@ def run_scheduler() -> None:
     s = runtime.settings()
     runtime.ledger()  # migrate before the first sweep
     scheduler = BlockingScheduler()
-    jobs = (
+    jobs: list[tuple[Callable[..., object], int]] = [
         (run_inbox_sweep, s.sweep_interval_s),
         (run_stuck_sweep, s.sweep_interval_s),
         (run_sla_check, 60),
-    )
+    ]
+    if s.stripe_api_key:
+        jobs.append((run_reconciliation, 300))
     for job, every_s in jobs:
         scheduler.add_job(
             job, "interval", seconds=every_s, id=job.__name__, max_instances=1, coalesce=True

@@ -18,6 +18,14 @@
 | ``REFUNDRY_SLA_WARN_MS`` | ``2700000`` | an event unapplied this long raises an alert |
 | ``REFUNDRY_DEADLINES`` | built in (``handlers/deadlines.py``) | stuck-generation deadlines |
 | ``REFUNDRY_POLL_INTERVAL_S`` | ``60`` | how often a stuck generation is polled |
+| ``STRIPE_API_KEY`` | empty: no reconciliation, no refunds | secret |
+| ``STRIPE_API_BASE`` | ``https://api.stripe.com`` | a Stripe-compatible endpoint |
+| ``STRIPE_WEBHOOK_SECRET`` | empty | secret: verifies Stripe webhooks |
+| ``REFUNDRY_PACKS`` | ``{}`` | JSON: price id → credits |
+| ``UNLANDED_PACK_ACTION`` | ``complete`` | unlanded pack: ``complete`` or ``refund`` |
+| ``REFUNDRY_LANDING_WINDOW_S`` | ``3600`` | how long a paid pack may take to land |
+| ``REFUNDRY_DUPLICATE_WINDOW_S`` | ``600`` | same pack paid twice within it: refunded |
+| ``REFUNDRY_FRAUD_ACTION`` | ``refund_and_revoke`` | on an early fraud warning (or ``alert``) |
 | ``OPENAI_API_KEY`` | empty: thin Sora events refused | secret: fetches a thin event's video |
 | ``OPENAI_API_BASE`` | ``https://api.openai.com/v1`` | OpenAI API base URL |
 
@@ -59,6 +67,14 @@ class Settings:
     sla_warn_ms: int = 45 * 60_000
     deadlines_json: str = ""
     poll_interval_s: int = 60
+    stripe_api_key: str = field(default="", repr=False)
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_webhook_secret: str = field(default="", repr=False)
+    packs_json: str = ""
+    unlanded_action: str = "complete"
+    landing_window_s: int = 3600
+    duplicate_window_s: int = 600
+    fraud_action: str = "refund_and_revoke"
     openai_api_key: str = field(default="", repr=False)
     openai_api_base: str = "https://api.openai.com/v1"
 
@@ -83,6 +99,14 @@ class Settings:
             sla_warn_ms=_int(env, "REFUNDRY_SLA_WARN_MS", 45 * 60_000),
             deadlines_json=env.get("REFUNDRY_DEADLINES", ""),
             poll_interval_s=max(1, _int(env, "REFUNDRY_POLL_INTERVAL_S", 60)),
+            stripe_api_key=env.get("STRIPE_API_KEY", "").strip(),
+            stripe_api_base=_url(env, "STRIPE_API_BASE", "https://api.stripe.com"),
+            stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET", "").strip(),
+            packs_json=env.get("REFUNDRY_PACKS", ""),
+            unlanded_action=env.get("UNLANDED_PACK_ACTION", "complete").strip(),
+            landing_window_s=_int(env, "REFUNDRY_LANDING_WINDOW_S", 3600),
+            duplicate_window_s=_int(env, "REFUNDRY_DUPLICATE_WINDOW_S", 600),
+            fraud_action=env.get("REFUNDRY_FRAUD_ACTION", "refund_and_revoke").strip(),
             openai_api_key=env.get("OPENAI_API_KEY", "").strip(),
             openai_api_base=_url(env, "OPENAI_API_BASE", "https://api.openai.com/v1"),
         )

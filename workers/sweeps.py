@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from handlers.deadlines import FALLBACK
 from handlers.inbox_sweep import InboxSweepResult, sweep_inbox
+from handlers.reconcile import Reconciliation, reconcile
 from handlers.sla import SlaReport, overdue_events, sla_report
 from handlers.stuck_sweep import StuckSweepResult, sweep_stuck_generations
+from ledger import now_ms
 from workers import runtime
 
-__all__ = ["run_inbox_sweep", "run_sla_check", "run_stuck_sweep"]
+__all__ = ["run_inbox_sweep", "run_reconciliation", "run_sla_check", "run_stuck_sweep"]
 
 
 def run_inbox_sweep(grace_ms: int | None = None) -> InboxSweepResult:
@@ -48,4 +50,20 @@ def run_stuck_sweep(at_ms: int | None = None) -> StuckSweepResult:
         default_poll_after_ms=FALLBACK.poll_after_ms,
         default_hard_ms=FALLBACK.hard_ms,
         at_ms=at_ms,
+    )
+
+
+def run_reconciliation(since_s: int | None = None, dry_run: bool = False) -> Reconciliation:
+    """Compare the payment provider's paid objects with the ledger; settle unlanded packs.
+    Looks back at least 24 hours (and at least twice the landing window) by default."""
+    s = runtime.settings()
+    if since_s is None:
+        since_s = now_ms() // 1000 - max(24 * 3600, 2 * s.landing_window_s)
+    return reconcile(
+        runtime.ledger(),
+        runtime.stripe_api(),
+        catalog=runtime.catalog(),
+        policy=runtime.payment_policy(),
+        since_s=since_s,
+        dry_run=dry_run,
     )

@@ -249,7 +249,7 @@ WHERE purchase_key <> :purchase_key AND customer = :customer AND price_id = :pri
 ORDER BY paid_at_ms LIMIT 1;
 
 -- name: unlanded_payments
-SELECT * FROM payments WHERE state = 'paid' AND paid_at_ms < :paid_before_ms
+SELECT * FROM payments WHERE state IN ('paid', 'refunding') AND paid_at_ms < :paid_before_ms
 ORDER BY paid_at_ms LIMIT :limit;
 
 -- name: audit_pack_granted_and_refunded

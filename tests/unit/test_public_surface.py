@@ -8,7 +8,13 @@ from workers import client
 
 
 def test_client_exports_exactly_the_contract() -> None:
-    assert sorted(client.__all__) == ["balance", "charge", "grant", "report_result"]
+    assert sorted(client.__all__) == [
+        "balance",
+        "charge",
+        "grant",
+        "report_payment",
+        "report_result",
+    ]
 
 
 def test_client_signatures_are_keyword_only_as_documented() -> None:

@@ -1,0 +1,64 @@
+"""The pack catalog and the payment policy: which price buys how many credits, and what to
+do with unlanded packs, duplicate charges and fraud warnings."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from ledger.errors import ConfigurationError, RefundryError
+
+__all__ = ["PackCatalog", "PackUnknown", "PaymentPolicy"]
+
+
+class PackUnknown(RefundryError):
+    """The price is not in the pack catalog (``REFUNDRY_PACKS``)."""
+
+    permanent = True
+
+
+@dataclass(frozen=True, slots=True)
+class PackCatalog:
+    credits_by_price: dict[str, int] = field(default_factory=dict)
+
+    def credits_for(self, price_id: str) -> int:
+        try:
+            return self.credits_by_price[price_id]
+        except KeyError:
+            raise PackUnknown(price_id=price_id) from None
+
+    @classmethod
+    def from_json(cls, text: str) -> PackCatalog:
+        """``REFUNDRY_PACKS``: a JSON object of price id → credits (a positive integer)."""
+        if not text.strip():
+            return cls()
+        try:
+            raw = json.loads(text)
+            packs = {str(k): int(v) for k, v in raw.items()}
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ConfigurationError(
+                "not a JSON object of price id → credits", variable="REFUNDRY_PACKS"
+            ) from exc
+        if any(v <= 0 for v in packs.values()):
+            raise ConfigurationError("credits must be positive", variable="REFUNDRY_PACKS")
+        return cls(packs)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentPolicy:
+    landing_window_ms: int = 3_600_000
+    """A paid pack not granted this long after payment is reconciled."""
+    unlanded_action: str = "complete"
+    """``complete`` (grant now) or ``refund`` (give the money back)."""
+    duplicate_window_ms: int = 10 * 60_000
+    """Same customer, pack and amount paid twice within this window: the later is refunded."""
+    fraud_action: str = "refund_and_revoke"
+    """On an early fraud warning: ``refund_and_revoke`` or ``alert`` only."""
+
+    def __post_init__(self) -> None:
+        if self.unlanded_action not in ("complete", "refund"):
+            raise ConfigurationError("must be complete or refund", variable="UNLANDED_PACK_ACTION")
+        if self.fraud_action not in ("refund_and_revoke", "alert"):
+            raise ConfigurationError(
+                "must be refund_and_revoke or alert", variable="REFUNDRY_FRAUD_ACTION"
+            )
