@@ -49,7 +49,7 @@ def sweep_inbox(
     for row in rows:
         age_ms = now - int(row["received_at_ms"])
         if age_ms > give_up_ms:
-            ledger.record_dead_letter(
+            ledger.dead.record(
                 message_id=row["id"],
                 actor="inbox_sweep",
                 queue="inbox",

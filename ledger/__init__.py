@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from ledger.audit import Violation, audit
 from ledger.backends import Database, open_database
-from ledger.book import Generation, Ledger, Settlement
+from ledger.book import Ledger
 from ledger.clock import now_ms
+from ledger.generations import Generation, Settlement
 from ledger.inbox import Inbox, InboxItem
 from ledger.migrations import migrate
 from ledger.outcomes import REFUNDABLE, TERMINAL, Outcome

@@ -7,12 +7,11 @@ in application code. A key replayed with other inputs raises ``IdempotencyConfli
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from ledger.backends import Database, Row, Tx
 from ledger.clock import now_ms
+from ledger.dead_letters import DeadLetters
 from ledger.errors import (
     AmountMismatch,
     ChargeNotFound,
@@ -20,57 +19,12 @@ from ledger.errors import (
     InsufficientCredits,
     LedgerError,
 )
+from ledger.generations import Generation, Settlement
 from ledger.inbox import Inbox, settle_in
 from ledger.outcomes import TERMINAL, Outcome
 from ledger.payments import Payments
 
 __all__ = ["Generation", "Ledger", "Settlement", "now_ms"]
-
-
-@dataclass(frozen=True, slots=True)
-class Generation:
-    generation_id: str
-    account_id: str
-    provider: str
-    provider_job_id: str | None
-    operation: str
-    credits: int
-    charged_at_ms: int
-    outcome: Outcome | None
-    outcome_reason: str | None
-    next_poll_at_ms: int | None = None
-    deadline_at_ms: int | None = None
-
-    @classmethod
-    def from_row(cls, row: Row) -> Generation:
-        return cls(
-            generation_id=row["generation_id"],
-            account_id=row["account_id"],
-            provider=row["provider"],
-            provider_job_id=row["provider_job_id"],
-            operation=row["operation"],
-            credits=int(row["credits"]),
-            charged_at_ms=int(row["charged_at_ms"]),
-            outcome=Outcome(row["outcome"]) if row["outcome"] else None,
-            outcome_reason=row["outcome_reason"],
-            next_poll_at_ms=_int_or_none(row.get("next_poll_at_ms")),
-            deadline_at_ms=_int_or_none(row.get("deadline_at_ms")),
-        )
-
-
-class Settlement(StrEnum):
-    """What reporting one outcome did to a generation."""
-
-    REFUNDED = "refunded"
-    """First terminal outcome, refundable: the charge was refunded now."""
-    KEPT = "kept"
-    """First terminal outcome, not refundable: the credits are kept."""
-    DUPLICATE = "duplicate"
-    """The same terminal outcome again: nothing changed."""
-    CONFLICT = "conflict"
-    """A terminal outcome contradicting the one applied: recorded, never applied."""
-    PENDING = "pending"
-    """Not terminal: nothing changed."""
 
 
 def _refund_key(generation_id: str) -> str:
@@ -85,6 +39,7 @@ class Ledger:
         self.policy_version = policy_version
         self.inbox = Inbox(db)
         self.payments = Payments(db, policy_version=policy_version)
+        self.dead = DeadLetters(db)
 
     # -- grants -----------------------------------------------------------------------------
 
@@ -356,43 +311,6 @@ class Ledger:
             rows = tx.all("refund_latencies_since", since_ms=since_ms)
         return [int(r["latency_ms"]) for r in rows]
 
-    # -- dead letters -----------------------------------------------------------------------
-
-    def record_dead_letter(
-        self,
-        *,
-        message_id: str,
-        actor: str,
-        queue: str,
-        reason: str,
-        error_class: str,
-        message: str,
-        inbox_id: str | None = None,
-        permanent: bool = False,
-    ) -> None:
-        """Keep a dead letter with its reason; ``message`` must already be redacted.
-
-        A permanent failure also closes its inbox row (``dead``): no sweep can fix it. A
-        transient one leaves the row pending, so the inbox sweep still applies it later.
-        """
-        with self.db.write() as tx:
-            tx.all(
-                "upsert_dead_letter",
-                message_id=message_id,
-                actor=actor,
-                queue=queue,
-                reason=reason,
-                error_class=error_class,
-                message=message,
-                now_ms=now_ms(),
-            )
-            if inbox_id is not None and permanent:
-                settle_in(tx, inbox_id, state="dead", dead_reason=reason)
-
-    def dead_letters(self) -> list[Row]:
-        with self.db.read() as tx:
-            return tx.all("dead_letters")
-
     # -- helpers ----------------------------------------------------------------------------
 
     def _insert_entry(
@@ -438,10 +356,6 @@ class Ledger:
     def _balance(self, tx: Tx, account_id: str) -> int:
         row = tx.one("account_balance", account_id=account_id)
         return int(row["balance"]) if row else 0
-
-
-def _int_or_none(value: Any) -> int | None:
-    return None if value is None else int(value)
 
 
 def _required(row: Row | None) -> Row:

@@ -117,6 +117,57 @@ def ledger_balance(account: str) -> None:
     click.echo(str(runtime.ledger().balance(account)))
 
 
+@main.group()
+def dlq() -> None:
+    """Dead letters: list, show, replay, purge."""
+
+
+@dlq.command("list")
+def dlq_list() -> None:
+    """One JSON line per dead letter: message id, reason, when."""
+    for row in runtime.ledger().dead.all():
+        click.echo(json.dumps({k: row[k] for k in ("message_id", "reason", "created_at_ms")}))
+
+
+@dlq.command("show")
+@click.argument("message_id")
+def dlq_show(message_id: str) -> None:
+    """The whole dead letter (its message is stored redacted)."""
+    row = runtime.ledger().dead.get(message_id)
+    if row is None:
+        click.echo(f"refundry: no dead letter {message_id}", err=True)
+        sys.exit(2)
+    click.echo(json.dumps(row, default=str))
+
+
+@dlq.command("replay")
+@click.argument("message_id")
+def dlq_replay(message_id: str) -> None:
+    """Put the dead letter's event back in the inbox and enqueue it again."""
+    from workers.actors import enqueue_event
+
+    ledger = runtime.ledger()
+    if ledger.dead.get(message_id) is None:
+        click.echo(f"refundry: no dead letter {message_id}", err=True)
+        sys.exit(2)
+    kind = ledger.dead.release(message_id, reopen=True)
+    if kind is not None:
+        enqueue_event(kind, message_id)
+    click.echo(json.dumps({"replayed": message_id, "enqueued": kind is not None}))
+
+
+@dlq.command("purge")
+@click.argument("message_id")
+def dlq_purge(message_id: str) -> None:
+    """Forget a dead letter (its event stays closed in the inbox)."""
+    ledger = runtime.ledger()
+    if ledger.dead.get(message_id) is None:
+        click.echo(f"refundry: no dead letter {message_id}", err=True)
+        sys.exit(2)
+    ledger.dead.release(message_id, reopen=False)
+    click.echo(json.dumps({"purged": message_id}))
+
+
 @main.command()
 def scheduler() -> None:
     """Run the periodic sweeps (inbox redelivery, SLA alerts)."""

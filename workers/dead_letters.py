@@ -60,7 +60,7 @@ def dead_letter_on_final_failure(
             sort_keys=True,
             default=str,
         )
-        ledger.record_dead_letter(
+        ledger.dead.record(
             message_id=message.message_id,
             actor=message.actor_name,
             queue=message.queue_name,

@@ -112,7 +112,7 @@ def _drive(ledger: Any, redis_url: str, count: int, timeout_s: float, seed: int)
     run = uuid.uuid4().hex[:8]
     plan = _plan(run, count, rng)
     started_ms = now_ms()
-    dead_before = len(ledger.dead_letters())
+    dead_before = len(ledger.dead.all())
     account = f"demo-{run}"
     client.grant(
         account_id=account, credits=100 * count, idempotency_key=f"demo-{run}", reason="demo top-up"
@@ -142,7 +142,7 @@ def _drive(ledger: Any, redis_url: str, count: int, timeout_s: float, seed: int)
             pending -= newly
             settled |= newly
             bar.update(len(newly))
-            dead = len(ledger.dead_letters()) - dead_before
+            dead = len(ledger.dead.all()) - dead_before
             if not pending and dead >= plan.expect_dead_letters and queue_idle(r, RESULTS_QUEUE):
                 break
             if time.monotonic() > deadline:
@@ -168,7 +168,7 @@ def _drive(ledger: Any, redis_url: str, count: int, timeout_s: float, seed: int)
                 "events": len(plan.events),
                 "refunded": refunded,
                 "kept": kept,
-                "dead_lettered": len(ledger.dead_letters()) - dead_before,
+                "dead_lettered": len(ledger.dead.all()) - dead_before,
                 "ledger_check": "ok" if ok else "violations" if violations else "unsettled",
                 "p50_refund_ms": percentile(latencies, 0.50),
                 "p99_refund_ms": percentile(latencies, 0.99),

@@ -264,3 +264,14 @@ SELECT p.purchase_key FROM payments p WHERE p.state = 'granted' AND NOT EXISTS (
 -- name: audit_pack_unlanded_past_window
 SELECT purchase_key, paid_at_ms FROM payments
 WHERE state IN ('paid', 'refunding') AND paid_at_ms < :paid_before_ms;
+
+-- name: dead_letter_by_message
+SELECT * FROM dead_letters WHERE message_id = :message_id;
+
+-- name: delete_dead_letter
+DELETE FROM dead_letters WHERE message_id = :message_id;
+
+-- name: reopen_inbox
+UPDATE inbox SET state = 'pending', dead_reason = NULL, settled_at_ms = NULL,
+    enqueued_at_ms = :now_ms
+WHERE id = :id AND state = 'dead';

@@ -106,7 +106,7 @@ def test_a_permanent_dead_letter_closes_the_event_a_transient_one_does_not(
 ) -> None:
     for i in (1, 2):
         ledger.inbox.record(id=f"m{i}", kind="result", provider="fal", payload={})
-    ledger.record_dead_letter(
+    ledger.dead.record(
         message_id="m1",
         actor="a",
         queue="q",
@@ -116,7 +116,7 @@ def test_a_permanent_dead_letter_closes_the_event_a_transient_one_does_not(
         inbox_id="m1",
         permanent=True,
     )
-    ledger.record_dead_letter(
+    ledger.dead.record(
         message_id="m2",
         actor="a",
         queue="q",

@@ -72,7 +72,7 @@ def test_a_result_dead_lettered_for_a_missing_charge_is_applied_once_the_charge_
     )
     workers.start(processes=1, threads=2)
     ledger = runtime.ledger()
-    [letter] = wait_until(ledger.dead_letters, timeout=60, message="no dead letter")
+    [letter] = wait_until(ledger.dead.all, timeout=60, message="no dead letter")
     assert letter["reason"] == "ChargeNotFound generation_id=g0"
     assert ledger.inbox.counts()["pending"]["n"] == 1  # kept for the sweep, not forgotten
     _charge_all(1)

@@ -84,7 +84,7 @@ def test_unclassifiable_result_is_dead_lettered_at_once_with_its_reason_and_no_s
     message_id = client.report_result(provider="fal", payload=payload, generation_id="g3")
     workers.start(processes=1, threads=2)
     ledger = runtime.ledger()
-    [letter] = wait_until(ledger.dead_letters, timeout=60, message="no dead letter")
+    [letter] = wait_until(ledger.dead.all, timeout=60, message="no dead letter")
     assert letter["message_id"] == message_id
     assert letter["reason"].startswith("Unclassifiable")
     assert "sk-live-very-secret" not in letter["message"]
@@ -104,7 +104,7 @@ def test_result_for_a_charge_never_recorded_is_retried_then_dead_lettered(
     )
     workers.start(processes=1, threads=2)
     ledger = runtime.ledger()
-    [letter] = wait_until(ledger.dead_letters, timeout=60, message="no dead letter")
+    [letter] = wait_until(ledger.dead.all, timeout=60, message="no dead letter")
     assert letter["reason"] == f"{ChargeNotFound.__name__} generation_id=ghost"
     assert client.balance("acct") == 0
     assert audit(ledger.db) == []

@@ -339,7 +339,7 @@ def test_thin_event_without_an_api_key_is_dead_lettered_naming_the_variable(
     message_id = refundry_client.report_result(provider="openai", payload=event("video_nokey"))
     workers.start(processes=1, threads=1)
     ledger = runtime.ledger()
-    (letter,) = wait_until(ledger.dead_letters, timeout=60, message="not dead-lettered")
+    (letter,) = wait_until(ledger.dead.all, timeout=60, message="not dead-lettered")
     assert letter["message_id"] == message_id
     assert letter["reason"].startswith("ConfigurationError")
     assert "OPENAI_API_KEY" in letter["reason"]

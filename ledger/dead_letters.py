@@ -1,0 +1,70 @@
+"""Dead letters: what could not be applied, with its reason, until an engineer handles it.
+
+dramatiq keeps its own dead letters in Redis for 7 days and without the reason; these rows
+outlive Redis and say why (``ClassName field=value …``). The message is stored redacted.
+"""
+
+from __future__ import annotations
+
+from ledger.backends import Database, Row
+from ledger.clock import now_ms
+from ledger.inbox import settle_in
+
+__all__ = ["DeadLetters"]
+
+
+class DeadLetters:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- dead letters -----------------------------------------------------------------------
+
+    def record(
+        self,
+        *,
+        message_id: str,
+        actor: str,
+        queue: str,
+        reason: str,
+        error_class: str,
+        message: str,
+        inbox_id: str | None = None,
+        permanent: bool = False,
+    ) -> None:
+        """Keep a dead letter with its reason; ``message`` must already be redacted.
+
+        A permanent failure also closes its inbox row (``dead``): no sweep can fix it. A
+        transient one leaves the row pending, so the inbox sweep still applies it later.
+        """
+        with self.db.write() as tx:
+            tx.all(
+                "upsert_dead_letter",
+                message_id=message_id,
+                actor=actor,
+                queue=queue,
+                reason=reason,
+                error_class=error_class,
+                message=message,
+                now_ms=now_ms(),
+            )
+            if inbox_id is not None and permanent:
+                settle_in(tx, inbox_id, state="dead", dead_reason=reason)
+
+    def get(self, message_id: str) -> Row | None:
+        with self.db.read() as tx:
+            return tx.one("dead_letter_by_message", message_id=message_id)
+
+    def release(self, message_id: str, *, reopen: bool) -> str | None:
+        """Remove a dead letter; with ``reopen``, its inbox event goes back to pending (to be
+        enqueued again by the caller). Returns the inbox event's kind when it was reopened."""
+        with self.db.write() as tx:
+            tx.all("delete_dead_letter", message_id=message_id)
+            if not reopen:
+                return None
+            tx.all("reopen_inbox", id=message_id, now_ms=now_ms())
+            row = tx.one("inbox_by_id", id=message_id)
+            return str(row["kind"]) if row and row["state"] == "pending" else None
+
+    def all(self) -> list[Row]:
+        with self.db.read() as tx:
+            return tx.all("dead_letters")
