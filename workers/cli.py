@@ -252,5 +252,17 @@ def demo(generations: int, processes: int, threads: int, timeout_s: float, seed:
     sys.exit(run_demo(generations, processes, threads, timeout_s, seed))
 
 
+@main.command()
+@click.option("--generations", default=3000, show_default=True)
+@click.option("-p", "--processes", default=2, show_default=True)
+@click.option("-t", "--threads", default=8, show_default=True)
+@click.option("--seed", default=7, show_default=True)
+def bench(generations: int, processes: int, threads: int, seed: int) -> None:
+    """The demo's workload, measured: throughput, refund latency, worker memory (JSON)."""
+    from workers.demo import run_demo
+
+    sys.exit(run_demo(generations, processes, threads, 900.0, seed, bench=True))
+
+
 if __name__ == "__main__":
     main()

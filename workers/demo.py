@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import click
+import psutil
 import redis
 
 from handlers.sla import percentile
@@ -86,18 +87,42 @@ def _plan(run: str, count: int, rng: random.Random) -> _Plan:
     return plan
 
 
-def run_demo(generations: int, processes: int, threads: int, timeout_s: float, seed: int) -> int:
+def run_demo(
+    generations: int,
+    processes: int,
+    threads: int,
+    timeout_s: float,
+    seed: int,
+    bench: bool = False,
+) -> int:
+    """Run the demo; with ``bench``, the JSON line also carries throughput and memory."""
     settings = runtime.settings()
     ledger = runtime.ledger()
     redis_url = resolve_redis_url(settings)
     env = os.environ | {"REDIS_URL": redis_url, "DATABASE_URL": settings.database_url}
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "workers.cli", "worker", "-p", str(processes), "-t", str(threads)],
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
+    log_path = settings.home / "demo-worker.log"
+    click.echo(f"workers log to {log_path}", err=True)
+    with open(log_path, "ab") as log:
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "workers.cli",
+                "worker",
+                "-p",
+                str(processes),
+                "-t",
+                str(threads),
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        return _drive(ledger, redis_url, generations, timeout_s, seed)
+        return _drive(
+            ledger, redis_url, generations, timeout_s, seed, worker.pid if bench else None
+        )
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
@@ -107,7 +132,21 @@ def run_demo(generations: int, processes: int, threads: int, timeout_s: float, s
             worker.wait()
 
 
-def _drive(ledger: Any, redis_url: str, count: int, timeout_s: float, seed: int) -> int:
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (the dramatiq worker processes)."""
+    root = psutil.Process(pid)
+    procs = [root, *root.children(recursive=True)]
+    return round(float(sum(p.memory_info().rss for p in procs)) / 2**20, 1)
+
+
+def _drive(
+    ledger: Any,
+    redis_url: str,
+    count: int,
+    timeout_s: float,
+    seed: int,
+    bench_pid: int | None,
+) -> int:
     rng = random.Random(seed)
     run = uuid.uuid4().hex[:8]
     plan = _plan(run, count, rng)
@@ -127,6 +166,7 @@ def _drive(ledger: Any, redis_url: str, count: int, timeout_s: float, seed: int)
                 credits=rng.randint(1, 100),
                 provider_job_id=job,
             )
+    reporting_started = time.monotonic()
     with click.progressbar(plan.events, label="reporting", file=sys.stderr) as bar:
         for e in bar:
             client.report_result(
@@ -150,6 +190,8 @@ def _drive(ledger: Any, redis_url: str, count: int, timeout_s: float, seed: int)
                 break
             time.sleep(0.2)  # polling a bounded condition
     r.close()
+    wall_s = time.monotonic() - reporting_started
+    rss_mb = _rss_mb(bench_pid) if bench_pid is not None else None
     refunded = kept = 0
     for gen_id, *_ in plan.generations:
         gen = ledger.generation(gen_id)
@@ -162,17 +204,21 @@ def _drive(ledger: Any, redis_url: str, count: int, timeout_s: float, seed: int)
         click.echo(str(v), err=True)
     latencies = ledger.refund_latencies_ms(since_ms=started_ms)
     ok = not violations and not pending
-    click.echo(
-        json.dumps(
-            {
-                "events": len(plan.events),
-                "refunded": refunded,
-                "kept": kept,
-                "dead_lettered": len(ledger.dead.all()) - dead_before,
-                "ledger_check": "ok" if ok else "violations" if violations else "unsettled",
-                "p50_refund_ms": percentile(latencies, 0.50),
-                "p99_refund_ms": percentile(latencies, 0.99),
-            }
-        )
-    )
+    line: dict[str, Any] = {
+        "events": len(plan.events),
+        "refunded": refunded,
+        "kept": kept,
+        "dead_lettered": len(ledger.dead.all()) - dead_before,
+        "ledger_check": "ok" if ok else "violations" if violations else "unsettled",
+        "p50_refund_ms": percentile(latencies, 0.50),
+        "p99_refund_ms": percentile(latencies, 0.99),
+    }
+    if bench_pid is not None:
+        line |= {
+            "max_refund_ms": max(latencies, default=None),
+            "wall_s": round(wall_s, 2),
+            "events_per_s": round(len(plan.events) / wall_s, 1),
+            "worker_rss_mb": rss_mb,
+        }
+    click.echo(json.dumps(line))
     return 0 if ok else 1
