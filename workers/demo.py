@@ -100,6 +100,7 @@ def run_demo(
     ledger = runtime.ledger()
     redis_url = resolve_redis_url(settings)
     env = os.environ | {"REDIS_URL": redis_url, "DATABASE_URL": settings.database_url}
+    settings.home.mkdir(parents=True, exist_ok=True)
     log_path = settings.home / "demo-worker.log"
     click.echo(f"workers log to {log_path}", err=True)
     with open(log_path, "ab") as log:
