@@ -51,25 +51,32 @@ def apply_payment_event(
     """Apply one payment event; returns a short description of what it did."""
     if isinstance(event, CheckoutSession | PaymentSucceeded):
         seen = observe(ledger, event, catalog)
+        if seen is None:
+            return "payment that names no pack and no known purchase: ignored"
         if seen.state != "paid":
             return f"purchase {seen.purchase_key}: {seen.state}, nothing to grant"
         return land(ledger, seen, gateway=gateway, policy=policy)
     if isinstance(event, ChargeRefunded):
         p = _purchase_of(ledger, event.payment_intent, event.charge_id)
-        if p is None:
-            return "refund of a charge that bought no pack: ignored"
-        taken = ledger.payments.clawback(
-            p.purchase_key,
+        key = p.purchase_key if p else event.payment_intent
+        if key is None:
+            return "refund of a charge with no payment intent: ignored"
+        # Remembered even when the purchase is not known yet: events arrive in any order.
+        taken = ledger.payments.record_refund(
+            key,
             refunded_total=event.amount_refunded,
+            amount=event.amount,
+            charge_id=event.charge_id,
             reason=f"charge refunded ({event.event_id})",
         )
-        return f"purchase {p.purchase_key}: {taken} credits clawed back"
+        return f"purchase {key}: {taken} credits clawed back"
     if isinstance(event, DisputeClosed):
         p = _purchase_of(ledger, event.payment_intent, event.charge)
         if p is None or event.status != "lost":
             return f"dispute {event.status}: nothing to claw back"
-        taken = ledger.payments.clawback(
-            p.purchase_key, refunded_total=event.amount, reason=f"dispute {event.dispute_id} lost"
+        lost = min(p.refunded_amount + event.amount, p.amount or event.amount)
+        taken = ledger.payments.record_refund(
+            p.purchase_key, refunded_total=lost, reason=f"dispute {event.dispute_id} lost"
         )
         return f"purchase {p.purchase_key}: {taken} credits clawed back (dispute lost)"
     if isinstance(event, EarlyFraudWarning):
@@ -99,8 +106,12 @@ def apply_payment_event(
 
 def observe(
     ledger: Ledger, event: CheckoutSession | PaymentSucceeded, catalog: PackCatalog
-) -> Payment:
-    """Merge what the event says about its purchase into the ledger."""
+) -> Payment | None:
+    """Merge what the event says about its purchase into the ledger.
+
+    A PaymentIntent that names no pack price, of a purchase no session told us about, is
+    not a pack purchase (an invoice, another product): nothing is recorded, None returned.
+    """
     key = purchase_key(event)
     assert key is not None  # both event kinds always name their purchase
     credits = catalog.credits_for(event.price_id) if event.price_id else None
@@ -123,6 +134,9 @@ def observe(
             session_id=event.session_id,
             paid_at_ms=event.created * 1000 if event.paid else None,
         )
+    known = ledger.payments.get(key)
+    if event.price_id is None and (known is None or known.price_id is None):
+        return None
     return ledger.payments.observe(
         purchase_key=key,
         provider="stripe",
@@ -160,11 +174,7 @@ def refund_purchase(ledger: Ledger, p: Payment, *, reason: str, gateway: Payment
     if key is None:
         return
     refund = gateway.refund_payment(p.purchase_key, amount=None, reason=reason, idempotency_key=key)
-    ledger.payments.confirm_refund(
-        p.purchase_key,
-        refund_id=str(refund["id"]),
-        amount=int(refund.get("amount") or p.amount or 0),
-    )
+    ledger.payments.confirm_refund(p.purchase_key, refund_id=str(refund["id"]))
 
 
 def _purchase_of(ledger: Ledger, payment_intent: str | None, charge: str | None) -> Payment | None:

@@ -19,8 +19,9 @@ from typing import Any, Protocol
 from handlers.packs import PackCatalog, PackUnknown, PaymentPolicy
 from handlers.payments import PaymentGateway, land, observe, refund_purchase
 from ledger import Ledger, now_ms
+from ledger.errors import RefundryError
 from ledger.payments import Payment
-from providers.stripe import CheckoutSession, PaymentSucceeded, parse_event
+from providers.stripe import CheckoutSession, PaymentSucceeded, parse_event, purchase_key
 
 __all__ = ["ReconcileSource", "Reconciliation", "reconcile"]
 
@@ -31,6 +32,10 @@ class ReconcileSource(PaymentGateway, Protocol):
     def list_paid_sessions(self, created_gte: int) -> Iterator[dict[str, Any]]: ...
 
     def list_succeeded_payment_intents(self, created_gte: int) -> Iterator[dict[str, Any]]: ...
+
+    def retrieve_payment_intent(self, payment_intent: str) -> dict[str, Any]: ...
+
+    def retrieve_charge(self, charge: str) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -76,18 +81,49 @@ def reconcile(
         ),
     ]
     report.seen = len(listed)
-    for event in listed:
-        if dry_run:
-            continue
+    paid_before = now - policy.landing_window_ms
+    if dry_run:
+        _report_unrecorded(ledger, listed, paid_before, policy, report)
+    else:
+        for event in listed:
+            try:
+                observe(ledger, event, catalog)
+            except PackUnknown as exc:
+                log.error("reconcile: %s", exc.reason)
+                report.decide(event.event_id, "alert", exc.reason)
+    for p in ledger.payments.unlanded(paid_before_ms=paid_before):
         try:
-            observe(ledger, event, catalog)
-        except PackUnknown as exc:
-            log.error("reconcile: %s", exc.reason)
-            report.decide(event.event_id, "alert", exc.reason)
-    due = ledger.payments.unlanded(paid_before_ms=now - policy.landing_window_ms)
-    for p in due:
-        _settle_unlanded(ledger, source, p, policy, dry_run, report)
+            _settle_unlanded(ledger, source, p, policy, dry_run, report)
+        except RefundryError as exc:  # one purchase the provider refuses must not stop the rest
+            report.decide(p.purchase_key, "alert", exc.reason)
+            ledger.payments.note(p.purchase_key, "alert", f"reconcile failed: {exc.reason}")
+            log.error("reconcile: purchase %s: %s", p.purchase_key, exc.reason)
     return report
+
+
+def _report_unrecorded(
+    ledger: Ledger,
+    listed: list[CheckoutSession | PaymentSucceeded],
+    paid_before_ms: int,
+    policy: PaymentPolicy,
+    report: Reconciliation,
+) -> None:
+    """Dry run: the paid purchases the provider lists that the ledger has never heard of,
+    past the landing window, as the real run would settle them."""
+    reported: set[str] = set()
+    for event in listed:
+        key = purchase_key(event)
+        paid = event.paid if isinstance(event, CheckoutSession) else event.price_id is not None
+        if (
+            key is None
+            or key in reported
+            or not paid
+            or event.created * 1000 >= paid_before_ms
+            or ledger.payments.get(key) is not None
+        ):
+            continue
+        reported.add(key)
+        report.decide(key, policy.unlanded_action, "paid, never recorded, past the landing window")
 
 
 def _settle_unlanded(
@@ -98,6 +134,14 @@ def _settle_unlanded(
     dry_run: bool,
     report: Reconciliation,
 ) -> None:
+    if not dry_run and p.state == "paid":
+        p = _sync_provider_refunds(ledger, source, p)
+        if p.amount and p.refunded_amount >= p.amount:
+            report.decide(p.purchase_key, "refunded_at_provider", "money already given back")
+            ledger.payments.mark_refunded_at_provider(
+                p.purchase_key, reason="fully refunded at the provider outside Refundry"
+            )
+            return
     if p.state == "refunding":  # a refund call that never confirmed: same key again
         report.decide(p.purchase_key, "refund", "refund started but never confirmed")
         if not dry_run:
@@ -119,3 +163,24 @@ def _settle_unlanded(
         land(ledger, p, gateway=source, policy=policy)
     else:
         refund_purchase(ledger, p, reason="unlanded_pack", gateway=source)
+
+
+def _sync_provider_refunds(ledger: Ledger, source: ReconcileSource, p: Payment) -> Payment:
+    """Read what the provider already gave back for this purchase (a dashboard refund leaves
+    the session ``paid`` and the intent ``succeeded``) and record it before deciding."""
+    charge_id = p.charge_id
+    if charge_id is None:
+        charge_id = source.retrieve_payment_intent(p.purchase_key).get("latest_charge")
+        if isinstance(charge_id, dict):
+            charge_id = charge_id.get("id")
+    if not isinstance(charge_id, str):
+        return p
+    refunded = int(source.retrieve_charge(charge_id).get("amount_refunded") or 0)
+    if refunded > p.refunded_amount:
+        ledger.payments.record_refund(
+            p.purchase_key,
+            refunded_total=refunded,
+            charge_id=charge_id,
+            reason="refunded at the provider",
+        )
+    return ledger.payments.get(p.purchase_key) or p

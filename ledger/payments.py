@@ -147,6 +147,16 @@ class Payments:
                 return GrantResult.NOT_PAID
             if p.account_id is None or p.credits is None:
                 return GrantResult.INCOMPLETE
+            if p.amount and p.refunded_amount >= p.amount:
+                # The money went back (a refund seen before the pack could land): no credits.
+                self._state(tx, purchase_key, "refunded")
+                self._decide(
+                    tx,
+                    purchase_key,
+                    "refunded_at_provider",
+                    "fully refunded before the pack landed: not granted",
+                )
+                return GrantResult.REFUND_WON
             tx.all("ensure_account", account_id=p.account_id, now_ms=now_ms())
             inserted = tx.one(
                 "insert_pack_entry",
@@ -169,6 +179,13 @@ class Payments:
             )
             self._state(tx, purchase_key, "granted")
             self._decide(tx, purchase_key, "grant", reason)
+            if p.refunded_amount:  # partly refunded before it landed: its share goes back now
+                self._clawback(
+                    tx,
+                    p,
+                    refunded_total=p.refunded_amount,
+                    reason="refunded at the provider before the pack landed",
+                )
             return GrantResult.GRANTED
 
     def begin_refund(self, purchase_key: str, *, reason: str) -> str | None:
@@ -190,9 +207,9 @@ class Payments:
                 self._decide(tx, purchase_key, "refund", reason)
             return refund_key(purchase_key)
 
-    def confirm_refund(self, purchase_key: str, *, refund_id: str, amount: int) -> None:
-        """The provider refunded ``amount``: the purchase is refunded; any credits it had
-        landed are clawed back in the same transaction."""
+    def confirm_refund(self, purchase_key: str, *, refund_id: str) -> None:
+        """The provider refunded all that was left of the payment: the purchase is refunded,
+        and every credit it had landed is clawed back in the same transaction."""
         with self.db.write() as tx:
             p = self._lock(tx, purchase_key)
             if p.state == "refunded":
@@ -206,16 +223,60 @@ class Payments:
                 now_ms=now_ms(),
             )
             self._clawback(
-                tx, p, refunded_total=max(amount, p.refunded_amount), reason=f"refund {refund_id}"
+                tx, p, refunded_total=p.amount or p.refunded_amount, reason=f"refund {refund_id}"
             )
 
-    def clawback(self, purchase_key: str, *, refunded_total: int, reason: str) -> int:
-        """Take back the share of the pack matching the money returned so far (a refund or a
-        lost dispute at the provider); returns the credits taken now."""
+    def record_refund(
+        self,
+        purchase_key: str,
+        *,
+        refunded_total: int,
+        reason: str,
+        provider: str = "stripe",
+        amount: int | None = None,
+        charge_id: str | None = None,
+    ) -> int:
+        """Money went back at the provider (``refunded_total`` so far: a refund made in its
+        dashboard, a lost dispute). Remembered even before the purchase is known, so a pack
+        whose events arrive later never lands for money already returned; a landed pack
+        gives back its share now. Returns the credits clawed back now."""
         with self.db.write() as tx:
+            tx.all(
+                "upsert_payment",
+                purchase_key=purchase_key,
+                provider=provider,
+                state="unpaid",
+                account_id=None,
+                price_id=None,
+                credits=None,
+                amount=amount,
+                currency=None,
+                customer=None,
+                charge_id=charge_id,
+                session_id=None,
+                paid_at_ms=None,
+                now_ms=now_ms(),
+            )
+            tx.all(
+                "raise_refunded_amount",
+                purchase_key=purchase_key,
+                refunded_amount=refunded_total,
+                now_ms=now_ms(),
+            )
             return self._clawback(
                 tx, self._lock(tx, purchase_key), refunded_total=refunded_total, reason=reason
             )
+
+    def mark_refunded_at_provider(self, purchase_key: str, *, reason: str) -> None:
+        """A purchase whose money was given back in full outside Refundry: refunded, and
+        any credits it landed are clawed back."""
+        with self.db.write() as tx:
+            p = self._lock(tx, purchase_key)
+            if p.state == "refunded":
+                return
+            self._state(tx, purchase_key, "refunded")
+            self._decide(tx, purchase_key, "refunded_at_provider", reason)
+            self._clawback(tx, p, refunded_total=p.amount or p.refunded_amount, reason=reason)
 
     def note(self, purchase_key: str, decision: str, reason: str) -> None:
         """Record a decision that moves nothing (an alert, a duplicate noticed, a dry run)."""

@@ -275,3 +275,7 @@ DELETE FROM dead_letters WHERE message_id = :message_id;
 UPDATE inbox SET state = 'pending', dead_reason = NULL, settled_at_ms = NULL,
     enqueued_at_ms = :now_ms
 WHERE id = :id AND state = 'dead';
+
+-- name: raise_refunded_amount
+UPDATE payments SET refunded_amount = :refunded_amount, updated_at_ms = :now_ms
+WHERE purchase_key = :purchase_key AND refunded_amount < :refunded_amount;

@@ -1,0 +1,134 @@
+"""``refundry reconcile`` as a real process: a dry run prints its decisions and changes
+nothing, the real run settles unlanded packs once, a second run does nothing more, the ledger
+still checks ok, and without ``--since`` it looks back 24 hours. Stripe is the local fake,
+over HTTP; the ledger is SQLite under ``tmp_path``."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from handlers.packs import PackCatalog
+from handlers.payments import observe
+from ledger import Ledger, open_ledger
+from providers.stripe import CheckoutSession, parse_event
+from tests.acceptance.test_cli import clean_env, refundry
+from tests.support.fake_stripe import FakeStripe
+from tests.support.stripe_events import envelope, pack_entries
+
+KEY = "sk_test_refundry_cli"
+PRICE, AMOUNT, CREDITS = "price_pack500", 1900, 500
+CATALOG = PackCatalog({PRICE: CREDITS})
+Json = dict[str, Any]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeStripe]:
+    server = FakeStripe().start()
+    yield server
+    server.close()
+
+
+def ago(seconds: int) -> int:
+    return int(time.time()) - seconds
+
+
+def never_delivered(fake: FakeStripe, account: str, age_s: int) -> str:
+    """A pack paid ``age_s`` ago at Stripe whose webhooks never reached Refundry."""
+    _, intent, _ = fake.create_paid_checkout(account, PRICE, AMOUNT, created=ago(age_s))
+    return str(intent["id"])
+
+
+def received_not_granted(ledger: Ledger, session: Json) -> str:
+    """The session's webhook was received and merged, then the worker died before granting."""
+    event = parse_event(envelope("checkout.session.completed", session))
+    assert isinstance(event, CheckoutSession)
+    return observe(ledger, event, CATALOG).purchase_key
+
+
+def cli_env(tmp_path: Path, fake: FakeStripe) -> dict[str, str]:
+    return clean_env(
+        tmp_path,
+        STRIPE_API_KEY=KEY,
+        STRIPE_API_BASE=fake.url,
+        REFUNDRY_PACKS=json.dumps({PRICE: CREDITS}),
+        REFUNDRY_LANDING_WINDOW_S="60",
+        UNLANDED_PACK_ACTION="complete",
+    )
+
+
+def lines(stdout: str) -> tuple[list[Json], Json]:
+    """The decisions printed, and the summary line."""
+    *decided, summary = [json.loads(line) for line in stdout.splitlines()]
+    return decided, summary
+
+
+def cli_ledger(env: dict[str, str]) -> Ledger:
+    return open_ledger(env["DATABASE_URL"], policy_version="test-cli")
+
+
+def test_refundry_reconcile_dry_run_reports_then_the_real_run_grants_once(
+    tmp_path: Path, fake: FakeStripe
+) -> None:
+    env = cli_env(tmp_path, fake)
+    session, _, _ = fake.create_paid_checkout("acct_cli", PRICE, AMOUNT, created=ago(600))
+    book = cli_ledger(env)
+    try:
+        pi = received_not_granted(book, session)
+    finally:
+        book.db.close()
+
+    dry = refundry(env, "reconcile", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    decided, summary = lines(dry.stdout)
+    assert [(d["purchase"], d["action"]) for d in decided] == [(pi, "complete")]
+    assert summary == {"seen": 2, "decisions": 1, "dry_run": True}
+    assert refundry(env, "ledger", "balance", "acct_cli").stdout.strip() == "0"
+
+    real = refundry(env, "reconcile")
+    assert real.returncode == 0, real.stderr
+    assert [(d["purchase"], d["action"]) for d in lines(real.stdout)[0]] == [(pi, "complete")]
+    again = refundry(env, "reconcile")
+    assert again.returncode == 0
+    assert lines(again.stdout) == ([], {"seen": 2, "decisions": 0, "dry_run": False})
+    assert refundry(env, "ledger", "balance", "acct_cli").stdout.strip() == str(CREDITS)
+    assert pack_entries(env["DATABASE_URL"], pi) == [("grant", CREDITS, "acct_cli")]
+    check = refundry(env, "ledger", "check")
+    assert (check.returncode, check.stdout.strip()) == (0, "ok")
+
+
+def test_refundry_reconcile_looks_back_24_hours_without_since(
+    tmp_path: Path, fake: FakeStripe
+) -> None:
+    env = cli_env(tmp_path, fake)
+    recent = never_delivered(fake, "acct_20h", age_s=20 * 3600)
+    too_old = never_delivered(fake, "acct_25h", age_s=25 * 3600)
+    done = refundry(env, "reconcile")
+    assert done.returncode == 0, done.stderr
+    decided, summary = lines(done.stdout)
+    assert [(d["purchase"], d["action"]) for d in decided] == [(recent, "complete")]
+    assert summary["seen"] == 2
+    assert refundry(env, "ledger", "balance", "acct_20h").stdout.strip() == str(CREDITS)
+    assert refundry(env, "ledger", "balance", "acct_25h").stdout.strip() == "0"
+    assert pack_entries(env["DATABASE_URL"], too_old) == []
+    check = refundry(env, "ledger", "check")
+    assert (check.returncode, check.stdout.strip()) == (0, "ok")
+
+
+def test_refundry_reconcile_dry_run_reports_a_session_never_delivered(
+    tmp_path: Path, fake: FakeStripe
+) -> None:
+    env = cli_env(tmp_path, fake)
+    pi = never_delivered(fake, "acct_cli_dry", age_s=600)
+    dry = refundry(env, "reconcile", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    decided, summary = lines(dry.stdout)
+    assert [(d["purchase"], d["action"]) for d in decided] == [(pi, "complete")]
+    assert summary == {"seen": 2, "decisions": 1, "dry_run": True}
+    assert refundry(env, "ledger", "balance", "acct_cli_dry").stdout.strip() == "0"
+    assert pack_entries(env["DATABASE_URL"], pi) == []

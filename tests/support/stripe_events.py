@@ -1,0 +1,73 @@
+"""Stripe events as Stripe delivers them, built from the fake Stripe's own objects, and a
+plain look at the pack entries a purchase left in the ledger (SQLite or PostgreSQL).
+
+The entries are read over a connection of their own, with SQL of the test's own: the
+ledger's named queries are what is under test.
+"""
+
+from __future__ import annotations
+
+import copy
+import sqlite3
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+
+from tests.support.fake_stripe import API_VERSION
+
+__all__ = ["envelope", "fraud_warning", "pack_entries", "unpaid"]
+
+Json = dict[str, Any]
+
+
+def envelope(kind: str, obj: Mapping[str, Any], *, created: int | None = None) -> Json:
+    """The event Stripe would send for ``obj`` (a fresh event id each time, as a retried
+    delivery of a *new* event would carry); ``created`` defaults to the object's own."""
+    return {
+        "id": f"evt_test{uuid.uuid4().hex[:20]}",
+        "object": "event",
+        "type": kind,
+        "created": int(obj["created"] if created is None else created),
+        "livemode": False,
+        "api_version": API_VERSION,
+        "pending_webhooks": 1,
+        "data": {"object": copy.deepcopy(dict(obj))},
+    }
+
+
+def unpaid(session: Mapping[str, Any]) -> Json:
+    """The same Checkout Session while its delayed payment method is still pending."""
+    return {**copy.deepcopy(dict(session)), "payment_status": "unpaid"}
+
+
+def fraud_warning(charge: Mapping[str, Any]) -> Json:
+    """A ``radar.early_fraud_warning`` object on ``charge``."""
+    return {
+        "id": f"issfr_test{uuid.uuid4().hex[:16]}",
+        "object": "radar.early_fraud_warning",
+        "actionable": True,
+        "charge": charge["id"],
+        "payment_intent": charge["payment_intent"],
+        "fraud_type": "made_with_stolen_card",
+        "created": int(charge["created"]),
+        "livemode": False,
+    }
+
+
+_ENTRIES = "SELECT kind, amount, account_id FROM entries WHERE purchase_key = {p} ORDER BY id"
+
+
+def pack_entries(url: str, purchase_key: str) -> list[tuple[str, int, str]]:
+    """``(kind, amount, account)`` of every ledger entry of one purchase, oldest first."""
+    if url.startswith(("postgresql://", "postgres://")):
+        with psycopg.connect(url, options="-c search_path=refundry") as conn:
+            rows = conn.execute(_ENTRIES.format(p="%s").encode(), (purchase_key,)).fetchall()
+    else:
+        conn_ = sqlite3.connect(url.removeprefix("sqlite:///"))
+        try:
+            rows = conn_.execute(_ENTRIES.format(p="?"), (purchase_key,)).fetchall()
+        finally:
+            conn_.close()
+    return [(str(kind), int(amount), str(account)) for kind, amount, account in rows]
