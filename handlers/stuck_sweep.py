@@ -1,10 +1,12 @@
 """The stuck-generation sweep: charges with no terminal outcome past their deadline.
 
 Due generations are polled through the provider's status API (``fetchers``: provider →
-``JobFetcher``); a terminal answer is applied like any reported result. A job the provider
-no longer knows (404/410), or no terminal answer by the hard deadline, is refunded as a
-system failure: "credits deducted but no output produced". A transient poll failure changes
-nothing: the generation is leased and looked at again on a later sweep.
+``JobFetcher``; one that also has ``poll(provider, job_id, operation)``, an
+:class:`OperationFetcher`, is given the generation's operation, which picks the endpoint of
+APIs that have several); a terminal answer is applied like any reported result. A job the
+provider no longer knows (404/410), or no terminal answer by the hard deadline, is refunded
+as a system failure: "credits deducted but no output produced". A transient poll failure
+changes nothing: the generation is leased and looked at again on a later sweep.
 """
 
 from __future__ import annotations
@@ -12,18 +14,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from handlers.generation import RefundPolicy, apply_result
 from handlers.thin_events import JobFetcher
 from ledger import Generation, Ledger, Outcome, Settlement, now_ms
 from ledger.errors import RefundryError
-from providers.openai_api import JobGone
+from providers.status_http import JobGone
 
-__all__ = ["StuckSweepResult", "sweep_stuck_generations"]
+__all__ = ["OperationFetcher", "StuckSweepResult", "sweep_stuck_generations"]
 
 log = logging.getLogger(__name__)
 
 SYSTEM_FAILURE = "system failure: credits deducted but no output produced"
+
+
+@runtime_checkable
+class OperationFetcher(Protocol):
+    """A ``JobFetcher`` whose status query depends on the generation's operation too."""
+
+    def poll(self, provider: str, job_id: str, operation: str | None) -> Mapping[str, Any]:
+        """The job's payload; raises ``JobGone`` for a job unknown upstream."""
+        ...
 
 
 @dataclass
@@ -80,7 +92,10 @@ def _poll(
         return False
     result.polled += 1
     try:
-        payload = fetch(gen.provider, gen.provider_job_id)
+        if isinstance(fetch, OperationFetcher):
+            payload = fetch.poll(gen.provider, gen.provider_job_id, gen.operation)
+        else:
+            payload = fetch(gen.provider, gen.provider_job_id)
     except JobGone as gone:
         _refund_as_lost(
             ledger, gen, f"{SYSTEM_FAILURE} (job unknown upstream, HTTP {gone.status})", now, result

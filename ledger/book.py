@@ -23,6 +23,7 @@ from ledger.generations import Generation, Settlement
 from ledger.inbox import Inbox, settle_in
 from ledger.outcomes import TERMINAL, Outcome
 from ledger.payments import Payments
+from ledger.subscriptions import Subscriptions
 
 __all__ = ["Generation", "Ledger", "Settlement", "now_ms"]
 
@@ -39,6 +40,7 @@ class Ledger:
         self.policy_version = policy_version
         self.inbox = Inbox(db)
         self.payments = Payments(db, policy_version=policy_version)
+        self.subscriptions = Subscriptions(db)
         self.dead = DeadLetters(db)
 
     # -- grants -----------------------------------------------------------------------------

@@ -187,6 +187,25 @@ class StripeAPI:
         )
         return found.to_dict()
 
+    def invoice_payment_intents(self, invoice_id: str) -> list[str]:
+        """The PaymentIntents of an invoice's paid invoice payments (usually one; none when it
+        was paid out of band). Since API version 2025-03-31.basil neither an invoice nor its
+        webhook events name them (``payments`` is only expandable)."""
+        pages = self._pages(
+            lambda: self._client.v1.invoice_payments.list(
+                {"invoice": invoice_id, "status": "paid", "limit": self.page_size}
+            ),
+            operation="invoice_payment_intents",
+        )
+        found: list[str] = []
+        for item in pages:
+            payment = item.get("payment") or {}
+            intent = payment.get("payment_intent")
+            intent = intent.get("id") if isinstance(intent, dict) else intent
+            if isinstance(intent, str) and intent and intent not in found:
+                found.append(intent)
+        return found
+
     def list_paid_sessions(self, created_gte: int) -> Iterator[dict[str, Any]]:
         """Complete, paid Checkout Sessions created at or after ``created_gte``, newest first,
         with ``line_items`` expanded; every page is fetched as the iterator is consumed."""

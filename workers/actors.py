@@ -12,9 +12,11 @@ import dramatiq
 
 from handlers.generation import apply_result
 from handlers.payments import apply_payment_event
+from handlers.subscriptions import apply_subscription_event
 from ledger import InboxItem, Ledger
 from ledger.errors import RefundryError
 from providers.stripe import parse_event
+from providers.stripe_subscriptions import parse_subscription_event
 from workers import runtime
 from workers.broker import build_broker
 from workers.dead_letters import dead_letter_on_final_failure
@@ -92,20 +94,27 @@ def process_result(inbox_id: str) -> None:
     retry_when=should_retry,
 )
 def process_payment(inbox_id: str) -> None:
-    """A payment event: grant the pack once, refund or claw back as it says."""
+    """A payment event: grant the pack once, refund or claw back as it says; a subscription
+    event refunds a charge made after the subscription's cancellation."""
 
     def run() -> None:
         ledger = runtime.ledger()
         item = _pending(ledger, inbox_id)
         if item is None:
             return
-        did = apply_payment_event(
-            ledger,
-            parse_event(item.payload),
-            catalog=runtime.catalog(),
-            gateway=runtime.payment_gateway(),
-            policy=runtime.payment_policy(),
-        )
+        subscription_event = parse_subscription_event(item.payload)
+        if subscription_event is not None:
+            did = apply_subscription_event(
+                ledger, subscription_event, gateway=runtime.payment_gateway()
+            )
+        else:
+            did = apply_payment_event(
+                ledger,
+                parse_event(item.payload),
+                catalog=runtime.catalog(),
+                gateway=runtime.payment_gateway(),
+                policy=runtime.payment_policy(),
+            )
         ledger.inbox.mark_processed(inbox_id)  # every effect above is keyed: a rerun is a no-op
         log.info("payment %s: %s", inbox_id, did)
 

@@ -16,6 +16,7 @@ from typing import Any
 from ledger.errors import Unclassifiable, UnknownProvider
 from providers.registry import get_adapter
 from providers.stripe import parse_event
+from providers.stripe_subscriptions import parse_subscription_event
 from workers import runtime
 
 __all__ = ["balance", "charge", "grant", "report_payment", "report_result"]
@@ -92,6 +93,7 @@ def report_payment(*, provider: str, event: dict[str, Any]) -> str:
     if provider != "stripe":
         raise UnknownProvider(provider=provider)
     parse_event(event)  # raises PayloadUnreadable naming the missing field
+    parse_subscription_event(event)  # the same, for the subscription events
     return _record_and_enqueue("payment", provider, dict(event), None, None)
 
 

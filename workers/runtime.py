@@ -1,5 +1,6 @@
-"""The per-process objects every entry point shares: settings, ledger, refund policy, and
-the provider API client that fetches the job a thin webhook event names.
+"""The per-process objects every entry point shares: settings, ledger, refund policy, the
+provider API client that fetches the job a thin webhook event names, and the status pollers
+of the stuck-generation sweep.
 
 Built lazily, once per process (a forked worker builds its own), from the environment.
 """
@@ -7,18 +8,19 @@ Built lazily, once per process (a forked worker builds its own), from the enviro
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
 from handlers.deadlines import DeadlinePolicy
 from handlers.generation import RefundPolicy
 from handlers.packs import PackCatalog, PaymentPolicy
-from handlers.payments import PaymentGateway
+from handlers.subscriptions import SubscriptionGateway
 from handlers.thin_events import JobFetcher
 from ledger import Ledger, open_ledger
 from ledger.errors import ConfigurationError
 from providers.openai_api import VideosClient
+from providers.pollers import KlingPoller, Poller, ReplicatePoller, SunoPoller
 from providers.stripe_api import StripeAPI
 from workers.settings import Settings
 
@@ -89,9 +91,36 @@ def fetch_job(provider: str, job_id: str) -> Mapping[str, Any]:
     return videos_client().retrieve(job_id)
 
 
+_pollers: dict[str, Poller] = {}
+
+
+def _poller(build: Callable[[], Poller], name: str) -> Poller:
+    with _lock:
+        if name not in _pollers:
+            _pollers[name] = build()
+        return _pollers[name]
+
+
 def job_fetchers() -> dict[str, JobFetcher]:
-    """The providers whose status API this process can poll (the key is configured)."""
-    return {"openai": fetch_job} if settings().openai_api_key else {}
+    """The providers whose status API this process can poll (the key is configured).
+
+    A poller also takes the generation's operation (``handlers.stuck_sweep.OperationFetcher``).
+    """
+    s = settings()
+    fetchers: dict[str, JobFetcher] = {}
+    if s.openai_api_key:
+        fetchers["openai"] = fetch_job
+    if s.replicate_api_token:
+        fetchers["replicate"] = _poller(
+            lambda: ReplicatePoller(s.replicate_api_token, s.replicate_api_base), "replicate"
+        )
+    if s.suno_api_key:
+        fetchers["suno"] = _poller(lambda: SunoPoller(s.suno_api_key, s.suno_api_base), "suno")
+    if s.kling_access_key:
+        fetchers["kling"] = _poller(
+            lambda: KlingPoller(s.kling_access_key, s.kling_secret_key, s.kling_api_base), "kling"
+        )
+    return fetchers
 
 
 @cache
@@ -122,8 +151,13 @@ class _NoPaymentGateway:
             "a refund needs the payment provider's API", variable="STRIPE_API_KEY"
         )
 
+    def invoice_payment_intents(self, invoice_id: str) -> list[str]:
+        raise ConfigurationError(
+            "an invoice's payment needs the payment provider's API", variable="STRIPE_API_KEY"
+        )
 
-def payment_gateway() -> PaymentGateway:
+
+def payment_gateway() -> SubscriptionGateway:
     return stripe_api() if settings().stripe_api_key else _NoPaymentGateway()
 
 
@@ -153,6 +187,9 @@ def reset() -> None:
             _videos.close()
         if _stripe is not None:
             _stripe.close()
+        for poller in _pollers.values():
+            poller.close()
+        _pollers.clear()
         _ledger = _videos = _stripe = None
         for cached in (settings, deadlines, catalog, payment_policy):
             cached.cache_clear()

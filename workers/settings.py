@@ -28,6 +28,13 @@
 | ``REFUNDRY_FRAUD_ACTION`` | ``refund_and_revoke`` | on an early fraud warning (or ``alert``) |
 | ``OPENAI_API_KEY`` | empty: thin Sora events refused | secret: fetches a thin event's video |
 | ``OPENAI_API_BASE`` | ``https://api.openai.com/v1`` | OpenAI API base URL |
+| ``REPLICATE_API_TOKEN`` | empty: Replicate jobs not polled | secret: polls predictions |
+| ``REPLICATE_API_BASE`` | ``https://api.replicate.com`` | Replicate API base URL |
+| ``SUNO_API_KEY`` | empty: Suno-style jobs not polled | secret: polls record-info |
+| ``SUNO_API_BASE`` | ``https://api.sunoapi.org`` | a Suno-style API (sunoapi.org, kie.ai) |
+| ``KLING_ACCESS_KEY`` | empty: Kling jobs not polled | signs the JWT with the secret key |
+| ``KLING_SECRET_KEY`` | empty | secret: set with the access key, or neither |
+| ``KLING_API_BASE`` | ``https://api-singapore.klingai.com`` | Kling API base URL |
 
 The default retry budget (8 retries from 1 s doubling, each at most 5 min) dead-letters a
 message that keeps failing after at most about 9 minutes of backoff: well inside the
@@ -77,10 +84,22 @@ class Settings:
     fraud_action: str = "refund_and_revoke"
     openai_api_key: str = field(default="", repr=False)
     openai_api_base: str = "https://api.openai.com/v1"
+    replicate_api_token: str = field(default="", repr=False)
+    replicate_api_base: str = "https://api.replicate.com"
+    suno_api_key: str = field(default="", repr=False)
+    suno_api_base: str = "https://api.sunoapi.org"
+    kling_access_key: str = field(default="", repr=False)
+    kling_secret_key: str = field(default="", repr=False)
+    kling_api_base: str = "https://api-singapore.klingai.com"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
+        kling_access_key = env.get("KLING_ACCESS_KEY", "").strip()
+        kling_secret_key = env.get("KLING_SECRET_KEY", "").strip()
+        if bool(kling_access_key) != bool(kling_secret_key):
+            missing = "KLING_SECRET_KEY" if kling_access_key else "KLING_ACCESS_KEY"
+            raise ConfigurationError("Kling needs both its access and secret key", variable=missing)
         home = Path(env.get("REFUNDRY_HOME", ".refundry")).absolute()
         return cls(
             database_url=env.get("DATABASE_URL") or f"sqlite:///{home / 'ledger.sqlite3'}",
@@ -109,6 +128,13 @@ class Settings:
             fraud_action=env.get("REFUNDRY_FRAUD_ACTION", "refund_and_revoke").strip(),
             openai_api_key=env.get("OPENAI_API_KEY", "").strip(),
             openai_api_base=_url(env, "OPENAI_API_BASE", "https://api.openai.com/v1"),
+            replicate_api_token=env.get("REPLICATE_API_TOKEN", "").strip(),
+            replicate_api_base=_url(env, "REPLICATE_API_BASE", "https://api.replicate.com"),
+            suno_api_key=env.get("SUNO_API_KEY", "").strip(),
+            suno_api_base=_url(env, "SUNO_API_BASE", "https://api.sunoapi.org"),
+            kling_access_key=kling_access_key,
+            kling_secret_key=kling_secret_key,
+            kling_api_base=_url(env, "KLING_API_BASE", "https://api-singapore.klingai.com"),
         )
 
 

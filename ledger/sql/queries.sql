@@ -279,3 +279,52 @@ WHERE id = :id AND state = 'dead';
 -- name: raise_refunded_amount
 UPDATE payments SET refunded_amount = :refunded_amount, updated_at_ms = :now_ms
 WHERE purchase_key = :purchase_key AND refunded_amount < :refunded_amount;
+
+-- name: upsert_subscription_cancellation
+INSERT INTO subscription_cancellations (subscription_id, customer, cancelled_at_ms, recorded_at_ms)
+VALUES (:subscription_id, :customer, :cancelled_at_ms, :now_ms)
+ON CONFLICT (subscription_id) DO UPDATE SET
+    cancelled_at_ms = CASE
+        WHEN excluded.cancelled_at_ms < subscription_cancellations.cancelled_at_ms
+        THEN excluded.cancelled_at_ms
+        ELSE subscription_cancellations.cancelled_at_ms END
+RETURNING *;
+
+-- name: subscription_cancellation
+SELECT * FROM subscription_cancellations WHERE subscription_id = :subscription_id;
+
+-- name: upsert_subscription_charge
+INSERT INTO subscription_charges (invoice_id, subscription_id, customer, payment_intent, amount,
+                                  currency, paid_at_ms, state, created_at_ms, updated_at_ms)
+VALUES (:invoice_id, :subscription_id, :customer, :payment_intent, :amount, :currency,
+        :paid_at_ms, 'kept', :now_ms, :now_ms)
+ON CONFLICT (invoice_id) DO UPDATE SET
+    payment_intent = COALESCE(subscription_charges.payment_intent, excluded.payment_intent),
+    updated_at_ms = excluded.updated_at_ms
+RETURNING *;
+
+-- name: subscription_charge
+SELECT * FROM subscription_charges WHERE invoice_id = :invoice_id;
+
+-- name: lock_subscription_charge
+SELECT * FROM subscription_charges WHERE invoice_id = :invoice_id;
+
+-- name: lock_subscription_charge@postgresql
+SELECT * FROM subscription_charges WHERE invoice_id = :invoice_id FOR UPDATE;
+
+-- name: subscription_charges_of
+SELECT * FROM subscription_charges WHERE subscription_id = :subscription_id
+ORDER BY paid_at_ms, invoice_id;
+
+-- name: update_subscription_charge
+UPDATE subscription_charges SET state = :state,
+    payment_intent = COALESCE(payment_intent, :payment_intent),
+    refund_id = COALESCE(:refund_id, refund_id), updated_at_ms = :now_ms
+WHERE invoice_id = :invoice_id;
+
+-- name: insert_payment_decision_once
+INSERT INTO payment_decisions (purchase_key, decision, reason, at_ms)
+SELECT :purchase_key, :decision, :reason, :now_ms
+WHERE NOT EXISTS (
+    SELECT 1 FROM payment_decisions
+    WHERE purchase_key = :purchase_key AND decision = :decision AND reason = :reason);

@@ -1,0 +1,222 @@
+"""Subscriptions: a charge made after its subscription's confirmed cancellation goes back, once.
+
+Two facts are remembered, each the moment its event arrives, since Stripe does not order
+events: the cancellation (``subscription_cancellations``, the earliest time seen wins) and
+every invoice paid (``subscription_charges``, keyed by the invoice). A charge starts
+``kept``; refunding one goes ``refunding`` → ``refunded`` around the provider's API call,
+whose idempotency key is derived from the PaymentIntent alone (:func:`refund_key`), so a
+rerun between the call and the ledger write gets the same refund back, not a second one.
+Every decision about a charge lands in ``payment_decisions`` under its invoice id, once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ledger.backends import Database, Row, Tx
+from ledger.clock import now_ms
+from ledger.errors import LedgerError
+from ledger.payments import refund_key
+
+__all__ = ["Cancellation", "SubscriptionCharge", "Subscriptions"]
+
+
+@dataclass(frozen=True, slots=True)
+class Cancellation:
+    subscription_id: str
+    customer: str
+    cancelled_at_ms: int
+    recorded_at_ms: int
+
+    @classmethod
+    def from_row(cls, r: Row) -> Cancellation:
+        return cls(
+            subscription_id=r["subscription_id"],
+            customer=r["customer"],
+            cancelled_at_ms=int(r["cancelled_at_ms"]),
+            recorded_at_ms=int(r["recorded_at_ms"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionCharge:
+    invoice_id: str
+    subscription_id: str
+    customer: str
+    payment_intent: str | None
+    amount: int
+    currency: str
+    paid_at_ms: int
+    state: str
+    """``kept``, ``refunding`` (the provider was asked, the answer not recorded) or ``refunded``."""
+    refund_id: str | None
+
+    @classmethod
+    def from_row(cls, r: Row) -> SubscriptionCharge:
+        return cls(
+            invoice_id=r["invoice_id"],
+            subscription_id=r["subscription_id"],
+            customer=r["customer"],
+            payment_intent=r["payment_intent"],
+            amount=int(r["amount"]),
+            currency=r["currency"],
+            paid_at_ms=int(r["paid_at_ms"]),
+            state=r["state"],
+            refund_id=r["refund_id"],
+        )
+
+    def paid_after(self, cancellation: Cancellation) -> bool:
+        """Paid strictly after the subscription stopped: a charge it should not have made."""
+        return self.paid_at_ms > cancellation.cancelled_at_ms
+
+
+class Subscriptions:
+    """``ledger.subscriptions``: every operation is idempotent."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def record_cancellation(
+        self, *, subscription_id: str, customer: str, cancelled_at_ms: int
+    ) -> Cancellation:
+        """Remember a confirmed cancellation; told again with another time, the earliest wins."""
+        with self.db.write() as tx:
+            row = tx.one(
+                "upsert_subscription_cancellation",
+                subscription_id=subscription_id,
+                customer=customer,
+                cancelled_at_ms=cancelled_at_ms,
+                now_ms=now_ms(),
+            )
+        return Cancellation.from_row(_required(row))
+
+    def cancellation(self, subscription_id: str) -> Cancellation | None:
+        with self.db.read() as tx:
+            row = tx.one("subscription_cancellation", subscription_id=subscription_id)
+        return Cancellation.from_row(row) if row else None
+
+    def record_charge(
+        self,
+        *,
+        invoice_id: str,
+        subscription_id: str,
+        customer: str,
+        payment_intent: str | None,
+        amount: int,
+        currency: str,
+        paid_at_ms: int,
+    ) -> SubscriptionCharge:
+        """Remember a paid invoice of a subscription; a known one only learns its
+        PaymentIntent, if it had none yet."""
+        with self.db.write() as tx:
+            row = tx.one(
+                "upsert_subscription_charge",
+                invoice_id=invoice_id,
+                subscription_id=subscription_id,
+                customer=customer,
+                payment_intent=payment_intent,
+                amount=amount,
+                currency=currency,
+                paid_at_ms=paid_at_ms,
+                now_ms=now_ms(),
+            )
+        return SubscriptionCharge.from_row(_required(row))
+
+    def charge(self, invoice_id: str) -> SubscriptionCharge | None:
+        with self.db.read() as tx:
+            row = tx.one("subscription_charge", invoice_id=invoice_id)
+        return SubscriptionCharge.from_row(row) if row else None
+
+    def charges(self, subscription_id: str) -> list[SubscriptionCharge]:
+        """Every recorded charge of a subscription, oldest payment first."""
+        with self.db.read() as tx:
+            rows = tx.all("subscription_charges_of", subscription_id=subscription_id)
+        return [SubscriptionCharge.from_row(r) for r in rows]
+
+    def keep(self, invoice_id: str, *, reason: str) -> bool:
+        """Decide that a charge stays; False (nothing recorded) when it is already being, or
+        was, refunded."""
+        with self.db.write() as tx:
+            if self._lock(tx, invoice_id).state != "kept":
+                return False
+            _decide_once(tx, invoice_id, "keep", reason)
+            return True
+
+    def begin_refund(self, invoice_id: str, *, payment_intent: str, reason: str) -> str | None:
+        """Decide to give a charge's money back: returns the provider idempotency key, or
+        None when it is already refunded. The PaymentIntent is remembered with the decision."""
+        with self.db.write() as tx:
+            c = self._lock(tx, invoice_id)
+            if c.state == "refunded":
+                return None
+            if c.payment_intent not in (None, payment_intent):
+                raise LedgerError(
+                    "charge refunded through another payment intent",
+                    invoice_id=invoice_id,
+                    payment_intent=payment_intent,
+                )
+            if c.state == "kept":
+                self._update(tx, invoice_id, "refunding", payment_intent=payment_intent)
+                _decide_once(tx, invoice_id, "refund", reason)
+            return refund_key(payment_intent)
+
+    def confirm_refund(self, invoice_id: str, *, refund_id: str) -> None:
+        """The provider refunded the charge: it is refunded (once)."""
+        with self.db.write() as tx:
+            c = self._lock(tx, invoice_id)
+            if c.state == "refunded":
+                return
+            if c.state != "refunding":
+                raise LedgerError("refund confirmed but never begun", invoice_id=invoice_id)
+            self._update(tx, invoice_id, "refunded", refund_id=refund_id)
+
+    def note(self, invoice_id: str, decision: str, reason: str) -> None:
+        """Record a decision that moves nothing (an alert), once."""
+        with self.db.write() as tx:
+            _decide_once(tx, invoice_id, decision, reason)
+
+    def decisions(self, invoice_id: str) -> list[Row]:
+        with self.db.read() as tx:
+            return tx.all("payment_decisions_for", purchase_key=invoice_id)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _lock(self, tx: Tx, invoice_id: str) -> SubscriptionCharge:
+        row = tx.one("lock_subscription_charge", invoice_id=invoice_id)
+        if row is None:
+            raise LedgerError("no such subscription charge", invoice_id=invoice_id)
+        return SubscriptionCharge.from_row(row)
+
+    def _update(
+        self,
+        tx: Tx,
+        invoice_id: str,
+        state: str,
+        *,
+        payment_intent: str | None = None,
+        refund_id: str | None = None,
+    ) -> None:
+        tx.all(
+            "update_subscription_charge",
+            invoice_id=invoice_id,
+            state=state,
+            payment_intent=payment_intent,
+            refund_id=refund_id,
+            now_ms=now_ms(),
+        )
+
+
+def _decide_once(tx: Tx, invoice_id: str, decision: str, reason: str) -> None:
+    tx.all(
+        "insert_payment_decision_once",
+        purchase_key=invoice_id,
+        decision=decision,
+        reason=reason,
+        now_ms=now_ms(),
+    )
+
+
+def _required(row: Row | None) -> Row:
+    if row is None:
+        raise LedgerError("row vanished inside its own transaction")
+    return row
