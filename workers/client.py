@@ -15,11 +15,18 @@ from typing import Any
 
 from ledger.errors import Unclassifiable, UnknownProvider
 from providers.registry import get_adapter
-from providers.stripe import parse_event
+from providers.stripe import parse_event, verify_webhook
 from providers.stripe_subscriptions import parse_subscription_event
 from workers import runtime
 
-__all__ = ["balance", "charge", "grant", "report_payment", "report_result"]
+__all__ = [
+    "balance",
+    "charge",
+    "grant",
+    "report_payment",
+    "report_result",
+    "report_stripe_webhook",
+]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +102,15 @@ def report_payment(*, provider: str, event: dict[str, Any]) -> str:
     parse_event(event)  # raises PayloadUnreadable naming the missing field
     parse_subscription_event(event)  # the same, for the subscription events
     return _record_and_enqueue("payment", provider, dict(event), None, None)
+
+
+def report_stripe_webhook(*, payload: bytes, signature: str | None) -> str:
+    """For a platform that forwards Stripe's webhook as received: verify the body against its
+    ``Stripe-Signature`` header with ``STRIPE_WEBHOOK_SECRET`` (a wrong secret, a forged or
+    garbled header, or a timestamp more than five minutes old or ahead is refused with
+    ``SignatureInvalid``, nothing recorded), then report it like ``report_payment``."""
+    event = verify_webhook(payload, signature, runtime.settings().stripe_webhook_secret)
+    return report_payment(provider="stripe", event=event)
 
 
 def balance(account_id: str) -> int:

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from ledger import Ledger, open_ledger
+from providers.stripe_api import StripeAPI
+from tests.support.fake_stripe import FakeStripe
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -117,3 +119,20 @@ def scheduler(refundry_env: dict[str, str], tmp_path: Path) -> Iterator[Refundry
     proc = RefundryProcess(refundry_env, tmp_path / "scheduler.log", "scheduler")
     yield proc
     proc.stop()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeStripe]:
+    """A real local HTTP server answering like the Stripe API (stateful)."""
+    server = FakeStripe().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def api(fake: FakeStripe) -> Iterator[StripeAPI]:
+    """Refundry's Stripe client pointed at the fake; no hidden retries."""
+    with StripeAPI(
+        "sk_test_refundry", base=fake.url, read_timeout_s=2.0, max_network_retries=0
+    ) as stripe_api:
+        yield stripe_api

@@ -7,7 +7,6 @@ Redis broker and worker processes."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,19 +30,6 @@ PRICE, AMOUNT, CREDITS = "price_pack500", 1900, 500
 CATALOG = PackCatalog({PRICE: CREDITS})
 POLICY = PaymentPolicy()
 Json = dict[str, Any]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    server = FakeStripe().start()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def api(fake: FakeStripe) -> Iterator[StripeAPI]:
-    with StripeAPI(KEY, base=fake.url, read_timeout_s=2.0, max_network_retries=0) as stripe_api:
-        yield stripe_api
 
 
 def apply(ledger: Ledger, event: Json, api: StripeAPI) -> str:

@@ -7,7 +7,6 @@ and PostgreSQL, the refunds made over HTTP at the local fake Stripe."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,19 +26,6 @@ ODD_PRICE, ODD_AMOUNT, ODD_CREDITS = "price_pack333", 1000, 333
 CATALOG = PackCatalog({PRICE: CREDITS, ODD_PRICE: ODD_CREDITS})
 POLICY = PaymentPolicy(duplicate_window_ms=600_000)
 Json = dict[str, Any]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    server = FakeStripe().start()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def api(fake: FakeStripe) -> Iterator[StripeAPI]:
-    with StripeAPI(KEY, base=fake.url, read_timeout_s=2.0, max_network_retries=0) as stripe_api:
-        yield stripe_api
 
 
 def apply(ledger: Ledger, event: Json, api: StripeAPI, policy: PaymentPolicy = POLICY) -> str:

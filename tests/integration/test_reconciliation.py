@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,19 +31,6 @@ WINDOW_MS = 3_600_000
 COMPLETE = PaymentPolicy(landing_window_ms=WINDOW_MS, unlanded_action="complete")
 REFUND = PaymentPolicy(landing_window_ms=WINDOW_MS, unlanded_action="refund")
 Json = dict[str, Any]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    server = FakeStripe().start()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def api(fake: FakeStripe) -> Iterator[StripeAPI]:
-    with StripeAPI(KEY, base=fake.url, read_timeout_s=2.0, max_network_retries=0) as stripe_api:
-        yield stripe_api
 
 
 def ago(seconds: int) -> int:

@@ -24,13 +24,6 @@ RETRIES = 2
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    server = FakeStripe().start()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def api(fake: FakeStripe) -> Iterator[StripeAPI]:
     with StripeAPI(
         KEY, base=fake.url, read_timeout_s=0.5, max_network_retries=RETRIES, page_size=2

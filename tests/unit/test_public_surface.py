@@ -14,6 +14,7 @@ def test_client_exports_exactly_the_contract() -> None:
         "grant",
         "report_payment",
         "report_result",
+        "report_stripe_webhook",
     ]
 
 
