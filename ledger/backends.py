@@ -22,10 +22,17 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
-from ledger.errors import ConfigurationError
+from ledger.errors import ConfigurationError, LedgerError
 from ledger.queries import query, to_pyformat
 
-__all__ = ["Database", "PostgresDatabase", "SqliteDatabase", "Tx", "open_database"]
+__all__ = [
+    "Database",
+    "PostgresDatabase",
+    "SqliteDatabase",
+    "Tx",
+    "open_database",
+    "required",
+]
 
 Row = dict[str, Any]
 
@@ -208,6 +215,13 @@ class PostgresDatabase:
 
     def close(self) -> None:
         self._pool.close()
+
+
+def required(row: Row | None) -> Row:
+    """A row the caller's own transaction just wrote or locked: its absence is a bug."""
+    if row is None:
+        raise LedgerError("row vanished inside its own transaction")
+    return row
 
 
 def _split_statements(sql: str) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.backends import Database, Row, Tx
+from ledger.backends import Database, Row, Tx, required
 from ledger.clock import now_ms
 from ledger.dead_letters import DeadLetters
 from ledger.errors import (
@@ -106,7 +106,7 @@ class Ledger:
             )
             if created is None:
                 existing = Generation.from_row(
-                    _required(tx.one("generation_by_id", generation_id=generation_id))
+                    required(tx.one("generation_by_id", generation_id=generation_id))
                 )
                 asked = (account_id, provider, provider_job_id, operation, credits)
                 held = (
@@ -342,7 +342,7 @@ class Ledger:
         return row is not None
 
     def _same_entry(self, tx: Tx, key: str, **expected: Any) -> None:
-        held = _required(tx.one("entry_by_key", idempotency_key=key))
+        held = required(tx.one("entry_by_key", idempotency_key=key))
         for field, value in expected.items():
             if held[field] != value:
                 raise IdempotencyConflict(
@@ -350,7 +350,7 @@ class Ledger:
                 )
 
     def _credit(self, tx: Tx, account_id: str, amount: int) -> int:
-        row = _required(
+        row = required(
             tx.one("upsert_account_credit", account_id=account_id, amount=amount, now_ms=now_ms())
         )
         return int(row["balance"])
@@ -358,9 +358,3 @@ class Ledger:
     def _balance(self, tx: Tx, account_id: str) -> int:
         row = tx.one("account_balance", account_id=account_id)
         return int(row["balance"]) if row else 0
-
-
-def _required(row: Row | None) -> Row:
-    if row is None:
-        raise LedgerError("row vanished inside its own transaction")
-    return row

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ledger.backends import Database, Row, Tx
+from ledger.backends import Database, Row, Tx, required
 from ledger.clock import now_ms
 from ledger.errors import LedgerError
 
@@ -123,7 +123,7 @@ class Payments:
                 paid_at_ms=paid_at_ms,
                 now_ms=now_ms(),
             )
-            return Payment.from_row(_required(tx.one("payment_by_key", purchase_key=purchase_key)))
+            return Payment.from_row(required(tx.one("payment_by_key", purchase_key=purchase_key)))
 
     def get(self, purchase_key: str) -> Payment | None:
         with self.db.read() as tx:
@@ -335,7 +335,7 @@ class Payments:
             purchase_key=p.purchase_key,
         )
         balance = int(
-            _required(
+            required(
                 tx.one(
                     "upsert_account_credit", account_id=p.account_id, amount=-take, now_ms=now_ms()
                 )
@@ -384,9 +384,3 @@ class Payments:
             reason=reason,
             now_ms=now_ms(),
         )
-
-
-def _required(row: Row | None) -> Row:
-    if row is None:
-        raise LedgerError("row vanished inside its own transaction")
-    return row

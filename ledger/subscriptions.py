@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ledger.backends import Database, Row, Tx
+from ledger.backends import Database, Row, Tx, required
 from ledger.clock import now_ms
 from ledger.errors import LedgerError
 from ledger.payments import refund_key
@@ -88,7 +88,7 @@ class Subscriptions:
                 cancelled_at_ms=cancelled_at_ms,
                 now_ms=now_ms(),
             )
-        return Cancellation.from_row(_required(row))
+        return Cancellation.from_row(required(row))
 
     def cancellation(self, subscription_id: str) -> Cancellation | None:
         with self.db.read() as tx:
@@ -120,7 +120,7 @@ class Subscriptions:
                 paid_at_ms=paid_at_ms,
                 now_ms=now_ms(),
             )
-        return SubscriptionCharge.from_row(_required(row))
+        return SubscriptionCharge.from_row(required(row))
 
     def charge(self, invoice_id: str) -> SubscriptionCharge | None:
         with self.db.read() as tx:
@@ -214,9 +214,3 @@ def _decide_once(tx: Tx, invoice_id: str, decision: str, reason: str) -> None:
         reason=reason,
         now_ms=now_ms(),
     )
-
-
-def _required(row: Row | None) -> Row:
-    if row is None:
-        raise LedgerError("row vanished inside its own transaction")
-    return row
