@@ -153,12 +153,14 @@ def observe(
 
 
 def land(ledger: Ledger, p: Payment, *, gateway: PaymentGateway, policy: PaymentPolicy) -> str:
-    """Grant a paid purchase's pack, unless it duplicates a purchase just granted."""
-    earlier = ledger.payments.earlier_same_purchase(p, window_ms=policy.duplicate_window_ms)
-    if earlier is not None:
+    """Grant a paid purchase's pack, unless it duplicates a purchase just granted: then its
+    money goes back with reason ``duplicate``."""
+    result = ledger.payments.grant(
+        p.purchase_key, reason=f"pack {p.price_id}", duplicate_window_ms=policy.duplicate_window_ms
+    )
+    if result is GrantResult.DUPLICATE:
         refund_purchase(ledger, p, reason="duplicate", gateway=gateway)
-        return f"purchase {p.purchase_key}: duplicate of {earlier}, refunded"
-    result = ledger.payments.grant(p.purchase_key, reason=f"pack {p.price_id}")
+        return f"purchase {p.purchase_key}: duplicate, refunded"
     if result is GrantResult.INCOMPLETE:
         log.info("purchase %s paid but not complete yet (account or pack unknown)", p.purchase_key)
     return f"purchase {p.purchase_key}: {result.value}"

@@ -30,6 +30,8 @@ class GrantResult(StrEnum):
     NOT_PAID = "not_paid"
     INCOMPLETE = "incomplete"
     """Paid, but the account or the pack is not known yet (another event will tell)."""
+    DUPLICATE = "duplicate"
+    """The same pack was just granted to the same customer for the same amount."""
     REFUND_WON = "refund_won"
     """The purchase is being (or was) refunded: its credits never land."""
 
@@ -135,8 +137,17 @@ class Payments:
             row = tx.one("payment_by_charge", charge_id=charge_id)
         return Payment.from_row(row) if row else None
 
-    def grant(self, purchase_key: str, *, reason: str) -> GrantResult:
-        """Land the pack's credits, once, unless the purchase is being refunded."""
+    def grant(
+        self, purchase_key: str, *, reason: str, duplicate_window_ms: int | None = None
+    ) -> GrantResult:
+        """Land the pack's credits, once, unless the purchase is being refunded, or (with
+        ``duplicate_window_ms``) the same customer already got the same pack for the same
+        amount paid within that window: then it is a ``DUPLICATE`` charge, to refund.
+
+        The duplicate check and the grant share one transaction, serialized per customer
+        (an advisory lock on PostgreSQL; SQLite has a single writer), so two identical
+        purchases processed at the same instant cannot both land.
+        """
         with self.db.write() as tx:
             p = self._lock(tx, purchase_key)
             if p.state == "granted":
@@ -157,6 +168,9 @@ class Payments:
                     "fully refunded before the pack landed: not granted",
                 )
                 return GrantResult.REFUND_WON
+            if duplicate_window_ms is not None and (twin := self._twin(tx, p, duplicate_window_ms)):
+                self._decide(tx, purchase_key, "duplicate", f"same pack as {twin}")
+                return GrantResult.DUPLICATE
             tx.all("ensure_account", account_id=p.account_id, now_ms=now_ms())
             inserted = tx.one(
                 "insert_pack_entry",
@@ -287,30 +301,29 @@ class Payments:
         with self.db.read() as tx:
             return tx.all("payment_decisions_for", purchase_key=purchase_key)
 
-    def earlier_same_purchase(self, p: Payment, *, window_ms: int) -> str | None:
-        """A granted purchase of the same customer, pack and amount within ``window_ms``
-        before this one: this one is then a duplicate charge."""
-        if None in (p.customer, p.price_id, p.amount, p.paid_at_ms):
-            return None
-        assert p.paid_at_ms is not None
-        with self.db.read() as tx:
-            row = tx.one(
-                "earlier_same_purchase",
-                purchase_key=p.purchase_key,
-                customer=p.customer,
-                price_id=p.price_id,
-                amount=p.amount,
-                window_start_ms=p.paid_at_ms - window_ms,
-                paid_at_ms=p.paid_at_ms,
-            )
-        return str(row["purchase_key"]) if row else None
-
     def unlanded(self, *, paid_before_ms: int, limit: int = 500) -> list[Payment]:
         with self.db.read() as tx:
             rows = tx.all("unlanded_payments", paid_before_ms=paid_before_ms, limit=limit)
         return [Payment.from_row(r) for r in rows]
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _twin(self, tx: Tx, p: Payment, window_ms: int) -> str | None:
+        """A granted purchase of the same customer, pack and amount paid within
+        ``window_ms`` of this one, before or after (events arrive in any order)."""
+        if p.customer is None or p.price_id is None or p.amount is None or p.paid_at_ms is None:
+            return None
+        tx.all("lock_customer", customer=p.customer)
+        row = tx.one(
+            "same_purchase_nearby",
+            purchase_key=p.purchase_key,
+            customer=p.customer,
+            price_id=p.price_id,
+            amount=p.amount,
+            paid_at_ms=p.paid_at_ms,
+            window_ms=window_ms,
+        )
+        return str(row["purchase_key"]) if row else None
 
     def _clawback(self, tx: Tx, p: Payment, *, refunded_total: int, reason: str) -> int:
         if p.credits is None or p.account_id is None or not p.amount:

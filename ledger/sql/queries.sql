@@ -241,12 +241,18 @@ VALUES (:idempotency_key, :account_id, :kind, :amount, NULL, :reason, :policy_ve
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id;
 
--- name: earlier_same_purchase
+-- name: same_purchase_nearby
 SELECT purchase_key FROM payments
 WHERE purchase_key <> :purchase_key AND customer = :customer AND price_id = :price_id
   AND amount = :amount AND state = 'granted'
-  AND paid_at_ms BETWEEN :window_start_ms AND :paid_at_ms
+  AND paid_at_ms BETWEEN :paid_at_ms - :window_ms AND :paid_at_ms + :window_ms
 ORDER BY paid_at_ms LIMIT 1;
+
+-- name: lock_customer
+SELECT 1 AS locked;
+
+-- name: lock_customer@postgresql
+SELECT pg_advisory_xact_lock(hashtext(:customer)) IS NULL AS locked;
 
 -- name: unlanded_payments
 SELECT * FROM payments WHERE state IN ('paid', 'refunding') AND paid_at_ms < :paid_before_ms

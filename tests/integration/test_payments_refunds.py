@@ -6,6 +6,7 @@ and PostgreSQL, the refunds made over HTTP at the local fake Stripe."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -75,7 +76,7 @@ def test_the_same_pack_paid_twice_within_the_window_refunds_the_second_as_duplic
         "acct_dup", PRICE, AMOUNT, customer="cus_dup", created=t0 + 60
     )
     said = apply(ledger, envelope("checkout.session.completed", session), api)
-    assert said == f"purchase {second['id']}: duplicate of {first['id']}, refunded"
+    assert said == f"purchase {second['id']}: duplicate, refunded"
     apply(ledger, envelope("payment_intent.succeeded", second), api)  # replayed: nothing more
 
     (refund,) = fake.objects("refund")
@@ -90,7 +91,8 @@ def test_the_same_pack_paid_twice_within_the_window_refunds_the_second_as_duplic
     assert payment is not None and payment.state == "refunded"
     assert payment.refund_reason == "duplicate"
     assert pack_entries(ledger_url, second["id"]) == []
-    assert decisions(ledger, second["id"]) == ["refund"]
+    assert decisions(ledger, second["id"]) == ["duplicate", "refund"]
+    assert ledger.payments.decisions(second["id"])[0]["reason"].endswith(first["id"])
     assert ledger.balance("acct_dup") == CREDITS
     assert audit(ledger.db) == []
 
@@ -305,3 +307,36 @@ def test_a_full_refund_reported_before_the_purchase_landed_is_not_forgotten(
     apply(ledger, envelope("payment_intent.succeeded", intent), api)
     assert ledger.balance("acct_early") == 0
     assert sum(amount for _, amount, _ in pack_entries(ledger_url, intent["id"])) == 0
+
+
+def test_of_two_identical_purchases_landing_at_once_exactly_one_is_granted(
+    ledger: Ledger, fake: FakeStripe, api: StripeAPI
+) -> None:
+    """The later purchase's events may be processed first, or both at the same instant: the
+    customer still ends with one pack and one charge."""
+    t0 = int(time.time()) - 300
+    sessions = [
+        fake.create_paid_checkout(
+            "acct_race", PRICE, AMOUNT, customer="cus_race", created=t0 + i * 30
+        )[0]
+        for i in range(2)
+    ]
+    said: list[str] = []
+    errors: list[BaseException] = []
+
+    def land(session: dict[str, object]) -> None:
+        try:
+            said.append(apply(ledger, envelope("checkout.session.completed", session), api))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=land, args=(s,)) for s in reversed(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert sorted(x.rsplit(": ", 1)[1] for x in said) == ["duplicate, refunded", "granted"]
+    assert len(fake.objects("refund")) == 1
+    assert ledger.balance("acct_race") == CREDITS
+    assert audit(ledger.db) == []
