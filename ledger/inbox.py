@@ -29,6 +29,8 @@ class InboxItem:
     received_at_ms: int
     enqueue_count: int
     state: str
+    enqueued_at_ms: int = 0
+    """Last sent to the broker (or, while a retry waits its backoff, when it will be)."""
 
     @classmethod
     def from_row(cls, row: Row) -> InboxItem:
@@ -42,6 +44,7 @@ class InboxItem:
             received_at_ms=int(row["received_at_ms"]),
             enqueue_count=int(row["enqueue_count"]),
             state=row["state"],
+            enqueued_at_ms=int(row["enqueued_at_ms"]),
         )
 
 
@@ -81,6 +84,12 @@ class Inbox:
         """For events that change nothing (pending results): processed, on their own."""
         with self.db.write() as tx:
             settle_in(tx, id, state="processed")
+
+    def defer(self, id: str, *, until_ms: int) -> None:
+        """The broker holds this event until ``until_ms`` (a retry waiting its backoff): the
+        sweep leaves it alone until then instead of sending a second copy."""
+        with self.db.write() as tx:
+            tx.all("defer_inbox", id=id, until_ms=until_ms)
 
     def claim_stale(
         self, *, older_than_ms: int, limit: int = 500, at_ms: int | None = None

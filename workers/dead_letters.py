@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from dramatiq.middleware import CurrentMessage
 
+from ledger import now_ms
 from ledger.errors import RefundryError
 from workers import runtime
 from workers.redaction import redact
@@ -48,6 +49,7 @@ def dead_letter_on_final_failure(
             raise
         retries = int(message.options.get("retries", 0))
         if should_retry(retries, exc):
+            _defer_sweep(inbox_id)
             raise
         ledger = runtime.ledger()
         item = ledger.inbox.get(inbox_id) if inbox_id else None
@@ -72,3 +74,16 @@ def dead_letter_on_final_failure(
         )
         log.error("dead-lettered %s: %s", message.message_id, reason_of(exc))
         raise
+
+
+def _defer_sweep(inbox_id: str | None) -> None:
+    """dramatiq will retry this message within one maximum backoff: keep the inbox sweep
+    from sending a parallel copy meanwhile. If the broker loses the retry, the sweep still
+    delivers the event once that time has passed, well inside the SLA."""
+    if inbox_id is None:
+        return
+    settings = runtime.settings()
+    try:
+        runtime.ledger().inbox.defer(inbox_id, until_ms=now_ms() + settings.max_backoff_ms)
+    except Exception:  # the ledger may be the very thing that failed; the retry still runs
+        log.warning("could not defer the inbox sweep of %s", inbox_id, exc_info=True)

@@ -334,3 +334,7 @@ SELECT :purchase_key, :decision, :reason, :now_ms
 WHERE NOT EXISTS (
     SELECT 1 FROM payment_decisions
     WHERE purchase_key = :purchase_key AND decision = :decision AND reason = :reason);
+
+-- name: defer_inbox
+UPDATE inbox SET enqueued_at_ms = :until_ms
+WHERE id = :id AND state = 'pending' AND enqueued_at_ms < :until_ms;

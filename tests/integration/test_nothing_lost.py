@@ -7,7 +7,7 @@ import time
 import pytest
 import redis
 
-from ledger import Outcome, audit
+from ledger import Outcome, audit, now_ms
 from tests.integration.conftest import RefundryProcess, WorkerProcesses
 from tests.support.servers import RedisServer
 from tests.support.waiting import wait_until
@@ -41,8 +41,8 @@ def _settled(n: int, prefix: str = "g") -> int:
 
 
 def _sweep_now() -> None:
-    result = run_inbox_sweep(grace_ms=0)
-    assert result.requeued > 0
+    # A retry's deferral (at most the test's 200 ms backoff) may still be running out.
+    wait_until(lambda: run_inbox_sweep(grace_ms=0).requeued > 0, timeout=10)
 
 
 def test_results_whose_messages_vanished_from_redis_are_applied_by_the_inbox_sweep(
@@ -145,3 +145,22 @@ def test_a_worker_killed_while_holding_messages_loses_none_and_doubles_none(
     assert client.balance("acct") == 1000 * n // 10 * 1  # every charge refunded, once
     assert all(ledger.generation(f"g{i}").outcome is Outcome.FAILED for i in range(n))  # type: ignore[union-attr]
     assert audit(ledger.db) == []
+
+
+def test_the_sweep_sends_no_second_copy_while_a_retry_waits_its_backoff(
+    workers: WorkerProcesses, refundry_env: dict[str, str]
+) -> None:
+    workers.env |= {"REFUNDRY_MIN_BACKOFF_MS": "30000", "REFUNDRY_MAX_BACKOFF_MS": "60000"}
+    inbox_id = client.report_result(
+        provider="kling", payload=demo_payload("kling", "job-g0", "failed"), generation_id="g0"
+    )
+    workers.start(processes=1, threads=1)
+    ledger = runtime.ledger()
+
+    def deferred() -> bool:
+        item = ledger.inbox.get(inbox_id)
+        return item is not None and item.enqueued_at_ms > now_ms() + 30_000
+
+    wait_until(deferred, timeout=60, message="the failed attempt did not defer the sweep")
+    assert ledger.inbox.claim_stale(older_than_ms=0) == []  # dramatiq holds the retry
+    assert ledger.dead.all() == []
