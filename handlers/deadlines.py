@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass, field
 
 from ledger.errors import ConfigurationError
+from providers.base import MUSIC_OPERATIONS
 
 __all__ = ["DEFAULT_DEADLINES", "Deadline", "DeadlinePolicy"]
 
@@ -35,20 +36,7 @@ DEFAULT_DEADLINES: dict[str, Deadline] = {
     "image": Deadline(2 * MINUTE, 20 * MINUTE),
     "video": Deadline(10 * MINUTE, 45 * MINUTE),
     "training": Deadline(30 * MINUTE, 50 * MINUTE),
-    **{
-        op: _MUSIC
-        for op in (
-            "music",
-            "lyrics",
-            "stems",
-            "extend",
-            "add_vocals",
-            "add_instrumental",
-            "voice_clone",
-            "wav_export",
-            "midi_export",
-        )
-    },
+    **dict.fromkeys(MUSIC_OPERATIONS, _MUSIC),
 }
 FALLBACK = Deadline(10 * MINUTE, 45 * MINUTE)
 SLA_MS = 60 * MINUTE

@@ -12,7 +12,22 @@ from typing import Any, Protocol
 
 from ledger.outcomes import Outcome
 
-__all__ = ["Classification", "ProviderAdapter"]
+__all__ = ["MUSIC_OPERATIONS", "OPERATIONS", "Classification", "ProviderAdapter"]
+
+#: Music-model operations (Suno-style APIs and the synchronous music models).
+MUSIC_OPERATIONS: tuple[str, ...] = (
+    "music",
+    "lyrics",
+    "stems",
+    "extend",
+    "add_vocals",
+    "add_instrumental",
+    "voice_clone",
+    "wav_export",
+    "midi_export",
+)
+#: Every operation a charge may name; each decides what "the output" of a generation is.
+OPERATIONS: tuple[str, ...] = ("video", "image", *MUSIC_OPERATIONS, "training")
 
 
 @dataclass(frozen=True, slots=True)

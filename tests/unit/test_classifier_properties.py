@@ -16,27 +16,11 @@ from hypothesis import strategies as st
 
 from ledger.errors import Unclassifiable, UnknownProvider
 from ledger.outcomes import Outcome
+from providers.base import OPERATIONS as BASE_OPERATIONS
 from providers.base import Classification
 from providers.registry import ADAPTERS, PROVIDER_NAMES, classify, get_adapter
 
-OPERATIONS: list[str | None] = [
-    None,
-    "?",
-    *[
-        "video",
-        "image",
-        "music",
-        "lyrics",
-        "stems",
-        "extend",
-        "add_vocals",
-        "add_instrumental",
-        "voice_clone",
-        "wav_export",
-        "midi_export",
-        "training",
-    ],
-]
+OPERATIONS: list[str | None] = [None, "?", *BASE_OPERATIONS]
 
 URL = "https://cdn.example/out.mp4"
 BROKEN = "https://cdn.example/None.mp3"

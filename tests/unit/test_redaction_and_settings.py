@@ -53,3 +53,12 @@ def test_unusable_settings_are_refused_by_name(name: str, value: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
         Settings.from_env({name: value})
     assert caught.value.fields["variable"] == name
+
+
+def test_every_operation_has_a_deadline_inside_the_refund_promise() -> None:
+    from handlers.deadlines import DEFAULT_DEADLINES, SLA_MS
+    from providers.base import OPERATIONS
+
+    assert set(DEFAULT_DEADLINES) == set(OPERATIONS)
+    for deadline in DEFAULT_DEADLINES.values():
+        assert deadline.poll_after_ms < deadline.hard_ms <= SLA_MS - 5 * 60_000
