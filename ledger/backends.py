@@ -9,6 +9,7 @@ on PostgreSQL.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import threading
@@ -98,7 +99,7 @@ class SqliteDatabase:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_file(path)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -152,6 +153,21 @@ class SqliteDatabase:
     stop=stop_after_delay(30),
     reraise=True,
 )
+def _private_file(path: Path) -> None:
+    """Create the ledger file readable by its owner only (0600; folders it creates 0700):
+    it holds balances and event payloads. SQLite gives its -wal and -shm files the same
+    mode as the database file."""
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        status = path.stat()
+        if status.st_mode & 0o077 and status.st_uid == os.getuid():
+            path.chmod(0o600)
+
+
 def _enable_wal(conn: sqlite3.Connection) -> None:
     """Switching a new database to WAL takes an exclusive lock and, unlike ordinary writes,
     does not wait on the busy handler: several processes opening it at once retry here."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ledger.backends import Database, Row
 from ledger.clock import now_ms
 from ledger.inbox import settle_in
+from ledger.redaction import redact_text
 
 __all__ = ["DeadLetters"]
 
@@ -31,7 +32,7 @@ class DeadLetters:
         inbox_id: str | None = None,
         permanent: bool = False,
     ) -> None:
-        """Keep a dead letter with its reason; ``message`` must already be redacted.
+        """Keep a dead letter with its reason; both are redacted here, whatever the caller did.
 
         A permanent failure also closes its inbox row (``dead``): no sweep can fix it. A
         transient one leaves the row pending, so the inbox sweep still applies it later.
@@ -42,9 +43,9 @@ class DeadLetters:
                 message_id=message_id,
                 actor=actor,
                 queue=queue,
-                reason=reason,
+                reason=redact_text(reason),
                 error_class=error_class,
-                message=message,
+                message=redact_text(message),
                 now_ms=now_ms(),
             )
             if inbox_id is not None and permanent:

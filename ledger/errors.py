@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ledger.redaction import redact_text
+
 __all__ = [
     "AmountMismatch",
     "ChargeNotFound",
@@ -47,13 +49,13 @@ class RefundryError(Exception):
         )
         if fields:
             text = f"{text} ({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
-        super().__init__(text)
+        super().__init__(redact_text(text))
 
     @property
     def reason(self) -> str:
-        """Machine-readable reason: the class name, then the fields."""
+        """Machine-readable reason: the class name, then the fields (secrets masked)."""
         parts = [self.__class__.__name__, *(f"{k}={v}" for k, v in self.fields.items())]
-        return " ".join(parts)
+        return redact_text(" ".join(parts))
 
 
 class LedgerError(RefundryError):

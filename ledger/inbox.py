@@ -14,6 +14,7 @@ from typing import Any
 
 from ledger.backends import Database, Row, Tx
 from ledger.clock import now_ms
+from ledger.redaction import redact, redact_text
 
 __all__ = ["Inbox", "InboxItem"]
 
@@ -111,5 +112,25 @@ class Inbox:
 
 
 def settle_in(tx: Tx, id: str, *, state: str, dead_reason: str | None = None) -> None:
-    """Mark an inbox row ``processed`` or ``dead`` inside the caller's transaction."""
-    tx.all("settle_inbox", id=id, state=state, dead_reason=dead_reason, now_ms=now_ms())
+    """Mark a pending inbox row ``processed`` or ``dead`` inside the caller's transaction
+    (a compare-and-set: a row already settled is left as it is).
+
+    Retention: a processed row keeps only the redacted payload (``ledger.redaction``), written
+    in the same transaction as its effect, so API keys and signed URLs a provider echoed are
+    not kept once the event is applied. A dead row keeps its raw payload, which a replay
+    needs, until an engineer replays or purges it; its reason is stored redacted.
+    """
+    row = tx.one("pending_inbox_payload", id=id)
+    if row is None:
+        return
+    payload = str(row["payload"])
+    if state == "processed":
+        payload = json.dumps(redact(json.loads(payload)), sort_keys=True)
+    tx.all(
+        "settle_inbox",
+        id=id,
+        state=state,
+        dead_reason=None if dead_reason is None else redact_text(dead_reason),
+        payload=payload,
+        now_ms=now_ms(),
+    )

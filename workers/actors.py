@@ -20,6 +20,7 @@ from providers.stripe_subscriptions import parse_subscription_event
 from workers import runtime
 from workers.broker import build_broker
 from workers.dead_letters import dead_letter_on_final_failure
+from workers.logs import install_redaction
 
 __all__ = [
     "ACTORS_BY_KIND",
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 RESULTS_QUEUE = "results"
 PAYMENTS_QUEUE = "payments"
 
+install_redaction()
 _settings = runtime.settings()
 broker = build_broker(_settings)
 

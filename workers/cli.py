@@ -17,6 +17,7 @@ from ledger import audit, migrate, open_database
 from ledger.errors import RefundryError
 from providers.registry import PROVIDER_NAMES, classify
 from workers import runtime
+from workers.logs import install_redaction
 
 __all__ = ["main"]
 
@@ -24,6 +25,7 @@ __all__ = ["main"]
 @click.group()
 def main() -> None:
     """Refundry: exactly-once credit refunds for AI generation platforms."""
+    install_redaction()
 
 
 @main.command()

@@ -19,8 +19,8 @@ from dramatiq.middleware import CurrentMessage
 
 from ledger import now_ms
 from ledger.errors import RefundryError
+from ledger.redaction import redact, redact_text
 from workers import runtime
-from workers.redaction import redact
 
 __all__ = ["dead_letter_on_final_failure", "reason_of"]
 
@@ -32,7 +32,7 @@ def reason_of(exc: BaseException) -> str:
     """Machine-readable: ``ClassName field=value …``."""
     if isinstance(exc, RefundryError):
         return exc.reason
-    return f"{exc.__class__.__name__} {exc}".strip()
+    return redact_text(f"{exc.__class__.__name__} {exc}".strip())
 
 
 def dead_letter_on_final_failure(

@@ -4,6 +4,12 @@ Used when ``REDIS_URL`` is unset. The server runs as a child process on a free l
 with its data (AOF on) under ``<REFUNDRY_HOME>/redis``. Its address is written to
 ``redis.json`` there, so every process of the same checkout finds and reuses it; the
 process that started it stops it (``SHUTDOWN``, which flushes the AOF) when it exits.
+
+Only its owner can use it: the server requires a random password, written with the rest of
+its configuration to files readable by the owner alone (0600, in a 0700 folder; never on the
+command line, where ``ps`` would show it), ``CONFIG`` is disabled (so no client can point
+``dir``/``dbfilename`` elsewhere and write files), and the server's own files are created
+0600.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ import fcntl
 import importlib.util
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import IO, Any
 
 import redis
 
@@ -55,6 +63,14 @@ def _alive(url: str) -> bool:
         client.close()
 
 
+def _private_open(path: Path, mode: str = "w") -> IO[Any]:
+    """Open ``path`` for writing, created readable by its owner only (0600)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)  # a file left by an older version may be wider
+    return os.fdopen(fd, mode)
+
+
 class EmbeddedRedis:
     """A redis-server for this checkout: reused when running, else started and owned."""
 
@@ -70,8 +86,9 @@ class EmbeddedRedis:
 
     def ensure(self, timeout_s: float = 20.0) -> str:
         """Return the URL of a running server, starting one if needed."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / "start.lock", "w") as lock:
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.dir.chmod(0o700)
+        with _private_open(self.dir / "start.lock") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one starter at a time per checkout
             if self.state_file.exists():
                 url = str(json.loads(self.state_file.read_text())["url"])
@@ -83,34 +100,37 @@ class EmbeddedRedis:
 
     def _start(self, timeout_s: float) -> None:
         port = _free_port()
-        log = open(self.dir / "redis.log", "ab")  # noqa: SIM115 - owned by the child
+        password = secrets.token_urlsafe(32)
+        config = self.dir / "redis.conf"
+        with _private_open(config) as conf:
+            conf.write(
+                "\n".join(
+                    [
+                        f"port {port}",
+                        "bind 127.0.0.1",
+                        f'dir "{self.dir}"',
+                        "appendonly yes",
+                        "appendfsync everysec",
+                        'save ""',
+                        "daemonize no",
+                        "protected-mode yes",
+                        f"requirepass {password}",
+                        'rename-command CONFIG ""',
+                        "",
+                    ]
+                )
+            )
+        log = _private_open(self.dir / "redis.log", "ab")
         self._process = subprocess.Popen(
-            [
-                redis_server_binary(),
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.dir),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-                "--daemonize",
-                "no",
-                "--protected-mode",
-                "yes",
-            ],
+            [redis_server_binary(), str(config)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # a terminal's Ctrl-C reaches us, we shut it down cleanly
+            umask=0o077,  # its AOF and log files: owner only
         )
         log.close()
-        url = f"redis://127.0.0.1:{port}/0"
+        url = f"redis://:{password}@127.0.0.1:{port}/0"
         deadline = time.monotonic() + timeout_s
         while not _alive(url):
             if self._process.poll() is not None or time.monotonic() > deadline:
@@ -120,7 +140,8 @@ class EmbeddedRedis:
                 )
             time.sleep(0.05)  # polling a bounded condition
         self.url = url
-        self.state_file.write_text(json.dumps({"url": url, "pid": self._process.pid}))
+        with _private_open(self.state_file) as state:
+            state.write(json.dumps({"url": url, "pid": self._process.pid}))
 
     def stop(self) -> None:
         """Stop the server if this process started it (AOF flushed by SHUTDOWN)."""

@@ -119,8 +119,12 @@ ON CONFLICT (id) DO NOTHING;
 -- name: inbox_by_id
 SELECT * FROM inbox WHERE id = :id;
 
+-- name: pending_inbox_payload
+SELECT payload FROM inbox WHERE id = :id AND state = 'pending';
+
 -- name: settle_inbox
-UPDATE inbox SET state = :state, settled_at_ms = :now_ms, dead_reason = :dead_reason
+UPDATE inbox SET state = :state, settled_at_ms = :now_ms, dead_reason = :dead_reason,
+    payload = :payload
 WHERE id = :id AND state = 'pending';
 
 -- name: claim_stale_inbox

@@ -1,0 +1,120 @@
+"""A planted secret is kept nowhere once an event is applied or dead-lettered, and the
+embedded services are the owner's alone."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+import redis
+
+from ledger import Ledger, Outcome, open_ledger
+from workers.embedded_redis import EmbeddedRedis
+
+PLANTED = "s3cr3t-Planted-Value-0042"
+
+
+def _stored(ledger: Ledger) -> str:
+    """Every inbox and dead-letter row as the database holds it."""
+    with ledger.db.read() as tx:
+        rows = [*tx.all("dead_letters"), *(tx.one("inbox_by_id", id=i) for i in ("m1", "m2"))]
+    return json.dumps([dict(r) for r in rows if r is not None], default=str)
+
+
+def test_an_applied_event_keeps_only_its_redacted_payload(ledger: Ledger) -> None:
+    ledger.grant(account_id="acct", credits=100, idempotency_key="top", reason="t")
+    ledger.charge(
+        generation_id="g1",
+        account_id="acct",
+        provider="fal",
+        operation="video",
+        credits=30,
+        provider_job_id="job-1",
+    )
+    payload = {
+        "status": "ERROR",
+        "headers": {"Authorization": f"Bearer {PLANTED}"},
+        "video": {"url": f"https://cdn.example/v.mp4?X-Amz-Signature={PLANTED}"},
+        "note": f"postgresql://u:{PLANTED}@db/x",
+    }
+    ledger.inbox.record(id="m1", kind="result", provider="fal", payload=payload)
+    assert PLANTED in _stored(ledger), "the event is kept whole until it is applied"
+
+    ledger.settle(
+        generation_id="g1",
+        outcome=Outcome.FAILED,
+        reason="e",
+        refund=True,
+        failure_known_at_ms=1,
+        inbox_id="m1",
+    )
+
+    item = ledger.inbox.get("m1")
+    assert item is not None and item.state == "processed"
+    assert item.payload["status"] == "ERROR"
+    assert PLANTED not in _stored(ledger)
+
+
+def test_a_dead_letter_and_its_reason_are_stored_redacted(ledger: Ledger) -> None:
+    ledger.inbox.record(id="m2", kind="result", provider="fal", payload={"api_key": PLANTED})
+    ledger.dead.record(
+        message_id="m2",
+        actor="process_result",
+        queue="results",
+        reason=f"StatusHTTPError url=https://api.example/x?token={PLANTED} auth=Bearer {PLANTED}",
+        error_class="StatusHTTPError",
+        message=json.dumps({"event": {"note": f"password={PLANTED}"}}),
+        inbox_id="m2",
+        permanent=True,
+    )
+    row = ledger.dead.get("m2")
+    assert row is not None and row["reason"].startswith("StatusHTTPError url=https://api.example/x")
+    item = ledger.inbox.get("m2")
+    assert item is not None and item.state == "dead"
+    assert item.payload == {"api_key": PLANTED}, "a dead event keeps what a replay needs"
+    with ledger.db.read() as tx:
+        dead = json.dumps([dict(r) for r in tx.all("dead_letters")])
+        reason = tx.one("inbox_by_id", id="m2")
+    assert reason is not None and PLANTED not in str(reason["dead_reason"])
+    assert PLANTED not in dead
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_embedded_redis_answers_only_its_owner(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path / "home")
+    url = server.ensure()
+    try:
+        port = redis.Redis.from_url(url).connection_pool.connection_kwargs["port"]
+        stranger = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
+        with pytest.raises(redis.AuthenticationError):
+            stranger.ping()
+        stranger.close()
+        owner = redis.Redis.from_url(url, socket_timeout=5)
+        assert owner.ping()
+        with pytest.raises(redis.ResponseError, match="unknown command"):
+            owner.config_set("dir", str(tmp_path))
+        owner.close()
+        folder = tmp_path / "home" / "redis"
+        assert _mode(folder) == 0o700
+        files = [p for p in folder.rglob("*") if p.is_file()]
+        assert {p.name for p in files} >= {"redis.json", "redis.conf", "redis.log"}
+        assert {p.name: _mode(p) for p in files} == {p.name: 0o600 for p in files}
+    finally:
+        server.stop()
+
+
+def test_the_sqlite_ledger_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "home" / "ledger.sqlite3"
+    book = open_ledger(f"sqlite:///{path}", policy_version="t")
+    try:
+        book.grant(account_id="a", credits=1, idempotency_key="k", reason="t")
+        assert _mode(path.parent) == 0o700
+        for p in path.parent.glob("ledger.sqlite3*"):
+            assert _mode(p) == 0o600, p.name
+    finally:
+        book.db.close()

@@ -1,0 +1,138 @@
+"""Secrets never leave in clear text: one redaction, by key name and by value, that no input
+can stall or crash."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from ledger.errors import ChargeNotFound
+from ledger.redaction import MASK, MAX_DEPTH, MAX_STRING_CHARS, redact, redact_text
+from workers.logs import install_redaction
+
+PLANTED = "s3cr3t-Planted-Value-0042"
+
+
+def test_secret_named_keys_are_masked_at_any_depth() -> None:
+    body = {
+        "api_key": "sk-1",
+        "nested": [{"Authorization": "Bearer x", "ok": 1}],
+        "webhook_secret": "whsec_abc",
+    }
+    assert redact(body) == {
+        "api_key": MASK,
+        "nested": [{"Authorization": MASK, "ok": 1}],
+        "webhook_secret": MASK,
+    }
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "access_key",
+        "accessKey",
+        "private_key",
+        "passwd",
+        "X-Auth",
+        "APIKey",
+        "client_secret",
+        "Stripe-Signature",
+        "webhook-signature",
+        "sentry_dsn",
+        "refresh_token",
+        "Set-Cookie",
+    ],
+)
+def test_every_spelling_of_a_secret_key_is_masked(key: str) -> None:
+    assert redact({key: PLANTED}) == {key: MASK}
+
+
+@pytest.mark.parametrize("key", ["tokens_used", "author", "idempotency_key", "keyword", "status"])
+def test_a_key_that_merely_contains_a_secret_word_keeps_its_value(key: str) -> None:
+    assert redact({key: "visible"}) == {key: "visible"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"Authorization: Bearer {PLANTED}",
+        f"Token {PLANTED}",
+        f"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ{PLANTED}.c2lnbmF0dXJl",
+        f"https://user:{PLANTED}@api.example/v1",
+        f"postgresql://refundry:{PLANTED}@db.internal:5432/refundry",
+        f"redis://:{PLANTED}@127.0.0.1:6379/0",
+        f"https://cdn.example/v.mp4?token={PLANTED}",
+        f"https://cdn.example/v.mp4#access_token={PLANTED}",
+        f"password={PLANTED}",
+        f"{{'api_key': '{PLANTED}'}}",
+        f"sk_live_{PLANTED}",
+        f"whsec_{PLANTED}",
+        f"sk-proj-{PLANTED}",
+        f"r8_{PLANTED}",
+    ],
+)
+def test_secrets_are_masked_by_value_wherever_they_stand(text: str) -> None:
+    for shown in (redact_text(f"failed: {text} (retry)"), json.dumps(redact({"note": text}))):
+        assert PLANTED not in shown
+        assert MASK in shown
+
+
+def test_a_url_keeps_what_an_engineer_needs_and_loses_its_credentials() -> None:
+    assert redact_text("postgresql://u:pw@db.internal:5432/refundry") == (
+        f"postgresql://u:{MASK}@db.internal:5432/refundry"
+    )
+    assert redact({"url": "https://cdn.example/v.mp4?X-Amz-Signature=deadbeef"}) == {
+        "url": f"https://cdn.example/v.mp4?{MASK}"
+    }
+
+
+def test_ordinary_prose_and_ids_are_left_alone() -> None:
+    text = "kling task 8600000001 failed: the token expired; tokens_used=5 gen=gen-42"
+    assert redact_text(text) == text
+
+
+@pytest.mark.parametrize("levels", [600, 100_000])
+def test_a_payload_nested_at_any_depth_is_redacted_without_recursion(levels: int) -> None:
+    deep: dict[str, object] = {"api_key": PLANTED}
+    for _ in range(levels):
+        deep = {"x": [deep]}
+    out = json.dumps(redact(deep))  # json.dumps itself would overflow on the input
+    assert PLANTED not in out
+    assert "[too deep]" in out
+    assert out.count("{") <= MAX_DEPTH + 1
+
+
+def test_a_huge_string_is_cut_to_the_cap_before_any_pattern_runs() -> None:
+    for filler in ("http://", "eyJ", "a=", "Bearer "):
+        out = redact_text(filler * 200_000)
+        assert len(out) < MAX_STRING_CHARS + 64
+        assert out.endswith("chars cut]")
+
+
+def test_an_errors_reason_and_message_are_redacted() -> None:
+    exc = ChargeNotFound(generation_id=f"https://x.example/?sig={PLANTED}")
+    assert PLANTED not in exc.reason
+    assert PLANTED not in str(exc)
+
+
+def test_log_lines_and_tracebacks_are_redacted_whoever_logs_them() -> None:
+    install_redaction()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("some.library")
+    logger.addHandler(handler)
+    try:
+        logger.warning("calling %s with %s", "https://api.example/x", f"Bearer {PLANTED}")
+        try:
+            raise RuntimeError(f"connect failed: postgresql://u:{PLANTED}@db/x")
+        except RuntimeError:
+            logger.exception("pool retry")
+    finally:
+        logger.removeHandler(handler)
+    shown = stream.getvalue()
+    assert "calling https://api.example/x with Bearer" in shown
+    assert "RuntimeError: connect failed" in shown
+    assert PLANTED not in shown
