@@ -14,7 +14,7 @@ from typing import Any
 
 from handlers.thin_events import JobFetcher, resolve
 from ledger import Generation, Ledger, Outcome, Settlement
-from ledger.errors import ChargeNotFound, Unclassifiable
+from ledger.errors import ChargeNotFound, ResultForAnotherJob, Unclassifiable
 from providers.base import Classification
 
 __all__ = ["RefundPolicy", "ResultApplied", "apply_result"]
@@ -59,11 +59,17 @@ def apply_result(
     A thin webhook event (only a job id) is resolved through ``fetch_job`` into the job it
     names first (``handlers.thin_events``). Raises ``Unclassifiable`` (never guessed at) and
     ``ChargeNotFound`` (retried: the charge may not be recorded yet, then dead-lettered after
-    the grace period). ``inbox_id`` is marked processed in the settlement's transaction.
+    the grace period) and ``ResultForAnotherJob`` (dead-lettered: the payload's job id is not
+    the one charged for ``generation_id``). ``inbox_id`` is marked processed in the
+    settlement's transaction.
     """
-    resolved = resolve(provider, payload, fetch_job)
+    charged = _charged(ledger, provider, generation_id) if generation_id is not None else None
+    resolved = resolve(
+        provider, payload, fetch_job, charged_job_id=charged.provider_job_id if charged else None
+    )
     classification = resolved.classify(operation)
-    generation = _find_generation(ledger, provider, generation_id, classification)
+    generation = charged or _find_generation(ledger, provider, classification)
+    _same_job(generation, classification.provider_job_id)
     if operation is None and generation.operation:
         # The operation recorded at charge time decides what "the output" is.
         classification = resolved.classify(generation.operation)
@@ -88,21 +94,33 @@ def apply_result(
     return ResultApplied(generation.generation_id, classification, settlement)
 
 
-def _find_generation(
-    ledger: Ledger, provider: str, generation_id: str | None, classification: Classification
-) -> Generation:
-    if generation_id is not None:
-        found = ledger.generation(generation_id)
-        if found is None:
-            raise ChargeNotFound(generation_id=generation_id)
-        if found.provider != provider:
-            raise Unclassifiable(
-                "result from another provider than the charge",
-                generation_id=generation_id,
-                charged=found.provider,
-                reported=provider,
-            )
-        return found
+def _charged(ledger: Ledger, provider: str, generation_id: str) -> Generation:
+    found = ledger.generation(generation_id)
+    if found is None:
+        raise ChargeNotFound(generation_id=generation_id)
+    if found.provider != provider:
+        raise Unclassifiable(
+            "result from another provider than the charge",
+            generation_id=generation_id,
+            charged=found.provider,
+            reported=provider,
+        )
+    return found
+
+
+def _same_job(generation: Generation, reported_job_id: str | None) -> None:
+    """A result that names a job must name the one charged: a result for job X never
+    settles generation Y."""
+    charged = generation.provider_job_id
+    if reported_job_id is not None and charged and reported_job_id != charged:
+        raise ResultForAnotherJob(
+            generation_id=generation.generation_id,
+            charged_job_id=charged,
+            reported_job_id=reported_job_id,
+        )
+
+
+def _find_generation(ledger: Ledger, provider: str, classification: Classification) -> Generation:
     job_id = classification.provider_job_id
     if job_id is None:
         raise Unclassifiable(

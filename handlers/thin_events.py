@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ledger.errors import RefundryError, Unclassifiable
+from ledger.errors import RefundryError, ResultForAnotherJob, Unclassifiable
 from ledger.outcomes import Outcome
 from providers import openai_api
 from providers.base import Classification
@@ -63,12 +63,25 @@ class Resolved:
         return classification
 
 
-def resolve(provider: str, payload: Mapping[str, Any], fetch_job: JobFetcher | None) -> Resolved:
-    """The payload to classify: ``payload`` itself, or the job a thin event names."""
+def resolve(
+    provider: str,
+    payload: Mapping[str, Any],
+    fetch_job: JobFetcher | None,
+    *,
+    charged_job_id: str | None = None,
+) -> Resolved:
+    """The payload to classify: ``payload`` itself, or the job a thin event names.
+
+    With ``charged_job_id`` (the job charged for the generation the result was reported
+    for), a thin event naming another job raises ``ResultForAnotherJob`` before anything is
+    fetched.
+    """
     recognise = THIN_EVENTS.get(provider)
     job_id = recognise(payload) if recognise is not None else None
     if job_id is None or fetch_job is None:
         return Resolved(provider, payload)
+    if charged_job_id and job_id != charged_job_id:
+        raise ResultForAnotherJob(charged_job_id=charged_job_id, reported_job_id=job_id)
     try:
         job = fetch_job(provider, job_id)
     except openai_api.JobGone as gone:

@@ -9,7 +9,8 @@ structured fields (``RefundryError.fields``)::
     │   ├── InsufficientCredits     a charge would overdraw the balance
     │   ├── ChargeNotFound          no charge is recorded for the generation (yet)
     │   ├── AmountMismatch          a refund whose amount is not the charged amount
-    │   └── IdempotencyConflict     the same key was reused with other inputs
+    │   ├── IdempotencyConflict     the same key was reused with other inputs
+    │   └── ResultForAnotherJob     a result names another job than the generation's charge
     ├── Unclassifiable              a payload that cannot be classified (providers/)
     │   └── UnknownProvider         no adapter for that provider name
     └── ConfigurationError          a setting that cannot be used
@@ -31,6 +32,7 @@ __all__ = [
     "InsufficientCredits",
     "LedgerError",
     "RefundryError",
+    "ResultForAnotherJob",
     "Unclassifiable",
     "UnknownProvider",
 ]
@@ -80,6 +82,12 @@ class AmountMismatch(LedgerError):
 
 class IdempotencyConflict(LedgerError):
     """The idempotency key was already used with different inputs."""
+
+    permanent = True
+
+
+class ResultForAnotherJob(LedgerError):
+    """The result names another provider job than the one charged for the generation."""
 
     permanent = True
 
