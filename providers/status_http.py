@@ -41,6 +41,7 @@ from tenacity import (
 )
 
 from ledger.errors import RefundryError, Unclassifiable
+from providers.job_ids import check_job_id
 
 __all__ = [
     "AUTH_STATUSES",
@@ -152,8 +153,10 @@ class StatusClient:
     ) -> httpx.Response:
         """The last response to ``GET {base}{path}`` once it is not worth retrying.
 
-        Raises ``ProviderUnavailable`` when every attempt failed or asked to be retried.
+        Raises ``ProviderUnavailable`` when every attempt failed or asked to be retried, and
+        ``InvalidJobId`` before any request when ``job_id`` is not of a documented shape.
         """
+        check_job_id(provider, job_id)
         url = f"{self.base_url}/{path.lstrip('/')}"
         retrying = Retrying(
             stop=stop_after_attempt(self.max_attempts),
