@@ -58,8 +58,8 @@ __all__ = ["Settings"]
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    database_url: str
-    redis_url: str | None
+    database_url: str = field(repr=False)  # may carry a password
+    redis_url: str | None = field(repr=False)
     home: Path
     pg_schema: str = "refundry"
     policy_version: str = "2026-11-23"

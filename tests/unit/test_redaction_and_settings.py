@@ -43,3 +43,24 @@ def test_every_operation_has_a_deadline_inside_the_refund_promise() -> None:
     assert set(DEFAULT_DEADLINES) == set(OPERATIONS)
     for deadline in DEFAULT_DEADLINES.values():
         assert deadline.poll_after_ms < deadline.hard_ms <= SLA_MS - 5 * 60_000
+
+
+def test_settings_never_print_a_secret() -> None:
+    planted = "s3cr3t-Planted-Value-0042"
+    shown = repr(
+        Settings.from_env(
+            {
+                "DATABASE_URL": f"postgresql://refundry:{planted}@db.internal/refundry",
+                "REDIS_URL": f"redis://:{planted}@127.0.0.1:6379/0",
+                "STRIPE_API_KEY": f"sk_test_{planted}",
+                "STRIPE_WEBHOOK_SECRET": f"whsec_{planted}",
+                "OPENAI_API_KEY": planted,
+                "REPLICATE_API_TOKEN": planted,
+                "SUNO_API_KEY": planted,
+                "KLING_ACCESS_KEY": planted,
+                "KLING_SECRET_KEY": planted,
+            }
+        )
+    )
+    assert "policy_version=" in shown
+    assert planted not in shown
