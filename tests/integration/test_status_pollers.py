@@ -186,8 +186,10 @@ def test_pending_stays_charged_until_the_hard_deadline(
     charged = charge_stuck(ledger, case.provider, case.operation)
     first = sweep_at(ledger, {case.provider: poller}, charged + 11 * MINUTE)
     assert (first.polled, first.still_pending, ledger.balance("acct")) == (1, 1, 975)
+    polls_before = len(api.seen())
     lost = sweep_at(ledger, {case.provider: poller}, charged + 45 * MINUTE)
-    assert (lost.polled, lost.refunded_as_lost) == (1, 1)
+    assert (lost.polled, lost.refunded_as_lost) == (0, 1), "past the hard deadline: no poll"
+    assert len(api.seen()) == polls_before
     assert ledger.balance("acct") == 1000
 
 
