@@ -5,15 +5,14 @@ settled in the real ledger (SQLite and PostgreSQL). Time is injected into the sw
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 import pytest
 
-from handlers.generation import RefundPolicy
-from handlers.stuck_sweep import SYSTEM_FAILURE, StuckSweepResult, sweep_stuck_generations
+from handlers.stuck_sweep import SYSTEM_FAILURE, StuckSweepResult
 from handlers.thin_events import JobFetcher
 from ledger import Generation, Ledger, Outcome, audit
 from ledger.errors import ConfigurationError
@@ -25,6 +24,7 @@ from providers.pollers import (
     SunoPoller,
 )
 from providers.registry import classify
+from tests.support import stuck
 from tests.support.fake_status_apis import (
     kling_api,
     kling_task,
@@ -36,6 +36,7 @@ from tests.support.fake_status_apis import (
     suno_tracks,
 )
 from tests.support.scripted_http import Reply, ScriptedHTTPServer
+from tests.support.stuck import sweep_at
 from workers import runtime
 from workers.settings import Settings
 
@@ -121,32 +122,7 @@ def poller(case: Case, api: ScriptedHTTPServer) -> Iterator[Poller]:
 
 
 def charge_stuck(ledger: Ledger, provider: str, operation: str, job: str = JOB) -> int:
-    ledger.grant(account_id="acct", credits=1000, idempotency_key="top", reason="t")
-    ledger.charge(
-        generation_id="g1",
-        account_id="acct",
-        provider=provider,
-        operation=operation,
-        credits=25,
-        provider_job_id=job,
-        poll_after_ms=10 * MINUTE,
-        deadline_after_ms=45 * MINUTE,
-    )
-    gen = ledger.generation("g1")
-    assert gen is not None
-    return gen.charged_at_ms
-
-
-def sweep_at(ledger: Ledger, fetchers: Mapping[str, Any], at_ms: int) -> StuckSweepResult:
-    return sweep_stuck_generations(
-        ledger,
-        fetchers=fetchers,
-        policy=RefundPolicy(),
-        poll_interval_ms=MINUTE,
-        default_poll_after_ms=10 * MINUTE,
-        default_hard_ms=45 * MINUTE,
-        at_ms=at_ms,
-    )
+    return stuck.charge_stuck(ledger, provider=provider, operation=operation, job=job)
 
 
 def charge_and_poll(ledger: Ledger, case: Case, fetch: JobFetcher) -> StuckSweepResult:

@@ -13,11 +13,9 @@ from typing import Any
 
 import pytest
 
-from handlers.generation import RefundPolicy
-from handlers.stuck_sweep import StuckSweepResult, sweep_stuck_generations
+from handlers.stuck_sweep import StuckSweepResult
 from ledger import Ledger, Outcome
-
-MINUTE = 60_000
+from tests.support.stuck import MINUTE, charge_stuck, sweep_at
 
 
 @pytest.fixture
@@ -40,33 +38,11 @@ def _failed(provider: str, job_id: str) -> Mapping[str, Any]:
 
 
 def _charge(ledger: Ledger, gen: str, provider: str) -> int:
-    ledger.grant(account_id="acct", credits=1000, idempotency_key="top", reason="t")
-    ledger.charge(
-        generation_id=gen,
-        account_id="acct",
-        provider=provider,
-        operation="video",
-        credits=25,
-        provider_job_id=f"job{gen}",
-        poll_after_ms=10 * MINUTE,
-        deadline_after_ms=45 * MINUTE,
-    )
-    generation = ledger.generation(gen)
-    assert generation is not None
-    return generation.charged_at_ms
+    return charge_stuck(ledger, gen=gen, provider=provider, job=f"job{gen}")
 
 
 def _sweep(ledger: Ledger, fetchers: Mapping[str, Any], at_ms: int) -> StuckSweepResult:
-    return sweep_stuck_generations(
-        ledger,
-        fetchers=fetchers,
-        policy=RefundPolicy(),
-        poll_interval_ms=MINUTE,
-        default_poll_after_ms=10 * MINUTE,
-        default_hard_ms=45 * MINUTE,
-        at_ms=at_ms,
-        poll_budget_s=0.5,
-    )
+    return sweep_at(ledger, fetchers, at_ms, poll_budget_s=0.5)
 
 
 def _outcome(ledger: Ledger, gen: str) -> Outcome | None:
