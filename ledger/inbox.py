@@ -16,7 +16,7 @@ from ledger.backends import Database, Row, Tx
 from ledger.clock import now_ms
 from ledger.redaction import redact, redact_text
 
-__all__ = ["Inbox", "InboxItem"]
+__all__ = ["Inbox", "InboxItem", "Recorded"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,17 @@ class InboxItem:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What :meth:`Inbox.record` kept: the row of the event's first delivery."""
+
+    id: str
+    new: bool
+    """False for a redelivery of an event already kept (enqueue nothing)."""
+    state: str
+    deliveries: int
+
+
 class Inbox:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -62,19 +73,39 @@ class Inbox:
         payload: dict[str, Any],
         generation_id: str | None = None,
         operation: str | None = None,
-    ) -> None:
-        """Keep the event before it is enqueued (idempotent on ``id``)."""
+        delivery_key: str | None = None,
+    ) -> Recorded:
+        """Keep the event before it is enqueued (idempotent on ``id``).
+
+        ``delivery_key`` is the event's delivery identity (``providers.deliveries``): a
+        second delivery of the same event is not recorded again; its count goes up and the
+        first delivery's row is returned (``new`` False), so the caller enqueues nothing.
+        """
         with self.db.write() as tx:
-            tx.all(
-                "insert_inbox",
-                id=id,
-                kind=kind,
-                provider=provider,
-                generation_id=generation_id,
-                operation=operation,
-                payload=json.dumps(payload, sort_keys=True),
-                now_ms=now_ms(),
-            )
+            params = {
+                "id": id,
+                "kind": kind,
+                "provider": provider,
+                "generation_id": generation_id,
+                "operation": operation,
+                "payload": json.dumps(payload, sort_keys=True),
+                "now_ms": now_ms(),
+            }
+            if delivery_key is None:
+                tx.all("insert_inbox", **params)
+                return Recorded(id=id, new=True, state="pending", deliveries=1)
+            row = tx.one("insert_inbox_delivery", delivery_key=delivery_key, **params)
+        assert row is not None  # an upsert always returns its row
+        deliveries = int(row["deliveries"])
+        return Recorded(
+            id=row["id"], new=deliveries == 1, state=row["state"], deliveries=deliveries
+        )
+
+    def redeliveries(self) -> int:
+        """How many deliveries were recognised as repeats of an event already kept."""
+        with self.db.read() as tx:
+            row = tx.one("redeliveries")
+        return int(row["n"]) if row else 0
 
     def get(self, id: str) -> InboxItem | None:
         with self.db.read() as tx:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ledger.errors import Unclassifiable, UnknownProvider
+from providers.deliveries import delivery_key
 from providers.registry import get_adapter
 from providers.stripe import parse_event, verify_webhook
 from providers.stripe_subscriptions import parse_subscription_event
@@ -73,7 +74,9 @@ def report_result(
     generation_id: str | None = None,
     operation: str | None = None,
 ) -> str:
-    """Enqueue a provider's result; returns the message id.
+    """Enqueue a provider's result; returns the message id (a redelivery of a result already
+    reported returns the first delivery's id and enqueues nothing; see
+    ``providers.deliveries``).
 
     Without ``generation_id`` the generation is found through the provider job id recorded
     at charge time. The event is written to the ledger's inbox before it is enqueued, so
@@ -125,15 +128,21 @@ def _record_and_enqueue(
     generation_id: str | None,
     operation: str | None,
 ) -> str:
-    inbox_id = uuid.uuid4().hex
-    runtime.ledger().inbox.record(
-        id=inbox_id,
+    recorded = runtime.ledger().inbox.record(
+        id=uuid.uuid4().hex,
         kind=kind,
         provider=provider,
         payload=body,
         generation_id=generation_id,
         operation=operation,
+        delivery_key=delivery_key(provider, body, operation=operation),
     )
+    inbox_id = recorded.id
+    if not recorded.new:  # a redelivery: the first delivery is applied (or being applied)
+        log.info(
+            "redelivery %d of %s recognised; not enqueued again", recorded.deliveries, inbox_id
+        )
+        return inbox_id
     # The event is durable from here on: if the enqueue fails, the inbox sweep sends it.
     try:
         from workers.actors import enqueue_event  # the broker is built on first use

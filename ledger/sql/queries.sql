@@ -116,6 +116,18 @@ INSERT INTO inbox (id, kind, provider, generation_id, operation, payload, receiv
 VALUES (:id, :kind, :provider, :generation_id, :operation, :payload, :now_ms, :now_ms)
 ON CONFLICT (id) DO NOTHING;
 
+-- name: insert_inbox_delivery
+INSERT INTO inbox (id, kind, provider, generation_id, operation, payload, received_at_ms,
+                   enqueued_at_ms, delivery_key)
+VALUES (:id, :kind, :provider, :generation_id, :operation, :payload, :now_ms, :now_ms,
+        :delivery_key)
+ON CONFLICT (provider, delivery_key) WHERE delivery_key IS NOT NULL
+DO UPDATE SET deliveries = inbox.deliveries + 1
+RETURNING id, state, deliveries;
+
+-- name: redeliveries
+SELECT COALESCE(SUM(deliveries - 1), 0) AS n FROM inbox;
+
 -- name: inbox_by_id
 SELECT * FROM inbox WHERE id = :id;
 

@@ -1,0 +1,30 @@
+"""Which identity makes a delivery recognisable when it comes again."""
+
+from __future__ import annotations
+
+from providers.deliveries import delivery_key
+
+
+def test_a_stripe_event_is_known_by_its_event_id() -> None:
+    event = {"id": "evt_1Q2w3E", "object": "event", "type": "charge.refunded", "data": {}}
+    assert delivery_key("stripe", event) == "event:evt_1Q2w3E"
+    assert delivery_key("stripe", {"object": "event"}) is None
+
+
+def test_a_standard_webhooks_delivery_is_known_by_its_webhook_id() -> None:
+    body = {"id": "evt_abc", "type": "video.completed", "data": {"id": "video_1"}}
+    assert delivery_key("openai", body, webhook_id="msg_2Kp") == "webhook:msg_2Kp"
+    assert delivery_key("openai", body) == "event:evt_abc"
+
+
+def test_a_result_without_an_event_id_is_known_by_its_job_and_outcome() -> None:
+    failed = {"id": "p-1", "status": "failed", "error": "boom"}
+    assert delivery_key("replicate", failed) == "job:p-1:failed"
+    assert delivery_key("replicate", {**failed, "error": "other words"}) == "job:p-1:failed"
+    succeeded = {"id": "p-1", "status": "succeeded", "output": "https://r.example/a.png"}
+    assert delivery_key("replicate", succeeded) == "job:p-1:succeeded"
+
+
+def test_an_unclassifiable_payload_has_no_identity() -> None:
+    assert delivery_key("replicate", {"id": "p-1"}) is None
+    assert delivery_key("replicate", {"status": "failed"}) is None
