@@ -105,7 +105,8 @@ def sweep_stuck_generations(
         return clock() >= (gen.deadline_at_ms or gen.charged_at_ms + default_hard_ms)
 
     def refund_as_lost(gen: Generation) -> None:
-        if _refund_as_lost(ledger, gen, f"{SYSTEM_FAILURE} (hard deadline passed)", clock()):
+        reason = f"{SYSTEM_FAILURE} (hard deadline passed)"
+        if _refund_as_lost(ledger, gen, reason, clock(), policy):
             result.refunded_as_lost += 1
 
     to_poll: list[Generation] = []
@@ -178,7 +179,7 @@ def _poll(
             payload = fetch(gen.provider, job_id)
     except JobGone as gone:
         reason = f"{SYSTEM_FAILURE} (job unknown upstream, HTTP {gone.status})"
-        refunded = _refund_as_lost(ledger, gen, reason, clock())
+        refunded = _refund_as_lost(ledger, gen, reason, clock(), policy)
         return _Polled.LOST if refunded else _Polled.ALREADY_SETTLED
     except RefundryError as exc:
         log.warning("status poll of %s failed, will retry: %s", gen.generation_id, exc.reason)
@@ -199,13 +200,16 @@ def _poll(
     return _Polled.PENDING if applied.settlement is Settlement.PENDING else _Polled.SETTLED
 
 
-def _refund_as_lost(ledger: Ledger, gen: Generation, reason: str, now: int) -> bool:
-    """Refund a generation whose job is lost; True when this call refunded it."""
+def _refund_as_lost(
+    ledger: Ledger, gen: Generation, reason: str, now: int, policy: RefundPolicy
+) -> bool:
+    """Settle a generation whose job is lost as failed (refunded as the policy says a
+    failure is); True when this call refunded it."""
     settlement = ledger.settle(
         generation_id=gen.generation_id,
         outcome=Outcome.FAILED,
         reason=reason,
-        refund=True,
+        refund=policy.refunds(Outcome.FAILED),
         failure_known_at_ms=now,
     )
     if settlement is Settlement.REFUNDED:
