@@ -104,9 +104,20 @@ CASES: list[tuple[str, dict[str, Any], str | None, Outcome]] = [
         Outcome.SUCCEEDED,
     ),
     (
-        "ok-video-asked-but-only-image",
+        "ok-video-asked-but-image-elsewhere-counts",
         webhook_ok({"images": [{"url": "https://v3.fal.media/b.png"}]}),
         "video",
+        Outcome.SUCCEEDED,
+    ),
+    (
+        "ok-only-api-links-and-config",
+        webhook_ok(
+            {
+                "response_url": "https://queue.fal.run/fal-ai/x/requests/1",
+                "config_file": {"url": "https://v3.fal.media/config.json"},
+            }
+        ),
+        "training",
         Outcome.EMPTY_SUCCESS,
     ),
     ("ok-no-artifact-field-at-all", webhook_ok({"seed": 7}), "image", Outcome.EMPTY_SUCCESS),

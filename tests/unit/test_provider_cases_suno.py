@@ -60,9 +60,15 @@ CASES: list[tuple[str, dict[str, Any], str | None, Outcome]] = [
         Outcome.SUCCEEDED,
     ),
     (
-        "lyrics-asked-but-only-tracks",
+        "lyrics-asked-but-tracks-elsewhere-count",
         callback("complete", [{"audio_url": MP3}]),
         "lyrics",
+        Outcome.SUCCEEDED,
+    ),
+    (
+        "complete-cover-art-only-is-not-music",
+        callback("complete", [{"audio_url": "", "image_url": "https://musicfile.example/a.jpeg"}]),
+        "music",
         Outcome.EMPTY_SUCCESS,
     ),
     (
