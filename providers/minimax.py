@@ -162,7 +162,7 @@ def _query(payload: Payload) -> Classification:
     if outcome is Outcome.FAILED:
         message = text(payload.get("error_message"))
         moderated = SENSITIVE_TEXT.search(message) is not None
-        reason = f"{decided} ({short(message or None, 40)})"
+        reason = f"{decided} ({short(message, 40)})" if message else decided
         return Classification(Outcome.MODERATED if moderated else outcome, reason, job)
     return Classification(outcome, decided, job)
 

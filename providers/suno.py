@@ -214,7 +214,9 @@ def _numeric_flag(payload: Payload, operation: str | None) -> tuple[Outcome, str
     elif operation == "image" or lookup(payload, "data.response.images") is not None:
         legend = COVER_FLAGS
     else:  # unknown endpoint: only the values both legends agree on
-        legend = {k: v for k, v in COVER_FLAGS.items() if MIDI_FLAGS.get(k) == v}
+        legend = {
+            k: v for k, v in COVER_FLAGS.items() if k in MIDI_FLAGS and MIDI_FLAGS[k][0] is v[0]
+        }
     if flag not in legend:
         raise refuse("unknown status", NAME, field="data.successFlag", value=flag)
     outcome, meaning = legend[flag]
