@@ -5,8 +5,8 @@ output. An output is, wherever it sits in that result:
 
 - a link (:func:`providers.artifacts.is_link`): a plausible http(s) URL, never a placeholder
   such as ``…/None.mp3``, or a ``data:`` URI with something after the comma;
-- inline media under a key that names media (``audio``, ``audio_base64``, ``image_base64``,
-  ``trial_audio`` …): base64 or hex, as MiniMax and ElevenLabs send audio;
+- inline media under one of the keys providers document for it (:data:`INLINE_MEDIA_KEYS`:
+  MiniMax ``audio`` in hex, ElevenLabs ``audio_base64`` …): base64 or hex;
 - an id that the provider documents as the deliverable (MiniMax ``file_id``, ElevenLabs
   ``voice_id``, fal ``finetune_id`` …), and only under the keys its adapter names.
 
@@ -21,7 +21,6 @@ previews, training config files). :func:`done` turns the answer into ``succeeded
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -31,6 +30,7 @@ from providers.base import Classification
 from providers.common import lookup
 
 __all__ = [
+    "INLINE_MEDIA_KEYS",
     "NEVER_OUTPUT",
     "Check",
     "Field",
@@ -100,8 +100,19 @@ COMPANIONS = frozenset(
 NEVER_OUTPUT = INPUTS | API_LINKS | COMPANIONS
 """Keys whose subtrees are never searched for output, for every provider."""
 
-_MEDIA_KEY = re.compile(r"audio|image|video|b64|base64|hex|file_data", re.IGNORECASE)
-_LINK_KEY = re.compile(r"(?:url|uri|link|path)$", re.IGNORECASE)
+INLINE_MEDIA_KEYS = frozenset(
+    {
+        "audio",  # MiniMax music and speech: hex (the default output_format)
+        "trial_audio",  # MiniMax voice design: hex
+        "image_base64",  # MiniMax image generation
+        "audio_base64",  # ElevenLabs speech with timestamps, and audio bytes as they reach us
+        "audioBase64",
+        "b64_json",  # OpenAI-style image answers
+        "file_data",  # fal file objects
+    }
+)
+"""The keys under which a provider documents media sent inline. Only there is a base64 or hex
+string taken for media: elsewhere an id such as a UUID would pass for base64."""
 MAX_DEPTH = 32
 """Deeper than any documented result; a deeper payload is searched no further."""
 
@@ -147,14 +158,14 @@ class _Search:
 def output_kind(value: object, key: str = "") -> str | None:
     """What kind of output ``value`` is on its own, found under ``key``; ``None`` if none.
 
-    Inline media counts only under a key that names media and is not a link's key, so a
-    word such as ``"abcd"`` in ``audio_url`` is not taken for hex audio.
+    Inline media counts only under :data:`INLINE_MEDIA_KEYS`, so an id such as ``audioId``
+    or a word such as ``"flac"`` in ``audio_format`` is never taken for base64 audio.
     """
     if is_plausible_url(value):
         return "URL"
     if is_data_uri(value):
         return "data URI"
-    if _MEDIA_KEY.search(key) and not _LINK_KEY.search(key) and is_inline_media(value):
+    if key in INLINE_MEDIA_KEYS and is_inline_media(value):
         return "inline media"
     return None
 

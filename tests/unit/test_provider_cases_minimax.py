@@ -31,6 +31,16 @@ CASES: list[tuple[str, dict[str, Any], Outcome]] = [
     ("done-audio-not-hex", body(data={"status": 2, "audio": "None"}), Outcome.EMPTY_SUCCESS),
     ("done-audio-odd-hex", body(data={"status": 2, "audio": "abc"}), Outcome.EMPTY_SUCCESS),
     (
+        "done-format-word-beside-empty-audio",
+        body(data={"status": 2, "audio": "", "audio_format": "flac"}),
+        Outcome.EMPTY_SUCCESS,
+    ),
+    (
+        "done-subtitles-only",
+        body(data={"status": 2, "subtitle_file": "https://m.example/sub.json"}),
+        Outcome.EMPTY_SUCCESS,
+    ),
+    (
         "codes-as-strings",
         body(code="0", data={"status": "2", "audio": "https://m.example/a.mp3"}),
         Outcome.SUCCEEDED,

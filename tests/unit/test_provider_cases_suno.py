@@ -187,6 +187,20 @@ CASES: list[tuple[str, dict[str, Any], str | None, Outcome]] = [
         Outcome.EMPTY_SUCCESS,
     ),
     (
+        "midi-record-audio-id-is-the-input-track-not-output",
+        {
+            "code": 200,
+            "data": {
+                "taskId": "m1",
+                "audioId": "e2317a3c-90ab-4cde-8f01-23456789abcd",
+                "successFlag": 1,
+                "midiData": {"state": "complete", "instruments": []},
+            },
+        },
+        "midi_export",
+        Outcome.EMPTY_SUCCESS,
+    ),
+    (
         "wav-record-success",
         {
             "code": 200,
