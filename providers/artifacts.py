@@ -1,7 +1,7 @@
-"""Is there a usable output in a payload? The checks every provider shares.
+"""The shapes a usable output value can have: the checks every provider shares.
 
-A provider saying "done" proves nothing: success needs an artifact that a user could fetch.
-These helpers decide what counts as one, so no provider module carries its own copy:
+A provider saying "done" proves nothing: success needs an output that a user could fetch.
+These helpers judge single values, so no provider module carries its own copy:
 
 - a *plausible URL* is an absolute ``http(s)`` URL with a host, no whitespace, and no
   placeholder as its last path segment (``…/None.mp3``, ``…/null``, ``…/undefined``), the
@@ -10,9 +10,7 @@ These helpers decide what counts as one, so no provider module carries its own c
   comma: fal's ``sync_mode`` and Replicate's synchronous answers send outputs that way;
 - *inline media* is a base64 or hex string that a provider sends in place of a file
   (MiniMax ``data.audio`` in ``hex``, ElevenLabs ``audio_base64``);
-- a *link* is a plausible URL or a non-empty data URI; a *file object* is a mapping whose
-  ``url`` (or another named key) is a link; an *artifact* is a link given directly, as a file
-  object, or as a list of either.
+- a *link* is a plausible URL or a non-empty data URI.
 
 Nothing here performs I/O: whether the URL still answers is the downloader's business.
 :mod:`providers.outputs` combines these into the one decision of what counts as output.
@@ -21,22 +19,17 @@ Nothing here performs I/O: whether the URL still answers is the downloader's bus
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeGuard
 from urllib.parse import unquote, urlsplit
 
 __all__ = [
     "any_true",
-    "artifact_under",
-    "first_artifact",
-    "first_url",
     "is_data_uri",
     "is_hex_audio",
     "is_inline_media",
     "is_link",
     "is_plausible_url",
     "nonempty_text",
-    "url_of",
 ]
 
 _PLACEHOLDERS = frozenset({"none", "null", "nil", "undefined", "nan", "false", "[object object]"})
@@ -81,47 +74,6 @@ def is_data_uri(value: object) -> bool:
 def is_link(value: object) -> bool:
     """True for a plausible http(s) URL or a non-empty data URI: where an output can be had."""
     return is_plausible_url(value) or is_data_uri(value)
-
-
-def url_of(value: object, keys: Sequence[str] = ("url",)) -> str | None:
-    """The link that ``value`` is, or that a file object carries under one of ``keys``."""
-    if isinstance(value, str):
-        return value.strip() if is_link(value) else None
-    if isinstance(value, Mapping):
-        for key in keys:
-            found = value.get(key)
-            if isinstance(found, str) and is_link(found):
-                return found.strip()
-    return None
-
-
-def first_url(values: Iterable[object], keys: Sequence[str] = ("url",)) -> str | None:
-    """The first plausible URL among URLs and file objects, skipping empty and broken ones."""
-    for value in values:
-        found = url_of(value, keys)
-        if found is not None:
-            return found
-    return None
-
-
-def first_artifact(value: object, keys: Sequence[str] = ("url",)) -> str | None:
-    """The first plausible URL in a URL, a file object, or a list of URLs and file objects."""
-    if isinstance(value, list | tuple):
-        return first_url(value, keys)
-    return url_of(value, keys)
-
-
-def artifact_under(
-    container: object, keys: Sequence[str], url_keys: Sequence[str] = ("url",)
-) -> str | None:
-    """The first artifact stored under one of ``keys`` of a JSON object, tried in order."""
-    if not isinstance(container, Mapping):
-        return None
-    for key in keys:
-        found = first_artifact(container.get(key), url_keys)
-        if found is not None:
-            return found
-    return None
 
 
 def nonempty_text(value: object) -> TypeGuard[str]:

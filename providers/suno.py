@@ -31,7 +31,7 @@ import re
 from typing import Final
 
 from ledger.outcomes import Outcome
-from providers.artifacts import nonempty_text, url_of
+from providers.artifacts import is_link, nonempty_text
 from providers.base import Classification
 from providers.common import (
     Adapter,
@@ -130,9 +130,9 @@ def _stems(value: object, path: str) -> Output | None:
     info = mapping(value) or {}
     stems = {k for k in info if isinstance(k, str) and k.endswith("_url") and k != "origin_url"}
     if stems and not stems <= set(TWO_STEMS):  # split_stem: any one stem will do
-        found = next((k for k in sorted(stems) if url_of(info[k])), None)
+        found = next((k for k in sorted(stems) if is_link(info[k])), None)
         return Output(f"{path}.{found}", "stem URL") if found else None
-    if url_of(info.get("vocal_url")) and url_of(info.get("instrumental_url")):  # separate_vocal
+    if is_link(info.get("vocal_url")) and is_link(info.get("instrumental_url")):  # separate_vocal
         return Output(f"{path}.vocal_url", "stem URLs")
     return None
 
