@@ -113,6 +113,7 @@ INLINE_MEDIA_KEYS = frozenset(
 )
 """The keys under which a provider documents media sent inline. Only there is a base64 or hex
 string taken for media: elsewhere an id such as a UUID would pass for base64."""
+
 MAX_DEPTH = 32
 """Deeper than any documented result; a deeper payload is searched no further."""
 
