@@ -27,7 +27,7 @@ import re
 from typing import Final
 
 from ledger.outcomes import Outcome
-from providers.artifacts import any_true, nonempty_text
+from providers.artifacts import any_true, is_link, nonempty_text
 from providers.base import Classification
 from providers.common import (
     Adapter,
@@ -105,9 +105,22 @@ def _result_body(payload: Payload, operation: str | None) -> Classification:
         error = _error(payload, None)
         if error is not None:
             return error
-    elif any(key in payload for key in (*ANY_OUTPUT, *NSFW_FLAGS)) or _find(payload, None, ""):
+    elif any(key in payload for key in (*ANY_OUTPUT, *NSFW_FLAGS)) or any(
+        _is_file(item) for value in payload.values() for item in [value, *items(value)]
+    ):
         return _output(payload, operation, "result body", "", None)
     raise refuse("missing status", NAME, field="status")
+
+
+def _is_file(value: object) -> bool:
+    """A fal ``File`` object: a link with the file's metadata beside it. Only such a value (or
+    a known output key) makes a body without status a model result; a bare URL does not."""
+    file = mapping(value)
+    return (
+        file is not None
+        and is_link(file.get("url"))
+        and any(key in file for key in ("content_type", "file_name", "file_size"))
+    )
 
 
 def _find(output: Payload, operation: str | None, at: str) -> Output | None:

@@ -147,6 +147,7 @@ CASES: list[tuple[str, dict[str, Any], str | None, Outcome]] = [
         Outcome.SUCCEEDED,
     ),
     ("result-body-video", {"video": VIDEO}, "video", Outcome.SUCCEEDED),
+    ("result-body-file-under-unlisted-key", {"model_mesh": VIDEO}, "image", Outcome.SUCCEEDED),
     ("result-body-images-empty", {"images": [], "seed": 1}, None, Outcome.EMPTY_SUCCESS),
     (
         "result-body-string-policy-detail",
@@ -186,6 +187,7 @@ REFUSED: list[tuple[str, Any, str]] = [
     ("status-not-string", {"status": 3}, "status"),
     ("no-status-no-output", {"request_id": RID, "logs": []}, "status"),
     ("empty-detail-list", {"detail": []}, "status"),
+    ("bare-url-is-not-a-result-body", {"request_id": RID, "note": VIDEO["url"]}, "status"),
 ]
 
 
