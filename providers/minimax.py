@@ -116,7 +116,9 @@ def _rules(payload: Payload, operation: str | None) -> Classification:
         return _stream(payload)
     if operation == "voice_clone" or any(key in payload for key in CLONE_KEYS):
         return _voice_clone(payload)
-    found = find_output(payload, ids=DOCUMENTED_IDS)
+    if "task_id" in payload:  # a task's creation answer (long speech already has a file_id)
+        raise refuse("missing status", NAME, field="status")
+    found = find_output(payload, ids=("voice_id",))
     if found is not None:  # voice design, file retrieval, image generation
         return done("base_resp.status_code=0", found, "the answer", None)
     raise refuse("missing status", NAME, field="data.status")

@@ -234,6 +234,9 @@ def _by_code(
         raise refuse("unknown status", NAME, field="code", value=short(payload.get("code")))
     outcome = CODES.get(code, Outcome.FAILED)
     if outcome is Outcome.SUCCEEDED:
+        if not set(mapping(payload.get("data")) or {}) - {"taskId", "task_id"}:
+            # {"code": 200, "data": {"taskId"}} answers a task's creation: no result yet
+            raise refuse("missing result", NAME, field="data")
         return _output(payload, operation, f"code={code}", job)
     if outcome is Outcome.FAILED:
         return _error(f"code={code}", message, job)

@@ -273,6 +273,8 @@ REFUSED: list[tuple[str, Any, str]] = [
     ("code-201", {"code": 201, "msg": "?", "data": None}, "code"),
     ("code-not-a-number", {"code": "ok", "data": None}, "code"),
     ("no-code-no-status", {"msg": "success", "data": {"task_id": "t1"}}, "code"),
+    ("creation-answer", {"code": 200, "msg": "success", "data": {"taskId": "t1"}}, "data"),
+    ("code-200-data-null", {"code": 200, "msg": "success", "data": None}, "data"),
 ]
 
 
