@@ -1,39 +1,43 @@
-"""Is there a usable output in a payload? The checks every provider shares.
+"""The shapes a usable output value can have: the checks every provider shares.
 
-A provider saying "done" proves nothing: success needs an artifact that a user could fetch.
-These helpers decide what counts as one, so no provider module carries its own copy:
+A provider saying "done" proves nothing: success needs an output that a user could fetch.
+These helpers judge single values, so no provider module carries its own copy:
 
 - a *plausible URL* is an absolute ``http(s)`` URL with a host, no whitespace, and no
   placeholder as its last path segment (``…/None.mp3``, ``…/null``, ``…/undefined``), the
   shape an upstream produces when it formats a missing value into a URL;
-- a *file object* is a mapping whose ``url`` (or another named key) is a plausible URL;
-- an *artifact* is a plausible URL given directly, as a file object, or as a list of either.
+- a *data URI* (``data:audio/wav;base64,…``) is inline output when something follows the
+  comma: fal's ``sync_mode`` and Replicate's synchronous answers send outputs that way;
+- *inline media* is a base64 or hex string that a provider sends in place of a file
+  (MiniMax ``data.audio`` in ``hex``, ElevenLabs ``audio_base64``);
+- a *link* is a plausible URL or a non-empty data URI.
 
 Nothing here performs I/O: whether the URL still answers is the downloader's business.
+:mod:`providers.outputs` combines these into the one decision of what counts as output.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeGuard
 from urllib.parse import unquote, urlsplit
 
 __all__ = [
     "any_true",
-    "artifact_under",
-    "first_artifact",
-    "first_url",
+    "is_data_uri",
     "is_hex_audio",
+    "is_inline_media",
+    "is_link",
     "is_plausible_url",
     "nonempty_text",
-    "url_of",
 ]
 
 _PLACEHOLDERS = frozenset({"none", "null", "nil", "undefined", "nan", "false", "[object object]"})
 """Names that a missing value turns into when an upstream formats it into a URL."""
 
 _HEX = re.compile(r"[0-9a-fA-F]+")
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
+_DATA_URI = re.compile(r"data:[^,\s]*,", re.IGNORECASE)
 
 
 def _is_placeholder(segment: str) -> bool:
@@ -59,45 +63,17 @@ def is_plausible_url(value: object) -> bool:
     return not (last and _is_placeholder(last))
 
 
-def url_of(value: object, keys: Sequence[str] = ("url",)) -> str | None:
-    """The plausible URL that ``value`` is, or that a file object carries under one of ``keys``."""
-    if isinstance(value, str):
-        return value.strip() if is_plausible_url(value) else None
-    if isinstance(value, Mapping):
-        for key in keys:
-            found = value.get(key)
-            if isinstance(found, str) and is_plausible_url(found):
-                return found.strip()
-    return None
+def is_data_uri(value: object) -> bool:
+    """True for a ``data:`` URI with something after the comma (``data:,`` is empty)."""
+    if not isinstance(value, str):
+        return False
+    head = _DATA_URI.match(value.strip())
+    return head is not None and bool(value.strip()[head.end() :].strip())
 
 
-def first_url(values: Iterable[object], keys: Sequence[str] = ("url",)) -> str | None:
-    """The first plausible URL among URLs and file objects, skipping empty and broken ones."""
-    for value in values:
-        found = url_of(value, keys)
-        if found is not None:
-            return found
-    return None
-
-
-def first_artifact(value: object, keys: Sequence[str] = ("url",)) -> str | None:
-    """The first plausible URL in a URL, a file object, or a list of URLs and file objects."""
-    if isinstance(value, list | tuple):
-        return first_url(value, keys)
-    return url_of(value, keys)
-
-
-def artifact_under(
-    container: object, keys: Sequence[str], url_keys: Sequence[str] = ("url",)
-) -> str | None:
-    """The first artifact stored under one of ``keys`` of a JSON object, tried in order."""
-    if not isinstance(container, Mapping):
-        return None
-    for key in keys:
-        found = first_artifact(container.get(key), url_keys)
-        if found is not None:
-            return found
-    return None
+def is_link(value: object) -> bool:
+    """True for a plausible http(s) URL or a non-empty data URI: where an output can be had."""
+    return is_plausible_url(value) or is_data_uri(value)
 
 
 def nonempty_text(value: object) -> TypeGuard[str]:
@@ -108,6 +84,21 @@ def nonempty_text(value: object) -> TypeGuard[str]:
 def is_hex_audio(value: object) -> bool:
     """True for inline audio sent as a non-empty, even-length hex string (MiniMax ``hex``)."""
     return isinstance(value, str) and len(value) % 2 == 0 and _HEX.fullmatch(value) is not None
+
+
+def is_inline_media(value: object) -> bool:
+    """True for media sent inline: an even-length hex string or base64 (padded to 4s).
+
+    A placeholder such as ``"None"`` or ``"null"`` is not media, though it is valid base64.
+    """
+    if not isinstance(value, str):
+        return False
+    text = "".join(value.split())
+    if not text or _is_placeholder(text) or text.lower() == "true":
+        return False
+    if is_hex_audio(text):
+        return True
+    return len(text) % 4 == 0 and _BASE64.fullmatch(text) is not None
 
 
 def any_true(value: Any) -> bool:

@@ -14,9 +14,12 @@ from ledger.outcomes import Outcome
 
 __all__ = ["MUSIC_OPERATIONS", "OPERATIONS", "Classification", "ProviderAdapter"]
 
-#: Music-model operations (Suno-style APIs and the synchronous music models).
+#: Audio operations: the music models (Suno-style APIs, the synchronous music models) and the
+#: speech, sound-effect and voice endpoints beside them (MiniMax, ElevenLabs, Kling audio).
 MUSIC_OPERATIONS: tuple[str, ...] = (
     "music",
+    "speech",
+    "sound_effects",
     "lyrics",
     "stems",
     "extend",

@@ -21,7 +21,6 @@ __all__ = [
     "Payload",
     "Rules",
     "as_int",
-    "done",
     "items",
     "job_id",
     "lookup",
@@ -134,10 +133,3 @@ def status_in(table: Mapping[K, Outcome], status: K, provider: str, field: str) 
         return table[status]
     except (KeyError, TypeError):
         raise refuse("unknown status", provider, field=field, value=short(status)) from None
-
-
-def done(decided_by: str, artifact: str | None, what: str, job: str | None) -> Classification:
-    """A finished job: ``succeeded`` with a usable artifact, ``empty_success`` without one."""
-    if artifact is not None:
-        return Classification(Outcome.SUCCEEDED, f"{decided_by} with {what}", job)
-    return Classification(Outcome.EMPTY_SUCCESS, f"{decided_by} but no usable {what}", job)

@@ -12,6 +12,13 @@ https://docs.fal.ai/documentation/model-apis/request-errors):
 - result fetch, ``GET …/requests/{id}``: the model output itself, without any status, or an
   error body: ``{"detail": [{"loc", "msg", "type"}]}`` for model errors (``detail`` may still be
   a plain string on older apps) and ``{"detail": "…", "error_type": "…"}`` for request errors.
+
+Outputs are file objects ``{"url", "content_type", …}``; with ``sync_mode`` the ``url`` is a
+``data:`` URI (https://github.com/huggingface/huggingface.js/pull/1149). Trainers deliver
+``diffusers_lora_file`` (flux LoRA, hunyuan), ``lora_file`` (wan-trainer), ``finetune_id``
+(flux-pro-trainer) or ``style_id`` (recraft create-style); their ``config_file`` alone is not
+a trained model. Any other output-like value in the result counts too
+(:mod:`providers.outputs`).
 """
 
 from __future__ import annotations
@@ -20,12 +27,11 @@ import re
 from typing import Final
 
 from ledger.outcomes import Outcome
-from providers.artifacts import any_true, artifact_under, nonempty_text
+from providers.artifacts import any_true, is_link, nonempty_text
 from providers.base import Classification
 from providers.common import (
     Adapter,
     Payload,
-    done,
     items,
     job_id,
     mapping,
@@ -35,6 +41,7 @@ from providers.common import (
     status_in,
     text,
 )
+from providers.outputs import Field, Output, done, find_output
 
 __all__ = ["ADAPTER", "NAME"]
 
@@ -43,6 +50,7 @@ NAME: Final = "fal"
 STATUS: Final[dict[str, Outcome]] = {
     "IN_QUEUE": Outcome.PENDING,
     "IN_PROGRESS": Outcome.PENDING,
+    "CANCELLATION_REQUESTED": Outcome.PENDING,  # cancel answer: the request may still finish
     "COMPLETED": Outcome.PENDING,  # unless it carries error/error_type; output is fetched apart
     "OK": Outcome.SUCCEEDED,  # webhook: only with a usable artifact in ``payload``
     "ERROR": Outcome.FAILED,  # webhook: the error detail may say moderated or cancelled
@@ -54,15 +62,20 @@ ERROR_TYPES: Final[dict[str, Outcome]] = {
 }
 """Model and request error types that are not plain failures; every other type is ``failed``."""
 
+AUDIO_KEYS: Final = ("audio", "audio_file", "audio_url")
 OUTPUT_KEYS: Final[dict[str, tuple[str, ...]]] = {
     "video": ("video", "videos"),
     "image": ("images", "image"),
-    "music": ("audio", "audio_file", "audio_url"),
-    "training": ("diffusers_lora_file",),  # a config_file alone is not a trained LoRA
+    "music": AUDIO_KEYS,
+    "speech": AUDIO_KEYS,
+    "sound_effects": AUDIO_KEYS,
+    "training": ("diffusers_lora_file", "lora_file", "finetune_id", "style_id"),
 }
-"""Where each operation's output sits in a model result; other operations accept any of them."""
+"""Where each operation's output is looked for first; then anywhere else in the result."""
 
 ANY_OUTPUT: Final = tuple(dict.fromkeys(key for keys in OUTPUT_KEYS.values() for key in keys))
+DOCUMENTED_IDS: Final = ("finetune_id", "style_id")
+"""Trainer outputs that are ids, documented as the reference to the trained model or style."""
 NSFW_FLAGS: Final = ("has_nsfw_concepts", "nsfw_content_detected")
 POLICY_TEXT: Final = re.compile(r"content[ _]polic|content checker|nsfw", re.IGNORECASE)
 
@@ -92,9 +105,28 @@ def _result_body(payload: Payload, operation: str | None) -> Classification:
         error = _error(payload, None)
         if error is not None:
             return error
-    elif any(key in payload for key in (*ANY_OUTPUT, *NSFW_FLAGS)):
+    elif any(key in payload for key in (*ANY_OUTPUT, *NSFW_FLAGS)) or any(
+        _is_file(item) for value in payload.values() for item in [value, *items(value)]
+    ):
         return _output(payload, operation, "result body", "", None)
     raise refuse("missing status", NAME, field="status")
+
+
+def _is_file(value: object) -> bool:
+    """A fal ``File`` object: a link with the file's metadata beside it. Only such a value (or
+    a known output key) makes a body without status a model result; a bare URL does not."""
+    file = mapping(value)
+    return (
+        file is not None
+        and is_link(file.get("url"))
+        and any(key in file for key in ("content_type", "file_name", "file_size"))
+    )
+
+
+def _find(output: Payload, operation: str | None, at: str) -> Output | None:
+    """The operation's own output keys first, then any output elsewhere in the result."""
+    keys = OUTPUT_KEYS.get(operation or "", ANY_OUTPUT)
+    return find_output(output, [Field(key) for key in keys], at=at, ids=DOCUMENTED_IDS)
 
 
 def _output(
@@ -105,8 +137,8 @@ def _output(
         if any_true(output.get(flag)):
             return Classification(Outcome.MODERATED, f"{decided}, {prefix}{flag} true", job)
     keys = OUTPUT_KEYS.get(operation or "", ANY_OUTPUT)
-    found = artifact_under(output, keys)
-    return done(decided, found, prefix + "|".join(keys), job)
+    found = _find(output, operation, prefix.rstrip("."))
+    return done(decided, found, f"{prefix}{'|'.join(keys)} or elsewhere", job)
 
 
 def _error(body: Payload, job: str | None) -> Classification | None:

@@ -4,13 +4,19 @@ Shapes (Kling API reference and callback protocol; see the provider research not
 
 - query response: envelope ``{"code": 0, "message": "SUCCEED", "data": {task}}``. The envelope
   describes the HTTP call only: failed tasks come back with ``code: 0, message: "SUCCEED"``;
-- legacy task (query ``data`` or bare callback body): ``task_id``, ``task_status`` submitted |
-  processing | succeed | failed, ``task_status_msg``, ``task_result.videos[]`` / ``images[]``;
+- legacy task (query ``data`` or bare callback body; every model up to Kling 3.0 Omni):
+  ``task_id``, ``task_status`` submitted | processing | succeed | failed, ``task_status_msg``,
+  ``task_info`` (the creation parameters: never output) and ``task_result`` with ``videos[]``
+  (video, lip-sync, extend), ``images[]`` (image, virtual try-on) and ``audios[]`` of
+  ``{"url_mp3", "url_wav"}`` (text-to-audio, video-to-audio);
 - new-design task (callback body): ``id``, ``status`` submitted | processing | succeeded |
-  failed, ``message``, ``outputs[]`` of ``{"type": "video" | "image" | "audio", "url", …}``.
-  Callbacks fire on every status change, so submitted/processing ones are common;
-- submit rejection: envelope with ``code`` ≠ 0 and no task (1301 content security policy,
-  1302/1303 rate and concurrency limits, …).
+  failed, ``message``, ``outputs[]`` of ``{"type": "video" | "image" | "audio" | "voice" |
+  "element", …}`` (``url``, ``mp3_url``/``wav_url``, ``watermark_url``). Callbacks fire on
+  every status change, so submitted/processing ones are common;
+- submit rejection: envelope with ``code`` ≠ 0 and no task (:data:`SERVICE_CODES`).
+
+Sources: https://klingai.com/document-api/api/get-started/callbacks,
+…/api/get-started/error-codes, …/api/video/audio-generation/video-to-audio.
 
 A failed task whose message speaks of risk control or moderation is ``moderated``: Kling
 publishes no code for asynchronous moderation, only the wording (``输入内容触发平台风控``).
@@ -19,16 +25,15 @@ publishes no code for asynchronous moderation, only the wording (``输入内容�
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Final
 
 from ledger.outcomes import Outcome
-from providers.artifacts import first_url
 from providers.base import Classification
 from providers.common import (
     Adapter,
     Payload,
     as_int,
-    done,
     items,
     job_id,
     lookup,
@@ -39,50 +44,103 @@ from providers.common import (
     status_in,
     text,
 )
+from providers.outputs import Field, Output, done, find_output
 
-__all__ = ["ADAPTER", "NAME"]
+__all__ = [
+    "ADAPTER",
+    "AUTH_CODES",
+    "GONE_CODES",
+    "NAME",
+    "RETRY_CODES",
+    "SERVICE_CODES",
+    "ServiceCode",
+]
 
 NAME: Final = "kling"
 
 STATUS: Final[dict[str, Outcome]] = {
     "submitted": Outcome.PENDING,
     "processing": Outcome.PENDING,
-    "succeed": Outcome.SUCCEEDED,  # legacy spelling; only with a usable artifact
-    "succeeded": Outcome.SUCCEEDED,  # new-design spelling; only with a usable artifact
+    "succeed": Outcome.SUCCEEDED,  # legacy spelling; only with an output
+    "succeeded": Outcome.SUCCEEDED,  # new-design spelling; only with an output
     "failed": Outcome.FAILED,  # moderated when the message speaks of risk control
 }
 
-SUBMIT_CODES: Final[dict[range, Outcome]] = {
-    range(1000, 1005): Outcome.FAILED,  # authentication
-    range(1100, 1104): Outcome.FAILED,  # account: arrears, resource pack depleted, no access
-    range(1200, 1204): Outcome.FAILED,  # invalid parameters, method or model
-    range(1300, 1301): Outcome.FAILED,  # platform strategy triggered (moderated by wording)
-    range(1301, 1302): Outcome.MODERATED,  # content security policy triggered
-    range(1302, 1304): Outcome.PENDING,  # rate / concurrency limit: no task yet, resubmit
-    range(1304, 1305): Outcome.FAILED,  # IP whitelist policy
-    range(5000, 5003): Outcome.FAILED,  # internal error, maintenance, internal timeout
+
+@dataclass(frozen=True, slots=True)
+class ServiceCode:
+    """One documented service ``code`` of Kling's envelope."""
+
+    http: int
+    """The HTTP status Kling sends with it."""
+    meaning: str
+    outcome: Outcome
+    """What a submit rejected with this code means for the generation (no task exists)."""
+    retry: bool = False
+    """Whether asking again later can succeed (rate limits, internal errors)."""
+
+
+_AUTH = "authentication failed"
+SERVICE_CODES: Final[dict[int, ServiceCode]] = {
+    1000: ServiceCode(401, _AUTH, Outcome.FAILED),
+    1001: ServiceCode(401, _AUTH + ": authorization empty", Outcome.FAILED),
+    1002: ServiceCode(401, _AUTH + ": authorization invalid", Outcome.FAILED),
+    1003: ServiceCode(401, _AUTH + ": authorization not yet valid", Outcome.FAILED),
+    1004: ServiceCode(401, _AUTH + ": authorization expired", Outcome.FAILED),
+    1100: ServiceCode(429, "account exception", Outcome.FAILED),
+    1101: ServiceCode(429, "account in arrears", Outcome.FAILED),
+    1102: ServiceCode(429, "resource pack exhausted or expired", Outcome.FAILED),
+    1103: ServiceCode(403, "no access to the API or model", Outcome.FAILED),
+    1200: ServiceCode(400, "invalid request parameters", Outcome.FAILED),
+    1201: ServiceCode(400, "invalid parameters", Outcome.FAILED),
+    1202: ServiceCode(404, "invalid request method", Outcome.FAILED),
+    1203: ServiceCode(404, "requested resource does not exist", Outcome.FAILED),
+    1300: ServiceCode(400, "platform policy triggered", Outcome.FAILED),  # moderated by wording
+    1301: ServiceCode(400, "content security policy triggered", Outcome.MODERATED),
+    1302: ServiceCode(429, "rate limit exceeded", Outcome.PENDING, retry=True),
+    1303: ServiceCode(429, "concurrency over the resource pack limit", Outcome.PENDING, retry=True),
+    1304: ServiceCode(429, "IP whitelist policy", Outcome.FAILED),
+    5000: ServiceCode(500, "internal error", Outcome.FAILED, retry=True),
+    5001: ServiceCode(503, "temporarily unavailable", Outcome.FAILED, retry=True),
+    5002: ServiceCode(504, "internal timeout", Outcome.FAILED, retry=True),
 }
-"""The documented non-zero envelope codes, for rejections that come without a task."""
+"""Every documented envelope ``code`` (https://klingai.com/document-api/api/get-started/
+error-codes). The classifier reads it for rejections that come without a task; the status
+poller reads :data:`AUTH_CODES`, :data:`GONE_CODES` and :data:`RETRY_CODES` from it."""
+
+AUTH_CODES: Final = frozenset(c for c, s in SERVICE_CODES.items() if s.http == 401)
+GONE_CODES: Final = frozenset({1203})
+"""The task (or model) asked for does not exist."""
+RETRY_CODES: Final = frozenset(c for c, s in SERVICE_CODES.items() if s.retry)
 
 RISK_TEXT: Final = re.compile(
     r"risk|moderat|sensitive|content (?:security|safety|polic)|inappropriate|风控|违规|审核|敏感",
     re.IGNORECASE,
 )
 
+AUDIOS: Final = ("audios",)
 LEGACY_RESULTS: Final[dict[str, tuple[str, ...]]] = {
     "video": ("videos",),
     "image": ("images",),
+    "music": AUDIOS,
+    "speech": AUDIOS,
+    "sound_effects": AUDIOS,
 }
-"""``task_result`` lists per operation; other operations accept any of them."""
+"""``task_result`` lists looked at first per operation; then the rest of ``task_result``."""
 
 OUTPUT_TYPES: Final[dict[str, tuple[str, ...]]] = {
     "video": ("video",),
     "image": ("image",),
     "music": ("audio",),
+    "speech": ("audio",),
+    "sound_effects": ("audio",),
+    "voice_clone": ("voice",),
 }
-"""New-design ``outputs[].type`` per operation; other operations accept any output."""
+"""New-design ``outputs[].type`` looked at first per operation; then any other output."""
 
-URL_KEYS: Final = ("url", "mp3_url", "wav_url")  # a watermark_url alone is not the paid output
+IDENTIFIED_TYPES: Final = frozenset({"voice", "element"})
+"""Output types whose deliverable is the id itself (a voice, a subject); their ``url`` is a
+preview and their ``materials`` are the user's uploads."""
 
 
 def _rules(payload: Payload, operation: str | None) -> Classification:
@@ -101,13 +159,14 @@ def _envelope(payload: Payload) -> Classification:
         raise refuse("unknown code", NAME, field="code", value=short(payload.get("code")))
     if code == 0:
         raise refuse("missing status", NAME, field="data.task_status")
-    outcome = next((o for codes, o in SUBMIT_CODES.items() if code in codes), None)
-    if outcome is None:
+    known = SERVICE_CODES.get(code)
+    if known is None:
         raise refuse("unknown code", NAME, field="code", value=code)
     message = text(payload.get("message"))
+    outcome = known.outcome
     if outcome is Outcome.FAILED and RISK_TEXT.search(message):
         outcome = Outcome.MODERATED
-    return Classification(outcome, f"code={code} ({short(message, 40)})")
+    return Classification(outcome, f"code={code} ({short(message or known.meaning, 40)})")
 
 
 def _task(task: Payload, prefix: str, operation: str | None) -> Classification:
@@ -118,7 +177,9 @@ def _task(task: Payload, prefix: str, operation: str | None) -> Classification:
     outcome = status_in(STATUS, status, NAME, prefix + field)
     decided = f"{prefix}{field}={status!r}"
     if outcome is Outcome.SUCCEEDED:
-        return _artifact(task, prefix, legacy, operation, decided, job)
+        if legacy:
+            return _legacy_output(task, prefix, operation, decided, job)
+        return _new_output(task, prefix, operation, decided, job)
     if outcome is Outcome.FAILED:
         msg_field = "task_status_msg" if legacy else "message"
         message = text(task.get(msg_field))
@@ -128,19 +189,39 @@ def _task(task: Payload, prefix: str, operation: str | None) -> Classification:
     return Classification(outcome, decided, job)
 
 
-def _artifact(
-    task: Payload, prefix: str, legacy: bool, operation: str | None, decided: str, job: str | None
+def _legacy_output(
+    task: Payload, prefix: str, operation: str | None, decided: str, job: str | None
 ) -> Classification:
-    if legacy:
-        lists = LEGACY_RESULTS.get(operation or "", ("videos", "images"))
-        results = mapping(task.get("task_result")) or {}
-        found = next((u for k in lists if (u := first_url(items(results.get(k))))), None)
-        what = f"{prefix}task_result.{'|'.join(lists)}[].url"
-        return done(decided, found, what, job)
+    lists = LEGACY_RESULTS.get(operation or "", ("videos", "images", "audios"))
+    at = f"{prefix}task_result"
+    found = find_output(task.get("task_result"), [Field(k) for k in lists], at=at)
+    return done(decided, found, f"{at} ({'|'.join(lists)} first)", job)
+
+
+def _typed(kinds: tuple[str, ...]) -> Field:
+    """The outputs of the operation's own types, an identified type counting by its id."""
+
+    def check(outputs: object, path: str) -> Output | None:
+        for index, output in enumerate(items(outputs)):
+            kind = lookup(output, "type")
+            if kind in kinds:
+                ids = ("id",) if kind in IDENTIFIED_TYPES else ()
+                found = find_output(output, at=f"{path}[{index}]", ids=ids)
+                if found is not None:
+                    return found
+        return None
+
+    return Field("", check)
+
+
+def _new_output(
+    task: Payload, prefix: str, operation: str | None, decided: str, job: str | None
+) -> Classification:
     kinds = OUTPUT_TYPES.get(operation or "")
-    outputs = [o for o in items(task.get("outputs")) if kinds is None or lookup(o, "type") in kinds]
-    what = f"{prefix}outputs[{'|'.join(kinds or ('*',))}].url"
-    return done(decided, first_url(outputs, URL_KEYS), what, job)
+    known = [_typed(kinds)] if kinds else [_typed(tuple(IDENTIFIED_TYPES))]
+    at = f"{prefix}outputs"
+    found = find_output(task.get("outputs"), known, at=at)
+    return done(decided, found, f"{at} ({'|'.join(kinds or ('*',))} first)", job)
 
 
 ADAPTER: Final = Adapter(NAME, _rules)

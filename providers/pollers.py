@@ -27,8 +27,10 @@ refunds at the hard deadline.
 - Kling: the query path mirrors the creation path and there is no generic one, so a
   ``video`` task is looked for under ``text2video`` then ``image2video``: ``JobGone`` only when
   every candidate answers HTTP 404 / 410 or code 1203 ("requested resource does not exist").
-  Codes 1000-1004 are ``ProviderAuthFailed``; 1100-1102 and 1304 (billing, IP whitelist) come
-  with HTTP 429 but are not retried. The JWT (HS256, ``iss`` = access key, ``exp`` = now + 30
+  The codes are read from the one table of them, ``providers.kling.SERVICE_CODES``: the
+  authentication codes are ``ProviderAuthFailed``; only rate limits and internal errors are
+  retried, so the account codes that come with HTTP 429 (arrears, resource pack, IP
+  whitelist) are not. The JWT (HS256, ``iss`` = access key, ``exp`` = now + 30
   min, ``nbf`` = now - 5 s) is signed afresh for every attempt.
 """
 
@@ -44,6 +46,7 @@ import jwt
 
 from ledger.errors import ConfigurationError, RefundryError, Unclassifiable
 from providers.common import as_int
+from providers.kling import AUTH_CODES, GONE_CODES, RETRY_CODES, SERVICE_CODES
 from providers.status_http import (
     JobGone,
     ProviderAuthFailed,
@@ -53,6 +56,7 @@ from providers.status_http import (
     raise_for_status,
     retryable_status,
 )
+from providers.suno import RETRY_CODES as SUNO_RETRY_CODES
 
 __all__ = [
     "KLING_BASE_URL",
@@ -172,7 +176,6 @@ SUNO_RECORDS: Final[dict[str, str]] = {
 """Record-info endpoint per operation; every other operation is a music task."""
 SUNO_MUSIC_RECORD: Final = "/api/v1/generate/record-info"
 SUNO_UNPOLLED: Final = frozenset({"stems", "midi_export"})
-SUNO_RETRY_CODES: Final = frozenset({405, 430, 455})
 SUNO_AUTH_CODES: Final = frozenset({401})
 
 
@@ -225,11 +228,8 @@ KLING_PATHS: Final[dict[str, tuple[str, ...]]] = {
     "image": ("/v1/images/generations",),
 }
 """Where a task of each operation may be queried, in order; no operation: a video."""
-KLING_GONE_CODES: Final = frozenset({1203})
-KLING_AUTH_CODES: Final = range(1000, 1005)
-KLING_FINAL_CODES: Final = frozenset({1100, 1101, 1102, 1304})
-"""Codes sent with HTTP 429 that no retry fixes: account, arrears, resource pack, IP list."""
-KLING_RETRY_CODES: Final = frozenset({1302, 1303, 5000, 5001, 5002})
+KLING_FINAL_CODES: Final = frozenset(SERVICE_CODES) - RETRY_CODES
+"""Documented codes that no retry fixes, whatever HTTP status comes with them."""
 TOKEN_TTL_S: Final = 1800
 TOKEN_LEEWAY_S: Final = 5
 
@@ -238,7 +238,7 @@ def _kling_retryable(response: httpx.Response) -> bool:
     code = _envelope_code(response)
     if code in KLING_FINAL_CODES:
         return False
-    return retryable_status(response) or code in KLING_RETRY_CODES
+    return retryable_status(response) or code in RETRY_CODES
 
 
 class KlingPoller(Poller):
@@ -283,9 +283,9 @@ class KlingPoller(Poller):
         response = self._http.get(path, provider=self.name, job_id=job_id)
         status = response.status_code
         code = _envelope_code(response)
-        if code in KLING_GONE_CODES:
+        if code in GONE_CODES:
             raise JobGone(provider=self.name, job_id=job_id, status=status)
-        if code in KLING_AUTH_CODES:
+        if code in AUTH_CODES:
             raise ProviderAuthFailed(provider=self.name, status=status, code=code)
         raise_for_status(response, provider=self.name, job_id=job_id, code=code)
         body = json_object(response) or {}

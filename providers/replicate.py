@@ -10,6 +10,12 @@ sensitive … (E005)", "NSFW content detected").
 
 API errors are RFC 7807 bodies whose ``status`` is the HTTP code (an integer), or a bare
 ``{"detail": "Request was throttled…"}``; a throttled create has no prediction yet.
+
+Trainings (``GET /v1/trainings/{id}``) share the statuses; their ``output`` is
+``{"version", "weights"}``, and the new ``version`` is documented as the deliverable. Outputs
+are judged in ``output`` only (:mod:`providers.outputs`): synchronous answers (``Prefer:
+wait``) carry ``data:`` URIs there (replicate-python#382), and ``urls.get``/``urls.cancel``/
+``urls.stream`` are the API's own links, never output.
 """
 
 from __future__ import annotations
@@ -18,13 +24,11 @@ import re
 from typing import Final
 
 from ledger.outcomes import Outcome
-from providers.artifacts import first_artifact, first_url, nonempty_text
 from providers.base import Classification
 from providers.common import (
     Adapter,
     Payload,
     as_int,
-    done,
     job_id,
     refuse,
     require_status,
@@ -32,6 +36,7 @@ from providers.common import (
     status_in,
     text,
 )
+from providers.outputs import done, find_output
 
 __all__ = ["ADAPTER", "NAME"]
 
@@ -50,6 +55,8 @@ MODERATION_TEXT: Final = re.compile(
     r"\bE005\b|flagged as sensitive|nsfw|content polic|safety (?:checker|filter)", re.IGNORECASE
 )
 THROTTLE_TEXT: Final = re.compile(r"throttled|rate limit", re.IGNORECASE)
+TRAINING_IDS: Final = ("version",)
+"""A training's ``output.version``: the model version it made, usable without the weights."""
 
 
 def _rules(payload: Payload, operation: str | None) -> Classification:
@@ -60,20 +67,12 @@ def _rules(payload: Payload, operation: str | None) -> Classification:
     outcome = status_in(STATUS, status, NAME, "status")
     decided = f"status={status!r}"
     if outcome is Outcome.SUCCEEDED:
-        return done(decided, _output(payload.get("output"), operation), "output", job)
+        ids = TRAINING_IDS if operation == "training" else ()
+        found = find_output(payload.get("output"), at="output", ids=ids)
+        return done(decided, found, "output", job)
     if outcome is Outcome.FAILED:
         return _failed(decided, text(payload.get("error")), job)
     return Classification(outcome, decided, job)
-
-
-def _output(output: object, operation: str | None) -> str | None:
-    """A URL (or a list of them, or an object holding one); a training may give a version."""
-    found = first_artifact(output)
-    if found is None and isinstance(output, dict):
-        found = first_url(output.values())
-        if found is None and operation == "training" and nonempty_text(output.get("version")):
-            found = output["version"]
-    return found
 
 
 def _failed(decided: str, error: str, job: str | None) -> Classification:

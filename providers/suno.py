@@ -5,32 +5,38 @@ Where the task status sits depends on the endpoint (docs.sunoapi.org, suno-api/*
 - music, extend, add-vocals/instrumental and lyrics callbacks: ``data.callbackType`` text |
   first | complete | error, tracks in ``data.data[]``; ``code`` and ``msg`` tell an error's kind;
 - record-info polls: ``data.status`` (PENDING … SUCCESS, …_FAILED, SENSITIVE_WORD_ERROR), or
-  ``data.successFlag`` for WAV records, output in ``data.response``;
+  ``data.successFlag`` for WAV, music-video, cover and MIDI records, output in
+  ``data.response`` (``data.midiData`` for MIDI). ``successFlag`` is a word on some endpoints
+  and a number on others, whose legend differs: cover 0 pending, 1 success, 2 generating,
+  3 failed (get-cover-suno-details); MIDI 0 pending, 1 success, 2 and 3 failed
+  (get-midi-details). A numeric 2 of an unknown endpoint is refused, never guessed;
 - MIDI callbacks: ``data.state`` complete;
-- WAV and stem callbacks, and every error without a task, have no status but ``code``:
-  200 is done, anything else is an error. Codes are unusual: 429 means out of credits, while
-  405/430 are the rate limits and 455 is maintenance.
+- WAV, stem, music-video, cover callbacks, personas, timestamped lyrics and every error
+  without a task have no status but ``code``: 200 is done, anything else is an error. Codes
+  are unusual: 429 means out of credits, while 405/430 are the rate limits and 455 is
+  maintenance.
 
-Each operation has its own output (:data:`OUTPUTS`): tracks need an mp3 URL (a stream URL is
-not final, ``…/None.mp3`` is broken), lyrics need text, 2-stem separation needs both the vocal
-and the instrumental URL while a 12-stem split needs at least one stem (missing instruments are
-normal), exports need their file. The envelope ``code`` never overrides a task status.
+Each operation's output is looked for first (:data:`OUTPUTS`), then any output elsewhere in
+``data`` (:mod:`providers.outputs`): tracks need an mp3 URL (a stream URL is not final, the
+track's cover art is not the music, ``…/None.mp3`` is broken), lyrics need text (or
+timestamped ``alignedWords``), 2-stem separation needs both the vocal and the instrumental URL
+while a 12-stem split needs at least one stem (missing instruments are normal), exports need
+their file, a music video its ``video_url``, cover art its ``images`` (plain URL strings), a
+persona its ``personaId``. The envelope ``code`` never overrides a task status.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Final
 
 from ledger.outcomes import Outcome
-from providers.artifacts import first_url, nonempty_text, url_of
+from providers.artifacts import is_link, nonempty_text
 from providers.base import Classification
 from providers.common import (
     Adapter,
     Payload,
     as_int,
-    done,
     items,
     job_id,
     lookup,
@@ -41,15 +47,16 @@ from providers.common import (
     status_in,
     text,
 )
+from providers.outputs import Check, Field, Output, done, find_output
 
-__all__ = ["ADAPTER", "NAME"]
+__all__ = ["ADAPTER", "NAME", "RETRY_CODES"]
 
 NAME: Final = "suno"
 
 CALLBACK_TYPES: Final[dict[str, Outcome]] = {
     "text": Outcome.PENDING,  # lyrics written, no audio yet
     "first": Outcome.PENDING,  # first track only, possibly a stream URL
-    "complete": Outcome.SUCCEEDED,  # only with the operation's output
+    "complete": Outcome.SUCCEEDED,  # only with an output
     "error": Outcome.FAILED,  # code/msg may say moderated
 }
 
@@ -63,16 +70,32 @@ RECORD_STATUS: Final[dict[str, Outcome]] = {
     "GENERATE_AUDIO_FAILED": Outcome.FAILED,
     "GENERATE_LYRICS_FAILED": Outcome.FAILED,
     "GENERATE_WAV_FAILED": Outcome.FAILED,
+    "GENERATE_MP4_FAILED": Outcome.FAILED,
+    "GENERATE_COVER_FAILED": Outcome.FAILED,
     "SENSITIVE_WORD_ERROR": Outcome.MODERATED,
 }
 
+COVER_FLAGS: Final[dict[int, tuple[Outcome, str]]] = {
+    0: (Outcome.PENDING, "pending"),
+    1: (Outcome.SUCCEEDED, "success"),
+    2: (Outcome.PENDING, "generating"),
+    3: (Outcome.FAILED, "generation failed"),
+}
+MIDI_FLAGS: Final[dict[int, tuple[Outcome, str]]] = {
+    0: (Outcome.PENDING, "pending"),
+    1: (Outcome.SUCCEEDED, "success"),
+    2: (Outcome.FAILED, "create task failed"),
+    3: (Outcome.FAILED, "generate MIDI failed"),
+}
+"""The numeric ``successFlag`` legends; only 0, 1 and 3 mean the same on both endpoints."""
+
 MIDI_STATE: Final[dict[str, Outcome]] = {"complete": Outcome.SUCCEEDED}
 
+RETRY_CODES: Final = frozenset({405, 430, 455})
+"""Rate limits (405, 430) and maintenance (455): nothing was created, ask again later."""
 CODES: Final[dict[int, Outcome]] = {
-    200: Outcome.SUCCEEDED,  # done: only with the operation's output
-    405: Outcome.PENDING,  # rate limit exceeded, no task yet
-    430: Outcome.PENDING,  # call frequency too high, no task yet
-    455: Outcome.PENDING,  # maintenance, no task yet
+    200: Outcome.SUCCEEDED,  # done: only with an output
+    **dict.fromkeys(RETRY_CODES, Outcome.PENDING),
     429: Outcome.FAILED,  # insufficient credits (not a rate limit)
 }
 """Codes of bodies without a task status; any other code from 400 up is an error (moderated
@@ -82,63 +105,73 @@ MODERATION_TEXT: Final = re.compile(
     r"violat|sensitive|prohibited|copyright|existing work|inappropriate|moderat", re.IGNORECASE
 )
 
-TRACK_URLS: Final = ("audio_url", "audioUrl", "source_audio_url", "sourceAudioUrl")
 TWO_STEMS: Final = ("vocal_url", "instrumental_url")
+SKIP: Final = ("image_url", "imageUrl", "source_image_url", "sourceImageUrl")
+"""A track's cover art: it comes with the music, it is not the music."""
+DOCUMENTED_IDS: Final = ("personaId",)
 
 
-def _containers(payload: Payload) -> list[Payload]:
-    """Where outputs sit: ``data`` (callbacks) and ``data.response`` (record-info)."""
-    found = [mapping(payload.get("data")), mapping(lookup(payload, "data.response"))]
-    return [container for container in found if container is not None]
-
-
-def _tracks(place: Payload) -> str | None:
-    return first_url([*items(place.get("data")), *items(place.get("sunoData"))], TRACK_URLS)
-
-
-def _lyrics(place: Payload) -> str | None:
-    for entry in [*items(place.get("data")), *items(place.get("lyricsData"))]:
+def _lyrics(value: object, path: str) -> Output | None:
+    for index, entry in enumerate(items(value)):
         lyric = mapping(entry) or {}
         if nonempty_text(lyric.get("text")) and lyric.get("status") != "failed":
-            return short(lyric.get("title") or "lyrics")
+            return Output(f"{path}[{index}].text", "lyrics text")
     return None
 
 
-def _stems(place: Payload) -> str | None:
-    for key in ("vocal_removal_info", "vocal_separation_info"):
-        info = mapping(place.get(key)) or {}
-        stems = {k for k in info if isinstance(k, str) and k.endswith("_url") and k != "origin_url"}
-        if stems and not stems <= set(TWO_STEMS):  # split_stem: any one stem will do
-            found = first_url(info[k] for k in sorted(stems))
-        else:  # separate_vocal: both halves or nothing
-            found = url_of(info.get("vocal_url")) and url_of(info.get("instrumental_url"))
-        if found:
-            return found
+def _aligned_words(value: object, path: str) -> Output | None:
+    for index, word in enumerate(items(value)):
+        if nonempty_text(lookup(word, "word")):
+            return Output(f"{path}[{index}].word", "timestamped lyrics")
     return None
 
 
-def _wav(place: Payload) -> str | None:
-    return url_of(place.get("audioWavUrl")) or url_of(place.get("audio_wav_url"))
+def _stems(value: object, path: str) -> Output | None:
+    info = mapping(value) or {}
+    stems = {k for k in info if isinstance(k, str) and k.endswith("_url") and k != "origin_url"}
+    if stems and not stems <= set(TWO_STEMS):  # split_stem: any one stem will do
+        found = next((k for k in sorted(stems) if is_link(info[k])), None)
+        return Output(f"{path}.{found}", "stem URL") if found else None
+    if is_link(info.get("vocal_url")) and is_link(info.get("instrumental_url")):  # separate_vocal
+        return Output(f"{path}.vocal_url", "stem URLs")
+    return None
 
 
-def _midi(place: Payload) -> str | None:
-    for instrument in items(place.get("instruments")):
+def _midi(value: object, path: str) -> Output | None:
+    for index, instrument in enumerate(items(value)):
         if items(lookup(instrument, "notes")):
-            return short(lookup(instrument, "name"))
+            return Output(f"{path}[{index}].notes", "MIDI notes")
     return None
 
 
-OUTPUTS: Final[dict[str, tuple[str, Callable[[Payload], str | None]]]] = {
-    "music": ("track audio_url", _tracks),
-    "extend": ("track audio_url", _tracks),
-    "add_vocals": ("track audio_url", _tracks),
-    "add_instrumental": ("track audio_url", _tracks),
-    "lyrics": ("lyrics text", _lyrics),
-    "stems": ("stem URLs", _stems),
-    "wav_export": ("audioWavUrl", _wav),
-    "midi_export": ("instruments[].notes", _midi),
+def _both(name: str, check: Check | None = None, owns: bool = False) -> list[Field]:
+    """A field as callbacks carry it (in ``data``) and as records do (in ``data.response``)."""
+    return [Field(name, check, owns), Field(f"response.{name}", check, owns)]
+
+
+TRACKS: Final = [*_both("data"), Field("response.sunoData")]
+OUTPUTS: Final[dict[str, list[Field]]] = {
+    "music": TRACKS,
+    "extend": TRACKS,
+    "add_vocals": TRACKS,
+    "add_instrumental": TRACKS,
+    "lyrics": [
+        *_both("data", _lyrics),
+        Field("response.lyricsData", _lyrics),
+        Field("alignedWords", _aligned_words),
+    ],
+    "stems": [  # two stems need both halves: one alone is not searched for again
+        *_both("vocal_removal_info", _stems, owns=True),
+        *_both("vocal_separation_info", _stems, owns=True),
+    ],
+    "wav_export": [*_both("audioWavUrl"), *_both("audio_wav_url")],
+    "midi_export": [Field("instruments", _midi), Field("midiData.instruments", _midi)],
+    "video": [Field("video_url"), Field("response.videoUrl")],
+    "image": _both("images"),
+    "voice_clone": [Field("personaId")],
 }
-"""Each operation's output; another operation (or none) accepts any of them."""
+"""Each operation's own output, looked at first; another operation (or none) tries them all."""
+ALL_OUTPUTS: Final = [f for fields in OUTPUTS.values() for f in fields if f not in TRACKS]
 
 
 STATUS_FIELDS: Final[tuple[tuple[str, dict[str, Outcome], str, str], ...]] = (
@@ -159,9 +192,12 @@ def _rules(payload: Payload, operation: str | None) -> Classification:
     if where is None:
         return _by_code(payload, operation, text(payload.get("msg")), job)
     field, table, code_path, message_path = where
-    status = require_status(payload, field, NAME)
-    decided = f"{field}={status!r}"
-    outcome = status_in(table, status, NAME, field)
+    if field == "data.successFlag" and as_int(data.get("successFlag")) is not None:
+        outcome, decided = _numeric_flag(payload, operation)
+    else:
+        status = require_status(payload, field, NAME)
+        decided = f"{field}={status!r}"
+        outcome = status_in(table, status, NAME, field)
     if outcome is Outcome.FAILED:
         code = f"{code_path}={short(lookup(payload, code_path))}"
         return _error(f"{decided}, {code}", text(lookup(payload, message_path)), job)
@@ -170,10 +206,27 @@ def _rules(payload: Payload, operation: str | None) -> Classification:
     return Classification(outcome, decided, job)
 
 
+def _numeric_flag(payload: Payload, operation: str | None) -> tuple[Outcome, str]:
+    """A numeric ``successFlag``, read with the legend of the endpoint that sent it."""
+    flag = as_int(lookup(payload, "data.successFlag"))
+    if operation == "midi_export" or lookup(payload, "data.midiData") is not None:
+        legend = MIDI_FLAGS
+    elif operation == "image" or lookup(payload, "data.response.images") is not None:
+        legend = COVER_FLAGS
+    else:  # unknown endpoint: only the values both legends agree on
+        legend = {
+            k: v for k, v in COVER_FLAGS.items() if k in MIDI_FLAGS and MIDI_FLAGS[k][0] is v[0]
+        }
+    if flag not in legend:
+        raise refuse("unknown status", NAME, field="data.successFlag", value=flag)
+    outcome, meaning = legend[flag]
+    return outcome, f"data.successFlag={flag} ({meaning})"
+
+
 def _by_code(
     payload: Payload, operation: str | None, message: str, job: str | None
 ) -> Classification:
-    """WAV, stem and MIDI-error callbacks and API errors: the ``code`` is the status."""
+    """Bodies whose ``code`` is the status: exports, covers, personas, API errors."""
     if payload.get("code") is None:
         raise refuse("missing status", NAME, field="code")
     code = as_int(payload.get("code"))
@@ -181,6 +234,9 @@ def _by_code(
         raise refuse("unknown status", NAME, field="code", value=short(payload.get("code")))
     outcome = CODES.get(code, Outcome.FAILED)
     if outcome is Outcome.SUCCEEDED:
+        if not set(mapping(payload.get("data")) or {}) - {"taskId", "task_id"}:
+            # {"code": 200, "data": {"taskId"}} answers a task's creation: no result yet
+            raise refuse("missing result", NAME, field="data")
         return _output(payload, operation, f"code={code}", job)
     if outcome is Outcome.FAILED:
         return _error(f"code={code}", message, job)
@@ -196,11 +252,11 @@ def _error(decided: str, message: str, job: str | None) -> Classification:
 def _output(
     payload: Payload, operation: str | None, decided: str, job: str | None
 ) -> Classification:
-    wanted = OUTPUTS.get(operation or "")
-    finders = [wanted] if wanted else list(OUTPUTS.values())
-    places = _containers(payload)
-    found = next((f for _, find in finders for p in places if (f := find(p))), None)
-    return done(decided, found, wanted[0] if wanted else "output", job)
+    known = OUTPUTS.get(operation or "")
+    fields = known if known is not None else [*TRACKS, *ALL_OUTPUTS]
+    found = find_output(payload.get("data"), fields, at="data", ids=DOCUMENTED_IDS, skip=SKIP)
+    what = f"data ({operation} output first)" if known is not None else "data"
+    return done(decided, found, what, job)
 
 
 ADAPTER: Final = Adapter(NAME, _rules)

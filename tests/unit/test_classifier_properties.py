@@ -24,6 +24,7 @@ OPERATIONS: list[str | None] = [None, "?", *BASE_OPERATIONS]
 
 URL = "https://cdn.example/out.mp4"
 BROKEN = "https://cdn.example/None.mp3"
+DATA = "data:audio/wav;base64,UklGRiQAAABXQVZF"
 COMMON: list[Any] = [
     None,
     "",
@@ -38,6 +39,8 @@ COMMON: list[Any] = [
     [True],
     URL,
     BROKEN,
+    DATA,
+    "data:,",
     "ftp://x/a",
 ]
 
@@ -64,6 +67,16 @@ SKELETONS: dict[str, list[dict[str, Any]]] = {
         },
         {"detail": "Request timed out", "error_type": "request_timeout"},
         {"video": {"url": URL}, "has_nsfw_concepts": [False]},
+        {"images": [{"url": DATA}], "seed": 1},
+        {
+            "status": "OK",
+            "payload": {
+                "lora_file": {"url": URL},
+                "config_file": {"url": URL},
+                "finetune_id": "f1",
+                "response_url": URL,
+            },
+        },
     ],
     "kling": [
         {
@@ -84,6 +97,20 @@ SKELETONS: dict[str, list[dict[str, Any]]] = {
             "outputs": [{"type": "video", "url": URL}, {"type": "audio", "mp3_url": URL}],
         },
         {"code": 1303, "message": "parallel task over resource pack limit"},
+        {
+            "task_id": "1",
+            "task_status": "succeed",
+            "task_info": {"parent_video": {"url": URL}},
+            "task_result": {"audios": [{"url_mp3": URL, "url_wav": DATA}], "videos": []},
+        },
+        {
+            "id": "1",
+            "status": "succeeded",
+            "outputs": [
+                {"type": "voice", "id": "v1", "url": URL},
+                {"type": "element", "id": "e1", "materials": [{"url": URL}]},
+            ],
+        },
     ],
     "openai": [
         {
@@ -136,6 +163,24 @@ SKELETONS: dict[str, list[dict[str, Any]]] = {
                 "instruments": [{"name": "Drums", "notes": [{"pitch": 36}]}],
             },
         },
+        {
+            "code": 200,
+            "data": {
+                "taskId": "c",
+                "successFlag": 1,
+                "midiData": {"instruments": [{"notes": [{"pitch": 1}]}]},
+                "response": {"images": [URL], "videoUrl": URL},
+            },
+        },
+        {
+            "code": 200,
+            "data": {
+                "personaId": "p1",
+                "alignedWords": [{"word": "la"}],
+                "video_url": URL,
+                "images": [URL],
+            },
+        },
     ],
     "minimax": [
         {
@@ -144,16 +189,44 @@ SKELETONS: dict[str, list[dict[str, Any]]] = {
             "base_resp": {"status_code": 0, "status_msg": "success"},
         },
         {"data": None, "base_resp": {"status_code": 1026, "status_msg": "input new_sensitive"}},
+        {"task_id": "1", "status": "Success", "file_id": "2", "base_resp": {"status_code": 0}},
+        {
+            "task": {
+                "id": "1",
+                "status": "failed",
+                "error": {"code": "1026"},
+                "content": {"url": URL},
+            }
+        },
+        {"type": "error", "error": {"type": "rate_limit_error", "message": "x (1002)"}},
+        {
+            "input_sensitive": {"type": 0},
+            "demo_audio": URL,
+            "file": {"download_url": URL},
+            "base_resp": {"status_code": 0},
+        },
     ],
     "elevenlabs": [
         {"detail": {"status": "bad_prompt", "message": "m", "data": {"prompt_suggestion": "p"}}},
         {"voice_id": "v1", "requires_verification": False},
         {"audio_base64": "SUQz"},
+        {
+            "voice_id": "v1",
+            "category": "professional",
+            "fine_tuning": {"state": {"m1": "fine_tuned", "m2": "failed"}, "message": {"m2": "x"}},
+        },
+        {"status": "ok"},
     ],
     "replicate": [
         {"id": "p1", "status": "succeeded", "output": [URL], "error": None},
         {"id": "p1", "status": "failed", "output": None, "error": "flagged as sensitive (E005)"},
         {"detail": "Request was throttled.", "status": 429, "title": "t"},
+        {
+            "id": "t1",
+            "status": "succeeded",
+            "output": {"version": "o/m:1", "weights": DATA},
+            "urls": {"get": URL},
+        },
     ],
 }
 """Real payload shapes per provider, the seeds of the mutants."""
@@ -168,6 +241,7 @@ WORDS: dict[str, list[Any]] = {
         "client_cancelled",
         "content_policy_violation",
         "runner_disconnected",
+        "CANCELLATION_REQUESTED",
     ],
     "kling": [
         0,
@@ -176,7 +250,9 @@ WORDS: dict[str, list[Any]] = {
         5000,
         9999,
         "1301",
+        1103,
         *["submitted", "processing", "succeed", "succeeded", "failed", "video", "image", "audio"],
+        *["voice", "element"],
     ],
     "openai": [
         "queued",
@@ -210,11 +286,24 @@ WORDS: dict[str, list[Any]] = {
             "FIRST_SUCCESS",
             "CALLBACK_EXCEPTION",
             "SENSITIVE_WORD_ERROR",
+            "GENERATE_MP4_FAILED",
             "violation",
+            0,
+            2,
+            3,
+            "1",
         ],
     ],
-    "minimax": [2, 3, 1002, 1026, 1027, "0", "2", "abcd", "abc", "sensitive"],
-    "elevenlabs": ["bad_prompt", "bad_composition_plan", "quota_exceeded", "system_busy"],
+    "minimax": [
+        *[2, 3, 1002, 1026, 1027, "0", "2", "abcd", "abc", "sensitive"],
+        *["Preparing", "Queueing", "Processing", "Success", "Fail", "Failed", "Expired"],
+        *["queued", "running", "succeeded", "failed", "cancelled", "error", "1026"],
+    ],
+    "elevenlabs": [
+        *["bad_prompt", "bad_composition_plan", "quota_exceeded", "system_busy", "ok"],
+        *["not_started", "queued", "fine_tuning", "fine_tuned", "failed", "delayed"],
+        "professional",
+    ],
     "replicate": [
         429,
         422,

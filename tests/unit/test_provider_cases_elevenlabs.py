@@ -37,6 +37,13 @@ CASES: list[tuple[str, dict[str, Any], str | None, Outcome]] = [
     ("music-inline-audio", {"audio_base64": "SUQzBAAAAAAA"}, "music", Outcome.SUCCEEDED),
     ("music-inline-audio-empty", {"audio_base64": ""}, "music", Outcome.EMPTY_SUCCESS),
     ("any-result-without-operation", {"voice_id": "v1"}, None, Outcome.SUCCEEDED),
+    (
+        "inline-audio-for-clone-is-still-output",
+        {"audio_base64": "SUQz"},
+        "voice_clone",
+        Outcome.SUCCEEDED,
+    ),
+    ("inline-audio-placeholder", {"audio_base64": "None"}, "music", Outcome.EMPTY_SUCCESS),
     ("busy-before-generation", error("system_busy"), "music", Outcome.PENDING),
     ("too-many-concurrent", error("too_many_concurrent_requests"), "music", Outcome.PENDING),
     (
@@ -69,7 +76,6 @@ REFUSED: list[tuple[str, Any, str | None]] = [
     ("unrelated-object", {"foo": 1}, None),
     ("detail-object-without-status", {"detail": {"message": "?"}}, "music"),
     ("detail-null", {"detail": None}, "music"),
-    ("music-body-for-clone", {"audio_base64": "SUQz"}, "voice_clone"),
 ]
 
 

@@ -104,9 +104,20 @@ CASES: list[tuple[str, dict[str, Any], str | None, Outcome]] = [
         Outcome.SUCCEEDED,
     ),
     (
-        "ok-video-asked-but-only-image",
+        "ok-video-asked-but-image-elsewhere-counts",
         webhook_ok({"images": [{"url": "https://v3.fal.media/b.png"}]}),
         "video",
+        Outcome.SUCCEEDED,
+    ),
+    (
+        "ok-only-api-links-and-config",
+        webhook_ok(
+            {
+                "response_url": "https://queue.fal.run/fal-ai/x/requests/1",
+                "config_file": {"url": "https://v3.fal.media/config.json"},
+            }
+        ),
+        "training",
         Outcome.EMPTY_SUCCESS,
     ),
     ("ok-no-artifact-field-at-all", webhook_ok({"seed": 7}), "image", Outcome.EMPTY_SUCCESS),
@@ -136,6 +147,7 @@ CASES: list[tuple[str, dict[str, Any], str | None, Outcome]] = [
         Outcome.SUCCEEDED,
     ),
     ("result-body-video", {"video": VIDEO}, "video", Outcome.SUCCEEDED),
+    ("result-body-file-under-unlisted-key", {"model_mesh": VIDEO}, "image", Outcome.SUCCEEDED),
     ("result-body-images-empty", {"images": [], "seed": 1}, None, Outcome.EMPTY_SUCCESS),
     (
         "result-body-string-policy-detail",
@@ -175,6 +187,7 @@ REFUSED: list[tuple[str, Any, str]] = [
     ("status-not-string", {"status": 3}, "status"),
     ("no-status-no-output", {"request_id": RID, "logs": []}, "status"),
     ("empty-detail-list", {"detail": []}, "status"),
+    ("bare-url-is-not-a-result-body", {"request_id": RID, "note": VIDEO["url"]}, "status"),
 ]
 
 

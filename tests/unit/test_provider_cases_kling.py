@@ -46,9 +46,15 @@ CASES: list[tuple[str, dict[str, Any], str | None, Outcome]] = [
         Outcome.SUCCEEDED,
     ),
     (
-        "legacy-image-op-gets-only-video",
+        "legacy-image-op-output-under-videos-still-counts",
         envelope(legacy("succeed", task_result={"videos": [{"url": MP4}]})),
         "image",
+        Outcome.SUCCEEDED,
+    ),
+    (
+        "legacy-only-the-input-video-echoed-in-task-info",
+        legacy("succeed", task_info={"parent_video": {"url": MP4}}, task_result={"videos": []}),
+        "video",
         Outcome.EMPTY_SUCCESS,
     ),
     (
@@ -59,9 +65,27 @@ CASES: list[tuple[str, dict[str, Any], str | None, Outcome]] = [
     ),
     ("legacy-failed-msg-null", legacy("failed", task_status_msg=None), "video", Outcome.FAILED),
     (
-        "new-succeeded-image-output-for-video-op",
+        "new-succeeded-image-output-for-video-op-still-counts",
         new("succeeded", outputs=[{"type": "image", "url": MP4}]),
         "video",
+        Outcome.SUCCEEDED,
+    ),
+    (
+        "new-succeeded-voice-id-without-preview",
+        new("succeeded", outputs=[{"type": "voice", "id": "829", "url": ""}]),
+        "voice_clone",
+        Outcome.SUCCEEDED,
+    ),
+    (
+        "new-succeeded-element-by-its-id",
+        new("succeeded", outputs=[{"type": "element", "id": "el-1", "materials": []}]),
+        None,
+        Outcome.SUCCEEDED,
+    ),
+    (
+        "new-succeeded-element-materials-are-inputs",
+        new("succeeded", outputs=[{"type": "element", "materials": [{"url": MP4}]}]),
+        None,
         Outcome.EMPTY_SUCCESS,
     ),
     (

@@ -31,6 +31,16 @@ CASES: list[tuple[str, dict[str, Any], Outcome]] = [
     ("done-audio-not-hex", body(data={"status": 2, "audio": "None"}), Outcome.EMPTY_SUCCESS),
     ("done-audio-odd-hex", body(data={"status": 2, "audio": "abc"}), Outcome.EMPTY_SUCCESS),
     (
+        "done-format-word-beside-empty-audio",
+        body(data={"status": 2, "audio": "", "audio_format": "flac"}),
+        Outcome.EMPTY_SUCCESS,
+    ),
+    (
+        "done-subtitles-only",
+        body(data={"status": 2, "subtitle_file": "https://m.example/sub.json"}),
+        Outcome.EMPTY_SUCCESS,
+    ),
+    (
         "codes-as-strings",
         body(code="0", data={"status": "2", "audio": "https://m.example/a.mp3"}),
         Outcome.SUCCEEDED,
@@ -59,6 +69,11 @@ REFUSED: list[tuple[str, Any, str]] = [
     ("status-code-bool", body(True), "base_resp.status_code"),
     ("status-code-text", body("ok"), "base_resp.status_code"),
     ("success-without-data", body(0, data=None), "data.status"),
+    (
+        "long-speech-creation-answer",
+        {"task_id": 95157322514444, "file_id": 95157322514496, "base_resp": {"status_code": 0}},
+        "status",
+    ),
     ("unknown-data-status", body(0, data={"status": 3, "audio": "ab"}), "data.status"),
     ("data-status-text", body(0, data={"status": "done", "audio": "ab"}), "data.status"),
 ]

@@ -60,9 +60,15 @@ CASES: list[tuple[str, dict[str, Any], str | None, Outcome]] = [
         Outcome.SUCCEEDED,
     ),
     (
-        "lyrics-asked-but-only-tracks",
+        "lyrics-asked-but-tracks-elsewhere-count",
         callback("complete", [{"audio_url": MP3}]),
         "lyrics",
+        Outcome.SUCCEEDED,
+    ),
+    (
+        "complete-cover-art-only-is-not-music",
+        callback("complete", [{"audio_url": "", "image_url": "https://musicfile.example/a.jpeg"}]),
+        "music",
         Outcome.EMPTY_SUCCESS,
     ),
     (
@@ -181,6 +187,20 @@ CASES: list[tuple[str, dict[str, Any], str | None, Outcome]] = [
         Outcome.EMPTY_SUCCESS,
     ),
     (
+        "midi-record-audio-id-is-the-input-track-not-output",
+        {
+            "code": 200,
+            "data": {
+                "taskId": "m1",
+                "audioId": "e2317a3c-90ab-4cde-8f01-23456789abcd",
+                "successFlag": 1,
+                "midiData": {"state": "complete", "instruments": []},
+            },
+        },
+        "midi_export",
+        Outcome.EMPTY_SUCCESS,
+    ),
+    (
         "wav-record-success",
         {
             "code": 200,
@@ -253,6 +273,8 @@ REFUSED: list[tuple[str, Any, str]] = [
     ("code-201", {"code": 201, "msg": "?", "data": None}, "code"),
     ("code-not-a-number", {"code": "ok", "data": None}, "code"),
     ("no-code-no-status", {"msg": "success", "data": {"task_id": "t1"}}, "code"),
+    ("creation-answer", {"code": 200, "msg": "success", "data": {"taskId": "t1"}}, "data"),
+    ("code-200-data-null", {"code": 200, "msg": "success", "data": None}, "data"),
 ]
 
 
