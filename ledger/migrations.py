@@ -3,7 +3,9 @@
 Several processes may start at once on an empty database: the whole check-and-apply runs in
 one transaction under a lock (``BEGIN IMMEDIATE`` on SQLite, a transaction-level advisory
 lock on PostgreSQL), and DDL is transactional on both, so exactly one of them applies each
-migration and the others see it done.
+migration and the others see it done. On SQLite the transaction runs with foreign keys off
+and checked before commit (``SqliteDatabase.schema_change``), so that a migration may
+rebuild a table other tables reference.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 def migrate(db: Database) -> list[str]:
     """Apply every migration not applied yet; return the names applied by this call."""
     applied_now: list[str] = []
-    with db.write() as tx:
+    with db.schema_change() as tx:
         if isinstance(db, PostgresDatabase):
             assert isinstance(tx, _PostgresTx)
             tx.raw("SELECT pg_advisory_xact_lock(%(key)s)", {"key": _PG_MIGRATION_LOCK})

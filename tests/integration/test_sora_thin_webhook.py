@@ -21,7 +21,8 @@ from providers.openai_api import (
     VideosClient,
     thin_event_job_id,
 )
-from tests.integration.conftest import WorkerProcesses
+from tests.support.backends import ONE_BACKEND
+from tests.support.commands import WorkerProcesses
 from tests.support.fake_videos_api import FakeVideosAPI, Reply, video
 from tests.support.servers import LOOPBACK, free_port
 from tests.support.waiting import wait_until
@@ -153,6 +154,7 @@ def test_job_gone_upstream_fails_and_is_refunded_exactly_once(
     assert audit(ledger.db) == []
 
 
+@ONE_BACKEND
 def test_rate_limited_fetch_waits_for_retry_after_then_classifies_the_200(
     ledger: Ledger, videos_api: FakeVideosAPI, videos: VideosClient
 ) -> None:
@@ -182,6 +184,7 @@ def test_poll_after_hint_sets_the_wait_of_a_retried_fetch(
     assert second.at - first.at >= 0.28
 
 
+@ONE_BACKEND
 def test_server_errors_twice_then_200_classifies_the_200(
     ledger: Ledger, videos_api: FakeVideosAPI, videos: VideosClient
 ) -> None:
@@ -195,6 +198,7 @@ def test_server_errors_twice_then_200_classifies_the_200(
     assert len(videos_api.seen("video_5xx")) == 3
 
 
+@ONE_BACKEND
 def test_always_unavailable_raises_a_transient_error_after_the_bounded_attempts(
     ledger: Ledger,
     videos_api: FakeVideosAPI,
@@ -265,6 +269,7 @@ def test_event_ahead_of_the_job_is_retried_later_and_settles_nothing(
     assert found is not None and found.outcome is None
 
 
+@ONE_BACKEND
 def test_runtime_fetcher_uses_the_configured_api(
     ledger: Ledger, videos_api: FakeVideosAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
