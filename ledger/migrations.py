@@ -29,8 +29,9 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 
 
-def migrate(db: Database) -> list[str]:
-    """Apply every migration not applied yet; return the names applied by this call."""
+def migrate(db: Database, *, up_to: int | None = None) -> list[str]:
+    """Apply every migration not applied yet (or only those numbered ``up_to`` and below);
+    return the names applied by this call."""
     applied_now: list[str] = []
     with db.schema_change() as tx:
         if isinstance(db, PostgresDatabase):
@@ -40,7 +41,7 @@ def migrate(db: Database) -> list[str]:
         tx.script(_TRACKING_TABLE)
         done = {row["version"] for row in tx.all("applied_migrations")}
         for version, name, sql in migrations(db.dialect):
-            if version in done:
+            if version in done or (up_to is not None and version > up_to):
                 continue
             tx.script(sql)
             tx.all("record_migration", version=version, name=name, now_ms=int(time.time() * 1000))

@@ -48,9 +48,10 @@ class _Refundry(click.Group):
             where = f"unknown ({exc})"
         formatter.write_paragraph()
         formatter.write_text(
-            f"Ledger: {where} (DATABASE_URL, else ledger.sqlite3 under REFUNDRY_HOME). "
-            "`refundry status` tells whether it exists."
+            "Ledger (DATABASE_URL, else ledger.sqlite3 under REFUNDRY_HOME; "
+            "`refundry status` tells whether it exists):"
         )
+        formatter.write(f"  {where}\n")  # unwrapped: a path must stay copyable
 
 
 @click.group(cls=_Refundry)
