@@ -2,15 +2,13 @@
 
 ``REDIS_URL`` set → that server. Unset → the embedded ``redis-server`` of this checkout
 (``workers.embedded_redis``), started on first use and stopped when the process that
-started it exits. ``refundry worker`` waits for an unreachable ``REDIS_URL`` with
-``wait_for_redis`` (one line per attempt) instead of starting workers that cannot consume.
+started it exits. ``refundry worker`` waits for an unreachable ``REDIS_URL``
+(``workers.dependencies``) instead of starting workers that cannot consume.
 """
 
 from __future__ import annotations
 
 import atexit
-import time
-from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import dramatiq
@@ -33,7 +31,6 @@ __all__ = [
     "queue_idle",
     "redis_location",
     "resolve_redis_url",
-    "wait_for_redis",
 ]
 
 NAMESPACE = "refundry"
@@ -63,42 +60,6 @@ def redis_location(url: str) -> str:
     except ValueError:  # a port that is not a number: shown as absent
         port = ""
     return f"{parts.scheme}://{user}{parts.hostname or ''}{port}{parts.path}"
-
-
-def wait_for_redis(
-    url: str,
-    report: Callable[[str], None],
-    *,
-    first_wait_s: float = 1.0,
-    max_wait_s: float = 30.0,
-    sleep: Callable[[float], None] = time.sleep,
-) -> None:
-    """Return once the Redis server at ``url`` answers a PING. Until then, report one line
-    per attempt (where, why, when the next one is; never the password) and wait, doubling
-    the wait up to ``max_wait_s``."""
-    wait = first_wait_s
-    failed = False
-    while True:
-        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-        try:
-            client.ping()
-        except redis.RedisError as exc:
-            reason = " ".join(str(exc).split())
-            password = urlsplit(url).password
-            if password:
-                reason = reason.replace(password, "***")
-            report(
-                f"cannot reach Redis at {redis_location(url)} ({reason}); next try in {wait:g} s"
-            )
-            failed = True
-        else:
-            if failed:
-                report(f"Redis at {redis_location(url)} answers")
-            return
-        finally:
-            client.close()
-        sleep(wait)
-        wait = min(wait * 2, max_wait_s)
 
 
 def build_broker(settings: Settings) -> RedisBroker:

@@ -62,6 +62,12 @@ def main() -> None:
 main.add_command(ledger)
 main.add_command(dlq)
 
+
+def _report(line: str) -> None:
+    """One line on stderr, as a long-running command reports what it waits for."""
+    click.echo(f"refundry: {line}", err=True)
+
+
 _COUNT = click.IntRange(min=1)
 
 
@@ -71,15 +77,16 @@ _COUNT = click.IntRange(min=1)
 def worker(processes: int, threads: int) -> None:
     """Run the dramatiq workers (embedded Redis when REDIS_URL is unset).
 
-    An unreachable REDIS_URL is waited for: one line per attempt, the wait doubling up to
-    30 s, before the workers start.
+    An unreachable ledger database or REDIS_URL is waited for: one line per attempt, the
+    wait doubling up to 30 s, before the workers start.
     """
-    from workers.broker import resolve_redis_url, wait_for_redis
+    from workers.broker import resolve_redis_url
+    from workers.dependencies import wait_for_ledger, wait_for_redis
 
     settings = runtime.settings()
-    runtime.ledger()  # apply migrations once, before the workers start
+    wait_for_ledger(_report)  # and apply migrations once, before the workers start
     if settings.redis_url:
-        wait_for_redis(settings.redis_url, lambda line: click.echo(f"refundry: {line}", err=True))
+        wait_for_redis(settings.redis_url, _report)
     env = os.environ | {"REDIS_URL": resolve_redis_url(settings)}
     child = subprocess.Popen(
         [
@@ -145,9 +152,12 @@ def status() -> None:
 
 @main.command()
 def scheduler() -> None:
-    """Run the periodic sweeps (inbox redelivery, SLA alerts)."""
+    """Run the periodic sweeps (inbox redelivery, SLA alerts); an unreachable ledger
+    database is waited for like the worker does."""
+    from workers.dependencies import wait_for_ledger
     from workers.scheduler import run_scheduler
 
+    wait_for_ledger(_report)
     run_scheduler()
 
 

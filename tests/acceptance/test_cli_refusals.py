@@ -78,7 +78,7 @@ def test_an_unreachable_database_is_one_line_within_seconds_without_its_password
 ) -> None:
     url = f"postgresql://nobody:s3cret-pw@{LOOPBACK}:{free_port()}/x"
     env = clean_env(tmp_path, DATABASE_URL=url)
-    for command in (["ledger", "balance", "a"], ["ledger", "check"], ["sla"], ["worker"]):
+    for command in (["ledger", "balance", "a"], ["ledger", "check"], ["sla"], ["status"]):
         started = time.monotonic()
         done = refundry(env, *command, timeout=30)
         assert time.monotonic() - started < 10, command
@@ -215,6 +215,23 @@ def test_the_worker_waits_for_an_unreachable_redis_one_line_per_back_off(tmp_pat
         ), line
     text = "\n".join(lines)
     assert "s3cret-pw" not in text and "CRITICAL" not in text and "Traceback" not in text
+
+
+def test_the_worker_waits_for_an_unreachable_ledger_database(tmp_path: Path) -> None:
+    url = f"postgresql://nobody:s3cret-pw@{LOOPBACK}:{free_port()}/x"
+    proc = RefundryProcess(
+        clean_env(tmp_path, DATABASE_URL=url), tmp_path / "worker.log", "worker", "-p", "1"
+    )
+    proc.start()
+    try:
+        wait_until(lambda: len(_log(proc)) >= 2, timeout=15, message="no back-off lines")
+    finally:
+        proc.stop()
+    first, second = _log(proc)[:2]
+    assert first.startswith("refundry: LedgerUnavailable: cannot reach the ledger's database")
+    assert f"nobody@{url.rsplit('@', 1)[1]}" in first and first.endswith("; next try in 1 s")
+    assert second.endswith("; next try in 2 s")
+    assert "s3cret-pw" not in proc.log.read_text()
 
 
 def test_the_worker_starts_once_redis_answers(tmp_path: Path, redis_server: RedisServer) -> None:
