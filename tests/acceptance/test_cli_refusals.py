@@ -254,3 +254,33 @@ def test_the_worker_starts_once_redis_answers(tmp_path: Path, redis_server: Redi
     assert lines[0].startswith("refundry: cannot reach Redis at ")
     assert f"refundry: Redis at {redis_server.url} answers" in lines
     assert "CRITICAL" not in "\n".join(lines)
+
+
+def test_a_running_worker_reports_a_redis_outage_once_per_back_off(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    redis_server.start()
+    proc = _worker(tmp_path, redis_server.url)
+    proc.start()
+    try:
+        wait_until(
+            lambda: any("Worker process is ready" in line for line in _log(proc)),
+            timeout=30,
+            message="the workers never started",
+        )
+        redis_server.stop()
+        outage = f"cannot reach Redis at {redis_server.url}"
+        wait_until(
+            lambda: sum(outage in line for line in _log(proc)) >= 2,
+            timeout=20,
+            message="the outage was not reported",
+        )
+    finally:
+        proc.stop()
+        redis_server.start()
+    lines = _log(proc)
+    reported = [line.split("] ", 4)[-1] for line in lines if outage in line]
+    assert [r.rsplit(", ", 1)[1] for r in reported[:2]] == ["next line in 1 s", "next line in 2 s"]
+    assert all(r.startswith("[WARNING] cannot reach Redis") for r in reported), reported
+    text = "\n".join(lines)
+    assert "CRITICAL" not in text and "Restarting consumer" not in text
