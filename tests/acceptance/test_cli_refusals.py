@@ -197,6 +197,14 @@ def _log(proc: RefundryProcess) -> list[str]:
     return proc.log.read_text().splitlines() if proc.log.exists() else []
 
 
+def _wait_until_ready(proc: RefundryProcess) -> None:
+    wait_until(
+        lambda: any("Worker process is ready" in line for line in _log(proc)),
+        timeout=30,
+        message="the workers never started",
+    )
+
+
 def test_the_worker_waits_for_an_unreachable_redis_one_line_per_back_off(tmp_path: Path) -> None:
     url = f"redis://:s3cret-pw@{LOOPBACK}:{free_port()}/0"
     proc = _worker(tmp_path, url)
@@ -242,11 +250,7 @@ def test_the_worker_starts_once_redis_answers(tmp_path: Path, redis_server: Redi
     try:
         wait_until(lambda: _log(proc), timeout=15, message="no back-off line")
         redis_server.start()
-        wait_until(
-            lambda: any("Worker process is ready" in line for line in _log(proc)),
-            timeout=30,
-            message="the workers never started",
-        )
+        _wait_until_ready(proc)
     finally:
         proc.stop()
         redis_server.start()
@@ -263,11 +267,7 @@ def test_a_running_worker_reports_a_redis_outage_once_per_back_off(
     proc = _worker(tmp_path, redis_server.url)
     proc.start()
     try:
-        wait_until(
-            lambda: any("Worker process is ready" in line for line in _log(proc)),
-            timeout=30,
-            message="the workers never started",
-        )
+        _wait_until_ready(proc)
         redis_server.stop()
         outage = f"cannot reach Redis at {redis_server.url}"
         wait_until(
