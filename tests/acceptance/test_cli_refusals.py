@@ -242,36 +242,21 @@ def test_the_worker_waits_for_an_unreachable_ledger_database(tmp_path: Path) -> 
     assert "s3cret-pw" not in proc.log.read_text()
 
 
-def test_the_worker_starts_once_redis_answers(tmp_path: Path, redis_server: RedisServer) -> None:
+def test_the_worker_starts_once_redis_answers_then_reports_an_outage_once_per_back_off(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
     redis_server.start()
     redis_server.stop()
     proc = _worker(tmp_path, redis_server.url)
     proc.start()
+    outage = f"cannot reach Redis at {redis_server.url}"
     try:
         wait_until(lambda: _log(proc), timeout=15, message="no back-off line")
         redis_server.start()
         _wait_until_ready(proc)
-    finally:
-        proc.stop()
-        redis_server.start()
-    lines = _log(proc)
-    assert lines[0].startswith("refundry: cannot reach Redis at ")
-    assert f"refundry: Redis at {redis_server.url} answers" in lines
-    assert "CRITICAL" not in "\n".join(lines)
-
-
-def test_a_running_worker_reports_a_redis_outage_once_per_back_off(
-    tmp_path: Path, redis_server: RedisServer
-) -> None:
-    redis_server.start()
-    proc = _worker(tmp_path, redis_server.url)
-    proc.start()
-    try:
-        _wait_until_ready(proc)
-        redis_server.stop()
-        outage = f"cannot reach Redis at {redis_server.url}"
+        redis_server.stop()  # now while the workers run
         wait_until(
-            lambda: sum(outage in line for line in _log(proc)) >= 2,
+            lambda: sum("[WARNING] " + outage in line for line in _log(proc)) >= 2,
             timeout=20,
             message="the outage was not reported",
         )
@@ -279,8 +264,9 @@ def test_a_running_worker_reports_a_redis_outage_once_per_back_off(
         proc.stop()
         redis_server.start()
     lines = _log(proc)
-    reported = [line.split("] ", 4)[-1] for line in lines if outage in line]
-    assert [r.rsplit(", ", 1)[1] for r in reported[:2]] == ["next line in 1 s", "next line in 2 s"]
-    assert all(r.startswith("[WARNING] cannot reach Redis") for r in reported), reported
+    assert lines[0].startswith(f"refundry: {outage} (")
+    assert f"refundry: Redis at {redis_server.url} answers" in lines
+    running = [line.split("] ", 4)[-1] for line in lines if "[WARNING] " + outage in line]
+    assert [r.rsplit(", ", 1)[1] for r in running[:2]] == ["next line in 1 s", "next line in 2 s"]
     text = "\n".join(lines)
     assert "CRITICAL" not in text and "Restarting consumer" not in text
