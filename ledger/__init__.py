@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ledger.audit import Violation, audit
-from ledger.backends import Database, open_database
+from ledger.backends import Database, database_location, open_database
 from ledger.book import Ledger
 from ledger.clock import now_ms
 from ledger.generations import Generation, Settlement
@@ -23,6 +23,7 @@ __all__ = [
     "Settlement",
     "Violation",
     "audit",
+    "database_location",
     "migrate",
     "now_ms",
     "open_database",
@@ -30,8 +31,18 @@ __all__ = [
 ]
 
 
-def open_ledger(url: str, *, policy_version: str, pg_schema: str = "refundry") -> Ledger:
-    """Open the database at ``url``, apply pending migrations, return its ledger."""
-    db = open_database(url, pg_schema=pg_schema)
-    migrate(db)
+def open_ledger(
+    url: str, *, policy_version: str, pg_schema: str = "refundry", create: bool = True
+) -> Ledger:
+    """Open the database at ``url``, apply pending migrations, return its ledger.
+
+    With ``create=False`` a ledger that does not exist yet raises ``LedgerNotFound`` and
+    nothing is created; see ``open_database`` for the other errors.
+    """
+    db = open_database(url, pg_schema=pg_schema, create=create)
+    try:
+        migrate(db)
+    except BaseException:
+        db.close()
+        raise
     return Ledger(db, policy_version=policy_version)

@@ -6,6 +6,7 @@
 4. Every paid pack is granted exactly once, or refunded — never both (unless its credits
    were clawed back in full), never neither after the landing window.
 5. Each balance equals the sum of its account's entries.
+6. Every balance, entry amount and charged amount is a whole number of credits.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ _CHECKS: tuple[tuple[int, str], ...] = (
     (4, "audit_pack_granted_state_without_grant"),
     (4, "audit_pack_unlanded_past_window"),
     (5, "audit_balance_mismatch"),
+    (6, "audit_fractional_credits"),
 )
 
 

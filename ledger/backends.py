@@ -5,6 +5,11 @@ with the tables in their own schema. Each write runs in one transaction that hol
 write lock from its first statement: ``BEGIN IMMEDIATE`` on SQLite (a deferred transaction
 that reads then writes fails at once with "database is locked"), row locks (``FOR UPDATE``)
 on PostgreSQL.
+
+Opening a database that cannot be reached fails within ``CONNECT_TIMEOUT_S`` with
+``LedgerUnavailable`` naming where it looked (never the password); opened with
+``create=False``, a ledger that does not exist yet raises ``LedgerNotFound`` and nothing
+is created.
 """
 
 from __future__ import annotations
@@ -14,28 +19,45 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
-from ledger.errors import ConfigurationError, LedgerError
+from ledger.errors import (
+    ConfigurationError,
+    LedgerError,
+    LedgerNotFound,
+    LedgerUnavailable,
+)
 from ledger.queries import query, to_pyformat
 
 __all__ = [
+    "CONNECT_TIMEOUT_S",
+    "SUPPORTED_SCHEMES",
     "Database",
     "PostgresDatabase",
     "SqliteDatabase",
     "Tx",
+    "database_location",
     "open_database",
     "required",
 ]
 
 Row = dict[str, Any]
+
+#: The URL schemes ``open_database`` understands (a plain path is a SQLite file too).
+SUPPORTED_SCHEMES: Final[tuple[str, ...]] = ("postgresql://", "postgres://", "sqlite:///")
+#: How long opening a PostgreSQL ledger may take to reach its server.
+CONNECT_TIMEOUT_S: Final[int] = 5
+#: How long a PostgreSQL read or write waits for a pooled connection before
+#: ``LedgerUnavailable`` (the server is down, or every connection is busy).
+CHECKOUT_TIMEOUT_S: Final[float] = 10.0
 
 
 class Tx(Protocol):
@@ -63,6 +85,10 @@ class Database(Protocol):
 
     def read(self) -> AbstractContextManager[Tx]:
         """A consistent read."""
+        ...
+
+    def schema_change(self) -> AbstractContextManager[Tx]:
+        """The write transaction a migration runs in."""
         ...
 
     def close(self) -> None:
@@ -99,7 +125,12 @@ class SqliteDatabase:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        _private_file(path)
+        try:
+            _private_file(path)
+        except OSError as exc:
+            raise ConfigurationError(
+                "cannot create the ledger's folder", folder=str(path.parent), error=exc.strerror
+            ) from exc
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -138,6 +169,23 @@ class SqliteDatabase:
             yield _SqliteTx(conn)
         finally:
             conn.execute("COMMIT")
+
+    @contextmanager
+    def schema_change(self) -> Iterator[Tx]:
+        """A write transaction with foreign keys off, checked before it commits: SQLite's
+        documented way to rebuild a table other tables reference
+        (https://www.sqlite.org/lang_altertable.html#otheralter). The pragma is a no-op
+        inside a transaction, so it is set before ``BEGIN`` and restored after."""
+        conn = self._conn()
+        conn.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with self.write() as tx:
+                yield tx
+                broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise LedgerError("a migration broke a foreign key", table=broken[0][0])
+        finally:
+            conn.execute("PRAGMA foreign_keys=ON")
 
     def close(self) -> None:
         with self._lock:
@@ -201,33 +249,84 @@ _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 class PostgresDatabase:
-    """PostgreSQL through a psycopg connection pool; tables in their own schema."""
+    """PostgreSQL through a psycopg connection pool; tables in their own schema.
+
+    Raises ``LedgerUnavailable`` when the server cannot be reached within
+    ``CONNECT_TIMEOUT_S`` (at open) or no pooled connection frees up within
+    ``CHECKOUT_TIMEOUT_S`` (later); with ``create=False``, ``LedgerNotFound`` when the
+    schema holds no ledger.
+    """
 
     dialect = "postgresql"
 
-    def __init__(self, url: str, schema: str = "refundry", max_connections: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        schema: str = "refundry",
+        max_connections: int = 10,
+        *,
+        create: bool = True,
+    ) -> None:
         if not _SCHEMA_NAME.match(schema):
             raise ConfigurationError("invalid schema name", schema=schema)
         self.schema = schema
+        self.location = database_location(url, pg_schema=schema)
+        self._probe(url, create)
         self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
             url,
             min_size=1,
             max_size=max_connections,
-            kwargs={"row_factory": dict_row, "options": f"-c search_path={schema}"},
+            kwargs={
+                "row_factory": dict_row,
+                "options": f"-c search_path={schema}",
+                "connect_timeout": CONNECT_TIMEOUT_S,
+            },
             # A server restart leaves dead connections in the pool: check each on checkout.
             check=ConnectionPool.check_connection,
+            timeout=CHECKOUT_TIMEOUT_S,
             open=True,
         )
 
-    @contextmanager
-    def write(self) -> Iterator[Tx]:
-        with self._pool.connection() as conn, conn.transaction():
-            yield _PostgresTx(conn)
+    def _probe(self, url: str, create: bool) -> None:
+        """One direct connection first, so that an unreachable server is one clear error
+        now instead of the pool's timeout on first use."""
+        try:
+            with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True) as conn:
+                row = conn.execute(
+                    "SELECT to_regclass(%s) IS NOT NULL AS found",
+                    (f"{self.schema}.schema_migrations",),
+                ).fetchone()
+        except psycopg.OperationalError as exc:
+            raise LedgerUnavailable(
+                "cannot reach the ledger's database",
+                location=self.location,
+                error=_one_line(str(exc), url),
+            ) from exc
+        if not create and not (row and row[0]):
+            raise _not_found(self.location)
+
+    def write(self) -> AbstractContextManager[Tx]:
+        return self._transaction()
+
+    def read(self) -> AbstractContextManager[Tx]:
+        return self._transaction()
+
+    def schema_change(self) -> AbstractContextManager[Tx]:
+        return self._transaction()  # DDL is transactional on PostgreSQL
 
     @contextmanager
-    def read(self) -> Iterator[Tx]:
-        with self._pool.connection() as conn, conn.transaction():
-            yield _PostgresTx(conn)
+    def _transaction(self) -> Iterator[Tx]:
+        with ExitStack() as stack:
+            try:
+                conn = stack.enter_context(self._pool.connection())
+            except PoolTimeout as exc:
+                raise LedgerUnavailable(
+                    "no connection to the ledger's database",
+                    location=self.location,
+                    waited_s=CHECKOUT_TIMEOUT_S,
+                ) from exc
+            with conn.transaction():
+                yield _PostgresTx(conn)
 
     def close(self) -> None:
         self._pool.close()
@@ -246,12 +345,67 @@ def _split_statements(sql: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-def open_database(url: str, *, pg_schema: str = "refundry") -> Database:
-    """``sqlite:///path`` or a plain path → SQLite; ``postgresql://…`` → PostgreSQL."""
-    if url.startswith(("postgresql://", "postgres://")):
-        return PostgresDatabase(url, schema=pg_schema)
-    if url.startswith("sqlite:///"):
-        return SqliteDatabase(Path(url.removeprefix("sqlite:///")))
-    if "://" in url:
-        raise ConfigurationError("unsupported DATABASE_URL scheme", url=url.split("://", 1)[0])
-    return SqliteDatabase(Path(url))
+def _not_found(location: str) -> LedgerNotFound:
+    return LedgerNotFound(
+        "no ledger here: point DATABASE_URL or REFUNDRY_HOME at yours, or create one "
+        "(refundry ledger migrate)",
+        location=location,
+    )
+
+
+def _one_line(text: str, url: str) -> str:
+    """A driver's error message as one line, without the URL's password."""
+    line = " ".join(text.split())
+    password = _conninfo(url).get("password")
+    return line.replace(password, "***") if password else line
+
+
+def _conninfo(url: str) -> dict[str, Any]:
+    try:
+        return conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        raise ConfigurationError(
+            "DATABASE_URL is not a valid PostgreSQL URL", variable="DATABASE_URL"
+        ) from None
+
+
+def _is_postgres(url: str) -> bool:
+    return url.startswith(SUPPORTED_SCHEMES[:2])
+
+
+def _sqlite_path(url: str) -> Path:
+    return Path(url.removeprefix(SUPPORTED_SCHEMES[2])).absolute()
+
+
+def database_location(url: str, *, pg_schema: str = "refundry") -> str:
+    """Where a ledger URL points, for people: the SQLite file's absolute path, or the
+    PostgreSQL server, database and schema. Built from the parsed URL without its password,
+    so it is safe to print. Raises ``ConfigurationError`` for a URL it cannot use."""
+    if _is_postgres(url):
+        info = _conninfo(url)
+        user = f"{info['user']}@" if info.get("user") else ""
+        where = f"{info.get('host', 'localhost')}:{info.get('port', '5432')}"
+        return f"postgresql://{user}{where}/{info.get('dbname', '')} (schema {pg_schema})"
+    if "://" in url and not url.startswith(SUPPORTED_SCHEMES[2]):
+        raise ConfigurationError(
+            "unsupported DATABASE_URL scheme",
+            scheme=url.split("://", 1)[0],
+            supported=", ".join(SUPPORTED_SCHEMES),
+        )
+    return str(_sqlite_path(url))
+
+
+def open_database(url: str, *, pg_schema: str = "refundry", create: bool = True) -> Database:
+    """``sqlite:///path`` or a plain path → SQLite; ``postgresql://…`` → PostgreSQL.
+
+    With ``create=False`` nothing is created: a ledger that does not exist yet raises
+    ``LedgerNotFound``. Raises ``ConfigurationError`` for another scheme (naming the
+    supported ones) and ``LedgerUnavailable`` for a server it cannot reach.
+    """
+    location = database_location(url, pg_schema=pg_schema)
+    if _is_postgres(url):
+        return PostgresDatabase(url, schema=pg_schema, create=create)
+    path = _sqlite_path(url)
+    if not create and not path.is_file():
+        raise _not_found(location)
+    return SqliteDatabase(path)

@@ -11,6 +11,7 @@ from typing import Any
 
 from ledger.backends import Database, Row, Tx, required
 from ledger.clock import now_ms
+from ledger.credits import whole_credits
 from ledger.dead_letters import DeadLetters
 from ledger.errors import (
     AmountMismatch,
@@ -46,9 +47,12 @@ class Ledger:
     # -- grants -----------------------------------------------------------------------------
 
     def grant(self, *, account_id: str, credits: int, idempotency_key: str, reason: str) -> int:
-        """Add ``credits`` once per ``idempotency_key``; return the balance."""
-        if credits <= 0:
-            raise LedgerError("a grant must be positive", credits=credits)
+        """Add ``credits`` once per ``idempotency_key``; return the balance.
+
+        Raises ``InvalidAmount`` unless ``credits`` is a whole number in range
+        (``ledger.credits``), ``IdempotencyConflict`` when the key was used with other inputs.
+        """
+        credits = whole_credits(credits)
         key = f"grant:{idempotency_key}"
         with self.db.write() as tx:
             tx.all("ensure_account", account_id=account_id, now_ms=now_ms())
@@ -86,11 +90,11 @@ class Ledger:
         ``poll_after_ms`` / ``deadline_after_ms`` (from the charge time) tell the stuck-
         generation sweeper when to poll the provider and when to give up and refund.
 
-        Raises ``InsufficientCredits`` rather than overdraw, and ``IdempotencyConflict`` when
-        the generation was already charged with other inputs.
+        Raises ``InvalidAmount`` unless ``credits`` is a whole number in range
+        (``ledger.credits``), ``InsufficientCredits`` rather than overdraw, and
+        ``IdempotencyConflict`` when the generation was already charged with other inputs.
         """
-        if credits <= 0:
-            raise LedgerError("a charge must be positive", credits=credits)
+        credits = whole_credits(credits)
         ts = now_ms()
         with self.db.write() as tx:
             tx.all("ensure_account", account_id=account_id, now_ms=ts)
@@ -230,6 +234,7 @@ class Ledger:
 
         Exactly the charged amount, at most once: returns False when already refunded.
         """
+        credits = whole_credits(credits)
         with self.db.write() as tx:
             row = tx.one("lock_generation", generation_id=generation_id)
             if row is None:
@@ -268,8 +273,16 @@ class Ledger:
     # -- reads ------------------------------------------------------------------------------
 
     def balance(self, account_id: str) -> int:
+        """The account's balance in credits; 0 for an account never seen."""
         with self.db.read() as tx:
             return self._balance(tx, account_id)
+
+    def find_balance(self, account_id: str) -> int | None:
+        """The account's balance in credits; None for an account never seen (a real zero
+        is a balance of 0)."""
+        with self.db.read() as tx:
+            row = tx.one("account_balance", account_id=account_id)
+        return None if row is None else int(row["balance"])
 
     def generation(self, generation_id: str) -> Generation | None:
         with self.db.read() as tx:

@@ -10,10 +10,26 @@ structured fields (``RefundryError.fields``)::
     │   ├── ChargeNotFound          no charge is recorded for the generation (yet)
     │   ├── AmountMismatch          a refund whose amount is not the charged amount
     │   ├── IdempotencyConflict     the same key was reused with other inputs
-    │   └── ResultForAnotherJob     a result names another job than the generation's charge
+    │   ├── ResultForAnotherJob     a result names another job than the generation's charge
+    │   └── InvalidAmount ·         credits that are not a whole number in range
+    ├── InvalidInput                an argument breaks a documented rule (``field``)
+    │   ├── InvalidAmount ·         (also a LedgerError)
+    │   ├── InvalidIdentifier       an id or key: empty, padded, control characters, too long
+    │   ├── UnknownOperation        not one of the operations a charge may name
+    │   └── InvalidPayload ·        not strict JSON, or over the size or depth cap
     ├── Unclassifiable              a payload that cannot be classified (providers/)
+    │   ├── InvalidPayload ·        (also an InvalidInput)
     │   └── UnknownProvider         no adapter for that provider name
+    ├── NotFound                    what was asked for does not exist
+    │   ├── LedgerNotFound          no ledger at the configured location
+    │   ├── AccountNotFound         the ledger has never seen the account
+    │   └── DeadLetterNotFound      no dead letter with that message id
+    ├── LedgerUnavailable           the ledger's database cannot be reached (retry later)
     └── ConfigurationError          a setting that cannot be used
+
+``·`` marks a class with two parents: ``except LedgerError`` and ``except InvalidInput``
+both catch ``InvalidAmount``. Bad input is refused before anything is stored; the rules
+are ``workers.validation``'s.
 
 ``Permanent`` marks the errors that no retry can fix: they are dead-lettered at once.
 """
@@ -25,15 +41,25 @@ from typing import Any, ClassVar
 from ledger.redaction import redact_text
 
 __all__ = [
+    "AccountNotFound",
     "AmountMismatch",
     "ChargeNotFound",
     "ConfigurationError",
+    "DeadLetterNotFound",
     "IdempotencyConflict",
     "InsufficientCredits",
+    "InvalidAmount",
+    "InvalidIdentifier",
+    "InvalidInput",
+    "InvalidPayload",
     "LedgerError",
+    "LedgerNotFound",
+    "LedgerUnavailable",
+    "NotFound",
     "RefundryError",
     "ResultForAnotherJob",
     "Unclassifiable",
+    "UnknownOperation",
     "UnknownProvider",
 ]
 
@@ -92,14 +118,61 @@ class ResultForAnotherJob(LedgerError):
     permanent = True
 
 
+class InvalidInput(RefundryError):
+    """An argument breaks a documented rule; nothing was stored.
+
+    ``fields["field"]`` names the argument; the other fields say what is wrong with it.
+    """
+
+    permanent = True
+
+
+class InvalidAmount(InvalidInput, LedgerError):
+    """Credits must be a whole number within the documented range."""
+
+
+class InvalidIdentifier(InvalidInput):
+    """An id or key must be a non-empty, unpadded string without control characters."""
+
+
+class UnknownOperation(InvalidInput):
+    """Not one of the operations a charge may name."""
+
+
 class Unclassifiable(RefundryError):
     """The payload cannot be classified; it is never guessed at."""
 
     permanent = True
 
 
+class InvalidPayload(InvalidInput, Unclassifiable):
+    """A payload must be a strict JSON object within the size and depth caps."""
+
+
 class UnknownProvider(Unclassifiable):
     """No provider adapter has this name."""
+
+
+class NotFound(RefundryError):
+    """What was asked for does not exist."""
+
+    permanent = True
+
+
+class LedgerNotFound(NotFound):
+    """No ledger exists at the configured location."""
+
+
+class AccountNotFound(NotFound):
+    """The ledger has never seen this account."""
+
+
+class DeadLetterNotFound(NotFound):
+    """No dead letter has this message id."""
+
+
+class LedgerUnavailable(RefundryError):
+    """The ledger's database cannot be reached; the same call may succeed later."""
 
 
 class ConfigurationError(RefundryError):

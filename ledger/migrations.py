@@ -3,7 +3,9 @@
 Several processes may start at once on an empty database: the whole check-and-apply runs in
 one transaction under a lock (``BEGIN IMMEDIATE`` on SQLite, a transaction-level advisory
 lock on PostgreSQL), and DDL is transactional on both, so exactly one of them applies each
-migration and the others see it done.
+migration and the others see it done. On SQLite the transaction runs with foreign keys off
+and checked before commit (``SqliteDatabase.schema_change``), so that a migration may
+rebuild a table other tables reference.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 
 
-def migrate(db: Database) -> list[str]:
-    """Apply every migration not applied yet; return the names applied by this call."""
+def migrate(db: Database, *, up_to: int | None = None) -> list[str]:
+    """Apply every migration not applied yet (or only those numbered ``up_to`` and below);
+    return the names applied by this call."""
     applied_now: list[str] = []
-    with db.write() as tx:
+    with db.schema_change() as tx:
         if isinstance(db, PostgresDatabase):
             assert isinstance(tx, _PostgresTx)
             tx.raw("SELECT pg_advisory_xact_lock(%(key)s)", {"key": _PG_MIGRATION_LOCK})
@@ -38,7 +41,7 @@ def migrate(db: Database) -> list[str]:
         tx.script(_TRACKING_TABLE)
         done = {row["version"] for row in tx.all("applied_migrations")}
         for version, name, sql in migrations(db.dialect):
-            if version in done:
+            if version in done or (up_to is not None and version > up_to):
                 continue
             tx.script(sql)
             tx.all("record_migration", version=version, name=name, now_ms=int(time.time() * 1000))

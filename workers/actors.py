@@ -17,8 +17,8 @@ from ledger import InboxItem, Ledger
 from ledger.errors import RefundryError
 from providers.stripe import parse_event
 from providers.stripe_subscriptions import parse_subscription_event
-from workers import runtime
-from workers.broker import build_broker
+from workers import consumer_logs, runtime
+from workers.broker import build_broker, resolve_redis_url
 from workers.dead_letters import dead_letter_on_final_failure
 from workers.logs import install_redaction
 
@@ -146,3 +146,6 @@ def enqueue_event(kind: str, inbox_id: str) -> None:
     of one event (first send, retries, sweeps) carries the same id."""
     actor = ACTORS_BY_KIND[kind]
     broker.enqueue(actor.message(inbox_id).copy(message_id=inbox_id))
+
+
+consumer_logs.install(resolve_redis_url(_settings), (RESULTS_QUEUE, PAYMENTS_QUEUE))

@@ -2,12 +2,14 @@
 
 ``REDIS_URL`` set → that server. Unset → the embedded ``redis-server`` of this checkout
 (``workers.embedded_redis``), started on first use and stopped when the process that
-started it exits.
+started it exits. ``refundry worker`` waits for an unreachable ``REDIS_URL``
+(``workers.dependencies``) instead of starting workers that cannot consume.
 """
 
 from __future__ import annotations
 
 import atexit
+from urllib.parse import urlsplit
 
 import dramatiq
 import redis
@@ -23,7 +25,13 @@ from dramatiq.middleware import (
 from workers.embedded_redis import EmbeddedRedis
 from workers.settings import Settings
 
-__all__ = ["NAMESPACE", "build_broker", "queue_idle", "resolve_redis_url"]
+__all__ = [
+    "NAMESPACE",
+    "build_broker",
+    "queue_idle",
+    "redis_location",
+    "resolve_redis_url",
+]
 
 NAMESPACE = "refundry"
 
@@ -40,6 +48,18 @@ def resolve_redis_url(settings: Settings) -> str:
         _embedded.ensure()
         atexit.register(_embedded.stop)
     return _embedded.url
+
+
+def redis_location(url: str) -> str:
+    """``url`` rebuilt from its parts without the password or the query (which may carry
+    one), so that it is safe to print: ``redis://user@host:port/db``."""
+    parts = urlsplit(url)
+    user = f"{parts.username}@" if parts.username else ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a port that is not a number: shown as absent
+        port = ""
+    return f"{parts.scheme}://{user}{parts.hostname or ''}{port}{parts.path}"
 
 
 def build_broker(settings: Settings) -> RedisBroker:

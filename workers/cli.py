@@ -1,4 +1,11 @@
-"""The ``refundry`` command line."""
+"""The ``refundry`` command line.
+
+Every argument goes through the rules every door shares (``workers.validation``), and every
+``RefundryError`` ends as one line on stderr with the exit code of its kind
+(``workers.exit_codes``), never a traceback. Read-only commands (``ledger balance``,
+``ledger check``, ``dlq …``, ``sla``, ``status``) never create a
+ledger: where there is none, they say where they looked and exit 3.
+"""
 
 from __future__ import annotations
 
@@ -13,30 +20,75 @@ from typing import IO, Any
 
 import click
 
-from ledger import audit, migrate, open_database
-from ledger.errors import RefundryError
+from ledger.errors import LedgerNotFound, RefundryError
+from providers.base import OPERATIONS
 from providers.registry import PROVIDER_NAMES, classify
-from workers import runtime
+from workers import exit_codes, runtime, validation
+from workers.cli_ledger import dlq, ledger
 from workers.logs import install_redaction
 
 __all__ = ["main"]
 
 
-@click.group()
+class _Refundry(click.Group):
+    """The command group: shows where the ledger is in ``--help``, and turns a
+    ``RefundryError`` into one line and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RefundryError as exc:
+            message = " ".join(str(exc).split())  # one line, whatever the fields hold
+            click.echo(f"refundry: {type(exc).__name__}: {message}", err=True)
+            ctx.exit(exit_codes.exit_code(exc))
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        try:
+            where = runtime.ledger_location()
+        except RefundryError as exc:
+            where = f"unknown ({exc})"
+        formatter.write_paragraph()
+        formatter.write_text(
+            "Ledger (DATABASE_URL, else ledger.sqlite3 under REFUNDRY_HOME; "
+            "`refundry status` tells whether it exists):"
+        )
+        formatter.write(f"  {where}\n")  # unwrapped: a path must stay copyable
+
+
+@click.group(cls=_Refundry)
 def main() -> None:
     """Refundry: exactly-once credit refunds for AI generation platforms."""
     install_redaction()
 
 
+main.add_command(ledger)
+main.add_command(dlq)
+
+
+def _report(line: str) -> None:
+    """One line on stderr, as a long-running command reports what it waits for."""
+    click.echo(f"refundry: {line}", err=True)
+
+
+_COUNT = click.IntRange(min=1)
+
+
 @main.command()
-@click.option("-p", "--processes", default=2, show_default=True, help="worker processes")
-@click.option("-t", "--threads", default=8, show_default=True, help="threads per process")
+@click.option("-p", "--processes", type=_COUNT, default=2, show_default=True, help="processes")
+@click.option("-t", "--threads", type=_COUNT, default=8, show_default=True, help="per process")
 def worker(processes: int, threads: int) -> None:
-    """Run the dramatiq workers (embedded Redis when REDIS_URL is unset)."""
+    """Run the dramatiq workers (embedded Redis when REDIS_URL is unset).
+
+    An unreachable ledger database or REDIS_URL is waited for: one line per attempt, the
+    wait doubling up to 30 s, before the workers start.
+    """
     from workers.broker import resolve_redis_url
+    from workers.dependencies import wait_for_ledger, wait_for_redis
 
     settings = runtime.settings()
-    runtime.ledger()  # apply migrations once, before the workers start
+    wait_for_ledger(_report)  # and apply migrations once, before the workers start
+    if settings.redis_url:
+        wait_for_redis(settings.redis_url, _report)
     env = os.environ | {"REDIS_URL": resolve_redis_url(settings)}
     child = subprocess.Popen(
         [
@@ -62,124 +114,59 @@ def worker(processes: int, threads: int) -> None:
 
 @main.command("classify")
 @click.option("--provider", required=True, help=f"one of: {', '.join(PROVIDER_NAMES)}")
-@click.option("--operation", default=None, help="video, image, music, stems, training, …")
-@click.argument("file", type=click.File("r"))
-def classify_command(provider: str, operation: str | None, file: IO[str]) -> None:
+@click.option("--operation", default=None, help=f"one of: {', '.join(OPERATIONS)}")
+@click.argument("file", type=click.File("rb"))
+def classify_command(provider: str, operation: str | None, file: IO[bytes]) -> None:
     """Classify one provider payload (FILE, or - for stdin); print its outcome as JSON."""
-    try:
-        payload = json.load(file)
-    except json.JSONDecodeError as exc:
-        click.echo(f"refundry: malformed JSON: {exc}", err=True)
-        sys.exit(2)
-    try:
-        result = classify(provider, payload, operation)
-    except RefundryError as exc:
-        click.echo(f"refundry: {exc.reason}", err=True)
-        sys.exit(2)
+    provider = validation.provider(provider)
+    operation = validation.optional_operation(operation)
+    payload = validation.json_document(file.read(validation.MAX_PAYLOAD_BYTES + 1))
+    result = classify(provider, payload, operation)
     out: dict[str, Any] = {"outcome": result.outcome.value, "reason": result.reason}
     if result.provider_job_id is not None:
         out["provider_job_id"] = result.provider_job_id
     click.echo(json.dumps(out))
 
 
-@main.group()
-def ledger() -> None:
-    """Ledger operations: migrate, check, balance."""
+@main.command()
+def status() -> None:
+    """Where the ledger and the broker are, and whether the ledger exists (one JSON line);
+    exit 3 when there is no ledger there yet. Creates nothing."""
+    from workers.broker import redis_location
 
-
-@ledger.command("migrate")
-def ledger_migrate() -> None:
-    """Apply pending schema migrations."""
-    settings = runtime.settings()
-    # Not runtime.ledger(): opening the ledger migrates, and this command reports what it did.
-    db = open_database(settings.database_url, pg_schema=settings.pg_schema)
+    s = runtime.settings()
+    out: dict[str, Any] = {
+        "home": str(s.home),
+        "ledger": runtime.ledger_location(),
+        "broker": redis_location(s.redis_url)
+        if s.redis_url
+        else f"embedded redis-server, data in {s.home / 'redis'}",
+    }
     try:
-        applied = migrate(db)
-    finally:
-        db.close()
-    click.echo("\n".join(applied) if applied else "up to date")
-
-
-@ledger.command("check")
-def ledger_check() -> None:
-    """Audit the ledger's invariants: prints ok, or each violation (exit 1)."""
-    violations = audit(runtime.ledger().db)
-    if not violations:
-        click.echo("ok")
-        return
-    for v in violations:
-        click.echo(str(v))
-    sys.exit(1)
-
-
-@ledger.command("balance")
-@click.argument("account")
-def ledger_balance(account: str) -> None:
-    """Print an account's balance."""
-    click.echo(str(runtime.ledger().balance(account)))
-
-
-@main.group()
-def dlq() -> None:
-    """Dead letters: list, show, replay, purge."""
-
-
-@dlq.command("list")
-def dlq_list() -> None:
-    """One JSON line per dead letter: message id, reason, when."""
-    for row in runtime.ledger().dead.all():
-        click.echo(json.dumps({k: row[k] for k in ("message_id", "reason", "created_at_ms")}))
-
-
-@dlq.command("show")
-@click.argument("message_id")
-def dlq_show(message_id: str) -> None:
-    """The whole dead letter (its message is stored redacted)."""
-    row = runtime.ledger().dead.get(message_id)
-    if row is None:
-        click.echo(f"refundry: no dead letter {message_id}", err=True)
-        sys.exit(2)
-    click.echo(json.dumps(row, default=str))
-
-
-@dlq.command("replay")
-@click.argument("message_id")
-def dlq_replay(message_id: str) -> None:
-    """Put the dead letter's event back in the inbox and enqueue it again."""
-    from workers.actors import enqueue_event
-
-    ledger = runtime.ledger()
-    if ledger.dead.get(message_id) is None:
-        click.echo(f"refundry: no dead letter {message_id}", err=True)
-        sys.exit(2)
-    kind = ledger.dead.release(message_id, reopen=True)
-    if kind is not None:
-        enqueue_event(kind, message_id)
-    click.echo(json.dumps({"replayed": message_id, "enqueued": kind is not None}))
-
-
-@dlq.command("purge")
-@click.argument("message_id")
-def dlq_purge(message_id: str) -> None:
-    """Forget a dead letter (its event stays closed in the inbox)."""
-    ledger = runtime.ledger()
-    if ledger.dead.get(message_id) is None:
-        click.echo(f"refundry: no dead letter {message_id}", err=True)
-        sys.exit(2)
-    ledger.dead.release(message_id, reopen=False)
-    click.echo(json.dumps({"purged": message_id}))
+        book = runtime.ledger(create=False)
+    except LedgerNotFound:
+        click.echo(json.dumps(out | {"ledger_exists": False}))
+        sys.exit(exit_codes.NOT_FOUND)
+    with book.db.read() as tx:
+        versions = [int(row["version"]) for row in tx.all("applied_migrations")]
+    click.echo(json.dumps(out | {"ledger_exists": True, "schema_version": max(versions)}))
 
 
 @main.command()
 def scheduler() -> None:
-    """Run the periodic sweeps (inbox redelivery, SLA alerts)."""
+    """Run the periodic sweeps (inbox redelivery, SLA alerts); an unreachable ledger
+    database is waited for like the worker does."""
+    from workers.dependencies import wait_for_ledger
     from workers.scheduler import run_scheduler
 
+    wait_for_ledger(_report)
     run_scheduler()
 
 
 @main.command()
-@click.option("--grace-ms", type=int, default=None, help="override REFUNDRY_INBOX_GRACE_MS")
+@click.option(
+    "--grace-ms", type=click.IntRange(min=0), default=None, help="override REFUNDRY_INBOX_GRACE_MS"
+)
 def sweep(grace_ms: int | None) -> None:
     """Run every sweep once and print what it did as JSON."""
     from dataclasses import asdict
@@ -193,13 +180,14 @@ def sweep(grace_ms: int | None) -> None:
 
 
 @main.command()
-@click.option("--window", "window_s", default=3600, show_default=True, help="seconds back")
+@click.option("--window", "window_s", type=_COUNT, default=3600, show_default=True, help="seconds")
 def sla(window_s: int) -> None:
     """Refund latency over a window: count, p50, p99, max and breaches of the SLA."""
     from handlers.sla import sla_report
 
     s = runtime.settings()
-    report = sla_report(runtime.ledger(), window_ms=window_s * 1000, sla_ms=s.refund_sla_ms)
+    book = runtime.ledger(create=False)
+    report = sla_report(book, window_ms=window_s * 1000, sla_ms=s.refund_sla_ms)
     click.echo(json.dumps(report.as_dict()))
 
 
@@ -229,11 +217,7 @@ def reconcile_command(since: str | None, dry_run: bool) -> None:
     """Compare paid packs at the payment provider with the ledger and settle the unlanded."""
     from workers.sweeps import run_reconciliation
 
-    try:
-        report = run_reconciliation(_since(since), dry_run=dry_run)
-    except RefundryError as exc:
-        click.echo(f"refundry: {exc.reason}", err=True)
-        sys.exit(2)
+    report = run_reconciliation(_since(since), dry_run=dry_run)
     for decision in report.decisions:
         click.echo(json.dumps(decision))
     click.echo(
@@ -241,11 +225,14 @@ def reconcile_command(since: str | None, dry_run: bool) -> None:
     )
 
 
+_POSITIVE_S = click.FloatRange(min=0, min_open=True)
+
+
 @main.command()
-@click.option("--generations", default=3000, show_default=True)
-@click.option("-p", "--processes", default=2, show_default=True)
-@click.option("-t", "--threads", default=8, show_default=True)
-@click.option("--timeout", "timeout_s", default=600.0, show_default=True)
+@click.option("--generations", type=_COUNT, default=3000, show_default=True)
+@click.option("-p", "--processes", type=_COUNT, default=2, show_default=True)
+@click.option("-t", "--threads", type=_COUNT, default=8, show_default=True)
+@click.option("--timeout", "timeout_s", type=_POSITIVE_S, default=600.0, show_default=True)
 @click.option("--seed", default=7, show_default=True)
 def demo(generations: int, processes: int, threads: int, timeout_s: float, seed: int) -> None:
     """Charge and report thousands of generations end to end; print one JSON line."""
@@ -255,9 +242,9 @@ def demo(generations: int, processes: int, threads: int, timeout_s: float, seed:
 
 
 @main.command()
-@click.option("--generations", default=3000, show_default=True)
-@click.option("-p", "--processes", default=2, show_default=True)
-@click.option("-t", "--threads", default=8, show_default=True)
+@click.option("--generations", type=_COUNT, default=3000, show_default=True)
+@click.option("-p", "--processes", type=_COUNT, default=2, show_default=True)
+@click.option("-t", "--threads", type=_COUNT, default=8, show_default=True)
 @click.option("--seed", default=7, show_default=True)
 def bench(generations: int, processes: int, threads: int, seed: int) -> None:
     """The demo's workload, measured: throughput, refund latency, worker memory (JSON)."""

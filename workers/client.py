@@ -3,22 +3,24 @@
 Every function reads ``DATABASE_URL`` and ``REDIS_URL`` like the worker does. ``charge``,
 ``grant`` and ``balance`` are synchronous ledger operations; ``report_result`` enqueues the
 provider's result for the workers and returns the message id.
+
+Every argument is checked first, by the rules every door shares (``workers.validation``):
+bad input raises an ``InvalidInput`` naming the argument (``InvalidAmount`` for credits,
+``InvalidIdentifier`` for ids and keys, ``UnknownOperation``, ``InvalidPayload``) or
+``UnknownProvider``, and nothing is stored. A ledger that cannot be reached raises
+``LedgerUnavailable``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
-from ledger.errors import Unclassifiable, UnknownProvider
 from providers.deliveries import delivery_key
-from providers.registry import get_adapter
 from providers.stripe import parse_event, verify_webhook
 from providers.stripe_subscriptions import parse_subscription_event
-from workers import runtime
+from workers import runtime, validation
 
 __all__ = [
     "balance",
@@ -31,9 +33,19 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: The payment providers ``report_payment`` accepts events from.
+PAYMENT_PROVIDERS: tuple[str, ...] = ("stripe",)
+
 
 def grant(*, account_id: str, credits: int, idempotency_key: str, reason: str) -> int:
-    """Add credits once per ``idempotency_key``; returns the new balance."""
+    """Add ``credits`` (a whole number) once per ``idempotency_key``; returns the new balance.
+
+    Raises ``IdempotencyConflict`` when the key was already used with other inputs.
+    """
+    account_id = validation.identifier(account_id, field="account_id")
+    credits = validation.credits(credits)
+    idempotency_key = validation.identifier(idempotency_key, field="idempotency_key")
+    reason = validation.text(reason, field="reason")
     return runtime.ledger().grant(
         account_id=account_id, credits=credits, idempotency_key=idempotency_key, reason=reason
     )
@@ -48,12 +60,20 @@ def charge(
     credits: int,
     provider_job_id: str | None = None,
 ) -> int:
-    """Debit a generation's credits, idempotent on ``generation_id``; returns the balance.
+    """Debit a generation's credits (a whole number), idempotent on ``generation_id``;
+    returns the balance.
 
     Raises ``InsufficientCredits`` rather than overdraw, ``UnknownProvider`` for a provider
-    Refundry cannot classify (its results could never be refunded).
+    Refundry cannot classify (its results could never be refunded), ``UnknownOperation``
+    for an operation outside ``providers.base.OPERATIONS``, ``IdempotencyConflict`` when the
+    generation was already charged with other inputs.
     """
-    get_adapter(provider)
+    generation_id = validation.identifier(generation_id, field="generation_id")
+    account_id = validation.identifier(account_id, field="account_id")
+    provider = validation.provider(provider)
+    operation = validation.operation(operation)
+    credits = validation.credits(credits)
+    provider_job_id = validation.optional_identifier(provider_job_id, field="provider_job_id")
     deadline = runtime.deadlines().for_generation(provider, operation)
     return runtime.ledger().charge(
         generation_id=generation_id,
@@ -80,45 +100,44 @@ def report_result(
 
     Without ``generation_id`` the generation is found through the provider job id recorded
     at charge time. The event is written to the ledger's inbox before it is enqueued, so
-    it is applied even if the broker loses the message. An unknown provider or a payload
-    that is not a JSON object is refused here, at once, with nothing recorded.
+    it is applied even if the broker loses the message. An unknown provider, a payload that
+    is not a strict JSON object within the caps (``InvalidPayload``), or a malformed id or
+    operation is refused here, at once, with nothing recorded.
     """
-    get_adapter(provider)
-    if not isinstance(payload, Mapping):
-        raise Unclassifiable(
-            "payload must be a JSON object", provider=provider, type=type(payload).__name__
-        )
-    try:
-        body = json.loads(json.dumps(payload))
-    except (TypeError, ValueError) as exc:
-        raise Unclassifiable("payload is not JSON-serialisable", provider=provider) from exc
+    provider = validation.provider(provider)
+    body = validation.payload(payload)
+    generation_id = validation.optional_identifier(generation_id, field="generation_id")
+    operation = validation.optional_operation(operation)
     return _record_and_enqueue("result", provider, body, generation_id, operation)
 
 
 def report_payment(*, provider: str, event: dict[str, Any]) -> str:
     """Enqueue a payment webhook event the platform has already received and verified;
     returns the message id. The pack of a paid purchase lands once, however many times and
-    in whatever order its events arrive. An unknown provider or an unreadable event is
-    refused here, at once, with nothing recorded."""
-    if provider != "stripe":
-        raise UnknownProvider(provider=provider)
-    parse_event(event)  # raises PayloadUnreadable naming the missing field
-    parse_subscription_event(event)  # the same, for the subscription events
-    return _record_and_enqueue("payment", provider, dict(event), None, None)
+    in whatever order its events arrive. An unknown provider, an event that is not a strict
+    JSON object within the caps (``InvalidPayload``) or an unreadable event is refused here,
+    at once, with nothing recorded."""
+    provider = validation.provider(provider, known=PAYMENT_PROVIDERS)
+    body = validation.payload(event, field="event")
+    parse_event(body)  # raises PayloadUnreadable naming the missing field
+    parse_subscription_event(body)  # the same, for the subscription events
+    return _record_and_enqueue("payment", provider, body, None, None)
 
 
 def report_stripe_webhook(*, payload: bytes, signature: str | None) -> str:
     """For a platform that forwards Stripe's webhook as received: verify the body against its
     ``Stripe-Signature`` header with ``STRIPE_WEBHOOK_SECRET`` (a wrong secret, a forged or
     garbled header, or a timestamp more than five minutes old or ahead is refused with
-    ``SignatureInvalid``, nothing recorded), then report it like ``report_payment``."""
+    ``SignatureInvalid``, nothing recorded), then report it like ``report_payment``. A body
+    over the payload size cap is refused with ``InvalidPayload`` before it is verified."""
+    validation.payload_size(payload, field="payload")
     event = verify_webhook(payload, signature, runtime.settings().stripe_webhook_secret)
     return report_payment(provider="stripe", event=event)
 
 
 def balance(account_id: str) -> int:
-    """The account's current balance (0 for an account never seen)."""
-    return runtime.ledger().balance(account_id)
+    """The account's current balance in credits (0 for an account never seen)."""
+    return runtime.ledger().balance(validation.identifier(account_id, field="account_id"))
 
 
 def _record_and_enqueue(

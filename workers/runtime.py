@@ -7,6 +7,7 @@ Built lazily, once per process (a forked worker builds its own), from the enviro
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from functools import cache
@@ -17,7 +18,7 @@ from handlers.generation import RefundPolicy
 from handlers.packs import PackCatalog, PaymentPolicy
 from handlers.subscriptions import SubscriptionGateway
 from handlers.thin_events import JobFetcher
-from ledger import Ledger, open_ledger
+from ledger import Ledger, database_location, open_ledger
 from ledger.errors import ConfigurationError
 from providers.openai_api import VideosClient
 from providers.pollers import KlingPoller, Poller, ReplicatePoller, SunoPoller
@@ -30,6 +31,7 @@ __all__ = [
     "fetch_job",
     "job_fetchers",
     "ledger",
+    "ledger_location",
     "payment_gateway",
     "payment_policy",
     "policy",
@@ -38,6 +40,8 @@ __all__ = [
     "stripe_api",
     "videos_client",
 ]
+
+log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 
@@ -50,16 +54,31 @@ def settings() -> Settings:
 _ledger: Ledger | None = None
 
 
-def ledger() -> Ledger:
-    """The process's ledger; migrations are applied on first open."""
+def ledger(*, create: bool = True) -> Ledger:
+    """The process's ledger; migrations are applied on first open.
+
+    With ``create=False`` (read-only commands) a ledger that does not exist yet is never
+    created: ``LedgerNotFound`` names where it was looked for. ``LedgerUnavailable`` when
+    its database cannot be reached.
+    """
     global _ledger
     with _lock:
         if _ledger is None:
             s = settings()
             _ledger = open_ledger(
-                s.database_url, policy_version=s.policy_version, pg_schema=s.pg_schema
+                s.database_url,
+                policy_version=s.policy_version,
+                pg_schema=s.pg_schema,
+                create=create,
             )
         return _ledger
+
+
+def ledger_location() -> str:
+    """Where this process's ledger is (``DATABASE_URL``, else the SQLite file under
+    ``REFUNDRY_HOME``), without a password; nothing is opened or created."""
+    s = settings()
+    return database_location(s.database_url, pg_schema=s.pg_schema)
 
 
 def policy() -> RefundPolicy:

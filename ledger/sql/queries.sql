@@ -100,6 +100,17 @@ FROM accounts a LEFT JOIN (
     ON s.account_id = a.account_id
 WHERE a.balance <> COALESCE(s.total, 0);
 
+-- name: audit_fractional_credits
+-- A value equal to its own integer cast is whole: always so in PostgreSQL's BIGINT columns,
+-- and what SQLite's CHECK (typeof = 'integer') guards; this proves it of the rows as stored.
+SELECT 'accounts' AS "table", account_id AS id, balance AS value FROM accounts
+WHERE balance <> CAST(balance AS BIGINT)
+UNION ALL
+SELECT 'entries', idempotency_key, amount FROM entries WHERE amount <> CAST(amount AS BIGINT)
+UNION ALL
+SELECT 'generations', generation_id, credits FROM generations
+WHERE credits <> CAST(credits AS BIGINT);
+
 -- name: applied_migrations
 SELECT version FROM schema_migrations;
 

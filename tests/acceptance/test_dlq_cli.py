@@ -8,7 +8,7 @@ from pathlib import Path
 import redis
 
 from ledger import open_ledger
-from tests.acceptance.test_cli import clean_env, refundry
+from tests.support.commands import clean_env, refundry
 
 
 def _dead_event(url: str, inbox_id: str) -> None:
@@ -39,7 +39,9 @@ def test_list_and_show_give_the_reason(tmp_path: Path) -> None:
     shown = refundry(env, "dlq", "show", "m1")
     assert shown.returncode == 0 and json.loads(shown.stdout)["error_class"] == "Unclassifiable"
     missing = refundry(env, "dlq", "show", "nope")
-    assert missing.returncode == 2 and "no dead letter nope" in missing.stderr
+    assert (missing.returncode, missing.stdout) == (3, "")
+    assert missing.stderr.startswith("refundry: DeadLetterNotFound: no dead letter")
+    assert "message_id='nope'" in missing.stderr
 
 
 def test_replay_reopens_the_event_and_enqueues_it(tmp_path: Path, redis_url: str) -> None:

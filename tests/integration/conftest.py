@@ -3,10 +3,6 @@ real server (a fresh database per test)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +10,7 @@ import pytest
 
 from ledger import Ledger, open_ledger
 from providers.stripe_api import StripeAPI
+from tests.support.commands import RefundryProcess, WorkerProcesses
 from tests.support.fake_stripe import FakeStripe
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -55,56 +52,6 @@ def refundry_env(
     runtime.reset()
     yield env
     runtime.reset()
-
-
-class RefundryProcess:
-    """A ``refundry`` command as a real process group, stopped at the end of the test."""
-
-    def __init__(self, env: dict[str, str], log: Path, *command: str) -> None:
-        self.env = os.environ | env
-        self.log = log
-        self.command = command
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, *extra: str) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "workers.cli", *self.command, *extra],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group: no shutdown hook, no ack, nothing flushed."""
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.proc = None
-
-
-class WorkerProcesses(RefundryProcess):
-    """``refundry worker``."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        super().__init__(env, log, "worker")
-
-    def start(self, *extra: str, processes: int = 2, threads: int = 4) -> None:
-        super().start("-p", str(processes), "-t", str(threads), *extra)
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from tests.integration.conftest import RefundryProcess, WorkerProcesses
+from ledger.errors import LedgerUnavailable
+from tests.support.commands import RefundryProcess, WorkerProcesses
 from tests.support.servers import PostgresServer, RedisServer
 from tests.support.waiting import wait_until
 from workers import client, runtime
@@ -18,23 +19,25 @@ N = 240
 
 
 def _report(i: int) -> bool:
-    """Report one result; False when the ledger refused it (it is down), to be retried."""
+    """Report one result; False when the ledger said it is unavailable (it is down), to be
+    retried. Any other error is a bug and fails the test."""
     outcome = "failed" if i % 2 == 0 else "succeeded"
     try:
         for _ in range(2):  # duplicated deliveries
             client.report_result(
                 provider="kling", payload=demo_payload("kling", f"job-{i}", outcome)
             )
-    except Exception:
+    except LedgerUnavailable:
         return False
     return True
 
 
 def _settled() -> int:
+    """Generations with an outcome; -1 while the ledger is unavailable."""
     try:
         ledger = runtime.ledger()
         return sum(1 for i in range(N) if (g := ledger.generation(f"g{i}")) and g.outcome)
-    except Exception:
+    except LedgerUnavailable:
         return -1
 
 

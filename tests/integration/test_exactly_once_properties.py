@@ -10,11 +10,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from handlers.generation import RefundPolicy, apply_result
-from ledger import TERMINAL, Ledger, Outcome, audit
+from ledger import Ledger, Outcome, audit
 from ledger.errors import Unclassifiable
 from workers.demo_payloads import DEMO_OUTCOMES, demo_payload
 
 POLICY = RefundPolicy(refund_cancelled=True)
+# The model's own statement of the policy (DESIGN.md, "The flow of a generation"), written
+# out rather than asked of POLICY: a model must not share the code it checks.
+REFUNDED_OUTCOMES = frozenset(
+    {Outcome.FAILED, Outcome.EMPTY_SUCCESS, Outcome.MODERATED, Outcome.CANCELLED}
+)
+TERMINAL_OUTCOMES = REFUNDED_OUTCOMES | {Outcome.SUCCEEDED}
 OUTCOMES = {p: (*DEMO_OUTCOMES[p], "pending", "unclassifiable") for p in DEMO_OUTCOMES}
 
 generation = st.tuples(st.sampled_from(sorted(DEMO_OUTCOMES)), st.integers(1, 50))
@@ -85,12 +91,12 @@ def test_balances_match_the_first_terminal_outcome_model(
             failure_known_at_ms=1,
             policy=POLICY,
         )
-        assert applied.classification.outcome.value == outcome
-        if applied.classification.outcome in TERMINAL:
-            first.setdefault(i, applied.classification.outcome)
+        assert applied.classification.outcome is Outcome(outcome)
+        if Outcome(outcome) in TERMINAL_OUTCOMES:
+            first.setdefault(i, Outcome(outcome))
 
     refunded = sum(
-        credits for i, (_, credits) in enumerate(gens) if i in first and POLICY.refunds(first[i])
+        credits for i, (_, credits) in enumerate(gens) if first.get(i) in REFUNDED_OUTCOMES
     )
     charged = sum(credits for _, credits in gens)
     assert ledger.balance(account) == top_up - charged + refunded

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from ledger import Ledger, Outcome, Settlement, now_ms
+from ledger.errors import ChargeNotFound
 
 
 def _charged(ledger: Ledger) -> None:
@@ -41,7 +44,7 @@ def test_an_event_is_pending_until_its_effect_commits(ledger: Ledger) -> None:
 
 def test_a_refused_settlement_leaves_the_event_pending(ledger: Ledger) -> None:
     ledger.inbox.record(id="m1", kind="result", provider="fal", payload={}, generation_id="nope")
-    try:
+    with pytest.raises(ChargeNotFound):
         ledger.settle(
             generation_id="nope",
             outcome=Outcome.FAILED,
@@ -50,8 +53,6 @@ def test_a_refused_settlement_leaves_the_event_pending(ledger: Ledger) -> None:
             failure_known_at_ms=1,
             inbox_id="m1",
         )
-    except Exception as exc:
-        assert type(exc).__name__ == "ChargeNotFound"
     item = ledger.inbox.get("m1")
     assert item is not None and item.state == "pending"
 

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from ledger import Outcome, audit, now_ms
-from tests.integration.conftest import RefundryProcess, WorkerProcesses
+from tests.support.commands import RefundryProcess, WorkerProcesses
 from tests.support.servers import RedisServer
 from tests.support.waiting import wait_until
 from workers import client, runtime

@@ -10,7 +10,7 @@ import redis
 
 from ledger import Outcome, audit
 from ledger.errors import ChargeNotFound, Unclassifiable, UnknownProvider
-from tests.integration.conftest import WorkerProcesses
+from tests.support.commands import WorkerProcesses
 from tests.support.waiting import wait_until
 from workers import client, runtime
 from workers.broker import NAMESPACE, queue_idle

@@ -1,5 +1,7 @@
 """A thin Sora webhook event (only the video id) is resolved by fetching the video from a real
-local HTTP server, then classified and settled in the real ledger (SQLite and PostgreSQL)."""
+local HTTP server, then classified and settled in the real ledger. On one backend: the
+subject is the fetch and its classification; the ledger's settlement on both backends is
+``test_ledger_contract``'s and ``test_refund_through_broker``'s."""
 
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from providers.openai_api import (
     VideosClient,
     thin_event_job_id,
 )
-from tests.integration.conftest import WorkerProcesses
+from tests.support.backends import ONE_BACKEND
+from tests.support.commands import WorkerProcesses
 from tests.support.fake_videos_api import FakeVideosAPI, Reply, video
 from tests.support.servers import LOOPBACK, free_port
 from tests.support.waiting import wait_until
@@ -109,6 +112,7 @@ def test_only_video_events_with_a_video_id_are_thin(payload: object, expected: s
     assert thin_event_job_id(payload) == expected
 
 
+@ONE_BACKEND
 def test_completed_job_behind_the_event_keeps_the_credits(
     ledger: Ledger, videos_api: FakeVideosAPI, videos: VideosClient
 ) -> None:
@@ -120,6 +124,7 @@ def test_completed_job_behind_the_event_keeps_the_credits(
     assert ledger.balance("acct") == TOP_UP - CREDITS
 
 
+@ONE_BACKEND
 def test_failed_job_with_a_moderation_code_is_moderated_and_refunded(
     ledger: Ledger, videos_api: FakeVideosAPI, videos: VideosClient
 ) -> None:
@@ -135,6 +140,7 @@ def test_failed_job_with_a_moderation_code_is_moderated_and_refunded(
 
 
 @pytest.mark.parametrize("status", [404, 410])
+@ONE_BACKEND
 def test_job_gone_upstream_fails_and_is_refunded_exactly_once(
     ledger: Ledger, videos_api: FakeVideosAPI, videos: VideosClient, status: int
 ) -> None:
@@ -153,6 +159,7 @@ def test_job_gone_upstream_fails_and_is_refunded_exactly_once(
     assert audit(ledger.db) == []
 
 
+@ONE_BACKEND
 def test_rate_limited_fetch_waits_for_retry_after_then_classifies_the_200(
     ledger: Ledger, videos_api: FakeVideosAPI, videos: VideosClient
 ) -> None:
@@ -182,6 +189,7 @@ def test_poll_after_hint_sets_the_wait_of_a_retried_fetch(
     assert second.at - first.at >= 0.28
 
 
+@ONE_BACKEND
 def test_server_errors_twice_then_200_classifies_the_200(
     ledger: Ledger, videos_api: FakeVideosAPI, videos: VideosClient
 ) -> None:
@@ -195,6 +203,7 @@ def test_server_errors_twice_then_200_classifies_the_200(
     assert len(videos_api.seen("video_5xx")) == 3
 
 
+@ONE_BACKEND
 def test_always_unavailable_raises_a_transient_error_after_the_bounded_attempts(
     ledger: Ledger,
     videos_api: FakeVideosAPI,
@@ -253,6 +262,7 @@ def test_unknown_video_is_gone(videos_api: FakeVideosAPI, videos: VideosClient) 
     assert (caught.value.status, caught.value.job_id) == (404, "video_never_made")
 
 
+@ONE_BACKEND
 def test_event_ahead_of_the_job_is_retried_later_and_settles_nothing(
     ledger: Ledger, videos_api: FakeVideosAPI, videos: VideosClient
 ) -> None:
@@ -265,6 +275,7 @@ def test_event_ahead_of_the_job_is_retried_later_and_settles_nothing(
     assert found is not None and found.outcome is None
 
 
+@ONE_BACKEND
 def test_runtime_fetcher_uses_the_configured_api(
     ledger: Ledger, videos_api: FakeVideosAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -304,6 +315,7 @@ def test_without_an_api_key_a_thin_event_is_a_configuration_error(
         runtime.reset()
 
 
+@ONE_BACKEND
 def test_thin_event_reported_to_the_workers_is_fetched_and_refunded(
     workers: WorkerProcesses, refundry_env: dict[str, str], videos_api: FakeVideosAPI
 ) -> None:
@@ -332,6 +344,7 @@ def test_thin_event_reported_to_the_workers_is_fetched_and_refunded(
     assert videos_api.seen("video_e2e")[0].authorization == f"Bearer {KEY}"
 
 
+@ONE_BACKEND
 def test_thin_event_without_an_api_key_is_dead_lettered_naming_the_variable(
     workers: WorkerProcesses, refundry_env: dict[str, str]
 ) -> None:

@@ -1,7 +1,7 @@
 """Where each provider's status API differs: Replicate trainings, Suno's record-info
 endpoints and envelope codes, Kling's per-operation query paths and account errors. Real
-local HTTP servers, the real ledger on both backends (``test_status_pollers`` holds what
-every poller shares)."""
+local HTTP servers and the real ledger, on one backend: the subject is the provider, not
+the ledger (``tests/support/status_cases.py`` holds what every poller test shares)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,19 @@ from ledger.errors import Unclassifiable
 from providers.pollers import KlingPoller, NoStatusQuery, ReplicatePoller, SunoPoller
 from providers.registry import classify
 from providers.status_http import ProviderAuthFailed, ProviderRequestRejected
-from tests.integration.test_status_pollers import (
+from tests.support.backends import ONE_BACKEND
+from tests.support.fake_status_apis import (
+    kling_api,
+    kling_task,
+    kling_videos,
+    replicate_api,
+    replicate_prediction,
+    suno_api,
+    suno_record,
+    suno_tracks,
+)
+from tests.support.scripted_http import Reply
+from tests.support.status_cases import (
     CASES,
     JOB,
     KLING_AK,
@@ -28,17 +40,6 @@ from tests.integration.test_status_pollers import (
     sweep_at,
     the_generation,
 )
-from tests.support.fake_status_apis import (
-    kling_api,
-    kling_task,
-    kling_videos,
-    replicate_api,
-    replicate_prediction,
-    suno_api,
-    suno_record,
-    suno_tracks,
-)
-from tests.support.scripted_http import Reply
 
 
 def test_replicate_trainings_are_polled_at_their_endpoint() -> None:
@@ -93,6 +94,7 @@ def test_suno_operation_picks_its_record_info_endpoint(
         (Reply(200, {"code": 200, "msg": "success", "data": None}), Unclassifiable),
     ],
 )
+@ONE_BACKEND
 def test_suno_envelope_errors_are_never_classified_nor_a_gone_job(
     ledger: Ledger, reply: Reply, error: type[Exception]
 ) -> None:
@@ -105,6 +107,7 @@ def test_suno_envelope_errors_are_never_classified_nor_a_gone_job(
     assert the_generation(ledger).outcome is None and ledger.balance("acct") == 975
 
 
+@ONE_BACKEND
 def test_suno_busy_codes_inside_a_200_are_retried(ledger: Ledger) -> None:
     with suno_api() as api, SunoPoller(SUNO_KEY, api.url, **OPTIONS) as poller:
         busy = Reply(200, {"code": 455, "msg": "maintenance"}, {"Retry-After": "0.3"})
@@ -115,6 +118,7 @@ def test_suno_busy_codes_inside_a_200_are_retried(ledger: Ledger) -> None:
     assert ledger.balance("acct") == 1000
 
 
+@ONE_BACKEND
 def test_suno_stems_are_not_polled_and_refunded_at_the_hard_deadline(ledger: Ledger) -> None:
     with suno_api() as api, SunoPoller(SUNO_KEY, api.url, **OPTIONS) as poller:
         with pytest.raises(NoStatusQuery):
@@ -127,6 +131,7 @@ def test_suno_stems_are_not_polled_and_refunded_at_the_hard_deadline(ledger: Led
 
 
 @pytest.mark.parametrize("not_there", [404, 400])
+@ONE_BACKEND
 def test_kling_video_made_from_an_image_is_found_under_image2video(
     ledger: Ledger, not_there: int
 ) -> None:

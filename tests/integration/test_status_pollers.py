@@ -5,103 +5,35 @@ settled in the real ledger (SQLite and PostgreSQL). Time is injected into the sw
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator
 
 import jwt
 import pytest
 
-from handlers.stuck_sweep import SYSTEM_FAILURE, StuckSweepResult
-from handlers.thin_events import JobFetcher
-from ledger import Generation, Ledger, Outcome, audit
+from handlers.stuck_sweep import SYSTEM_FAILURE
+from ledger import Ledger, Outcome, audit
 from ledger.errors import ConfigurationError
-from providers.pollers import (
-    HTTPOptions,
-    KlingPoller,
-    Poller,
-    ReplicatePoller,
-    SunoPoller,
-)
+from providers.pollers import Poller
 from providers.registry import classify
-from tests.support import stuck
-from tests.support.fake_status_apis import (
-    kling_api,
-    kling_task,
-    kling_videos,
-    replicate_api,
-    replicate_prediction,
-    suno_api,
-    suno_record,
-    suno_tracks,
-)
+from tests.support.backends import ONE_BACKEND
+from tests.support.fake_status_apis import kling_api, replicate_api, suno_api
 from tests.support.scripted_http import Reply, ScriptedHTTPServer
-from tests.support.stuck import sweep_at
+from tests.support.status_cases import (
+    CASES,
+    JOB,
+    KLING_AK,
+    KLING_SK,
+    MINUTE,
+    REPLICATE_TOKEN,
+    SUNO_KEY,
+    Case,
+    charge_and_poll,
+    charge_stuck,
+    sweep_at,
+    the_generation,
+)
 from workers import runtime
 from workers.settings import Settings
-
-MINUTE = 60_000
-OPTIONS: HTTPOptions = {"max_attempts": 3, "max_wait_s": 1.5, "backoff_base_s": 0.01}
-REPLICATE_TOKEN = "r8_test_token_0123456789"
-SUNO_KEY = "suno-test-key-0123456789"
-KLING_AK = "kling-access-key-test"
-KLING_SK = "kling-secret-key-test-0123456789abcdef"
-JOB = "job-1"
-
-Body = Callable[[str], dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class Case:
-    provider: str
-    operation: str
-    server: Callable[[], ScriptedHTTPServer]
-    poller: Callable[[str], Poller]
-    key: Callable[[str], str]
-    pending: Body
-    failed: Body
-    succeeded: Body
-    throttled: Reply
-    """A 429 asking for one second."""
-
-
-CASES = {
-    "replicate": Case(
-        "replicate",
-        "video",
-        replicate_api,
-        lambda url: ReplicatePoller(REPLICATE_TOKEN, url, **OPTIONS),
-        lambda job: job,
-        lambda job: replicate_prediction(job, "processing"),
-        lambda job: replicate_prediction(job, "failed", error="CUDA out of memory"),
-        lambda job: replicate_prediction(job, "succeeded", output=["https://cdn.example/o.mp4"]),
-        Reply(429, {"detail": "Request was throttled."}, {"Retry-After": "1"}),
-    ),
-    "suno": Case(
-        "suno",
-        "music",
-        suno_api,
-        lambda url: SunoPoller(SUNO_KEY, url, **OPTIONS),
-        lambda job: job,
-        lambda job: suno_record(job, "PENDING"),
-        lambda job: suno_record(
-            job, "GENERATE_AUDIO_FAILED", errorCode=500, errorMessage="Audio generation failed"
-        ),
-        lambda job: suno_record(job, "SUCCESS", response=suno_tracks(job)),
-        Reply(429, {"code": 430, "msg": "call frequency too high"}, {"Retry-After": "1"}),
-    ),
-    "kling": Case(
-        "kling",
-        "video",
-        kling_api,
-        lambda url: KlingPoller(KLING_AK, KLING_SK, url, **OPTIONS),
-        lambda job: f"text2video/{job}",
-        lambda job: kling_task(job, "processing"),
-        lambda job: kling_task(job, "failed", msg="Image pixel is invalid"),
-        lambda job: kling_task(job, "succeed", result=kling_videos()),
-        Reply(429, {"code": 1302, "message": "request too fast"}, {"Retry-After": "1"}),
-    ),
-}
 
 
 @pytest.fixture(params=sorted(CASES))
@@ -119,21 +51,6 @@ def api(case: Case) -> Iterator[ScriptedHTTPServer]:
 def poller(case: Case, api: ScriptedHTTPServer) -> Iterator[Poller]:
     with case.poller(api.url) as built:
         yield built
-
-
-def charge_stuck(ledger: Ledger, provider: str, operation: str, job: str = JOB) -> int:
-    return stuck.charge_stuck(ledger, provider=provider, operation=operation, job=job)
-
-
-def charge_and_poll(ledger: Ledger, case: Case, fetch: JobFetcher) -> StuckSweepResult:
-    charged = charge_stuck(ledger, case.provider, case.operation)
-    return sweep_at(ledger, {case.provider: fetch}, charged + 11 * MINUTE)
-
-
-def the_generation(ledger: Ledger) -> Generation:
-    gen = ledger.generation("g1")
-    assert gen is not None
-    return gen
 
 
 def test_terminal_failure_is_refunded_through_the_poll(
@@ -169,6 +86,7 @@ def test_pending_stays_charged_until_the_hard_deadline(
     assert ledger.balance("acct") == 1000
 
 
+@ONE_BACKEND
 def test_a_job_unknown_upstream_is_refunded_as_lost(
     ledger: Ledger, case: Case, api: ScriptedHTTPServer, poller: Poller
 ) -> None:
@@ -190,6 +108,7 @@ def test_a_job_unknown_upstream_is_refunded_as_lost(
         ]
 
 
+@ONE_BACKEND
 def test_rate_limited_poll_honours_retry_after_then_applies_the_answer(
     ledger: Ledger, case: Case, api: ScriptedHTTPServer, poller: Poller
 ) -> None:
@@ -200,6 +119,7 @@ def test_rate_limited_poll_honours_retry_after_then_applies_the_answer(
     assert ledger.balance("acct") == 1000
 
 
+@ONE_BACKEND
 def test_server_errors_then_the_terminal_answer(
     ledger: Ledger, case: Case, api: ScriptedHTTPServer, poller: Poller
 ) -> None:
@@ -250,6 +170,7 @@ def test_a_poller_refuses_another_providers_job(poller: Poller) -> None:
         poller("openai", JOB)
 
 
+@ONE_BACKEND
 def test_runtime_polls_every_provider_whose_credentials_are_set(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:

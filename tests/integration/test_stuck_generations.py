@@ -1,6 +1,7 @@
 """Charges with no terminal outcome: polled through the provider's status API (a real local
 HTTP server answering like the Videos API), refunded once when lost. Time is injected into
-the sweep (``at_ms``), never slept through."""
+the sweep (``at_ms``), never slept through. The Videos client's own retries (429 with
+Retry-After, 5xx) are ``test_sora_thin_webhook``'s subject, not repeated here."""
 
 from __future__ import annotations
 
@@ -9,14 +10,11 @@ from typing import Any
 
 import pytest
 
-from handlers.generation import RefundPolicy
-from handlers.stuck_sweep import SYSTEM_FAILURE, sweep_stuck_generations
+from handlers.stuck_sweep import SYSTEM_FAILURE
 from ledger import Ledger, Outcome, audit, now_ms
 from providers.openai_api import VideosClient
 from tests.support.fake_videos_api import FakeVideosAPI, Reply, video
-
-MINUTE = 60_000
-POLICY = RefundPolicy()
+from tests.support.status_cases import MINUTE, sweep_at
 
 
 @pytest.fixture
@@ -61,23 +59,11 @@ def _charge(ledger: Ledger, gen: str, provider: str = "openai") -> int:
     return g.charged_at_ms
 
 
-def _sweep(ledger: Ledger, fetchers: Mapping[str, Any], at_ms: int) -> Any:
-    return sweep_stuck_generations(
-        ledger,
-        fetchers=fetchers,
-        policy=POLICY,
-        poll_interval_ms=MINUTE,
-        default_poll_after_ms=10 * MINUTE,
-        default_hard_ms=45 * MINUTE,
-        at_ms=at_ms,
-    )
-
-
 def test_nothing_is_polled_before_its_poll_time(
     ledger: Ledger, fetchers: dict[str, Any], videos_api: FakeVideosAPI
 ) -> None:
     charged = _charge(ledger, "g1")
-    assert _sweep(ledger, fetchers, charged + 9 * MINUTE).looked_at == 0
+    assert sweep_at(ledger, fetchers, charged + 9 * MINUTE).looked_at == 0
     assert videos_api.seen() == []
 
 
@@ -86,13 +72,13 @@ def test_pending_forever_is_refunded_once_at_the_hard_deadline(
 ) -> None:
     videos_api.script("video_g1", Reply(200, video("video_g1", "in_progress")))
     charged = _charge(ledger, "g1")
-    first = _sweep(ledger, fetchers, charged + 11 * MINUTE)
+    first = sweep_at(ledger, fetchers, charged + 11 * MINUTE)
     assert (first.polled, first.still_pending) == (1, 1)
     assert ledger.balance("acct") == 975
-    assert _sweep(ledger, fetchers, charged + 11 * MINUTE + 30_000).looked_at == 0  # leased
-    lost = _sweep(ledger, fetchers, charged + 45 * MINUTE)
+    assert sweep_at(ledger, fetchers, charged + 11 * MINUTE + 30_000).looked_at == 0  # leased
+    lost = sweep_at(ledger, fetchers, charged + 45 * MINUTE)
     assert lost.refunded_as_lost == 1
-    assert _sweep(ledger, fetchers, charged + 50 * MINUTE).looked_at == 0
+    assert sweep_at(ledger, fetchers, charged + 50 * MINUTE).looked_at == 0
     gen = ledger.generation("g1")
     assert gen is not None and gen.outcome is Outcome.FAILED
     assert gen.outcome_reason is not None and gen.outcome_reason.startswith(SYSTEM_FAILURE)
@@ -104,7 +90,7 @@ def test_a_job_the_provider_no_longer_knows_is_refunded_at_once(
     ledger: Ledger, fetchers: dict[str, Any], videos_api: FakeVideosAPI
 ) -> None:
     charged = _charge(ledger, "g1")  # unscripted id: the fake answers 404
-    result = _sweep(ledger, fetchers, charged + 11 * MINUTE)
+    result = sweep_at(ledger, fetchers, charged + 11 * MINUTE)
     assert result.refunded_as_lost == 1
     gen = ledger.generation("g1")
     assert gen is not None and gen.outcome_reason is not None
@@ -112,45 +98,12 @@ def test_a_job_the_provider_no_longer_knows_is_refunded_at_once(
     assert ledger.balance("acct") == 1000
 
 
-def test_rate_limited_poll_honours_retry_after_then_applies_the_terminal_answer(
-    ledger: Ledger, fetchers: dict[str, Any], videos_api: FakeVideosAPI
-) -> None:
-    failed = video("video_g1", "failed", error={"code": "internal_error", "message": "boom"})
-    videos_api.script(
-        "video_g1",
-        Reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "1"}),
-        Reply(200, failed),
-    )
-    charged = _charge(ledger, "g1")
-    result = _sweep(ledger, fetchers, charged + 11 * MINUTE)
-    first, second = videos_api.seen("video_g1")
-    assert second.at - first.at >= 0.9
-    assert result.settled_by_poll == 1
-    assert ledger.balance("acct") == 1000
-
-
-def test_server_errors_then_completed_keeps_the_credits(
-    ledger: Ledger, fetchers: dict[str, Any], videos_api: FakeVideosAPI
-) -> None:
-    videos_api.script(
-        "video_g1",
-        Reply(500, {"error": {"message": "oops"}}),
-        Reply(503, None),
-        Reply(200, video("video_g1", "completed")),
-    )
-    charged = _charge(ledger, "g1")
-    assert _sweep(ledger, fetchers, charged + 11 * MINUTE).settled_by_poll == 1
-    gen = ledger.generation("g1")
-    assert gen is not None and gen.outcome is Outcome.SUCCEEDED
-    assert ledger.balance("acct") == 975
-
-
 def test_a_provider_without_a_status_client_is_refunded_at_the_hard_deadline(
     ledger: Ledger, fetchers: dict[str, Any]
 ) -> None:
     charged = _charge(ledger, "g1", provider="kling")
-    assert _sweep(ledger, fetchers, charged + 11 * MINUTE).polled == 0
-    assert _sweep(ledger, fetchers, charged + 46 * MINUTE).refunded_as_lost == 1
+    assert sweep_at(ledger, fetchers, charged + 11 * MINUTE).polled == 0
+    assert sweep_at(ledger, fetchers, charged + 46 * MINUTE).refunded_as_lost == 1
     assert ledger.balance("acct") == 1000
 
 
@@ -162,8 +115,8 @@ def test_a_charge_recorded_without_deadlines_gets_the_defaults(
         generation_id="g1", account_id="acct", provider="kling", operation="video", credits=25
     )
     now = now_ms()
-    assert _sweep(ledger, fetchers, now + 9 * MINUTE).looked_at == 0
-    assert _sweep(ledger, fetchers, now + 46 * MINUTE).refunded_as_lost == 1
+    assert sweep_at(ledger, fetchers, now + 9 * MINUTE).looked_at == 0
+    assert sweep_at(ledger, fetchers, now + 46 * MINUTE).refunded_as_lost == 1
 
 
 def test_a_settled_generation_is_never_swept(
@@ -177,6 +130,6 @@ def test_a_settled_generation_is_never_swept(
         refund=False,
         failure_known_at_ms=1,
     )
-    assert _sweep(ledger, fetchers, charged + 50 * MINUTE).looked_at == 0
+    assert sweep_at(ledger, fetchers, charged + 50 * MINUTE).looked_at == 0
     assert videos_api.seen() == []
     assert ledger.balance("acct") == 975

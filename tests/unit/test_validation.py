@@ -1,0 +1,75 @@
+"""The rules every door shares (``workers.validation``), as properties: each accepted value
+comes back unchanged, and each refusal is the documented error naming the field. The rules
+are restated here, not asked of the module."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledger.errors import InvalidAmount, InvalidIdentifier, InvalidPayload
+from workers import validation
+
+finite = st.floats(allow_nan=False, allow_infinity=False)
+json_leaf = st.none() | st.booleans() | st.integers() | finite | st.text()
+json_value = st.recursive(
+    json_leaf,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+json_object = st.dictionaries(st.text(), json_value, max_size=6)
+
+
+@given(json_object)
+def test_any_json_object_within_the_caps_comes_back_equal(payload: dict[str, Any]) -> None:
+    copy = validation.payload(payload)
+    assert copy == payload and copy is not payload
+
+
+@given(json_object, st.sampled_from([math.nan, math.inf, -math.inf]), st.text())
+def test_a_non_finite_number_anywhere_is_refused(
+    payload: dict[str, Any], bad: float, key: str
+) -> None:
+    tree: dict[str, Any] = {"outer": [payload, {key: bad}]}
+    with pytest.raises(InvalidPayload) as caught:
+        validation.payload(tree, field="event")
+    assert caught.value.fields == {"field": "event", "at": f"event.outer[1].{key}"[:64]}
+
+
+def _acceptable_id(text: str) -> bool:
+    """The identifier rule, restated."""
+    return (
+        0 < len(text) <= 255
+        and text == text.strip()
+        and not any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
+    )
+
+
+@given(st.text(max_size=300))
+def test_an_identifier_is_accepted_exactly_when_the_rule_holds(text: str) -> None:
+    if _acceptable_id(text):
+        assert validation.identifier(text, field="generation_id") == text
+    else:
+        with pytest.raises(InvalidIdentifier) as caught:
+            validation.identifier(text, field="generation_id")
+        assert caught.value.fields["field"] == "generation_id"
+
+
+@given(st.integers())
+def test_credits_are_accepted_exactly_from_one_to_the_maximum(value: int) -> None:
+    if 1 <= value <= 10**12:
+        assert validation.credits(value) == value
+    else:
+        with pytest.raises(InvalidAmount):
+            validation.credits(value)
+
+
+@given(st.floats() | st.booleans() | st.text() | st.none() | st.decimals())
+def test_credits_that_are_not_ints_are_refused_whatever_their_value(value: object) -> None:
+    with pytest.raises(InvalidAmount) as caught:
+        validation.credits(value)
+    assert caught.value.fields["field"] == "credits"

@@ -1,0 +1,221 @@
+"""What every door into Refundry refuses: one set of rules, in one place.
+
+``workers.client`` (the Python API), the ``refundry`` command line and any later entry
+(an HTTP API) call these before anything is stored, so each door refuses the same input the
+same way. A refusal raises an ``InvalidInput`` (``ledger.errors``) whose ``field`` names
+the argument, and nothing is recorded.
+
+- credits: a whole number (``int``, never ``bool`` or ``float``) from 1 to ``MAX_CREDITS``
+  (10**12), else ``InvalidAmount`` (also a ``LedgerError``);
+- ids and keys (generation, account, provider job, idempotency key, message id): a string
+  of 1 to ``MAX_ID_LENGTH`` (255) characters, no leading or trailing whitespace, no control
+  character, else ``InvalidIdentifier``;
+- a reason (free text): a string of 1 to ``MAX_TEXT_LENGTH`` (1000) characters, not blank,
+  no control character, else ``InvalidInput``;
+- operation: one of ``providers.base.OPERATIONS``, else ``UnknownOperation`` listing them;
+- provider: one of ``providers.registry.PROVIDER_NAMES`` (``stripe`` for payment events),
+  else ``UnknownProvider`` listing them;
+- payload or event: a JSON object (string keys; strings, whole or finite numbers, booleans,
+  null, lists, objects), no NaN or Infinity, at most ``MAX_PAYLOAD_DEPTH`` (32) levels of
+  nesting and ``MAX_PAYLOAD_BYTES`` (1 MiB) as compact UTF-8 JSON, else ``InvalidPayload``
+  (also an ``Unclassifiable``). The error never repeats the payload, which may hold secrets.
+
+Real provider payloads nest fewer than ten levels and weigh kilobytes; the caps leave them
+room while a hostile or broken body is refused before it reaches a worker.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import unicodedata
+from collections.abc import Mapping
+from typing import Any, Final
+
+from ledger.credits import MAX_CREDITS, whole_credits
+from ledger.errors import (
+    InvalidIdentifier,
+    InvalidInput,
+    InvalidPayload,
+    UnknownOperation,
+    UnknownProvider,
+)
+from providers.base import OPERATIONS
+from providers.registry import PROVIDER_NAMES
+
+__all__ = [
+    "MAX_CREDITS",
+    "MAX_ID_LENGTH",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_PAYLOAD_DEPTH",
+    "MAX_TEXT_LENGTH",
+    "credits",
+    "identifier",
+    "json_document",
+    "operation",
+    "optional_identifier",
+    "optional_operation",
+    "payload",
+    "payload_size",
+    "provider",
+    "text",
+]
+
+MAX_ID_LENGTH: Final[int] = 255
+MAX_TEXT_LENGTH: Final[int] = 1000
+MAX_PAYLOAD_DEPTH: Final[int] = 32
+MAX_PAYLOAD_BYTES: Final[int] = 1024 * 1024
+
+_SHOWN_CHARACTERS = 64  # how much of a refused id an error repeats
+
+
+def credits(value: object, *, field: str = "credits") -> int:
+    """``value`` as credits: a whole number in 1 … ``MAX_CREDITS``; else ``InvalidAmount``."""
+    return whole_credits(value, field=field)
+
+
+def identifier(value: object, *, field: str) -> str:
+    """``value`` as an id or key; ``InvalidIdentifier`` naming ``field`` when it is not a
+    string, is empty or blank, has leading or trailing whitespace, holds a control
+    character, or is longer than ``MAX_ID_LENGTH`` characters."""
+    problem = _string_problem(value, MAX_ID_LENGTH)
+    if problem is None and value != str(value).strip():
+        problem = "has leading or trailing whitespace"
+    if problem is not None:
+        raise InvalidIdentifier(f"{field} {problem}", field=field, value=_shown(value))
+    return str(value)
+
+
+def optional_identifier(value: object, *, field: str) -> str | None:
+    """``None``, or ``value`` checked as ``identifier``."""
+    return None if value is None else identifier(value, field=field)
+
+
+def text(value: object, *, field: str) -> str:
+    """``value`` as free text (a reason); ``InvalidInput`` naming ``field`` when it is not a
+    string, is blank, holds a control character or is longer than ``MAX_TEXT_LENGTH``."""
+    problem = _string_problem(value, MAX_TEXT_LENGTH)
+    if problem is not None:
+        raise InvalidInput(f"{field} {problem}", field=field, value=_shown(value))
+    return str(value)
+
+
+def operation(value: object, *, field: str = "operation") -> str:
+    """``value`` when it is one of ``OPERATIONS``; else ``UnknownOperation`` listing them."""
+    if not isinstance(value, str) or value not in OPERATIONS:
+        raise UnknownOperation(field=field, operation=_shown(value), valid=", ".join(OPERATIONS))
+    return value
+
+
+def optional_operation(value: object, *, field: str = "operation") -> str | None:
+    """``None``, or ``value`` checked as ``operation``."""
+    return None if value is None else operation(value, field=field)
+
+
+def provider(value: object, *, known: tuple[str, ...] = PROVIDER_NAMES) -> str:
+    """``value`` when it is one of ``known`` (by default every provider Refundry can
+    classify); else ``UnknownProvider`` listing them."""
+    if not isinstance(value, str) or value not in known:
+        raise UnknownProvider(provider=_shown(value), valid=", ".join(known))
+    return value
+
+
+def payload(value: object, *, field: str = "payload") -> dict[str, Any]:
+    """A copy of ``value`` as strict JSON: an object whose keys are strings and whose values
+    are JSON values, no NaN or Infinity, at most ``MAX_PAYLOAD_DEPTH`` levels deep and
+    ``MAX_PAYLOAD_BYTES`` long encoded. Raises ``InvalidPayload`` naming ``field`` (and never
+    repeating the payload, which may hold secrets)."""
+    if not isinstance(value, Mapping):
+        raise InvalidPayload(
+            f"{field} must be a JSON object", field=field, type=type(value).__name__
+        )
+    _check_tree(value, field)
+    encoded = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    payload_size(encoded, field=field)
+    copy: dict[str, Any] = json.loads(encoded)
+    return copy
+
+
+def payload_size(raw: str | bytes, *, field: str = "payload") -> None:
+    """Refuse a JSON text longer than ``MAX_PAYLOAD_BYTES`` (UTF-8) with ``InvalidPayload``,
+    before any work is spent on it."""
+    size = len(raw.encode("utf-8") if isinstance(raw, str) else raw)
+    if size > MAX_PAYLOAD_BYTES:
+        raise InvalidPayload(
+            f"{field} is too large", field=field, bytes=size, maximum=MAX_PAYLOAD_BYTES
+        )
+
+
+def json_document(raw: str | bytes, *, field: str = "payload") -> dict[str, Any]:
+    """Parse a JSON text strictly (``NaN`` and ``Infinity`` are not JSON) and check the
+    result as ``payload``. Raises ``InvalidPayload`` for malformed, oversized or too deeply
+    nested text."""
+    payload_size(raw, field=field)
+    try:
+        parsed = json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise InvalidPayload(
+            f"{field} is nested too deeply", field=field, maximum=MAX_PAYLOAD_DEPTH
+        ) from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise InvalidPayload(f"malformed JSON: {exc}", field=field) from exc
+    return payload(parsed, field=field)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _check_tree(root: Mapping[Any, Any], field: str) -> None:
+    """Walk the tree without recursion (a hostile depth must not exhaust the stack),
+    refusing the first node that is not strict JSON."""
+    stack: list[tuple[object, int, str]] = [(root, 1, field)]
+    while stack:
+        node, depth, path = stack.pop()
+        if isinstance(node, Mapping | list | tuple) and depth > MAX_PAYLOAD_DEPTH:
+            raise InvalidPayload(
+                f"{field} is nested too deeply", field=field, maximum=MAX_PAYLOAD_DEPTH
+            )
+        if isinstance(node, Mapping):
+            for key, child in node.items():
+                if not isinstance(key, str):
+                    raise InvalidPayload(
+                        f"{field} has a key that is not a string",
+                        field=field,
+                        at=path,
+                        type=type(key).__name__,
+                    )
+                stack.append((child, depth + 1, f"{path}.{key}"[:_SHOWN_CHARACTERS]))
+        elif isinstance(node, list | tuple):
+            stack.extend((child, depth + 1, f"{path}[{i}]") for i, child in enumerate(node))
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise InvalidPayload(
+                f"{field} holds NaN or Infinity, which JSON does not allow", field=field, at=path
+            )
+        elif node is not None and not isinstance(node, str | int | float):
+            raise InvalidPayload(
+                f"{field} holds a value JSON cannot represent",
+                field=field,
+                at=path,
+                type=type(node).__name__,
+            )
+
+
+def _string_problem(value: object, max_length: int) -> str | None:
+    if not isinstance(value, str):
+        return "must be a string"
+    if not value.strip():
+        return "is empty"
+    if len(value) > max_length:
+        return f"is longer than {max_length} characters"
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        return "holds a control character"
+    return None
+
+
+def _shown(value: object) -> str:
+    """The refused value as an error may repeat it: a string cut to a readable length, or
+    only the type of anything else (``<int>``)."""
+    if isinstance(value, str):
+        return value if len(value) <= _SHOWN_CHARACTERS else value[:_SHOWN_CHARACTERS] + "…"
+    return f"<{type(value).__name__}>"
