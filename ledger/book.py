@@ -14,7 +14,6 @@ from ledger.clock import now_ms
 from ledger.credits import whole_credits
 from ledger.dead_letters import DeadLetters
 from ledger.errors import (
-    AmountMismatch,
     ChargeNotFound,
     IdempotencyConflict,
     InsufficientCredits,
@@ -221,40 +220,15 @@ class Ledger:
             self._refund(
                 tx,
                 gen,
-                gen.credits,
                 reason=f"{outcome.value}: {reason}",
                 failure_known_at_ms=failure_known_at_ms,
             )
             return Settlement.REFUNDED
 
-    def refund(
-        self, *, generation_id: str, credits: int, reason: str, failure_known_at_ms: int
-    ) -> bool:
-        """Refund a charged generation outside any outcome (e.g. an operator's decision).
-
-        Exactly the charged amount, at most once: returns False when already refunded.
-        """
-        credits = whole_credits(credits)
-        with self.db.write() as tx:
-            row = tx.one("lock_generation", generation_id=generation_id)
-            if row is None:
-                raise ChargeNotFound(generation_id=generation_id)
-            gen = Generation.from_row(row)
-            if gen.outcome is Outcome.SUCCEEDED:
-                raise LedgerError(
-                    "a succeeded generation is never refunded", generation_id=generation_id
-                )
-            return self._refund(
-                tx, gen, credits, reason=reason, failure_known_at_ms=failure_known_at_ms
-            )
-
-    def _refund(
-        self, tx: Tx, gen: Generation, credits: int, *, reason: str, failure_known_at_ms: int
-    ) -> bool:
-        if credits != gen.credits:
-            raise AmountMismatch(
-                generation_id=gen.generation_id, charged=gen.credits, asked=credits
-            )
+    def _refund(self, tx: Tx, gen: Generation, *, reason: str, failure_known_at_ms: int) -> bool:
+        """Give back exactly the charge, at most once (the key is the generation's). Only
+        ``settle`` calls this, after recording the outcome that justifies it."""
+        credits = gen.credits
         key = _refund_key(gen.generation_id)
         inserted = self._insert_entry(
             tx,

@@ -8,7 +8,6 @@ structured fields (``RefundryError.fields``)::
     ├── LedgerError                 the ledger refused an operation
     │   ├── InsufficientCredits     a charge would overdraw the balance
     │   ├── ChargeNotFound          no charge is recorded for the generation (yet)
-    │   ├── AmountMismatch          a refund whose amount is not the charged amount
     │   ├── IdempotencyConflict     the same key was reused with other inputs
     │   ├── ResultForAnotherJob     a result names another job than the generation's charge
     │   └── InvalidAmount ·         credits that are not a whole number in range
@@ -42,7 +41,6 @@ from ledger.redaction import redact_text
 
 __all__ = [
     "AccountNotFound",
-    "AmountMismatch",
     "ChargeNotFound",
     "ConfigurationError",
     "DeadLetterNotFound",
@@ -98,12 +96,6 @@ class InsufficientCredits(LedgerError):
 
 class ChargeNotFound(LedgerError):
     """No charge is recorded for this generation."""
-
-
-class AmountMismatch(LedgerError):
-    """A refund must equal the charged amount."""
-
-    permanent = True
 
 
 class IdempotencyConflict(LedgerError):

@@ -8,7 +8,6 @@ import pytest
 
 from ledger import Ledger, Outcome, Settlement, audit, now_ms, open_database
 from ledger.errors import (
-    AmountMismatch,
     ChargeNotFound,
     IdempotencyConflict,
     InsufficientCredits,
@@ -179,35 +178,44 @@ def test_no_refund_without_a_charge(ledger: Ledger) -> None:
             refund=True,
             failure_known_at_ms=1,
         )
-    with pytest.raises(ChargeNotFound):
-        ledger.refund(generation_id="forged", credits=5, reason="x", failure_known_at_ms=1)
     assert ledger.balance("acct") == 0
     assert audit(ledger.db) == []
 
 
-def test_refund_of_another_amount_is_refused(ledger: Ledger) -> None:
+def _settle(ledger: Ledger, outcome: Outcome, refund: bool) -> Settlement:
+    return ledger.settle(
+        generation_id="g1", outcome=outcome, reason="r", refund=refund, failure_known_at_ms=1
+    )
+
+
+def test_a_refund_is_exactly_the_charge_once_however_often_it_is_settled(ledger: Ledger) -> None:
     _charged(ledger)
-    with pytest.raises(AmountMismatch) as caught:
-        ledger.refund(generation_id="g1", credits=31, reason="x", failure_known_at_ms=1)
-    assert caught.value.fields == {"generation_id": "g1", "charged": 30, "asked": 31}
-    assert ledger.balance("acct") == 70
-    assert ledger.refund(generation_id="g1", credits=30, reason="x", failure_known_at_ms=1)
-    assert not ledger.refund(generation_id="g1", credits=30, reason="x", failure_known_at_ms=1)
+    assert _settle(ledger, Outcome.FAILED, True) is Settlement.REFUNDED
+    assert _settle(ledger, Outcome.FAILED, True) is Settlement.DUPLICATE
     assert ledger.balance("acct") == 100
+    assert audit(ledger.db) == []
 
 
 def test_a_succeeded_generation_is_never_refunded(ledger: Ledger) -> None:
     _charged(ledger)
-    ledger.settle(
-        generation_id="g1",
-        outcome=Outcome.SUCCEEDED,
-        reason="ok",
-        refund=False,
-        failure_known_at_ms=1,
-    )
+    assert _settle(ledger, Outcome.SUCCEEDED, False) is Settlement.KEPT
     with pytest.raises(LedgerError):
-        ledger.refund(generation_id="g1", credits=30, reason="x", failure_known_at_ms=1)
+        _settle(ledger, Outcome.SUCCEEDED, True)
+    assert _settle(ledger, Outcome.FAILED, True) is Settlement.CONFLICT
     assert ledger.balance("acct") == 70
+
+
+def test_no_refund_bypasses_the_outcome_it_rests_on(ledger: Ledger) -> None:
+    """Every refund is written by ``settle`` with the outcome that justifies it, so a later
+    success finds that outcome and is a conflict, never applied on top (invariant 3)."""
+    assert not hasattr(Ledger, "refund"), "a refund outside an outcome is not offered"
+    _charged(ledger)
+    assert _settle(ledger, Outcome.FAILED, True) is Settlement.REFUNDED
+    assert _settle(ledger, Outcome.SUCCEEDED, False) is Settlement.CONFLICT
+    generation = ledger.generation("g1")
+    assert generation is not None and generation.outcome is Outcome.FAILED
+    assert ledger.balance("acct") == 100
+    assert audit(ledger.db) == []
 
 
 def test_refund_records_when_the_failure_was_known_and_applied(ledger: Ledger) -> None:
