@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from handlers.sla import REFUND_SLA_MS
 from ledger.errors import ConfigurationError
 from providers.base import MUSIC_OPERATIONS
 
@@ -39,7 +40,6 @@ DEFAULT_DEADLINES: dict[str, Deadline] = {
     **dict.fromkeys(MUSIC_OPERATIONS, _MUSIC),
 }
 FALLBACK = Deadline(10 * MINUTE, 45 * MINUTE)
-SLA_MS = 60 * MINUTE
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +53,11 @@ class DeadlinePolicy:
             or DEFAULT_DEADLINES.get(operation)
             or FALLBACK
         )
+
+    def latest_hard_ms(self) -> int:
+        """The latest hard deadline any generation can have under this policy."""
+        every = [*DEFAULT_DEADLINES.values(), FALLBACK, *self.overrides.values()]
+        return max(d.hard_ms for d in every)
 
     @classmethod
     def from_json(cls, text: str) -> DeadlinePolicy:
@@ -70,7 +75,7 @@ class DeadlinePolicy:
                 "not a JSON object of [poll_after_s, hard_s] pairs", variable="REFUNDRY_DEADLINES"
             ) from exc
         for key, d in overrides.items():
-            if not 0 <= d.poll_after_ms <= d.hard_ms <= SLA_MS - 5 * MINUTE:
+            if not 0 <= d.poll_after_ms <= d.hard_ms <= REFUND_SLA_MS - 5 * MINUTE:
                 raise ConfigurationError(
                     "deadline outside the one-hour refund promise",
                     variable="REFUNDRY_DEADLINES",

@@ -14,12 +14,14 @@ from typing import Any
 
 from ledger import Ledger, now_ms
 
-__all__ = ["SlaReport", "overdue_events", "percentile", "sla_report"]
+__all__ = ["REFUND_SLA_MS", "WARN_MS", "SlaReport", "overdue_events", "percentile", "sla_report"]
 
 log = logging.getLogger("refundry.sla")
 
-HOUR_MS = 3_600_000
+REFUND_SLA_MS = 3_600_000
+"""The promise: a failed generation's credits are back within one hour of the failure."""
 WARN_MS = 45 * 60_000
+"""An event still unapplied this long raises an alert: a human has 15 minutes left."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,7 @@ def percentile(ordered: list[int], q: float) -> int | None:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def sla_report(ledger: Ledger, *, window_ms: int, sla_ms: int = HOUR_MS) -> SlaReport:
+def sla_report(ledger: Ledger, *, window_ms: int, sla_ms: int = REFUND_SLA_MS) -> SlaReport:
     """Refund latencies of the refunds applied in the last ``window_ms``."""
     with ledger.db.read() as tx:
         rows = tx.all("refunds_in_window", since_ms=now_ms() - window_ms)

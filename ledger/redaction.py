@@ -63,6 +63,7 @@ _KNOWN_KEY = re.compile(
 )
 _PAIR_KEY = re.compile(r"(?<![\w-])([\w-]{1,64}+)[\"']?\s*+[=:]\s*+[\"']?")
 _PAIR_VALUE = re.compile(r"[^\s\"',;&}]++")
+_PLAIN_USER = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,31}")
 _URL = re.compile(r"(?i)(?<![\w+.-])[a-z][a-z0-9+.-]{0,31}+://[^\s\"'<>]++")
 
 
@@ -139,7 +140,9 @@ def _redact_url(match: re.Match[str]) -> str:
         hostport = f"[{host}]" if ":" in host else host
         if port is not None:
             hostport = f"{hostport}:{port}"
-        netloc = f"{user}:{MASK}@{hostport}" if parts.password is not None else f"{MASK}@{hostport}"
+        if parts.password is None and not _PLAIN_USER.fullmatch(user):
+            user = MASK  # a token given as the user name (``https://<token>@host``)
+        netloc = f"{user}:{MASK}@{hostport}" if parts.password is not None else f"{user}@{hostport}"
     query = MASK if parts.query else ""
     fragment = MASK if parts.fragment else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))

@@ -21,7 +21,6 @@ import httpx
 
 from ledger.errors import Unclassifiable
 from providers.status_http import (
-    DEFAULT_TIMEOUT,
     JobGone,
     ProviderAuthFailed,
     ProviderRequestRejected,
@@ -31,7 +30,6 @@ from providers.status_http import (
 
 __all__ = [
     "DEFAULT_BASE_URL",
-    "DEFAULT_TIMEOUT",
     "EVENT_TYPES",
     "JobGone",
     "ProviderAuthFailed",
@@ -67,6 +65,7 @@ class VideosClient:
         max_attempts: int = 5,
         max_wait_s: float = 30.0,
         backoff_base_s: float = 0.5,
+        timeout_s: float = 10.0,
     ) -> None:
         self._http = StatusClient(
             base_url,
@@ -74,6 +73,7 @@ class VideosClient:
             max_attempts=max_attempts,
             max_wait_s=max_wait_s,
             backoff_base_s=backoff_base_s,
+            timeout_s=timeout_s,
             client=client,
         )
 

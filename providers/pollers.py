@@ -87,6 +87,7 @@ class HTTPOptions(TypedDict, total=False):
     max_attempts: int
     max_wait_s: float
     backoff_base_s: float
+    timeout_s: float
     client: httpx.Client | None
 
 

@@ -45,7 +45,6 @@ from providers.job_ids import check_job_id
 
 __all__ = [
     "AUTH_STATUSES",
-    "DEFAULT_TIMEOUT",
     "GONE_STATUSES",
     "RETRY_STATUSES",
     "AuthHeaders",
@@ -62,7 +61,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT: Final = httpx.Timeout(10.0, connect=5.0)
 RETRY_STATUSES: Final = frozenset({408, 409, 429})
 GONE_STATUSES: Final = frozenset({404, 410})
 AUTH_STATUSES: Final = frozenset({401, 403})
@@ -115,6 +113,7 @@ class StatusClient:
         max_attempts: int = 5,
         max_wait_s: float = 30.0,
         backoff_base_s: float = 0.5,
+        timeout_s: float = 10.0,
         client: httpx.Client | None = None,
         retryable: Callable[[httpx.Response], bool] = retryable_status,
     ) -> None:
@@ -123,7 +122,9 @@ class StatusClient:
         self.base_url = base_url.rstrip("/")
         self._auth_headers = auth_headers
         self._owns_client = client is None
-        self._client = httpx.Client(timeout=DEFAULT_TIMEOUT) if client is None else client
+        timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0))
+        self._client = httpx.Client(timeout=timeout) if client is None else client
+        self.timeout_s = timeout_s
         self.max_attempts = max_attempts
         self.max_wait_s = max_wait_s
         self.backoff_base_s = backoff_base_s

@@ -40,6 +40,7 @@ PAYMENTS_QUEUE = "payments"
 
 install_redaction()
 _settings = runtime.settings()
+_budgets = runtime.budgets()
 broker = build_broker(_settings)
 
 
@@ -53,10 +54,8 @@ def should_retry(retries_so_far: int, exc: BaseException) -> bool:
 
 @dramatiq.actor(
     queue_name=RESULTS_QUEUE,
-    max_retries=_settings.max_retries,
-    min_backoff=_settings.min_backoff_ms,
-    max_backoff=_settings.max_backoff_ms,
-    retry_when=should_retry,
+    retry_when=should_retry,  # retries and backoff: the broker's Retries middleware
+    time_limit=_budgets.result_time_limit_ms,
 )
 def process_result(inbox_id: str) -> None:
     """A provider result: classify it, refund the generation if its outcome says so."""
@@ -90,10 +89,8 @@ def process_result(inbox_id: str) -> None:
 
 @dramatiq.actor(
     queue_name=PAYMENTS_QUEUE,
-    max_retries=_settings.max_retries,
-    min_backoff=_settings.min_backoff_ms,
-    max_backoff=_settings.max_backoff_ms,
     retry_when=should_retry,
+    time_limit=_budgets.payment_time_limit_ms,
 )
 def process_payment(inbox_id: str) -> None:
     """A payment event: grant the pack once, refund or claw back as it says; a subscription

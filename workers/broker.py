@@ -22,6 +22,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from workers.budgets import Budgets
 from workers.embedded_redis import EmbeddedRedis
 from workers.settings import Settings
 
@@ -70,7 +71,7 @@ def build_broker(settings: Settings) -> RedisBroker:
     """
     middleware = [
         AgeLimit(),
-        TimeLimit(time_limit=120_000),
+        TimeLimit(time_limit=Budgets(settings).result_time_limit_ms),  # each actor sets its own
         ShutdownNotifications(),
         Retries(
             max_retries=settings.max_retries,

@@ -21,11 +21,13 @@ from handlers.thin_events import JobFetcher
 from ledger import Ledger, database_location, open_ledger
 from ledger.errors import ConfigurationError
 from providers.openai_api import VideosClient
-from providers.pollers import KlingPoller, Poller, ReplicatePoller, SunoPoller
+from providers.pollers import HTTPOptions, KlingPoller, Poller, ReplicatePoller, SunoPoller
 from providers.stripe_api import StripeAPI
+from workers.budgets import Budgets
 from workers.settings import Settings
 
 __all__ = [
+    "budgets",
     "catalog",
     "deadlines",
     "fetch_job",
@@ -37,6 +39,7 @@ __all__ = [
     "policy",
     "reset",
     "settings",
+    "status_options",
     "stripe_api",
     "videos_client",
 ]
@@ -48,7 +51,26 @@ _lock = threading.Lock()
 
 @cache
 def settings() -> Settings:
-    return Settings.from_env()
+    """The process's settings; ``ConfigurationError`` when one is unusable or when their
+    worst cases would refund later than the promise (``workers.budgets``)."""
+    read = Settings.from_env()
+    Budgets(read).check(DeadlinePolicy.from_json(read.deadlines_json))
+    return read
+
+
+def budgets() -> Budgets:
+    """Every time budget, derived from :func:`settings`."""
+    return Budgets(settings())
+
+
+def status_options() -> HTTPOptions:
+    """The retry budget and timeout of every status API client."""
+    s = settings()
+    return {
+        "max_attempts": s.status_attempts,
+        "max_wait_s": float(s.status_max_wait_s),
+        "timeout_s": float(s.status_timeout_s),
+    }
 
 
 _ledger: Ledger | None = None
@@ -99,7 +121,7 @@ def videos_client() -> VideosClient:
                     "a thin webhook event cannot be fetched without an API key",
                     variable="OPENAI_API_KEY",
                 )
-            _videos = VideosClient(s.openai_api_base, s.openai_api_key)
+            _videos = VideosClient(s.openai_api_base, s.openai_api_key, **status_options())
         return _videos
 
 
@@ -131,13 +153,21 @@ def job_fetchers() -> dict[str, JobFetcher]:
         fetchers["openai"] = fetch_job
     if s.replicate_api_token:
         fetchers["replicate"] = _poller(
-            lambda: ReplicatePoller(s.replicate_api_token, s.replicate_api_base), "replicate"
+            lambda: ReplicatePoller(
+                s.replicate_api_token, s.replicate_api_base, **status_options()
+            ),
+            "replicate",
         )
     if s.suno_api_key:
-        fetchers["suno"] = _poller(lambda: SunoPoller(s.suno_api_key, s.suno_api_base), "suno")
+        fetchers["suno"] = _poller(
+            lambda: SunoPoller(s.suno_api_key, s.suno_api_base, **status_options()), "suno"
+        )
     if s.kling_access_key:
         fetchers["kling"] = _poller(
-            lambda: KlingPoller(s.kling_access_key, s.kling_secret_key, s.kling_api_base), "kling"
+            lambda: KlingPoller(
+                s.kling_access_key, s.kling_secret_key, s.kling_api_base, **status_options()
+            ),
+            "kling",
         )
     return fetchers
 

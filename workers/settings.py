@@ -18,10 +18,15 @@
 | ``REFUNDRY_SLA_WARN_MS`` | ``2700000`` | an event unapplied this long raises an alert |
 | ``REFUNDRY_DEADLINES`` | built in (``handlers/deadlines.py``) | stuck-generation deadlines |
 | ``REFUNDRY_POLL_INTERVAL_S`` | ``60`` | how often a stuck generation is polled |
+| ``REFUNDRY_POLL_BUDGET_S`` | ``20`` | a stuck sweep waits this long for its status polls |
+| ``REFUNDRY_POLL_CONCURRENCY`` | ``8`` | status polls at once in a stuck sweep |
+| ``REFUNDRY_STATUS_ATTEMPTS`` | ``5`` | attempts of one status API call |
+| ``REFUNDRY_STATUS_TIMEOUT_S`` | ``10`` | timeout of one status API request |
+| ``REFUNDRY_STATUS_MAX_WAIT_S`` | ``30`` | longest wait between two attempts |
 | ``STRIPE_API_KEY`` | empty: no reconciliation, no refunds | secret |
 | ``STRIPE_API_BASE`` | ``https://api.stripe.com`` | a Stripe-compatible endpoint |
 | ``STRIPE_WEBHOOK_SECRET`` | empty | secret: verifies Stripe webhooks |
-| ``REFUNDRY_PACKS`` | ``{}`` | JSON: price id → credits |
+| ``REFUNDRY_PACKS`` | empty: no packs | JSON: price id → credits |
 | ``UNLANDED_PACK_ACTION`` | ``complete`` | unlanded pack: ``complete`` or ``refund`` |
 | ``REFUNDRY_LANDING_WINDOW_S`` | ``3600`` | how long a paid pack may take to land |
 | ``REFUNDRY_DUPLICATE_WINDOW_S`` | ``600`` | same pack paid twice within it: refunded |
@@ -36,28 +41,34 @@
 | ``KLING_SECRET_KEY`` | empty | secret: set with the access key, or neither |
 | ``KLING_API_BASE`` | ``https://api-singapore.klingai.com`` | Kling API base URL |
 
-The default retry budget (8 retries from 1 s doubling, each at most 5 min) dead-letters a
-message that keeps failing after at most about 9 minutes of backoff: well inside the
-one-hour SLA. Its inbox row stays pending and the sweep delivers it again, so an event that
-becomes applicable later (its charge recorded late) is still applied without a human.
-A worker killed mid-message is covered the same way: its event is re-sent by the sweep
-within grace + interval (40 s by default), not after dramatiq's 60 s heartbeat lottery.
+Every time budget derives from these values (``workers.budgets``), and a settings object
+whose worst cases would break the one-hour refund promise is refused. The default retry
+budget (8 retries from 1 s doubling, each at most 5 min) dead-letters a message that keeps
+failing after at most about 9 minutes of backoff: well inside the one-hour SLA. Its inbox
+row stays pending and the sweep delivers it again, so an event that becomes applicable
+later (its charge recorded late) is still applied without a human. A worker killed
+mid-message is covered the same way: its event is re-sent by the sweep within grace +
+interval (40 s by default), not after dramatiq's 60 s heartbeat lottery.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
+from handlers.sla import REFUND_SLA_MS, WARN_MS
 from ledger.errors import ConfigurationError
 
-__all__ = ["Settings"]
+__all__ = ["VARIABLES", "Settings"]
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
+    """Every setting, with its default: the only place a default is written."""
+
     database_url: str = field(repr=False)  # may carry a password
     redis_url: str | None = field(repr=False)
     home: Path
@@ -70,10 +81,15 @@ class Settings:
     inbox_grace_ms: int = 30_000
     inbox_give_up_ms: int = 6 * 3_600_000
     sweep_interval_s: int = 10
-    refund_sla_ms: int = 3_600_000
-    sla_warn_ms: int = 45 * 60_000
+    refund_sla_ms: int = REFUND_SLA_MS
+    sla_warn_ms: int = WARN_MS
     deadlines_json: str = ""
     poll_interval_s: int = 60
+    poll_budget_s: int = 20
+    poll_concurrency: int = 8
+    status_attempts: int = 5
+    status_timeout_s: int = 10
+    status_max_wait_s: int = 30
     stripe_api_key: str = field(default="", repr=False)
     stripe_api_base: str = "https://api.stripe.com"
     stripe_webhook_secret: str = field(default="", repr=False)
@@ -94,54 +110,38 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every variable of :data:`VARIABLES`; an unusable value raises
+        ``ConfigurationError`` naming its variable."""
         env = os.environ if env is None else env
-        kling_access_key = env.get("KLING_ACCESS_KEY", "").strip()
-        kling_secret_key = env.get("KLING_SECRET_KEY", "").strip()
-        if bool(kling_access_key) != bool(kling_secret_key):
-            missing = "KLING_SECRET_KEY" if kling_access_key else "KLING_ACCESS_KEY"
-            raise ConfigurationError("Kling needs both its access and secret key", variable=missing)
         home = Path(env.get("REFUNDRY_HOME", ".refundry")).absolute()
+        defaults = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+        values: dict[str, Any] = {
+            name: parse(env, variable, defaults[name])
+            for variable, (name, parse) in VARIABLES.items()
+        }
+        if bool(values["kling_access_key"]) != bool(values["kling_secret_key"]):
+            missing = "KLING_SECRET_KEY" if values["kling_access_key"] else "KLING_ACCESS_KEY"
+            raise ConfigurationError("Kling needs both its access and secret key", variable=missing)
         return cls(
             database_url=env.get("DATABASE_URL") or f"sqlite:///{home / 'ledger.sqlite3'}",
             redis_url=env.get("REDIS_URL") or None,
             home=home,
-            pg_schema=env.get("REFUNDRY_PG_SCHEMA", "refundry"),
-            policy_version=env.get("REFUNDRY_POLICY_VERSION", "2026-11-23"),
-            refund_cancelled=_flag(env, "REFUNDRY_REFUND_CANCELLED", True),
-            max_retries=_int(env, "REFUNDRY_MAX_RETRIES", 8),
-            min_backoff_ms=_int(env, "REFUNDRY_MIN_BACKOFF_MS", 1_000),
-            max_backoff_ms=_int(env, "REFUNDRY_MAX_BACKOFF_MS", 300_000),
-            inbox_grace_ms=_int(env, "REFUNDRY_INBOX_GRACE_MS", 30_000),
-            inbox_give_up_ms=_int(env, "REFUNDRY_INBOX_GIVE_UP_MS", 6 * 3_600_000),
-            sweep_interval_s=max(1, _int(env, "REFUNDRY_SWEEP_INTERVAL_S", 10)),
-            refund_sla_ms=_int(env, "REFUNDRY_REFUND_SLA_MS", 3_600_000),
-            sla_warn_ms=_int(env, "REFUNDRY_SLA_WARN_MS", 45 * 60_000),
-            deadlines_json=env.get("REFUNDRY_DEADLINES", ""),
-            poll_interval_s=max(1, _int(env, "REFUNDRY_POLL_INTERVAL_S", 60)),
-            stripe_api_key=env.get("STRIPE_API_KEY", "").strip(),
-            stripe_api_base=_url(env, "STRIPE_API_BASE", "https://api.stripe.com"),
-            stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET", "").strip(),
-            packs_json=env.get("REFUNDRY_PACKS", ""),
-            unlanded_action=env.get("UNLANDED_PACK_ACTION", "complete").strip(),
-            landing_window_s=_int(env, "REFUNDRY_LANDING_WINDOW_S", 3600),
-            duplicate_window_s=_int(env, "REFUNDRY_DUPLICATE_WINDOW_S", 600),
-            fraud_action=env.get("REFUNDRY_FRAUD_ACTION", "refund_and_revoke").strip(),
-            openai_api_key=env.get("OPENAI_API_KEY", "").strip(),
-            openai_api_base=_url(env, "OPENAI_API_BASE", "https://api.openai.com/v1"),
-            replicate_api_token=env.get("REPLICATE_API_TOKEN", "").strip(),
-            replicate_api_base=_url(env, "REPLICATE_API_BASE", "https://api.replicate.com"),
-            suno_api_key=env.get("SUNO_API_KEY", "").strip(),
-            suno_api_base=_url(env, "SUNO_API_BASE", "https://api.sunoapi.org"),
-            kling_access_key=kling_access_key,
-            kling_secret_key=kling_secret_key,
-            kling_api_base=_url(env, "KLING_API_BASE", "https://api-singapore.klingai.com"),
+            **values,
         )
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _text(env: Mapping[str, str], name: str, default: Any) -> str:
+    return (env.get(name) or "").strip() or str(default)
+
+
+def _secret(env: Mapping[str, str], name: str, default: Any) -> str:
+    return env.get(name, "").strip()
+
+
+def _int(env: Mapping[str, str], name: str, default: Any) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
-        return default
+        return int(default)
     try:
         value = int(raw)
     except ValueError:
@@ -151,20 +151,71 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def _url(env: Mapping[str, str], name: str, default: str) -> str:
-    raw = (env.get(name) or "").strip() or default
+def _positive(env: Mapping[str, str], name: str, default: Any) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise ConfigurationError("must be at least 1", variable=name)
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, default: Any) -> str:
+    raw = _text(env, name, default)
     if not raw.startswith(("https://", "http://")):
         raise ConfigurationError("not an http(s) URL", variable=name)
     return raw
 
 
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+def _flag(env: Mapping[str, str], name: str, default: Any) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
-        return default
+        return bool(default)
     lowered = raw.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ConfigurationError("not a boolean", variable=name)
+
+
+Parse = Callable[[Mapping[str, str], str, Any], Any]
+
+VARIABLES: dict[str, tuple[str, Parse]] = {
+    "REFUNDRY_PG_SCHEMA": ("pg_schema", _text),
+    "REFUNDRY_POLICY_VERSION": ("policy_version", _text),
+    "REFUNDRY_REFUND_CANCELLED": ("refund_cancelled", _flag),
+    "REFUNDRY_MAX_RETRIES": ("max_retries", _int),
+    "REFUNDRY_MIN_BACKOFF_MS": ("min_backoff_ms", _positive),
+    "REFUNDRY_MAX_BACKOFF_MS": ("max_backoff_ms", _positive),
+    "REFUNDRY_INBOX_GRACE_MS": ("inbox_grace_ms", _int),
+    "REFUNDRY_INBOX_GIVE_UP_MS": ("inbox_give_up_ms", _int),
+    "REFUNDRY_SWEEP_INTERVAL_S": ("sweep_interval_s", _positive),
+    "REFUNDRY_REFUND_SLA_MS": ("refund_sla_ms", _positive),
+    "REFUNDRY_SLA_WARN_MS": ("sla_warn_ms", _int),
+    "REFUNDRY_DEADLINES": ("deadlines_json", _text),
+    "REFUNDRY_POLL_INTERVAL_S": ("poll_interval_s", _positive),
+    "REFUNDRY_POLL_BUDGET_S": ("poll_budget_s", _positive),
+    "REFUNDRY_POLL_CONCURRENCY": ("poll_concurrency", _positive),
+    "REFUNDRY_STATUS_ATTEMPTS": ("status_attempts", _positive),
+    "REFUNDRY_STATUS_TIMEOUT_S": ("status_timeout_s", _positive),
+    "REFUNDRY_STATUS_MAX_WAIT_S": ("status_max_wait_s", _int),
+    "STRIPE_API_KEY": ("stripe_api_key", _secret),
+    "STRIPE_API_BASE": ("stripe_api_base", _url),
+    "STRIPE_WEBHOOK_SECRET": ("stripe_webhook_secret", _secret),
+    "REFUNDRY_PACKS": ("packs_json", _text),
+    "UNLANDED_PACK_ACTION": ("unlanded_action", _text),
+    "REFUNDRY_LANDING_WINDOW_S": ("landing_window_s", _int),
+    "REFUNDRY_DUPLICATE_WINDOW_S": ("duplicate_window_s", _int),
+    "REFUNDRY_FRAUD_ACTION": ("fraud_action", _text),
+    "OPENAI_API_KEY": ("openai_api_key", _secret),
+    "OPENAI_API_BASE": ("openai_api_base", _url),
+    "REPLICATE_API_TOKEN": ("replicate_api_token", _secret),
+    "REPLICATE_API_BASE": ("replicate_api_base", _url),
+    "SUNO_API_KEY": ("suno_api_key", _secret),
+    "SUNO_API_BASE": ("suno_api_base", _url),
+    "KLING_ACCESS_KEY": ("kling_access_key", _secret),
+    "KLING_SECRET_KEY": ("kling_secret_key", _secret),
+    "KLING_API_BASE": ("kling_api_base", _url),
+}
+"""Environment variable → (the ``Settings`` field it sets, how it is read). ``DATABASE_URL``,
+``REDIS_URL`` and ``REFUNDRY_HOME`` are read on their own (their defaults depend on each
+other)."""

@@ -31,9 +31,11 @@ def run_inbox_sweep(grace_ms: int | None = None) -> InboxSweepResult:
     )
 
 
-def run_sla_check(window_ms: int = 3_600_000) -> SlaReport:
-    """The last hour's SLA report; logs an alert per breach and per overdue event."""
+def run_sla_check(window_ms: int | None = None) -> SlaReport:
+    """The SLA report over ``window_ms`` (default: one SLA long); logs an alert per breach
+    and per overdue event."""
     s = runtime.settings()
+    window_ms = s.refund_sla_ms if window_ms is None else window_ms
     ledger = runtime.ledger()
     overdue_events(ledger, warn_ms=s.sla_warn_ms)
     return sla_report(ledger, window_ms=window_ms, sla_ms=s.refund_sla_ms)
@@ -50,6 +52,8 @@ def run_stuck_sweep(at_ms: int | None = None) -> StuckSweepResult:
         default_poll_after_ms=FALLBACK.poll_after_ms,
         default_hard_ms=FALLBACK.hard_ms,
         at_ms=at_ms,
+        poll_concurrency=s.poll_concurrency,
+        poll_budget_s=s.poll_budget_s,
     )
 
 

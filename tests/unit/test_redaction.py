@@ -136,3 +136,12 @@ def test_log_lines_and_tracebacks_are_redacted_whoever_logs_them() -> None:
     assert "calling https://api.example/x with Bearer" in shown
     assert "RuntimeError: connect failed" in shown
     assert PLANTED not in shown
+
+
+def test_a_token_given_as_a_url_user_is_masked_and_a_plain_user_name_kept() -> None:
+    token = "ghp_" + "A1b2C3d4" * 5
+    assert redact_text(f"https://{token}@github.example/x") == f"https://{MASK}@github.example/x"
+    assert (
+        redact_text("postgresql://nobody@127.0.0.1:5432/x")
+        == "postgresql://nobody@127.0.0.1:5432/x"
+    )
