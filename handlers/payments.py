@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from handlers.packs import PackCatalog, PaymentPolicy
+from handlers.purchases import CheckoutSource, observe
 from ledger import Ledger
 from ledger.payments import GrantResult, Payment
 from providers.stripe import (
@@ -20,11 +21,9 @@ from providers.stripe import (
     CheckoutSession,
     DisputeClosed,
     EarlyFraudWarning,
-    EventKind,
     PaymentEvent,
     PaymentSucceeded,
     RefundUpdated,
-    purchase_key,
 )
 
 __all__ = ["PaymentGateway", "apply_payment_event", "land", "refund_purchase"]
@@ -32,8 +31,9 @@ __all__ = ["PaymentGateway", "apply_payment_event", "land", "refund_purchase"]
 log = logging.getLogger(__name__)
 
 
-class PaymentGateway(Protocol):
-    """What the handlers need of the payment provider's API (``providers.stripe_api``)."""
+class PaymentGateway(CheckoutSource, Protocol):
+    """What the handlers need of the payment provider's API (``providers.stripe_api``): read
+    purchases (``handlers.purchases``) and refund them."""
 
     def refund_payment(
         self, payment_intent: str, *, amount: int | None, reason: str, idempotency_key: str
@@ -50,9 +50,9 @@ def apply_payment_event(
 ) -> str:
     """Apply one payment event; returns a short description of what it did."""
     if isinstance(event, CheckoutSession | PaymentSucceeded):
-        seen = observe(ledger, event, catalog)
+        seen = observe(ledger, event, catalog, gateway)
         if seen is None:
-            return "payment that names no pack and no known purchase: ignored"
+            return f"{event.type} of no pack purchase: ignored"
         if seen.state != "paid":
             return f"purchase {seen.purchase_key}: {seen.state}, nothing to grant"
         return land(ledger, seen, gateway=gateway, policy=policy)
@@ -102,54 +102,6 @@ def apply_payment_event(
             return f"refund {event.refund_id} {event.status}: alerted"
         return f"refund {event.refund_id} {event.status}"
     return f"{event.type}: ignored"
-
-
-def observe(
-    ledger: Ledger, event: CheckoutSession | PaymentSucceeded, catalog: PackCatalog
-) -> Payment | None:
-    """Merge what the event says about its purchase into the ledger.
-
-    A PaymentIntent that names no pack price, of a purchase no session told us about, is
-    not a pack purchase (an invoice, another product): nothing is recorded, None returned.
-    """
-    key = purchase_key(event)
-    assert key is not None  # both event kinds always name their purchase
-    credits = catalog.credits_for(event.price_id) if event.price_id else None
-    if isinstance(event, CheckoutSession):
-        state = (
-            "paid"
-            if event.paid
-            else ("failed" if event.kind is EventKind.CHECKOUT_ASYNC_FAILED else "unpaid")
-        )
-        return ledger.payments.observe(
-            purchase_key=key,
-            provider="stripe",
-            state=state,
-            account_id=event.client_reference_id or event.account_id,
-            price_id=event.price_id,
-            credits=credits,
-            amount=event.amount_total,
-            currency=event.currency,
-            customer=event.customer,
-            session_id=event.session_id,
-            paid_at_ms=event.created * 1000 if event.paid else None,
-        )
-    known = ledger.payments.get(key)
-    if event.price_id is None and (known is None or known.price_id is None):
-        return None
-    return ledger.payments.observe(
-        purchase_key=key,
-        provider="stripe",
-        state="paid",
-        account_id=event.account_id,
-        price_id=event.price_id,
-        credits=credits,
-        amount=event.amount_received,
-        currency=event.currency,
-        customer=event.customer,
-        charge_id=event.latest_charge,
-        paid_at_ms=event.created * 1000,
-    )
 
 
 def land(ledger: Ledger, p: Payment, *, gateway: PaymentGateway, policy: PaymentPolicy) -> str:

@@ -16,12 +16,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from handlers.packs import PackCatalog, PackUnknown, PaymentPolicy
-from handlers.payments import PaymentGateway, land, observe, refund_purchase
+from handlers.packs import PackCatalog, PaymentPolicy
+from handlers.payments import PaymentGateway, land, refund_purchase
+from handlers.purchases import observe
 from ledger import Ledger, now_ms
 from ledger.errors import RefundryError
 from ledger.payments import Payment
-from providers.stripe import CheckoutSession, PaymentSucceeded, parse_event, purchase_key
+from providers.stripe import CheckoutSession, PaymentSucceeded, from_api_object, purchase_key
 
 __all__ = ["ReconcileSource", "Reconciliation", "reconcile"]
 
@@ -32,8 +33,6 @@ class ReconcileSource(PaymentGateway, Protocol):
     def list_paid_sessions(self, created_gte: int) -> Iterator[dict[str, Any]]: ...
 
     def list_succeeded_payment_intents(self, created_gte: int) -> Iterator[dict[str, Any]]: ...
-
-    def retrieve_payment_intent(self, payment_intent: str) -> dict[str, Any]: ...
 
     def retrieve_charge(self, charge: str) -> dict[str, Any]: ...
 
@@ -49,14 +48,7 @@ class Reconciliation:
 
 def _as_event(obj: Mapping[str, Any], event_type: str) -> CheckoutSession | PaymentSucceeded:
     """Read a listed provider object through the same parser as its webhook event."""
-    event = parse_event(
-        {
-            "id": f"reconcile:{obj.get('id')}",
-            "type": event_type,
-            "created": obj.get("created"),
-            "data": {"object": obj},
-        }
-    )
+    event = from_api_object(event_type, obj)
     assert isinstance(event, CheckoutSession | PaymentSucceeded)
     return event
 
@@ -87,13 +79,14 @@ def reconcile(
     else:
         for event in listed:
             try:
-                observe(ledger, event, catalog)
-            except PackUnknown as exc:
-                log.error("reconcile: %s", exc.reason)
-                report.decide(event.event_id, "alert", exc.reason)
+                observe(ledger, event, catalog, source)
+            except RefundryError as exc:  # a price outside the catalog, an outage: the rest go on
+                key = purchase_key(event) or event.event_id
+                log.error("reconcile: purchase %s: %s", key, exc.reason)
+                report.decide(key, "alert", exc.reason)
     for p in ledger.payments.unlanded(paid_before_ms=paid_before):
         try:
-            _settle_unlanded(ledger, source, p, policy, dry_run, report)
+            _settle_unlanded(ledger, source, catalog, p, policy, dry_run, report)
         except RefundryError as exc:  # one purchase the provider refuses must not stop the rest
             report.decide(p.purchase_key, "alert", exc.reason)
             ledger.payments.note(p.purchase_key, "alert", f"reconcile failed: {exc.reason}")
@@ -113,7 +106,11 @@ def _report_unrecorded(
     reported: set[str] = set()
     for event in listed:
         key = purchase_key(event)
-        paid = event.paid if isinstance(event, CheckoutSession) else event.price_id is not None
+        paid = (
+            event.paid
+            if isinstance(event, CheckoutSession)
+            else event.metadata_price_id is not None
+        )
         if (
             key is None
             or key in reported
@@ -129,6 +126,7 @@ def _report_unrecorded(
 def _settle_unlanded(
     ledger: Ledger,
     source: ReconcileSource,
+    catalog: PackCatalog,
     p: Payment,
     policy: PaymentPolicy,
     dry_run: bool,
@@ -148,6 +146,8 @@ def _settle_unlanded(
             refund_purchase(ledger, p, reason=p.refund_reason or "retry", gateway=source)
         return
     action = policy.unlanded_action
+    if action == "complete" and not dry_run and (p.account_id is None or p.credits is None):
+        p = _read_again(ledger, source, catalog, p)
     if action == "complete" and (p.account_id is None or p.credits is None):
         why = "paid but the account or the pack is unknown: cannot complete"
         report.decide(p.purchase_key, "alert", why)
@@ -163,6 +163,22 @@ def _settle_unlanded(
         land(ledger, p, gateway=source, policy=policy)
     else:
         refund_purchase(ledger, p, reason="unlanded_pack", gateway=source)
+
+
+def _read_again(
+    ledger: Ledger, source: ReconcileSource, catalog: PackCatalog, p: Payment
+) -> Payment:
+    """A paid purchase whose account or pack is still unknown (its session's event was lost,
+    or read before its pack could be): read its PaymentIntent and Checkout Session from the
+    provider again, as a ``payment_intent.succeeded`` would."""
+    if p.purchase_key == p.session_id:  # keyed by its session: no PaymentIntent to read
+        return p
+    intent = source.retrieve_payment_intent(p.purchase_key)
+    if intent.get("status") != "succeeded":
+        return p
+    event = _as_event(intent, "payment_intent.succeeded")
+    assert isinstance(event, PaymentSucceeded)
+    return observe(ledger, event, catalog, source) or p
 
 
 def _sync_provider_refunds(ledger: Ledger, source: ReconcileSource, p: Payment) -> Payment:

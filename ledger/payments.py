@@ -48,6 +48,7 @@ class Payment:
     currency: str | None
     customer: str | None
     charge_id: str | None
+    session_id: str | None
     paid_at_ms: int | None
     refunded_amount: int
     clawed_credits: int
@@ -70,6 +71,7 @@ class Payment:
             currency=r["currency"],
             customer=r["customer"],
             charge_id=r["charge_id"],
+            session_id=r["session_id"],
             paid_at_ms=opt(r["paid_at_ms"]),
             refunded_amount=int(r["refunded_amount"]),
             clawed_credits=int(r["clawed_credits"]),
