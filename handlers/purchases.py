@@ -59,8 +59,11 @@ def observe(
     event: CheckoutSession | PaymentSucceeded,
     catalog: PackCatalog,
     source: CheckoutSource,
+    *,
+    inbox_id: str | None = None,
 ) -> Payment | None:
-    """Merge what ``event`` says about its purchase, completed from the API, into the ledger.
+    """Merge what ``event`` says about its purchase, completed from the API, into the ledger;
+    ``inbox_id`` (an event with nothing to grant) is processed in the same transaction.
 
     Returns ``None``, recording nothing, when the event is not about a pack: a Checkout
     Session not in ``payment`` mode, or a PaymentIntent that no Checkout Session made and whose
@@ -68,7 +71,9 @@ def observe(
     catalog and the provider's errors (``PaymentProviderUnavailable`` is transient).
     """
     if isinstance(event, CheckoutSession):
-        return _merge(ledger, event, None, catalog, source) if event.mode == "payment" else None
+        if event.mode != "payment":
+            return None
+        return _merge(ledger, event, None, catalog, source, inbox_id)
     known = ledger.payments.get(event.payment_intent)
     session: CheckoutSession | None = None
     named = event.metadata_price_id is not None and event.account_id is not None
@@ -79,7 +84,7 @@ def observe(
     no_price = event.metadata_price_id is None and (known is None or known.credits is None)
     if no_session and no_price:
         return None  # no Checkout Session made it and nothing names a price: not a pack
-    return _merge(ledger, session, event, catalog, source)
+    return _merge(ledger, session, event, catalog, source, inbox_id)
 
 
 def _merge(
@@ -88,6 +93,7 @@ def _merge(
     intent: PaymentSucceeded | None,
     catalog: PackCatalog,
     source: CheckoutSource,
+    inbox_id: str | None,
 ) -> Payment:
     """One write of what the session and/or the PaymentIntent say, with the pack and the
     account completed from the API when neither says it and the ledger does not know it."""
@@ -119,6 +125,7 @@ def _merge(
         charge_id=intent.latest_charge if intent else None,
         session_id=session.session_id if session else None,
         paid_at_ms=said.created * 1000 if state == "paid" else None,
+        inbox_id=inbox_id,
     )
 
 

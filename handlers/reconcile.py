@@ -21,7 +21,7 @@ from handlers.payments import PaymentGateway, land, refund_purchase
 from handlers.purchases import observe
 from ledger import Ledger, now_ms
 from ledger.errors import RefundryError
-from ledger.payments import Payment
+from ledger.payments import Payment, Reversal
 from providers.stripe import CheckoutSession, PaymentSucceeded, from_api_object, purchase_key
 
 __all__ = ["ReconcileSource", "Reconciliation", "reconcile"]
@@ -33,8 +33,6 @@ class ReconcileSource(PaymentGateway, Protocol):
     def list_paid_sessions(self, created_gte: int) -> Iterator[dict[str, Any]]: ...
 
     def list_succeeded_payment_intents(self, created_gte: int) -> Iterator[dict[str, Any]]: ...
-
-    def retrieve_charge(self, charge: str) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -132,18 +130,22 @@ def _settle_unlanded(
     dry_run: bool,
     report: Reconciliation,
 ) -> None:
+    decided_from = p.state  # every change below is a compare-and-set on it
     if not dry_run and p.state == "paid":
         p = _sync_provider_refunds(ledger, source, p)
         if p.amount and p.refunded_amount >= p.amount:
             report.decide(p.purchase_key, "refunded_at_provider", "money already given back")
             ledger.payments.mark_refunded_at_provider(
-                p.purchase_key, reason="fully refunded at the provider outside Refundry"
+                p.purchase_key,
+                reason="fully refunded at the provider outside Refundry",
+                expected_state=decided_from,
             )
             return
     if p.state == "refunding":  # a refund call that never confirmed: same key again
         report.decide(p.purchase_key, "refund", "refund started but never confirmed")
         if not dry_run:
-            refund_purchase(ledger, p, reason=p.refund_reason or "retry", gateway=source)
+            reason = p.refund_reason or "retry"
+            refund_purchase(ledger, p, reason=reason, gateway=source, expected_state="refunding")
         return
     action = policy.unlanded_action
     if action == "complete" and not dry_run and (p.account_id is None or p.credits is None):
@@ -161,8 +163,12 @@ def _settle_unlanded(
         return
     if action == "complete":
         land(ledger, p, gateway=source, policy=policy)
-    else:
-        refund_purchase(ledger, p, reason="unlanded_pack", gateway=source)
+    elif not refund_purchase(
+        ledger, p, reason="unlanded_pack", gateway=source, expected_state=decided_from
+    ):
+        report.decide(
+            p.purchase_key, "kept", f"no longer {decided_from} when it was to be refunded"
+        )
 
 
 def _read_again(
@@ -183,7 +189,8 @@ def _read_again(
 
 def _sync_provider_refunds(ledger: Ledger, source: ReconcileSource, p: Payment) -> Payment:
     """Read what the provider already gave back for this purchase (a dashboard refund leaves
-    the session ``paid`` and the intent ``succeeded``) and record it before deciding."""
+    the session ``paid`` and the intent ``succeeded``) and record each refund by its id
+    before deciding."""
     charge_id = p.charge_id
     if charge_id is None:
         charge_id = source.retrieve_payment_intent(p.purchase_key).get("latest_charge")
@@ -191,12 +198,13 @@ def _sync_provider_refunds(ledger: Ledger, source: ReconcileSource, p: Payment) 
             charge_id = charge_id.get("id")
     if not isinstance(charge_id, str):
         return p
-    refunded = int(source.retrieve_charge(charge_id).get("amount_refunded") or 0)
-    if refunded > p.refunded_amount:
-        ledger.payments.record_refund(
-            p.purchase_key,
-            refunded_total=refunded,
-            charge_id=charge_id,
-            reason="refunded at the provider",
+    refunds = [
+        Reversal(str(r["id"]), "refund", int(r["amount"]))
+        for r in source.charge_refunds(charge_id)
+        if r.get("status") == "succeeded"
+    ]
+    if refunds:
+        ledger.payments.record_reversals(
+            p.purchase_key, refunds, charge_id=charge_id, reason="refunded at the provider"
         )
     return ledger.payments.get(p.purchase_key) or p

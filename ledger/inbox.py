@@ -15,7 +15,7 @@ from typing import Any
 from ledger.backends import Database, Row, Tx
 from ledger.clock import now_ms
 
-__all__ = ["Inbox", "InboxItem"]
+__all__ = ["Inbox", "InboxItem", "processed_in", "settle_in"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,3 +113,9 @@ class Inbox:
 def settle_in(tx: Tx, id: str, *, state: str, dead_reason: str | None = None) -> None:
     """Mark an inbox row ``processed`` or ``dead`` inside the caller's transaction."""
     tx.all("settle_inbox", id=id, state=state, dead_reason=dead_reason, now_ms=now_ms())
+
+
+def processed_in(tx: Tx, id: str | None) -> None:
+    """Mark the event whose effect ``tx`` applies as processed, in ``tx`` (no-op for ``None``)."""
+    if id is not None:
+        settle_in(tx, id, state="processed")

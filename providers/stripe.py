@@ -68,6 +68,7 @@ class EventKind(StrEnum):
     CHARGE_REFUNDED = "charge.refunded"
     DISPUTE_CLOSED = "charge.dispute.closed"
     EARLY_FRAUD_WARNING = "radar.early_fraud_warning.created"
+    REFUND_CREATED = "refund.created"
     REFUND_UPDATED = "refund.updated"
     REFUND_FAILED = "refund.failed"
     IGNORED = "ignored"
@@ -172,7 +173,8 @@ class EarlyFraudWarning(PaymentEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RefundUpdated(PaymentEvent):
-    """``refund.updated`` / ``refund.failed``: ``status`` is ``pending``, ``requires_action``,
+    """``refund.created`` / ``refund.updated`` / ``refund.failed``, sent for every refund since
+    API version 2024-10-28.acacia: ``status`` is ``pending``, ``requires_action``,
     ``succeeded``, ``failed`` or ``canceled``."""
 
     refund_id: str = field(metadata=_at("id"))
@@ -191,6 +193,7 @@ _CLASSES: Final[dict[EventKind, type[PaymentEvent]]] = {
     EventKind.CHARGE_REFUNDED: ChargeRefunded,
     EventKind.DISPUTE_CLOSED: DisputeClosed,
     EventKind.EARLY_FRAUD_WARNING: EarlyFraudWarning,
+    EventKind.REFUND_CREATED: RefundUpdated,
     EventKind.REFUND_UPDATED: RefundUpdated,
     EventKind.REFUND_FAILED: RefundUpdated,
 }

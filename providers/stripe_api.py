@@ -204,6 +204,20 @@ class StripeAPI:
         )
         return page.data[0].to_dict() if page.data else None
 
+    def charge_refunds(self, charge_id: str) -> list[dict[str, Any]]:
+        """Every refund of a charge, all pages (``GET /v1/refunds?charge=…``,
+        https://docs.stripe.com/api/refunds/list): each with its ``id``, ``amount`` (minor
+        unit) and ``status``. ``charge.refunded`` names none of them, only the running total."""
+        return list(
+            self._pages(
+                lambda: self._client.v1.refunds.list(
+                    {"charge": charge_id, "limit": self.page_size}
+                ),
+                operation="charge_refunds",
+                id=charge_id,
+            )
+        )
+
     def retrieve_payment_intent(self, payment_intent: str) -> dict[str, Any]:
         found = self._call(
             lambda: self._client.v1.payment_intents.retrieve(payment_intent),

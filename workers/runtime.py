@@ -173,6 +173,11 @@ class _NoPaymentGateway:
             "a payment's metadata needs the payment provider's API", variable="STRIPE_API_KEY"
         )
 
+    def charge_refunds(self, charge_id: str) -> list[dict[str, Any]]:
+        raise ConfigurationError(
+            "a charge's refunds need the payment provider's API", variable="STRIPE_API_KEY"
+        )
+
 
 def payment_gateway() -> SubscriptionGateway:
     return stripe_api() if settings().stripe_api_key else _NoPaymentGateway()

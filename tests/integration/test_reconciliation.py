@@ -190,7 +190,7 @@ def test_a_refund_whose_answer_was_lost_is_confirmed_not_repeated_by_the_next_sw
     ledger: Ledger, ledger_url: str, fake: FakeStripe, api: StripeAPI
 ) -> None:
     pi = never_delivered(fake, "acct_lost")
-    fake.fault("/v1/refunds", 1, hang_s=10.0, after_effect=True)
+    fake.fault("/v1/refunds", 1, method="POST", hang_s=10.0, after_effect=True)
     impatient = StripeAPI(KEY, base=fake.url, read_timeout_s=0.5, max_network_retries=0)
     with impatient:
         lost = sweep(ledger, impatient, REFUND)

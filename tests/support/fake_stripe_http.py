@@ -14,7 +14,8 @@ shares, built from Stripe's documentation rather than from what Refundry sends.
   ``starting_after`` / ``ending_before`` an object id, ``has_more``, ``url``.
 - Scripted faults (:meth:`StripeHTTP.fault`): 5xx, 429 with ``Retry-After``, or a request
   held unanswered (a timeout), before the idempotency layer as a load balancer would, or after
-  the effect (the answer is lost).
+  the effect (the answer is lost); and latency that lets something else happen meanwhile
+  (:meth:`StripeHTTP.meanwhile`).
 """
 
 from __future__ import annotations
@@ -79,12 +80,13 @@ class Seen:
 @dataclass
 class Fault:
     """What :meth:`StripeHTTP.fault` does to the next ``times`` requests (``None``: all) whose
-    path matches ``path`` (``*`` matches within it): answer ``status`` (with ``Retry-After:
-    retry_after``), or with ``hang_s`` hold the request that long (or until the fake closes)
-    and drop it, after its effect if ``after_effect``."""
+    path matches ``path`` (``*`` matches within it), of any method or of ``method``: answer
+    ``status`` (with ``Retry-After: retry_after``), or with ``hang_s`` hold the request that
+    long (or until the fake closes) and drop it, after its effect if ``after_effect``."""
 
     path: str
     times: int | None = 1
+    method: str | None = None
     status: int = 500
     retry_after: int | None = None
     hang_s: float | None = None
@@ -124,6 +126,7 @@ class StripeHTTP:
         self._closing = threading.Event()
         self._keys: dict[str, tuple[tuple[Any, ...], int, Json]] = {}
         self._faults: list[Fault] = []
+        self._meanwhile: list[tuple[str, str, Callable[[], object]]] = []
         self._seen: list[Seen] = []
         self._server = ThreadingHTTPServer((LOOPBACK, 0), _handler_for(self))
         self._server.daemon_threads = True
@@ -153,6 +156,13 @@ class StripeHTTP:
         with self._lock:
             return list(self._seen)
 
+    def meanwhile(self, method: str, path: str, action: Callable[[], object]) -> None:
+        """The next ``method`` request to ``path`` (``*`` matches) takes a moment at Stripe,
+        during which ``action`` happens elsewhere (a webhook applied, say); then it is answered
+        as usual, from the state as it is after ``action``."""
+        with self._lock:
+            self._meanwhile.append((method, path, action))
+
     def _route(self, method: str, path: str, params: Json, request_id: str, key: Opt) -> Json:
         raise NotImplementedError
 
@@ -164,6 +174,7 @@ class StripeHTTP:
         seen = Seen(method, url.path.rstrip("/"), _decode(pairs), key)
         request_id = f"req_fake{time.monotonic_ns()}"
         reply = {"Request-Id": request_id}
+        self._run_meanwhile(seen)
         fault = self._take_fault(seen)
         if fault is not None and fault.hang_s is None:
             with self._lock:
@@ -186,13 +197,30 @@ class StripeHTTP:
             reply["Idempotent-Replayed"] = "true"
         return status, answer, reply
 
+    def _run_meanwhile(self, seen: Seen) -> None:
+        with self._lock:
+            due = next(
+                (
+                    m
+                    for m in self._meanwhile
+                    if m[0] == seen.method and fnmatch.fnmatchcase(seen.path, m[1])
+                ),
+                None,
+            )
+            if due is not None:
+                self._meanwhile.remove(due)
+        if due is not None:
+            due[2]()  # outside the lock: the action may call the API itself
+
     def _take_fault(self, seen: Seen) -> Fault | None:
         with self._lock:
             fault = next(
                 (
                     f
                     for f in self._faults
-                    if fnmatch.fnmatchcase(seen.path, f.path) and f.times != 0
+                    if fnmatch.fnmatchcase(seen.path, f.path)
+                    and f.method in (None, seen.method)
+                    and f.times != 0
                 ),
                 None,
             )
