@@ -4,17 +4,29 @@ do with unlanded packs, duplicate charges and fraud warnings."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ledger.errors import ConfigurationError, RefundryError
+from providers.stripe import LineItem
 
-__all__ = ["PackCatalog", "PackUnknown", "PaymentPolicy"]
+__all__ = ["Pack", "PackCatalog", "PackUnknown", "PaymentPolicy"]
 
 
 class PackUnknown(RefundryError):
-    """The price is not in the pack catalog (``REFUNDRY_PACKS``)."""
+    """The purchase is not a pack of the catalog (``REFUNDRY_PACKS``): a price outside it, or
+    no line item at all."""
 
     permanent = True
+
+
+@dataclass(frozen=True, slots=True)
+class Pack:
+    """What one purchase bought: ``credits`` (a whole number) and ``price_id``, the price id
+    when it is one item of quantity one, else every ``price*quantity`` joined by ``+``."""
+
+    price_id: str
+    credits: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,10 +34,23 @@ class PackCatalog:
     credits_by_price: dict[str, int] = field(default_factory=dict)
 
     def credits_for(self, price_id: str) -> int:
+        """Credits of one unit of ``price_id``; :class:`PackUnknown` outside the catalog."""
         try:
             return self.credits_by_price[price_id]
         except KeyError:
             raise PackUnknown(price_id=price_id) from None
+
+    def pack_for(self, items: Sequence[LineItem]) -> Pack:
+        """The pack a Checkout Session's line items add up to: each item's credits times its
+        quantity, summed. A price outside the catalog, or no item, raises
+        :class:`PackUnknown` naming it: a purchase is never guessed at."""
+        if not items:
+            raise PackUnknown("no line items")
+        lines = sorted((item.price_id, item.quantity) for item in items)
+        credits = sum(self.credits_for(price) * quantity for price, quantity in lines)
+        if len(lines) == 1 and lines[0][1] == 1:
+            return Pack(lines[0][0], credits)
+        return Pack("+".join(f"{price}*{quantity}" for price, quantity in lines), credits)
 
     @classmethod
     def from_json(cls, text: str) -> PackCatalog:

@@ -2,8 +2,10 @@
 
 A paid purchase lands its pack once (``ledger.payments`` keys it by the PaymentIntent); a
 second identical purchase within the duplicate window is refunded as ``duplicate`` instead;
-money that goes back (a refund, a lost dispute) takes its share of the pack back; an early
-fraud warning refunds and revokes, by policy; a failed refund raises an alert.
+money that goes back takes its share of the pack back, once per cause (a refund by its id, a
+lost dispute by its id, whichever event tells of it); an early fraud warning refunds and
+revokes, by policy; a failed refund raises an alert. A refund decided from a purchase's state
+happens only if the purchase is still in that state.
 """
 
 from __future__ import annotations
@@ -13,31 +15,39 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from handlers.packs import PackCatalog, PaymentPolicy
+from handlers.purchases import CheckoutSource, observe
 from ledger import Ledger
-from ledger.payments import GrantResult, Payment
+from ledger.payments import GrantResult, Payment, Reversal
 from providers.stripe import (
     ChargeRefunded,
     CheckoutSession,
     DisputeClosed,
     EarlyFraudWarning,
-    EventKind,
     PaymentEvent,
     PaymentSucceeded,
     RefundUpdated,
-    purchase_key,
 )
 
-__all__ = ["PaymentGateway", "apply_payment_event", "land", "refund_purchase"]
+__all__ = [
+    "PaymentGateway",
+    "apply_payment_event",
+    "land",
+    "processed_alone",
+    "refund_purchase",
+]
 
 log = logging.getLogger(__name__)
 
 
-class PaymentGateway(Protocol):
-    """What the handlers need of the payment provider's API (``providers.stripe_api``)."""
+class PaymentGateway(CheckoutSource, Protocol):
+    """What the handlers need of the payment provider's API (``providers.stripe_api``): read
+    purchases (``handlers.purchases``) and their refunds, and refund them."""
 
     def refund_payment(
         self, payment_intent: str, *, amount: int | None, reason: str, idempotency_key: str
     ) -> Mapping[str, Any]: ...
+
+    def charge_refunds(self, charge_id: str) -> list[dict[str, Any]]: ...
 
 
 def apply_payment_event(
@@ -47,136 +57,188 @@ def apply_payment_event(
     catalog: PackCatalog,
     gateway: PaymentGateway,
     policy: PaymentPolicy,
+    inbox_id: str | None = None,
 ) -> str:
-    """Apply one payment event; returns a short description of what it did."""
+    """Apply one payment event; returns a short description of what it did.
+
+    ``inbox_id``, the event's inbox row, is marked processed in the same transaction as the
+    event's last effect (on its own when the event changes nothing). Raises what the ledger
+    and the provider's API raise: ``PackUnknown``, ``PaymentProviderUnavailable``…
+    """
     if isinstance(event, CheckoutSession | PaymentSucceeded):
-        seen = observe(ledger, event, catalog)
-        if seen is None:
-            return "payment that names no pack and no known purchase: ignored"
-        if seen.state != "paid":
-            return f"purchase {seen.purchase_key}: {seen.state}, nothing to grant"
-        return land(ledger, seen, gateway=gateway, policy=policy)
+        return _purchase(ledger, event, catalog, gateway, policy, inbox_id)
     if isinstance(event, ChargeRefunded):
-        p = _purchase_of(ledger, event.payment_intent, event.charge_id)
-        key = p.purchase_key if p else event.payment_intent
-        if key is None:
-            return "refund of a charge with no payment intent: ignored"
-        # Remembered even when the purchase is not known yet: events arrive in any order.
-        taken = ledger.payments.record_refund(
-            key,
-            refunded_total=event.amount_refunded,
-            amount=event.amount,
-            charge_id=event.charge_id,
-            reason=f"charge refunded ({event.event_id})",
-        )
-        return f"purchase {key}: {taken} credits clawed back"
+        return _charge_refunded(ledger, event, gateway, inbox_id)
     if isinstance(event, DisputeClosed):
-        p = _purchase_of(ledger, event.payment_intent, event.charge)
-        if p is None or event.status != "lost":
-            return f"dispute {event.status}: nothing to claw back"
-        lost = min(p.refunded_amount + event.amount, p.amount or event.amount)
-        taken = ledger.payments.record_refund(
-            p.purchase_key, refunded_total=lost, reason=f"dispute {event.dispute_id} lost"
-        )
-        return f"purchase {p.purchase_key}: {taken} credits clawed back (dispute lost)"
+        return _dispute_closed(ledger, event, inbox_id)
     if isinstance(event, EarlyFraudWarning):
         p = _purchase_of(ledger, event.payment_intent, event.charge)
-        if p is None:
-            return "fraud warning on a charge that bought no pack: ignored"
-        if policy.fraud_action == "alert":
-            ledger.payments.note(p.purchase_key, "alert", f"early fraud warning {event.warning_id}")
-            log.error("early fraud warning on purchase %s", p.purchase_key)
-            return f"purchase {p.purchase_key}: fraud warning alerted"
-        refund_purchase(ledger, p, reason="early_fraud_warning", gateway=gateway)
-        return f"purchase {p.purchase_key}: refunded and revoked (early fraud warning)"
+        if p is not None:
+            return _fraud_warning(ledger, event, p, gateway, policy, inbox_id)
     if isinstance(event, RefundUpdated):
-        if event.status in ("failed", "canceled"):
-            key = event.payment_intent or event.refund_id
-            ledger.payments.note(
-                key,
-                "alert",
-                f"refund {event.refund_id} {event.status}: "
-                f"{event.failure_reason or 'no reason given'}",
-            )
-            log.error("refund %s %s (%s)", event.refund_id, event.status, event.failure_reason)
-            return f"refund {event.refund_id} {event.status}: alerted"
-        return f"refund {event.refund_id} {event.status}"
-    return f"{event.type}: ignored"
+        return _refund_updated(ledger, event, inbox_id)
+    processed_alone(ledger, inbox_id)
+    return f"{event.type}: nothing to do"
 
 
-def observe(
-    ledger: Ledger, event: CheckoutSession | PaymentSucceeded, catalog: PackCatalog
-) -> Payment | None:
-    """Merge what the event says about its purchase into the ledger.
-
-    A PaymentIntent that names no pack price, of a purchase no session told us about, is
-    not a pack purchase (an invoice, another product): nothing is recorded, None returned.
-    """
-    key = purchase_key(event)
-    assert key is not None  # both event kinds always name their purchase
-    credits = catalog.credits_for(event.price_id) if event.price_id else None
-    if isinstance(event, CheckoutSession):
-        state = (
-            "paid"
-            if event.paid
-            else ("failed" if event.kind is EventKind.CHECKOUT_ASYNC_FAILED else "unpaid")
-        )
-        return ledger.payments.observe(
-            purchase_key=key,
-            provider="stripe",
-            state=state,
-            account_id=event.client_reference_id or event.account_id,
-            price_id=event.price_id,
-            credits=credits,
-            amount=event.amount_total,
-            currency=event.currency,
-            customer=event.customer,
-            session_id=event.session_id,
-            paid_at_ms=event.created * 1000 if event.paid else None,
-        )
-    known = ledger.payments.get(key)
-    if event.price_id is None and (known is None or known.price_id is None):
-        return None
-    return ledger.payments.observe(
-        purchase_key=key,
-        provider="stripe",
-        state="paid",
-        account_id=event.account_id,
-        price_id=event.price_id,
-        credits=credits,
-        amount=event.amount_received,
-        currency=event.currency,
-        customer=event.customer,
-        charge_id=event.latest_charge,
-        paid_at_ms=event.created * 1000,
-    )
-
-
-def land(ledger: Ledger, p: Payment, *, gateway: PaymentGateway, policy: PaymentPolicy) -> str:
+def land(
+    ledger: Ledger,
+    p: Payment,
+    *,
+    gateway: PaymentGateway,
+    policy: PaymentPolicy,
+    inbox_id: str | None = None,
+) -> str:
     """Grant a paid purchase's pack, unless it duplicates a purchase just granted: then its
     money goes back with reason ``duplicate``."""
     result = ledger.payments.grant(
-        p.purchase_key, reason=f"pack {p.price_id}", duplicate_window_ms=policy.duplicate_window_ms
+        p.purchase_key,
+        reason=f"pack {p.price_id}",
+        duplicate_window_ms=policy.duplicate_window_ms,
+        inbox_id=inbox_id,
     )
     if result is GrantResult.DUPLICATE:
-        refund_purchase(ledger, p, reason="duplicate", gateway=gateway)
+        refund_purchase(
+            ledger, p, reason="duplicate", gateway=gateway, expected_state="paid", inbox_id=inbox_id
+        )
         return f"purchase {p.purchase_key}: duplicate, refunded"
     if result is GrantResult.INCOMPLETE:
         log.info("purchase %s paid but not complete yet (account or pack unknown)", p.purchase_key)
     return f"purchase {p.purchase_key}: {result.value}"
 
 
-def refund_purchase(ledger: Ledger, p: Payment, *, reason: str, gateway: PaymentGateway) -> None:
-    """Give a purchase's money back, once, and claw back any credits it landed.
+def refund_purchase(
+    ledger: Ledger,
+    p: Payment,
+    *,
+    reason: str,
+    gateway: PaymentGateway,
+    expected_state: str,
+    inbox_id: str | None = None,
+) -> bool:
+    """Give a purchase's money back, once, and claw back any credits it landed, if it is still
+    in ``expected_state`` (the state the refund was decided from); False when it has moved on.
 
     The provider call carries a key derived from the purchase: a rerun after the call
     succeeded but before the ledger recorded it gets the same refund back, not a second one.
     """
-    key = ledger.payments.begin_refund(p.purchase_key, reason=reason)
+    key = ledger.payments.begin_refund(
+        p.purchase_key, reason=reason, expected_state=expected_state, inbox_id=inbox_id
+    )
     if key is None:
-        return
+        return False
     refund = gateway.refund_payment(p.purchase_key, amount=None, reason=reason, idempotency_key=key)
-    ledger.payments.confirm_refund(p.purchase_key, refund_id=str(refund["id"]))
+    done = Reversal(str(refund["id"]), "refund", int(refund["amount"]))
+    ledger.payments.confirm_refund(p.purchase_key, refund=done, inbox_id=inbox_id)
+    return True
+
+
+def _purchase(
+    ledger: Ledger,
+    event: CheckoutSession | PaymentSucceeded,
+    catalog: PackCatalog,
+    gateway: PaymentGateway,
+    policy: PaymentPolicy,
+    inbox_id: str | None,
+) -> str:
+    paid = not isinstance(event, CheckoutSession) or event.paid
+    seen = observe(ledger, event, catalog, gateway, inbox_id=None if paid else inbox_id)
+    if seen is None:
+        processed_alone(ledger, inbox_id)
+        return f"{event.type} of no pack purchase: ignored"
+    if not paid:
+        return f"purchase {seen.purchase_key}: {seen.state}, nothing to grant"
+    return land(ledger, seen, gateway=gateway, policy=policy, inbox_id=inbox_id)
+
+
+def _charge_refunded(
+    ledger: Ledger, event: ChargeRefunded, gateway: PaymentGateway, inbox_id: str | None
+) -> str:
+    """``charge.refunded`` tells only the running total: each refund is read from the API
+    (``GET /v1/refunds?charge=…``) and reversed by its own id."""
+    p = _purchase_of(ledger, event.payment_intent, event.charge_id)
+    key = p.purchase_key if p else event.payment_intent
+    if key is None:
+        processed_alone(ledger, inbox_id)
+        return "refund of a charge with no payment intent: ignored"
+    reversals = [
+        Reversal(str(r["id"]), "refund", int(r["amount"]))
+        for r in gateway.charge_refunds(event.charge_id)
+        if r.get("status") == "succeeded"
+    ]
+    # Remembered even when the purchase is not known yet: events arrive in any order.
+    taken = ledger.payments.record_reversals(
+        key,
+        reversals,
+        reason=f"charge refunded ({event.event_id})",
+        amount=event.amount,
+        charge_id=event.charge_id,
+        inbox_id=inbox_id,
+    )
+    return f"purchase {key}: {taken} credits clawed back"
+
+
+def _dispute_closed(ledger: Ledger, event: DisputeClosed, inbox_id: str | None) -> str:
+    """A lost dispute (a chargeback) reverses its amount, keyed by the dispute's id; remembered
+    even before the purchase is known. Won or closed as a warning: nothing moves."""
+    p = _purchase_of(ledger, event.payment_intent, event.charge)
+    key = p.purchase_key if p else event.payment_intent
+    if event.status != "lost" or key is None:
+        processed_alone(ledger, inbox_id)
+        return f"dispute {event.status}: nothing to claw back"
+    lost = Reversal(event.dispute_id, "dispute", event.amount)
+    why = f"dispute {event.dispute_id} lost"
+    taken = ledger.payments.record_reversals(key, [lost], reason=why, inbox_id=inbox_id)
+    return f"purchase {key}: {taken} credits clawed back (dispute lost)"
+
+
+def _fraud_warning(
+    ledger: Ledger,
+    event: EarlyFraudWarning,
+    p: Payment,
+    gateway: PaymentGateway,
+    policy: PaymentPolicy,
+    inbox_id: str | None,
+) -> str:
+    if policy.fraud_action == "alert":
+        why = f"early fraud warning {event.warning_id}"
+        ledger.payments.note(p.purchase_key, "alert", why, inbox_id=inbox_id)
+        log.error("early fraud warning on purchase %s", p.purchase_key)
+        return f"purchase {p.purchase_key}: fraud warning alerted"
+    refund_purchase(
+        ledger,
+        p,
+        reason="early_fraud_warning",
+        gateway=gateway,
+        expected_state=p.state,
+        inbox_id=inbox_id,
+    )
+    return f"purchase {p.purchase_key}: refunded and revoked (early fraud warning)"
+
+
+def _refund_updated(ledger: Ledger, event: RefundUpdated, inbox_id: str | None) -> str:
+    """A refund succeeded (reversed by its id, as ``charge.refunded`` would), or failed or was
+    cancelled (an alert)."""
+    p = _purchase_of(ledger, event.payment_intent, event.charge)
+    key = p.purchase_key if p else event.payment_intent
+    if event.status == "succeeded" and key is not None and event.amount:
+        done = Reversal(event.refund_id, "refund", event.amount)
+        why = f"refund {event.status} ({event.event_id})"
+        taken = ledger.payments.record_reversals(key, [done], reason=why, inbox_id=inbox_id)
+        return f"purchase {key}: {taken} credits clawed back"
+    if event.status in ("failed", "canceled"):
+        why = f"refund {event.refund_id} {event.status}: {event.failure_reason or 'no reason'}"
+        ledger.payments.note(key or event.refund_id, "alert", why, inbox_id=inbox_id)
+        log.error("refund %s %s (%s)", event.refund_id, event.status, event.failure_reason)
+        return f"refund {event.refund_id} {event.status}: alerted"
+    processed_alone(ledger, inbox_id)
+    return f"refund {event.refund_id} {event.status}"
+
+
+def processed_alone(ledger: Ledger, inbox_id: str | None) -> None:
+    """An event that changes nothing is marked processed on its own (no-op for ``None``)."""
+    if inbox_id is not None:
+        ledger.inbox.mark_processed(inbox_id)
 
 
 def _purchase_of(ledger: Ledger, payment_intent: str | None, charge: str | None) -> Payment | None:

@@ -16,12 +16,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from handlers.packs import PackCatalog, PackUnknown, PaymentPolicy
-from handlers.payments import PaymentGateway, land, observe, refund_purchase
+from handlers.packs import PackCatalog, PaymentPolicy
+from handlers.payments import PaymentGateway, land, refund_purchase
+from handlers.purchases import observe
 from ledger import Ledger, now_ms
 from ledger.errors import RefundryError
-from ledger.payments import Payment
-from providers.stripe import CheckoutSession, PaymentSucceeded, parse_event, purchase_key
+from ledger.payments import Payment, Reversal
+from providers.stripe import CheckoutSession, PaymentSucceeded, from_api_object, purchase_key
 
 __all__ = ["ReconcileSource", "Reconciliation", "reconcile"]
 
@@ -32,10 +33,6 @@ class ReconcileSource(PaymentGateway, Protocol):
     def list_paid_sessions(self, created_gte: int) -> Iterator[dict[str, Any]]: ...
 
     def list_succeeded_payment_intents(self, created_gte: int) -> Iterator[dict[str, Any]]: ...
-
-    def retrieve_payment_intent(self, payment_intent: str) -> dict[str, Any]: ...
-
-    def retrieve_charge(self, charge: str) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -49,14 +46,7 @@ class Reconciliation:
 
 def _as_event(obj: Mapping[str, Any], event_type: str) -> CheckoutSession | PaymentSucceeded:
     """Read a listed provider object through the same parser as its webhook event."""
-    event = parse_event(
-        {
-            "id": f"reconcile:{obj.get('id')}",
-            "type": event_type,
-            "created": obj.get("created"),
-            "data": {"object": obj},
-        }
-    )
+    event = from_api_object(event_type, obj)
     assert isinstance(event, CheckoutSession | PaymentSucceeded)
     return event
 
@@ -87,13 +77,14 @@ def reconcile(
     else:
         for event in listed:
             try:
-                observe(ledger, event, catalog)
-            except PackUnknown as exc:
-                log.error("reconcile: %s", exc.reason)
-                report.decide(event.event_id, "alert", exc.reason)
+                observe(ledger, event, catalog, source)
+            except RefundryError as exc:  # a price outside the catalog, an outage: the rest go on
+                key = purchase_key(event) or event.event_id
+                log.error("reconcile: purchase %s: %s", key, exc.reason)
+                report.decide(key, "alert", exc.reason)
     for p in ledger.payments.unlanded(paid_before_ms=paid_before):
         try:
-            _settle_unlanded(ledger, source, p, policy, dry_run, report)
+            _settle_unlanded(ledger, source, catalog, p, policy, dry_run, report)
         except RefundryError as exc:  # one purchase the provider refuses must not stop the rest
             report.decide(p.purchase_key, "alert", exc.reason)
             ledger.payments.note(p.purchase_key, "alert", f"reconcile failed: {exc.reason}")
@@ -113,7 +104,11 @@ def _report_unrecorded(
     reported: set[str] = set()
     for event in listed:
         key = purchase_key(event)
-        paid = event.paid if isinstance(event, CheckoutSession) else event.price_id is not None
+        paid = (
+            event.paid
+            if isinstance(event, CheckoutSession)
+            else event.metadata_price_id is not None
+        )
         if (
             key is None
             or key in reported
@@ -129,25 +124,32 @@ def _report_unrecorded(
 def _settle_unlanded(
     ledger: Ledger,
     source: ReconcileSource,
+    catalog: PackCatalog,
     p: Payment,
     policy: PaymentPolicy,
     dry_run: bool,
     report: Reconciliation,
 ) -> None:
+    decided_from = p.state  # every change below is a compare-and-set on it
     if not dry_run and p.state == "paid":
         p = _sync_provider_refunds(ledger, source, p)
         if p.amount and p.refunded_amount >= p.amount:
             report.decide(p.purchase_key, "refunded_at_provider", "money already given back")
             ledger.payments.mark_refunded_at_provider(
-                p.purchase_key, reason="fully refunded at the provider outside Refundry"
+                p.purchase_key,
+                reason="fully refunded at the provider outside Refundry",
+                expected_state=decided_from,
             )
             return
     if p.state == "refunding":  # a refund call that never confirmed: same key again
         report.decide(p.purchase_key, "refund", "refund started but never confirmed")
         if not dry_run:
-            refund_purchase(ledger, p, reason=p.refund_reason or "retry", gateway=source)
+            reason = p.refund_reason or "retry"
+            refund_purchase(ledger, p, reason=reason, gateway=source, expected_state="refunding")
         return
     action = policy.unlanded_action
+    if action == "complete" and not dry_run and (p.account_id is None or p.credits is None):
+        p = _read_again(ledger, source, catalog, p)
     if action == "complete" and (p.account_id is None or p.credits is None):
         why = "paid but the account or the pack is unknown: cannot complete"
         report.decide(p.purchase_key, "alert", why)
@@ -161,13 +163,34 @@ def _settle_unlanded(
         return
     if action == "complete":
         land(ledger, p, gateway=source, policy=policy)
-    else:
-        refund_purchase(ledger, p, reason="unlanded_pack", gateway=source)
+    elif not refund_purchase(
+        ledger, p, reason="unlanded_pack", gateway=source, expected_state=decided_from
+    ):
+        report.decide(
+            p.purchase_key, "kept", f"no longer {decided_from} when it was to be refunded"
+        )
+
+
+def _read_again(
+    ledger: Ledger, source: ReconcileSource, catalog: PackCatalog, p: Payment
+) -> Payment:
+    """A paid purchase whose account or pack is still unknown (its session's event was lost,
+    or read before its pack could be): read its PaymentIntent and Checkout Session from the
+    provider again, as a ``payment_intent.succeeded`` would."""
+    if p.purchase_key == p.session_id:  # keyed by its session: no PaymentIntent to read
+        return p
+    intent = source.retrieve_payment_intent(p.purchase_key)
+    if intent.get("status") != "succeeded":
+        return p
+    event = _as_event(intent, "payment_intent.succeeded")
+    assert isinstance(event, PaymentSucceeded)
+    return observe(ledger, event, catalog, source) or p
 
 
 def _sync_provider_refunds(ledger: Ledger, source: ReconcileSource, p: Payment) -> Payment:
     """Read what the provider already gave back for this purchase (a dashboard refund leaves
-    the session ``paid`` and the intent ``succeeded``) and record it before deciding."""
+    the session ``paid`` and the intent ``succeeded``) and record each refund by its id
+    before deciding."""
     charge_id = p.charge_id
     if charge_id is None:
         charge_id = source.retrieve_payment_intent(p.purchase_key).get("latest_charge")
@@ -175,12 +198,13 @@ def _sync_provider_refunds(ledger: Ledger, source: ReconcileSource, p: Payment) 
             charge_id = charge_id.get("id")
     if not isinstance(charge_id, str):
         return p
-    refunded = int(source.retrieve_charge(charge_id).get("amount_refunded") or 0)
-    if refunded > p.refunded_amount:
-        ledger.payments.record_refund(
-            p.purchase_key,
-            refunded_total=refunded,
-            charge_id=charge_id,
-            reason="refunded at the provider",
+    refunds = [
+        Reversal(str(r["id"]), "refund", int(r["amount"]))
+        for r in source.charge_refunds(charge_id)
+        if r.get("status") == "succeeded"
+    ]
+    if refunds:
+        ledger.payments.record_reversals(
+            p.purchase_key, refunds, charge_id=charge_id, reason="refunded at the provider"
         )
     return ledger.payments.get(p.purchase_key) or p

@@ -16,7 +16,7 @@ from ledger.backends import Database, Row, Tx
 from ledger.clock import now_ms
 from ledger.redaction import redact, redact_text
 
-__all__ = ["Inbox", "InboxItem", "Recorded"]
+__all__ = ["Inbox", "InboxItem", "Recorded", "processed_in", "settle_in"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,3 +165,9 @@ def settle_in(tx: Tx, id: str, *, state: str, dead_reason: str | None = None) ->
         payload=payload,
         now_ms=now_ms(),
     )
+
+
+def processed_in(tx: Tx, id: str | None) -> None:
+    """Mark the event whose effect ``tx`` applies as processed, in ``tx`` (no-op for ``None``)."""
+    if id is not None:
+        settle_in(tx, id, state="processed")

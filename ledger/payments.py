@@ -6,81 +6,29 @@ the same purchase, in any order and any number of times, grant once. The grant e
 is ``pack:<purchase_key>`` and a unique index holds it. Refunds of our own decision go
 through ``refunding`` → ``refunded`` around the provider's API call, whose idempotency key
 (``refund_key``) is derived from the purchase alone, so a rerun can never refund twice.
+
+Money that goes back is recorded once per cause (:class:`Reversal`: a refund id, a lost
+dispute's id) and each claw-back entry is keyed ``clawback:<purchase_key>:<cause>``, never
+by a running total: a cause told again, by the same event or another, takes nothing more.
+Every state change is decided under the purchase's row lock and, where the caller decided
+from a state read earlier, compared with that state first. Each method that applies an
+event's effect takes the event's ``inbox_id`` and marks it processed in the same transaction.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any
+from collections.abc import Sequence
 
 from ledger.backends import Database, Row, Tx, required
 from ledger.clock import now_ms
-from ledger.errors import LedgerError
+from ledger.errors import IdempotencyConflict, LedgerError
+from ledger.inbox import processed_in
+from ledger.payment_types import GrantResult, Payment, Reversal, refund_key
 
-__all__ = ["GrantResult", "Payment", "Payments", "refund_key"]
+__all__ = ["GrantResult", "Payment", "Payments", "Reversal", "refund_key"]
 
 log = logging.getLogger(__name__)
-
-
-class GrantResult(StrEnum):
-    GRANTED = "granted"
-    ALREADY_GRANTED = "already_granted"
-    NOT_PAID = "not_paid"
-    INCOMPLETE = "incomplete"
-    """Paid, but the account or the pack is not known yet (another event will tell)."""
-    DUPLICATE = "duplicate"
-    """The same pack was just granted to the same customer for the same amount."""
-    REFUND_WON = "refund_won"
-    """The purchase is being (or was) refunded: its credits never land."""
-
-
-@dataclass(frozen=True, slots=True)
-class Payment:
-    purchase_key: str
-    provider: str
-    state: str
-    account_id: str | None
-    price_id: str | None
-    credits: int | None
-    amount: int | None
-    currency: str | None
-    customer: str | None
-    charge_id: str | None
-    paid_at_ms: int | None
-    refunded_amount: int
-    clawed_credits: int
-    refund_reason: str | None
-    flag: str | None
-
-    @classmethod
-    def from_row(cls, r: Row) -> Payment:
-        def opt(v: Any) -> int | None:
-            return None if v is None else int(v)
-
-        return cls(
-            purchase_key=r["purchase_key"],
-            provider=r["provider"],
-            state=r["state"],
-            account_id=r["account_id"],
-            price_id=r["price_id"],
-            credits=opt(r["credits"]),
-            amount=opt(r["amount"]),
-            currency=r["currency"],
-            customer=r["customer"],
-            charge_id=r["charge_id"],
-            paid_at_ms=opt(r["paid_at_ms"]),
-            refunded_amount=int(r["refunded_amount"]),
-            clawed_credits=int(r["clawed_credits"]),
-            refund_reason=r["refund_reason"],
-            flag=r["flag"],
-        )
-
-
-def refund_key(purchase_key: str) -> str:
-    """The payment provider's idempotency key for our refund of this purchase."""
-    return f"refundry-refund-{purchase_key}"
 
 
 class Payments:
@@ -103,14 +51,16 @@ class Payments:
         charge_id: str | None = None,
         session_id: str | None = None,
         paid_at_ms: int | None = None,
+        inbox_id: str | None = None,
     ) -> Payment:
         """Merge what one event says about a purchase (``state``: unpaid, paid or failed).
 
-        Known fields are never overwritten, and the state only moves forward.
+        Known fields are never overwritten, and the state only moves forward. ``inbox_id``:
+        the event is applied by this alone (nothing to grant), processed in this transaction.
         """
         with self.db.write() as tx:
-            tx.all(
-                "upsert_payment",
+            self._upsert(
+                tx,
                 purchase_key=purchase_key,
                 provider=provider,
                 state=state,
@@ -123,8 +73,8 @@ class Payments:
                 charge_id=charge_id,
                 session_id=session_id,
                 paid_at_ms=paid_at_ms,
-                now_ms=now_ms(),
             )
+            processed_in(tx, inbox_id)
             return Payment.from_row(required(tx.one("payment_by_key", purchase_key=purchase_key)))
 
     def get(self, purchase_key: str) -> Payment | None:
@@ -138,7 +88,12 @@ class Payments:
         return Payment.from_row(row) if row else None
 
     def grant(
-        self, purchase_key: str, *, reason: str, duplicate_window_ms: int | None = None
+        self,
+        purchase_key: str,
+        *,
+        reason: str,
+        duplicate_window_ms: int | None = None,
+        inbox_id: str | None = None,
     ) -> GrantResult:
         """Land the pack's credits, once, unless the purchase is being refunded, or (with
         ``duplicate_window_ms``) the same customer already got the same pack for the same
@@ -146,86 +101,88 @@ class Payments:
 
         The duplicate check and the grant share one transaction, serialized per customer
         (an advisory lock on PostgreSQL; SQLite has a single writer), so two identical
-        purchases processed at the same instant cannot both land.
+        purchases processed at the same instant cannot both land. ``inbox_id`` is marked
+        processed in it, unless a duplicate's refund is still to be made.
         """
         with self.db.write() as tx:
-            p = self._lock(tx, purchase_key)
-            if p.state == "granted":
-                return GrantResult.ALREADY_GRANTED
-            if p.state in ("refunding", "refunded"):
-                return GrantResult.REFUND_WON
-            if p.state != "paid":
-                return GrantResult.NOT_PAID
-            if p.account_id is None or p.credits is None:
-                return GrantResult.INCOMPLETE
-            if p.amount and p.refunded_amount >= p.amount:
-                # The money went back (a refund seen before the pack could land): no credits.
-                self._state(tx, purchase_key, "refunded")
-                self._decide(
-                    tx,
-                    purchase_key,
-                    "refunded_at_provider",
-                    "fully refunded before the pack landed: not granted",
-                )
-                return GrantResult.REFUND_WON
-            if duplicate_window_ms is not None and (twin := self._twin(tx, p, duplicate_window_ms)):
-                self._decide(tx, purchase_key, "duplicate", f"same pack as {twin}")
-                return GrantResult.DUPLICATE
-            tx.all("ensure_account", account_id=p.account_id, now_ms=now_ms())
-            inserted = tx.one(
-                "insert_pack_entry",
-                idempotency_key=f"pack:{purchase_key}",
-                account_id=p.account_id,
-                kind="grant",
-                amount=p.credits,
-                reason=reason,
-                policy_version=self.policy_version,
-                now_ms=now_ms(),
-                purchase_key=purchase_key,
-            )
-            if inserted is None:
-                raise LedgerError(
-                    "pack grant entry exists but the payment is not granted",
-                    purchase_key=purchase_key,
-                )
-            tx.all(
-                "upsert_account_credit", account_id=p.account_id, amount=p.credits, now_ms=now_ms()
-            )
-            self._state(tx, purchase_key, "granted")
-            self._decide(tx, purchase_key, "grant", reason)
-            if p.refunded_amount:  # partly refunded before it landed: its share goes back now
-                self._clawback(
-                    tx,
-                    p,
-                    refunded_total=p.refunded_amount,
-                    reason="refunded at the provider before the pack landed",
-                )
-            return GrantResult.GRANTED
+            result = self._grant(tx, purchase_key, reason, duplicate_window_ms)
+            if result is not GrantResult.DUPLICATE:
+                processed_in(tx, inbox_id)
+            return result
 
-    def begin_refund(self, purchase_key: str, *, reason: str) -> str | None:
-        """Decide to give the money back: returns the provider idempotency key, or None when
-        the purchase is already refunded. A granted pack is clawed back when confirmed."""
+    def _grant(
+        self, tx: Tx, purchase_key: str, reason: str, duplicate_window_ms: int | None
+    ) -> GrantResult:
+        p = self._lock(tx, purchase_key)
+        if p.state == "granted":
+            return GrantResult.ALREADY_GRANTED
+        if p.state in ("refunding", "refunded"):
+            return GrantResult.REFUND_WON
+        if p.state != "paid":
+            return GrantResult.NOT_PAID
+        if p.account_id is None or p.credits is None:
+            return GrantResult.INCOMPLETE
+        if p.amount and p.refunded_amount >= p.amount:
+            # The money went back (a refund seen before the pack could land): no credits.
+            self._state(tx, purchase_key, "refunded")
+            why = "fully refunded before the pack landed: not granted"
+            self._decide(tx, purchase_key, "refunded_at_provider", why)
+            return GrantResult.REFUND_WON
+        if duplicate_window_ms is not None and (twin := self._twin(tx, p, duplicate_window_ms)):
+            self._decide(tx, purchase_key, "duplicate", f"same pack as {twin}")
+            return GrantResult.DUPLICATE
+        tx.all("ensure_account", account_id=p.account_id, now_ms=now_ms())
+        if self._entry(tx, p, "grant", f"pack:{purchase_key}", p.credits, reason) is None:
+            raise LedgerError(
+                "pack grant entry exists but the payment is not granted", purchase_key=purchase_key
+            )
+        self._state(tx, purchase_key, "granted")
+        self._decide(tx, purchase_key, "grant", reason)
+        if p.refunded_amount:  # partly reversed before it landed: its share goes back now
+            why = "reversed at the provider before the pack landed"
+            self._clawback(tx, purchase_key, f"clawback:{purchase_key}:at-grant", why)
+        return GrantResult.GRANTED
+
+    def begin_refund(
+        self,
+        purchase_key: str,
+        *,
+        reason: str,
+        expected_state: str,
+        inbox_id: str | None = None,
+    ) -> str | None:
+        """Decide to give the money back, if the purchase is still in ``expected_state`` (the
+        state the refund was decided from): returns the provider idempotency key, or ``None``
+        when it is refunded already or has moved on (a pack that landed since, say); then
+        ``inbox_id`` is marked processed. A refund begun already goes on with the same key.
+        A granted pack is clawed back when the refund is confirmed."""
         with self.db.write() as tx:
             p = self._lock(tx, purchase_key)
-            if p.state == "refunded":
+            if p.state == "refunding":
+                return refund_key(purchase_key)
+            if p.state != expected_state or p.state == "refunded":
+                processed_in(tx, inbox_id)
                 return None
-            if p.state != "refunding":
-                tx.all(
-                    "update_payment_state",
-                    purchase_key=purchase_key,
-                    state="refunding",
-                    refund_reason=reason,
-                    refund_id=None,
-                    now_ms=now_ms(),
-                )
-                self._decide(tx, purchase_key, "refund", reason)
+            tx.all(
+                "update_payment_state",
+                purchase_key=purchase_key,
+                state="refunding",
+                refund_reason=reason,
+                refund_id=None,
+                now_ms=now_ms(),
+            )
+            self._decide(tx, purchase_key, "refund", reason)
             return refund_key(purchase_key)
 
-    def confirm_refund(self, purchase_key: str, *, refund_id: str) -> None:
-        """The provider refunded all that was left of the payment: the purchase is refunded,
-        and every credit it had landed is clawed back in the same transaction."""
+    def confirm_refund(
+        self, purchase_key: str, *, refund: Reversal, inbox_id: str | None = None
+    ) -> None:
+        """The provider refunded all that was left of the payment (``refund``: its id and
+        amount): the purchase is refunded, and every credit it had landed is clawed back, in
+        the same transaction."""
         with self.db.write() as tx:
             p = self._lock(tx, purchase_key)
+            processed_in(tx, inbox_id)
             if p.state == "refunded":
                 return
             tx.all(
@@ -233,69 +190,62 @@ class Payments:
                 purchase_key=purchase_key,
                 state="refunded",
                 refund_reason=None,
-                refund_id=refund_id,
+                refund_id=refund.cause_id,
                 now_ms=now_ms(),
             )
-            self._clawback(
-                tx, p, refunded_total=p.amount or p.refunded_amount, reason=f"refund {refund_id}"
-            )
+            self._reverse(tx, purchase_key, [refund], f"refund {refund.cause_id}")
 
-    def record_refund(
+    def record_reversals(
         self,
         purchase_key: str,
+        reversals: Sequence[Reversal],
         *,
-        refunded_total: int,
         reason: str,
         provider: str = "stripe",
         amount: int | None = None,
         charge_id: str | None = None,
+        inbox_id: str | None = None,
     ) -> int:
-        """Money went back at the provider (``refunded_total`` so far: a refund made in its
-        dashboard, a lost dispute). Remembered even before the purchase is known, so a pack
-        whose events arrive later never lands for money already returned; a landed pack
-        gives back its share now. Returns the credits clawed back now."""
+        """Money went back at the provider (a refund made in its dashboard, a lost dispute),
+        each :class:`Reversal` keyed by its cause: one told again is ignored, the same cause
+        with another amount raises ``IdempotencyConflict``. Remembered even before the
+        purchase is known, so a pack whose events arrive later never lands for money already
+        returned; a landed pack gives back its share of each new cause now. Returns the
+        credits clawed back now."""
         with self.db.write() as tx:
-            tx.all(
-                "upsert_payment",
+            self._upsert(
+                tx,
                 purchase_key=purchase_key,
                 provider=provider,
                 state="unpaid",
-                account_id=None,
-                price_id=None,
-                credits=None,
                 amount=amount,
-                currency=None,
-                customer=None,
                 charge_id=charge_id,
-                session_id=None,
-                paid_at_ms=None,
-                now_ms=now_ms(),
             )
-            tx.all(
-                "raise_refunded_amount",
-                purchase_key=purchase_key,
-                refunded_amount=refunded_total,
-                now_ms=now_ms(),
-            )
-            return self._clawback(
-                tx, self._lock(tx, purchase_key), refunded_total=refunded_total, reason=reason
-            )
+            taken = self._reverse(tx, purchase_key, reversals, reason)
+            processed_in(tx, inbox_id)
+            return taken
 
-    def mark_refunded_at_provider(self, purchase_key: str, *, reason: str) -> None:
-        """A purchase whose money was given back in full outside Refundry: refunded, and
-        any credits it landed are clawed back."""
+    def mark_refunded_at_provider(
+        self, purchase_key: str, *, reason: str, expected_state: str
+    ) -> bool:
+        """A purchase in ``expected_state`` whose money went back in full outside Refundry
+        (its reversals, recorded already, clawed its credits back): refunded. False when its
+        state moved on since the decision."""
         with self.db.write() as tx:
             p = self._lock(tx, purchase_key)
-            if p.state == "refunded":
-                return
+            if p.state != expected_state:
+                return False
             self._state(tx, purchase_key, "refunded")
             self._decide(tx, purchase_key, "refunded_at_provider", reason)
-            self._clawback(tx, p, refunded_total=p.amount or p.refunded_amount, reason=reason)
+            return True
 
-    def note(self, purchase_key: str, decision: str, reason: str) -> None:
+    def note(
+        self, purchase_key: str, decision: str, reason: str, *, inbox_id: str | None = None
+    ) -> None:
         """Record a decision that moves nothing (an alert, a duplicate noticed, a dry run)."""
         with self.db.write() as tx:
             self._decide(tx, purchase_key, decision, reason)
+            processed_in(tx, inbox_id)
 
     def decisions(self, purchase_key: str) -> list[Row]:
         with self.db.read() as tx:
@@ -307,6 +257,34 @@ class Payments:
         return [Payment.from_row(r) for r in rows]
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _upsert(self, tx: Tx, **fields: object) -> None:
+        """``upsert_payment`` with every field not given unknown (``None``)."""
+        tx.all("upsert_payment", **(dict.fromkeys(_PAYMENT_FIELDS) | fields), now_ms=now_ms())
+
+    def _reverse(self, tx: Tx, purchase_key: str, reversals: Sequence[Reversal], why: str) -> int:
+        """Record each new reversal, then claw back its share under its own key."""
+        taken = 0
+        for r in reversals:
+            fresh = tx.one(
+                "insert_payment_reversal",
+                cause_id=r.cause_id,
+                purchase_key=purchase_key,
+                kind=r.kind,
+                amount=r.amount,
+                now_ms=now_ms(),
+            )
+            if fresh is None:
+                known = required(tx.one("payment_reversal", cause_id=r.cause_id))
+                if (known["purchase_key"], int(known["amount"])) != (purchase_key, r.amount):
+                    raise IdempotencyConflict(
+                        cause_id=r.cause_id, amount=r.amount, recorded=int(known["amount"])
+                    )
+                continue
+            tx.all("total_payment_reversals", purchase_key=purchase_key, now_ms=now_ms())
+            key = f"clawback:{purchase_key}:{r.cause_id}"
+            taken += self._clawback(tx, purchase_key, key, f"{r.kind} {r.cause_id}: {why}")
+        return taken
 
     def _twin(self, tx: Tx, p: Payment, window_ms: int) -> str | None:
         """A granted purchase of the same customer, pack and amount paid within
@@ -325,41 +303,25 @@ class Payments:
         )
         return str(row["purchase_key"]) if row else None
 
-    def _clawback(self, tx: Tx, p: Payment, *, refunded_total: int, reason: str) -> int:
+    def _clawback(self, tx: Tx, purchase_key: str, key: str, reason: str) -> int:
+        """Take back, under ``key``, the credits of the purchase's share reversed so far that
+        are not taken back yet (whole credits, rounded down until all is reversed)."""
+        p = self._lock(tx, purchase_key)
         if p.credits is None or p.account_id is None or not p.amount:
             return 0
-        granted = tx.one("entry_by_key", idempotency_key=f"pack:{p.purchase_key}") is not None
-        if not granted:
-            return 0
-        share = min(refunded_total, p.amount)
+        if tx.one("entry_by_key", idempotency_key=f"pack:{p.purchase_key}") is None:
+            return 0  # not landed: the grant takes the reversals into account
+        share = min(p.refunded_amount, p.amount)
         target = p.credits * share // p.amount if share < p.amount else p.credits
         take = target - p.clawed_credits
-        if take <= 0:
+        balance = self._entry(tx, p, "clawback", key, -take, reason) if take > 0 else None
+        if balance is None:
             return 0
-        tx.all(
-            "insert_pack_entry",
-            idempotency_key=f"clawback:{p.purchase_key}:{target}",
-            account_id=p.account_id,
-            kind="clawback",
-            amount=-take,
-            reason=reason,
-            policy_version=self.policy_version,
-            now_ms=now_ms(),
-            purchase_key=p.purchase_key,
-        )
-        balance = int(
-            required(
-                tx.one(
-                    "upsert_account_credit", account_id=p.account_id, amount=-take, now_ms=now_ms()
-                )
-            )["balance"]
-        )
         flag = "negative_balance" if balance < 0 else None
         tx.all(
             "add_payment_clawback",
             purchase_key=p.purchase_key,
             credits=take,
-            refunded_amount=refunded_total,
             flag=flag,
             now_ms=now_ms(),
         )
@@ -372,6 +334,30 @@ class Payments:
                 balance,
             )
         return take
+
+    def _entry(
+        self, tx: Tx, p: Payment, kind: str, key: str, amount: int, reason: str
+    ) -> int | None:
+        """One pack ledger entry under ``key`` and its balance change: the balance after it,
+        or ``None`` when the key is taken already (nothing written)."""
+        assert p.account_id is not None
+        inserted = tx.one(
+            "insert_pack_entry",
+            idempotency_key=key,
+            account_id=p.account_id,
+            kind=kind,
+            amount=amount,
+            reason=reason,
+            policy_version=self.policy_version,
+            now_ms=now_ms(),
+            purchase_key=p.purchase_key,
+        )
+        if inserted is None:
+            return None
+        credited = tx.one(
+            "upsert_account_credit", account_id=p.account_id, amount=amount, now_ms=now_ms()
+        )
+        return int(required(credited)["balance"])
 
     def _lock(self, tx: Tx, purchase_key: str) -> Payment:
         row = tx.one("lock_payment", purchase_key=purchase_key)
@@ -397,3 +383,7 @@ class Payments:
             reason=reason,
             now_ms=now_ms(),
         )
+
+
+_PAYMENT_FIELDS: tuple[str, ...] = ("account_id", "price_id", "credits", "amount", "currency")
+_PAYMENT_FIELDS += ("customer", "charge_id", "session_id", "paid_at_ms")

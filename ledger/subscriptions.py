@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ledger.backends import Database, Row, Tx, required
 from ledger.clock import now_ms
 from ledger.errors import LedgerError
+from ledger.inbox import processed_in
 from ledger.payments import refund_key
 
 __all__ = ["Cancellation", "SubscriptionCharge", "Subscriptions"]
@@ -77,9 +78,16 @@ class Subscriptions:
         self.db = db
 
     def record_cancellation(
-        self, *, subscription_id: str, customer: str, cancelled_at_ms: int
-    ) -> Cancellation:
-        """Remember a confirmed cancellation; told again with another time, the earliest wins."""
+        self,
+        *,
+        subscription_id: str,
+        customer: str,
+        cancelled_at_ms: int,
+        inbox_id: str | None = None,
+    ) -> tuple[Cancellation, list[SubscriptionCharge]]:
+        """Remember a confirmed cancellation (told again with another time, the earliest
+        wins), and return it with the subscription's recorded charges, oldest first. With no
+        charge to settle, ``inbox_id`` is marked processed in the same transaction."""
         with self.db.write() as tx:
             row = tx.one(
                 "upsert_subscription_cancellation",
@@ -88,7 +96,10 @@ class Subscriptions:
                 cancelled_at_ms=cancelled_at_ms,
                 now_ms=now_ms(),
             )
-        return Cancellation.from_row(required(row))
+            rows = tx.all("subscription_charges_of", subscription_id=subscription_id)
+            if not rows:
+                processed_in(tx, inbox_id)
+        return Cancellation.from_row(required(row)), [SubscriptionCharge.from_row(r) for r in rows]
 
     def cancellation(self, subscription_id: str) -> Cancellation | None:
         with self.db.read() as tx:
@@ -105,9 +116,11 @@ class Subscriptions:
         amount: int,
         currency: str,
         paid_at_ms: int,
-    ) -> SubscriptionCharge:
-        """Remember a paid invoice of a subscription; a known one only learns its
-        PaymentIntent, if it had none yet."""
+        inbox_id: str | None = None,
+    ) -> tuple[SubscriptionCharge, Cancellation | None]:
+        """Remember a paid invoice of a subscription (a known one only learns its
+        PaymentIntent, if it had none yet), and return it with its subscription's cancellation
+        if one is known. With none, ``inbox_id`` is marked processed in the same transaction."""
         with self.db.write() as tx:
             row = tx.one(
                 "upsert_subscription_charge",
@@ -120,7 +133,11 @@ class Subscriptions:
                 paid_at_ms=paid_at_ms,
                 now_ms=now_ms(),
             )
-        return SubscriptionCharge.from_row(required(row))
+            cancelled = tx.one("subscription_cancellation", subscription_id=subscription_id)
+            if cancelled is None:
+                processed_in(tx, inbox_id)
+        known = Cancellation.from_row(cancelled) if cancelled else None
+        return SubscriptionCharge.from_row(required(row)), known
 
     def charge(self, invoice_id: str) -> SubscriptionCharge | None:
         with self.db.read() as tx:
@@ -133,21 +150,26 @@ class Subscriptions:
             rows = tx.all("subscription_charges_of", subscription_id=subscription_id)
         return [SubscriptionCharge.from_row(r) for r in rows]
 
-    def keep(self, invoice_id: str, *, reason: str) -> bool:
+    def keep(self, invoice_id: str, *, reason: str, inbox_id: str | None = None) -> bool:
         """Decide that a charge stays; False (nothing recorded) when it is already being, or
-        was, refunded."""
+        was, refunded. ``inbox_id`` is marked processed in the same transaction."""
         with self.db.write() as tx:
+            processed_in(tx, inbox_id)
             if self._lock(tx, invoice_id).state != "kept":
                 return False
             _decide_once(tx, invoice_id, "keep", reason)
             return True
 
-    def begin_refund(self, invoice_id: str, *, payment_intent: str, reason: str) -> str | None:
+    def begin_refund(
+        self, invoice_id: str, *, payment_intent: str, reason: str, inbox_id: str | None = None
+    ) -> str | None:
         """Decide to give a charge's money back: returns the provider idempotency key, or
-        None when it is already refunded. The PaymentIntent is remembered with the decision."""
+        None when it is already refunded (then ``inbox_id`` is marked processed). The
+        PaymentIntent is remembered with the decision."""
         with self.db.write() as tx:
             c = self._lock(tx, invoice_id)
             if c.state == "refunded":
+                processed_in(tx, inbox_id)
                 return None
             if c.payment_intent not in (None, payment_intent):
                 raise LedgerError(
@@ -160,9 +182,13 @@ class Subscriptions:
                 _decide_once(tx, invoice_id, "refund", reason)
             return refund_key(payment_intent)
 
-    def confirm_refund(self, invoice_id: str, *, refund_id: str) -> None:
-        """The provider refunded the charge: it is refunded (once)."""
+    def confirm_refund(
+        self, invoice_id: str, *, refund_id: str, inbox_id: str | None = None
+    ) -> None:
+        """The provider refunded the charge: it is refunded (once); ``inbox_id`` is marked
+        processed in the same transaction."""
         with self.db.write() as tx:
+            processed_in(tx, inbox_id)
             c = self._lock(tx, invoice_id)
             if c.state == "refunded":
                 return
@@ -170,10 +196,13 @@ class Subscriptions:
                 raise LedgerError("refund confirmed but never begun", invoice_id=invoice_id)
             self._update(tx, invoice_id, "refunded", refund_id=refund_id)
 
-    def note(self, invoice_id: str, decision: str, reason: str) -> None:
+    def note(
+        self, invoice_id: str, decision: str, reason: str, *, inbox_id: str | None = None
+    ) -> None:
         """Record a decision that moves nothing (an alert), once."""
         with self.db.write() as tx:
             _decide_once(tx, invoice_id, decision, reason)
+            processed_in(tx, inbox_id)
 
     def decisions(self, invoice_id: str) -> list[Row]:
         with self.db.read() as tx:

@@ -26,7 +26,8 @@ from typing import Any, Final
 import stripe
 
 from ledger.errors import ConfigurationError, RefundryError
-from providers.common import lookup, short
+from providers.common import short
+from providers.stripe_fields import Fields, LineItem, PayloadUnreadable
 
 __all__ = [
     "DEFAULT_TOLERANCE_S",
@@ -35,11 +36,13 @@ __all__ = [
     "DisputeClosed",
     "EarlyFraudWarning",
     "EventKind",
+    "LineItem",
     "PayloadUnreadable",
     "PaymentEvent",
     "PaymentSucceeded",
     "RefundUpdated",
     "SignatureInvalid",
+    "from_api_object",
     "parse_event",
     "purchase_key",
     "verify_webhook",
@@ -55,12 +58,6 @@ class SignatureInvalid(RefundryError):
     permanent = True
 
 
-class PayloadUnreadable(RefundryError):
-    """The signature is genuine but the body is not a readable Stripe event."""
-
-    permanent = True
-
-
 class EventKind(StrEnum):
     """What an event means to Refundry; every type not listed here is ``IGNORED``."""
 
@@ -71,13 +68,14 @@ class EventKind(StrEnum):
     CHARGE_REFUNDED = "charge.refunded"
     DISPUTE_CLOSED = "charge.dispute.closed"
     EARLY_FRAUD_WARNING = "radar.early_fraud_warning.created"
+    REFUND_CREATED = "refund.created"
     REFUND_UPDATED = "refund.updated"
     REFUND_FAILED = "refund.failed"
     IGNORED = "ignored"
 
 
 def _at(path: str, read: str = "text") -> dict[str, str]:
-    """Field metadata: read ``data.object.<path>`` with the ``_Reader`` method ``read``."""
+    """Field metadata: read ``data.object.<path>`` with the ``Fields`` method ``read``."""
     return {"at": path, "read": read}
 
 
@@ -95,11 +93,16 @@ class PaymentEvent:
 class CheckoutSession(PaymentEvent):
     """``checkout.session.completed`` / ``.async_payment_succeeded`` / ``.async_payment_failed``.
 
-    ``price_id`` is the line items' price when ``line_items`` was expanded (webhook sessions
-    never carry them), else ``metadata.price_id``.
+    ``line_items`` is ``None`` unless the session was read with ``line_items`` expanded and
+    complete: webhook events never carry that expandable field, and an expanded list holds only
+    its first page (https://docs.stripe.com/api/checkout/sessions/line_items). The pack is then
+    fetched from the API. ``metadata_price_id`` is the platform's optional shortcut, a price id
+    it put in the session's metadata (quantity one).
     """
 
     session_id: str = field(metadata=_at("id"))
+    mode: str = field(metadata=_at("mode"))
+    """``payment`` (a one-time purchase, such as a pack), ``subscription`` or ``setup``."""
     payment_status: str = field(metadata=_at("payment_status"))
     """``paid``, ``unpaid`` (a delayed method still pending) or ``no_payment_required``."""
     amount_total: int = field(metadata=_at("amount_total", "integer"))
@@ -110,7 +113,10 @@ class CheckoutSession(PaymentEvent):
     )
     account_id: str | None = field(default=None, metadata=_at("metadata.account_id", "opt"))
     customer: str | None = field(default=None, metadata=_at("customer", "ref"))
-    price_id: str | None = field(default=None, metadata=_at("line_items.data", "price_id"))
+    line_items: tuple[LineItem, ...] | None = field(
+        default=None, metadata=_at("line_items", "line_items")
+    )
+    metadata_price_id: str | None = field(default=None, metadata=_at("metadata.price_id", "opt"))
 
     @property
     def paid(self) -> bool:
@@ -120,14 +126,16 @@ class CheckoutSession(PaymentEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PaymentSucceeded(PaymentEvent):
-    """``payment_intent.succeeded``; ``account_id`` and ``price_id`` come from its metadata."""
+    """``payment_intent.succeeded``. It names no Checkout Session and carries no line items;
+    ``account_id`` and ``metadata_price_id`` are set only when the platform put them in the
+    PaymentIntent's metadata (``payment_intent_data.metadata`` at session creation)."""
 
     payment_intent: str = field(metadata=_at("id"))
     amount_received: int = field(metadata=_at("amount_received", "integer"))
     currency: str = field(metadata=_at("currency"))
     customer: str | None = field(default=None, metadata=_at("customer", "ref"))
     account_id: str | None = field(default=None, metadata=_at("metadata.account_id", "opt"))
-    price_id: str | None = field(default=None, metadata=_at("metadata.price_id", "opt"))
+    metadata_price_id: str | None = field(default=None, metadata=_at("metadata.price_id", "opt"))
     latest_charge: str | None = field(default=None, metadata=_at("latest_charge", "ref"))
 
 
@@ -165,7 +173,8 @@ class EarlyFraudWarning(PaymentEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RefundUpdated(PaymentEvent):
-    """``refund.updated`` / ``refund.failed``: ``status`` is ``pending``, ``requires_action``,
+    """``refund.created`` / ``refund.updated`` / ``refund.failed``, sent for every refund since
+    API version 2024-10-28.acacia: ``status`` is ``pending``, ``requires_action``,
     ``succeeded``, ``failed`` or ``canceled``."""
 
     refund_id: str = field(metadata=_at("id"))
@@ -184,6 +193,7 @@ _CLASSES: Final[dict[EventKind, type[PaymentEvent]]] = {
     EventKind.CHARGE_REFUNDED: ChargeRefunded,
     EventKind.DISPUTE_CLOSED: DisputeClosed,
     EventKind.EARLY_FRAUD_WARNING: EarlyFraudWarning,
+    EventKind.REFUND_CREATED: RefundUpdated,
     EventKind.REFUND_UPDATED: RefundUpdated,
     EventKind.REFUND_FAILED: RefundUpdated,
 }
@@ -277,7 +287,7 @@ def parse_event(event: Mapping[str, Any]) -> PaymentEvent:
     if not isinstance(event, Mapping):
         raise PayloadUnreadable("the event is not a JSON object", type=type(event).__name__)
     event_id = event.get("id")
-    reader = _Reader(event, "", event_id if isinstance(event_id, str) else None)
+    reader = Fields(event, "", event_id if isinstance(event_id, str) else None)
     base: dict[str, Any] = {
         "event_id": reader.text("id"),
         "type": reader.text("type"),
@@ -289,7 +299,7 @@ def parse_event(event: Mapping[str, Any]) -> PaymentEvent:
         kind = EventKind.IGNORED
     if kind is EventKind.IGNORED:
         return PaymentEvent(**base)
-    obj = _Reader(reader.mapping("data.object"), "data.object.", base["event_id"])
+    obj = Fields(reader.mapping("data.object"), "data.object.", base["event_id"])
     cls = _CLASSES[kind]
     values = {
         f.name: getattr(obj, f.metadata["read"])(f.metadata["at"])
@@ -314,86 +324,18 @@ def purchase_key(event: PaymentEvent) -> str | None:
     return None
 
 
-class _Reader:
-    """Typed field access on one object; refuses with the full dotted path of the field."""
-
-    __slots__ = ("_event_id", "_obj", "_prefix")
-
-    def __init__(self, obj: Mapping[str, Any], prefix: str, event_id: str | None) -> None:
-        self._obj = obj
-        self._prefix = prefix
-        self._event_id = event_id
-
-    def _refuse(self, path: str, value: object) -> PayloadUnreadable:
-        problem = "missing field" if value is None else "invalid field"
-        extra: dict[str, Any] = {"field": self._prefix + path}
-        if value is not None:
-            extra["value"] = short(value)
-        if self._event_id:
-            extra["event_id"] = self._event_id
-        return PayloadUnreadable(problem, **extra)
-
-    def text(self, path: str) -> str:
-        value = lookup(self._obj, path)
-        if not isinstance(value, str) or not value:
-            raise self._refuse(path, value)
-        return value
-
-    def integer(self, path: str) -> int:
-        value = lookup(self._obj, path)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self._refuse(path, value)
-        return value
-
-    def flag(self, path: str) -> bool:
-        value = lookup(self._obj, path)
-        if not isinstance(value, bool):
-            raise self._refuse(path, value)
-        return value
-
-    def mapping(self, path: str) -> Mapping[str, Any]:
-        value = lookup(self._obj, path)
-        if not isinstance(value, Mapping):
-            raise self._refuse(path, value)
-        return value
-
-    def opt(self, path: str) -> str | None:
-        value = lookup(self._obj, path)
-        if value is None or value == "":
-            return None
-        if not isinstance(value, str):
-            raise self._refuse(path, value)
-        return value
-
-    def opt_integer(self, path: str) -> int | None:
-        return None if lookup(self._obj, path) is None else self.integer(path)
-
-    def ref(self, path: str) -> str | None:
-        """An expandable reference: an id string, or the expanded object carrying its ``id``."""
-        value = lookup(self._obj, path)
-        if isinstance(value, Mapping):
-            return self.text(f"{path}.id")
-        return self.opt(path)
-
-    def required_ref(self, path: str) -> str:
-        found = self.ref(path)
-        if found is None:
-            raise self._refuse(path, None)
-        return found
-
-    def price_id(self, path: str) -> str | None:
-        """The one price of the expanded line items, else ``metadata.price_id``."""
-        items = lookup(self._obj, path)
-        if items is None:
-            return self.opt("metadata.price_id")
-        if not isinstance(items, list):
-            raise self._refuse(path, items)
-        prices: set[str | None] = set()
-        for index, item in enumerate(items):
-            if not isinstance(item, Mapping):
-                raise self._refuse(f"{path}.{index}", item)
-            prices.add(_Reader(item, f"{self._prefix}{path}.{index}.", self._event_id).ref("price"))
-        if len(prices) > 1:
-            raise self._refuse(path, f"{len(prices)} different prices")
-        found = prices.pop() if prices else None
-        return found or self.opt("metadata.price_id")
+def from_api_object(event_type: str, obj: Mapping[str, Any]) -> PaymentEvent:
+    """Read an object fetched from Stripe's API (a Checkout Session, a PaymentIntent) through
+    the same parser as the webhook event of ``event_type`` that would carry it; its event id is
+    ``api:<object id>`` and its time the object's ``created``. Raises
+    :class:`PayloadUnreadable` like :func:`parse_event`."""
+    if not isinstance(obj, Mapping):
+        raise PayloadUnreadable("the object is not a JSON object", type=type(obj).__name__)
+    return parse_event(
+        {
+            "id": f"api:{obj.get('id')}",
+            "type": event_type,
+            "created": obj.get("created"),
+            "data": {"object": obj},
+        }
+    )

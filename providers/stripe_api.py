@@ -1,5 +1,5 @@
-"""Stripe's API over HTTP, through the official ``stripe.StripeClient``: refunds, and the objects
-the reconciliation sweeper reads.
+"""Stripe's API over HTTP, through the official ``stripe.StripeClient``: refunds, the Checkout
+Sessions and line items a pack is read from, and the objects the reconciliation sweeper reads.
 
 Pure I/O, no parsing of webhooks (that is ``providers/stripe.py``). Configuration: the API key
 (``STRIPE_API_KEY``, a secret) and the base URL (``STRIPE_API_BASE``, default
@@ -171,6 +171,53 @@ class StripeAPI:
         )
         return session.to_dict()
 
+    def checkout_line_items(self, session_id: str) -> list[dict[str, Any]]:
+        """Every line item of a Checkout Session, all pages: what the customer bought.
+
+        A webhook's session never carries ``line_items`` and an expanded one holds only its
+        first page, so this lists ``GET /v1/checkout/sessions/{id}/line_items``
+        (https://docs.stripe.com/api/checkout/sessions/line_items); each item is
+        ``{"id": "li_…", "object": "item", "price": {"id": "price_…", …}, "quantity": n, …}``.
+        """
+        return list(
+            self._pages(
+                lambda: self._client.v1.checkout.sessions.line_items.list(
+                    session_id, {"limit": self.page_size}
+                ),
+                operation="checkout_line_items",
+                id=session_id,
+            )
+        )
+
+    def checkout_session_of(self, payment_intent: str) -> dict[str, Any] | None:
+        """The Checkout Session that made ``payment_intent``, or ``None`` when no session did
+        (an invoice's payment, a PaymentIntent created directly). A ``payment_intent.*`` event
+        names no session; Stripe's list filter finds it
+        (``GET /v1/checkout/sessions?payment_intent=…``,
+        https://docs.stripe.com/api/checkout/sessions/list)."""
+        page = self._call(
+            lambda: self._client.v1.checkout.sessions.list(
+                {"payment_intent": payment_intent, "limit": 1}
+            ),
+            operation="checkout_session_of",
+            payment_intent=payment_intent,
+        )
+        return page.data[0].to_dict() if page.data else None
+
+    def charge_refunds(self, charge_id: str) -> list[dict[str, Any]]:
+        """Every refund of a charge, all pages (``GET /v1/refunds?charge=…``,
+        https://docs.stripe.com/api/refunds/list): each with its ``id``, ``amount`` (minor
+        unit) and ``status``. ``charge.refunded`` names none of them, only the running total."""
+        return list(
+            self._pages(
+                lambda: self._client.v1.refunds.list(
+                    {"charge": charge_id, "limit": self.page_size}
+                ),
+                operation="charge_refunds",
+                id=charge_id,
+            )
+        )
+
     def retrieve_payment_intent(self, payment_intent: str) -> dict[str, Any]:
         found = self._call(
             lambda: self._client.v1.payment_intents.retrieve(payment_intent),
@@ -246,14 +293,15 @@ class StripeAPI:
         )
 
     def _pages(
-        self, first: Callable[[], stripe.ListObject[Any]], operation: str
+        self, first: Callable[[], stripe.ListObject[Any]], operation: str, **context: Any
     ) -> Iterator[dict[str, Any]]:
-        """Every object of every page, as dicts; errors mapped even between pages."""
+        """Every object of every page (``has_more`` / ``starting_after``), as dicts; errors
+        mapped even between pages."""
         try:
             for item in first().auto_paging_iter():
                 yield item.to_dict()
         except stripe.StripeError as exc:
-            raise _translate(exc, operation) from exc
+            raise _translate(exc, operation, **context) from exc
 
     @staticmethod
     def _call(request: Callable[[], T], *, operation: str, **context: Any) -> T:

@@ -1,6 +1,6 @@
 """Stripe subscription events, pure: a subscription's cancellation, and a paid invoice.
 
-The envelope and fields are read with the ``_Reader`` of ``providers/stripe.py``, so a missing
+The envelope and fields are read with ``providers/stripe_fields.py``, so a missing
 or mistyped field is refused with :class:`~providers.stripe.PayloadUnreadable` naming its full
 dotted path, exactly like the pack events. :func:`parse_subscription_event` returns ``None``
 for every other event type (``parse_event`` reads those).
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from providers.common import lookup
-from providers.stripe import PayloadUnreadable, _Reader
+from providers.stripe_fields import Fields, PayloadUnreadable
 
 __all__ = [
     "CANCELLATION_TYPES",
@@ -105,21 +105,21 @@ def parse_subscription_event(
     if not isinstance(kind, str) or kind not in SUBSCRIPTION_EVENT_TYPES:
         return None  # parse_event refuses a missing or mistyped type
     event_id = event.get("id")
-    reader = _Reader(event, "", event_id if isinstance(event_id, str) else None)
+    reader = Fields(event, "", event_id if isinstance(event_id, str) else None)
     base: dict[str, Any] = {
         "event_id": reader.text("id"),
         "type": reader.text("type"),
         "created": reader.integer("created"),
     }
     raw = reader.mapping("data.object")
-    obj = _Reader(raw, "data.object.", base["event_id"])
+    obj = Fields(raw, "data.object.", base["event_id"])
     if base["type"] in INVOICE_PAID_TYPES:
         return _invoice_paid(raw, obj, base)
     return _cancellation(raw, obj, base)
 
 
 def _cancellation(
-    raw: Mapping[str, Any], obj: _Reader, base: dict[str, Any]
+    raw: Mapping[str, Any], obj: Fields, base: dict[str, Any]
 ) -> SubscriptionCancelled | None:
     found = SubscriptionCancelled(
         **base,
@@ -142,7 +142,7 @@ def _cancellation(
     return None
 
 
-def _invoice_paid(raw: Mapping[str, Any], obj: _Reader, base: dict[str, Any]) -> InvoicePaid:
+def _invoice_paid(raw: Mapping[str, Any], obj: Fields, base: dict[str, Any]) -> InvoicePaid:
     paid_at = obj.opt_integer("status_transitions.paid_at")
     return InvoicePaid(
         **base,
@@ -157,7 +157,7 @@ def _invoice_paid(raw: Mapping[str, Any], obj: _Reader, base: dict[str, Any]) ->
     )
 
 
-def _subscription_of(obj: _Reader) -> str | None:
+def _subscription_of(obj: Fields) -> str | None:
     """The invoice's subscription: where API versions since basil put it, else where older
     ones did; a parent of type ``subscription_details`` must name it."""
     path = "parent.subscription_details.subscription"
@@ -167,7 +167,7 @@ def _subscription_of(obj: _Reader) -> str | None:
     return found or obj.ref("subscription")
 
 
-def _paid_intent(raw: Mapping[str, Any], obj: _Reader, event_id: str) -> str | None:
+def _paid_intent(raw: Mapping[str, Any], obj: Fields, event_id: str) -> str | None:
     """The PaymentIntent of the paid entry of an (expanded) ``payments`` list, if any."""
     entries = lookup(raw, "payments.data")
     if entries is None:
@@ -178,7 +178,7 @@ def _paid_intent(raw: Mapping[str, Any], obj: _Reader, event_id: str) -> str | N
     for index, entry in enumerate(entries):
         if not isinstance(entry, Mapping):
             raise obj._refuse(f"payments.data.{index}", entry)
-        item = _Reader(entry, f"data.object.payments.data.{index}.", event_id)
+        item = Fields(entry, f"data.object.payments.data.{index}.", event_id)
         if item.opt("status") in (None, "paid") and item.opt("payment.type") in (
             None,
             "payment_intent",
@@ -191,5 +191,5 @@ def _paid_intent(raw: Mapping[str, Any], obj: _Reader, event_id: str) -> str | N
     return found.pop() if found else None
 
 
-def _opt_flag(raw: Mapping[str, Any], obj: _Reader, path: str) -> bool:
+def _opt_flag(raw: Mapping[str, Any], obj: Fields, path: str) -> bool:
     return False if lookup(raw, path) is None else obj.flag(path)

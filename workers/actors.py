@@ -101,10 +101,11 @@ def process_payment(inbox_id: str) -> None:
         item = _pending(ledger, inbox_id)
         if item is None:
             return
+        # Each handler marks the inbox row processed in the same transaction as its effect.
         subscription_event = parse_subscription_event(item.payload)
         if subscription_event is not None:
             did = apply_subscription_event(
-                ledger, subscription_event, gateway=runtime.payment_gateway()
+                ledger, subscription_event, gateway=runtime.payment_gateway(), inbox_id=inbox_id
             )
         else:
             did = apply_payment_event(
@@ -113,8 +114,8 @@ def process_payment(inbox_id: str) -> None:
                 catalog=runtime.catalog(),
                 gateway=runtime.payment_gateway(),
                 policy=runtime.payment_policy(),
+                inbox_id=inbox_id,
             )
-        ledger.inbox.mark_processed(inbox_id)  # every effect above is keyed: a rerun is a no-op
         log.info("payment %s: %s", inbox_id, did)
 
     dead_letter_on_final_failure(run, inbox_id=inbox_id, should_retry=should_retry)

@@ -191,7 +191,9 @@ def stripe_api() -> StripeAPI:
 
 
 class _NoPaymentGateway:
-    """Stands in when ``STRIPE_API_KEY`` is unset: grants work, a refund is refused loudly."""
+    """Stands in when ``STRIPE_API_KEY`` is unset: a pack named by the event itself (its
+    metadata's price and account) still lands; a refund or a read from the API is refused
+    loudly (a permanent ``ConfigurationError``, dead-lettered with its reason)."""
 
     def refund_payment(
         self, payment_intent: str, *, amount: int | None, reason: str, idempotency_key: str
@@ -203,6 +205,26 @@ class _NoPaymentGateway:
     def invoice_payment_intents(self, invoice_id: str) -> list[str]:
         raise ConfigurationError(
             "an invoice's payment needs the payment provider's API", variable="STRIPE_API_KEY"
+        )
+
+    def checkout_line_items(self, session_id: str) -> list[dict[str, Any]]:
+        raise ConfigurationError(
+            "a session's line items need the payment provider's API", variable="STRIPE_API_KEY"
+        )
+
+    def checkout_session_of(self, payment_intent: str) -> dict[str, Any] | None:
+        raise ConfigurationError(
+            "a payment's session needs the payment provider's API", variable="STRIPE_API_KEY"
+        )
+
+    def retrieve_payment_intent(self, payment_intent: str) -> dict[str, Any]:
+        raise ConfigurationError(
+            "a payment's metadata needs the payment provider's API", variable="STRIPE_API_KEY"
+        )
+
+    def charge_refunds(self, charge_id: str) -> list[dict[str, Any]]:
+        raise ConfigurationError(
+            "a charge's refunds need the payment provider's API", variable="STRIPE_API_KEY"
         )
 
 

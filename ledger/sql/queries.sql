@@ -246,9 +246,22 @@ WHERE purchase_key = :purchase_key;
 
 -- name: add_payment_clawback
 UPDATE payments SET clawed_credits = clawed_credits + :credits,
-    refunded_amount = CASE WHEN :refunded_amount > refunded_amount THEN :refunded_amount
-                           ELSE refunded_amount END,
     flag = COALESCE(:flag, flag), updated_at_ms = :now_ms
+WHERE purchase_key = :purchase_key;
+
+-- name: insert_payment_reversal
+INSERT INTO payment_reversals (cause_id, purchase_key, kind, amount, at_ms)
+VALUES (:cause_id, :purchase_key, :kind, :amount, :now_ms)
+ON CONFLICT (cause_id) DO NOTHING
+RETURNING cause_id;
+
+-- name: payment_reversal
+SELECT * FROM payment_reversals WHERE cause_id = :cause_id;
+
+-- name: total_payment_reversals
+UPDATE payments SET refunded_amount = (
+    SELECT COALESCE(SUM(amount), 0) FROM payment_reversals
+    WHERE payment_reversals.purchase_key = payments.purchase_key), updated_at_ms = :now_ms
 WHERE purchase_key = :purchase_key;
 
 -- name: insert_payment_decision
@@ -308,10 +321,6 @@ DELETE FROM dead_letters WHERE message_id = :message_id;
 UPDATE inbox SET state = 'pending', dead_reason = NULL, settled_at_ms = NULL,
     enqueued_at_ms = :now_ms
 WHERE id = :id AND state = 'dead';
-
--- name: raise_refunded_amount
-UPDATE payments SET refunded_amount = :refunded_amount, updated_at_ms = :now_ms
-WHERE purchase_key = :purchase_key AND refunded_amount < :refunded_amount;
 
 -- name: upsert_subscription_cancellation
 INSERT INTO subscription_cancellations (subscription_id, customer, cancelled_at_ms, recorded_at_ms)

@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from handlers.packs import PackCatalog
-from handlers.payments import observe
+from handlers.purchases import observe
 from ledger import Ledger, open_ledger
 from providers.stripe import CheckoutSession, parse_event
-from tests.acceptance.test_cli import clean_env, refundry
+from providers.stripe_api import StripeAPI
+from tests.support.commands import clean_env, refundry
 from tests.support.fake_stripe import FakeStripe
 from tests.support.stripe_events import envelope, pack_entries
 
@@ -44,11 +45,14 @@ def never_delivered(fake: FakeStripe, account: str, age_s: int) -> str:
     return str(intent["id"])
 
 
-def received_not_granted(ledger: Ledger, session: Json) -> str:
+def received_not_granted(ledger: Ledger, session: Json, fake: FakeStripe) -> str:
     """The session's webhook was received and merged, then the worker died before granting."""
     event = parse_event(envelope("checkout.session.completed", session))
     assert isinstance(event, CheckoutSession)
-    return observe(ledger, event, CATALOG).purchase_key
+    with StripeAPI(KEY, base=fake.url, max_network_retries=0) as api:
+        seen = observe(ledger, event, CATALOG, api)
+    assert seen is not None
+    return seen.purchase_key
 
 
 def cli_env(tmp_path: Path, fake: FakeStripe) -> dict[str, str]:
@@ -79,7 +83,7 @@ def test_refundry_reconcile_dry_run_reports_then_the_real_run_grants_once(
     session, _, _ = fake.create_paid_checkout("acct_cli", PRICE, AMOUNT, created=ago(600))
     book = cli_ledger(env)
     try:
-        pi = received_not_granted(book, session)
+        pi = received_not_granted(book, session, fake)
     finally:
         book.db.close()
 

@@ -11,6 +11,7 @@ import pytest
 from ledger import Ledger, open_ledger
 from providers.stripe_api import StripeAPI
 from tests.support.commands import RefundryProcess, WorkerProcesses
+from tests.support.fake_billing import FakeBilling
 from tests.support.fake_stripe import FakeStripe
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -72,6 +73,14 @@ def scheduler(refundry_env: dict[str, str], tmp_path: Path) -> Iterator[Refundry
 def fake() -> Iterator[FakeStripe]:
     """A real local HTTP server answering like the Stripe API (stateful)."""
     server = FakeStripe().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def billing() -> Iterator[FakeBilling]:
+    """The fake Stripe with subscriptions and their invoices."""
+    server = FakeBilling().start()
     yield server
     server.close()
 

@@ -18,10 +18,11 @@ from handlers.payments import apply_payment_event
 from ledger import Ledger, audit
 from ledger.errors import UnknownProvider
 from providers.stripe import PayloadUnreadable, parse_event
-from providers.stripe_api import StripeAPI
-from tests.integration.conftest import WorkerProcesses
+from providers.stripe_api import PaymentProviderUnavailable, StripeAPI
+from tests.support import stripe_events
+from tests.support.commands import WorkerProcesses
 from tests.support.fake_stripe import FakeStripe
-from tests.support.stripe_events import envelope, pack_entries, unpaid
+from tests.support.stripe_events import envelope, pack_entries, paid_events, unpaid
 from tests.support.waiting import wait_until
 from workers import client, runtime
 
@@ -39,16 +40,7 @@ def apply(ledger: Ledger, event: Json, api: StripeAPI) -> str:
 
 
 def bought(fake: FakeStripe, account: str) -> tuple[Json, Json, Json]:
-    """A paid pack bought by its own customer (so no two purchases look like duplicates)."""
-    return fake.create_paid_checkout(account, PRICE, AMOUNT, customer=f"cus_{account}")
-
-
-def paid_events(session: Json, intent: Json) -> list[Json]:
-    return [
-        envelope("checkout.session.completed", session),
-        envelope("checkout.session.async_payment_succeeded", session),
-        envelope("payment_intent.succeeded", intent),
-    ]
+    return stripe_events.bought(fake, account, PRICE, AMOUNT)
 
 
 def grants(url: str, purchase: str) -> list[tuple[str, int, str]]:
@@ -144,29 +136,113 @@ def test_a_failed_delayed_payment_grants_nothing(
     assert audit(ledger.db, landing_window_ms=0) == []
 
 
-def test_a_payment_event_naming_no_pack_waits_for_the_session_that_names_it(
+def test_a_payment_intent_event_that_comes_first_finds_its_session_and_lands_the_pack_once(
     ledger: Ledger, ledger_url: str, fake: FakeStripe, api: StripeAPI
 ) -> None:
+    """``payment_intent.succeeded`` names no session and no pack: the session is found by the
+    PaymentIntent's id, and the pack read from its line items, at Stripe."""
     session, intent, _ = bought(fake, "acct_late")
-    bare_intent = {**intent, "metadata": {}}  # set up without payment_intent_data.metadata
-    said = apply(ledger, envelope("payment_intent.succeeded", bare_intent), api)
-    # Naming no pack and no known purchase, it could be any payment: nothing is recorded.
-    assert said.endswith(": ignored")
-    assert ledger.payments.get(intent["id"]) is None
-    assert ledger.balance("acct_late") == 0 and pack_entries(ledger_url, intent["id"]) == []
-
-    # The session names the account only through client_reference_id.
-    named = {**session, "metadata": {"price_id": PRICE}}
-    assert apply(ledger, envelope("checkout.session.completed", named), api).endswith(": granted")
-    apply(ledger, envelope("payment_intent.succeeded", bare_intent), api)
-    apply(ledger, envelope("checkout.session.completed", named), api)
+    assert intent["metadata"] == {} and "line_items" not in session  # as Stripe sends them
+    said = apply(ledger, envelope("payment_intent.succeeded", intent), api)
+    assert said == f"purchase {intent['id']}: granted"
+    lookups = [r for r in fake.requests if r.path == "/v1/checkout/sessions"]
+    assert [r.params.get("payment_intent") for r in lookups] == [intent["id"]]
+    assert [r.path for r in fake.requests if r.path.endswith("/line_items")] == [
+        f"/v1/checkout/sessions/{session['id']}/line_items"
+    ]
+    apply(ledger, envelope("checkout.session.completed", session), api)
+    apply(ledger, envelope("payment_intent.succeeded", intent), api)
     assert_granted_once(ledger, ledger_url, "acct_late", intent["id"])
+    payment = ledger.payments.get(intent["id"])
+    assert payment is not None and payment.session_id == session["id"]
+
+
+@pytest.mark.parametrize("first", ["checkout.session.completed", "payment_intent.succeeded"])
+def test_an_account_named_only_in_the_payment_intents_metadata_is_read_from_there(
+    ledger: Ledger, ledger_url: str, fake: FakeStripe, api: StripeAPI, first: str
+) -> None:
+    """No ``client_reference_id``, no session metadata: the platform set
+    ``payment_intent_data.metadata``. Whichever event comes first, the pack lands there."""
+    fake.add_price(PRICE, AMOUNT)
+    session = fake.checkout(
+        [(PRICE, 1)], customer="cus_pi_meta", intent_metadata={"account_id": "acct_pi_meta"}
+    )
+    intent = fake.get(session["payment_intent"])
+    events = {
+        "checkout.session.completed": envelope("checkout.session.completed", session),
+        "payment_intent.succeeded": envelope("payment_intent.succeeded", intent),
+    }
+    assert apply(ledger, events[first], api).endswith(": granted")
+    for event in events.values():
+        apply(ledger, event, api)
+    assert_granted_once(ledger, ledger_url, "acct_pi_meta", intent["id"])
+
+
+def test_a_payment_intent_that_no_checkout_made_and_names_no_price_is_ignored(
+    ledger: Ledger, fake: FakeStripe, api: StripeAPI
+) -> None:
+    """An invoice's payment, a PaymentIntent created directly: not a pack, nothing recorded."""
+    other = fake.pay_without_checkout(4900)
+    said = apply(ledger, envelope("payment_intent.succeeded", other), api)
+    assert said == "payment_intent.succeeded of no pack purchase: ignored"
+    assert ledger.payments.get(other["id"]) is None
+
+
+def test_a_session_that_is_not_a_one_time_payment_is_not_a_pack(
+    ledger: Ledger, fake: FakeStripe, api: StripeAPI
+) -> None:
+    session, _, _ = bought(fake, "acct_sub")
+    subscription = {**session, "mode": "subscription", "payment_intent": None}
+    said = apply(ledger, envelope("checkout.session.completed", subscription), api)
+    assert said.endswith(": ignored") and ledger.payments.get(session["id"]) is None
+    assert [r.path for r in fake.requests] == []  # nothing fetched for it
+
+
+def test_line_items_of_several_prices_and_quantities_add_up_to_one_pack(
+    ledger: Ledger, ledger_url: str, fake: FakeStripe, api: StripeAPI
+) -> None:
+    small, many = "price_pack100", {f"price_extra{n}": n for n in range(12)}
+    catalog = PackCatalog({PRICE: CREDITS, small: 100, **{p: 1 for p in many}})
+    fake.add_price(PRICE, AMOUNT)
+    fake.add_price(small, 500)
+    for price in many:
+        fake.add_price(price, 10)
+    items = [(PRICE, 2), (small, 1), *((p, 1) for p in many)]
+    session = fake.checkout(items, client_reference_id="acct_sum", customer="cus_sum")
+    event = parse_event(envelope("checkout.session.completed", session))
+    with StripeAPI(KEY, base=fake.url, max_network_retries=0, page_size=5) as paged:
+        said = apply_payment_event(ledger, event, catalog=catalog, gateway=paged, policy=POLICY)
+    assert said.endswith(": granted")
+    expected = 2 * CREDITS + 100 + len(many)
+    assert ledger.balance("acct_sum") == expected
+    assert grants(ledger_url, session["payment_intent"]) == [("grant", expected, "acct_sum")]
+    pages = [r for r in fake.requests if r.path.endswith("/line_items")]
+    assert [bool(p.params.get("starting_after")) for p in pages] == [False, True, True]
+
+
+def test_a_stripe_outage_while_reading_the_line_items_is_transient_and_records_nothing(
+    ledger: Ledger, ledger_url: str, fake: FakeStripe, api: StripeAPI
+) -> None:
+    session, intent, _ = bought(fake, "acct_outage")
+    event = envelope("checkout.session.completed", session)
+    for how in ({"status": 503}, {"status": 429, "retry_after": 1}, {"hang_s": 5.0}):
+        fake.fault("/v1/checkout/sessions/*/line_items", 1, **how)
+        with pytest.raises(PaymentProviderUnavailable) as caught:
+            apply(ledger, event, api)
+        assert not caught.value.permanent  # the worker retries it; never a dead letter
+        assert ledger.payments.get(intent["id"]) is None  # no purchase without its pack
+        assert ledger.balance("acct_outage") == 0
+    assert apply(ledger, event, api).endswith(": granted")
+    assert_granted_once(ledger, ledger_url, "acct_outage", intent["id"])
 
 
 def test_a_price_outside_the_catalog_is_a_permanent_pack_unknown_and_records_nothing(
     ledger: Ledger, ledger_url: str, fake: FakeStripe, api: StripeAPI
 ) -> None:
-    session, intent, _ = fake.create_paid_checkout("acct_odd", "price_not_sold", 700)
+    fake.add_price(PRICE, AMOUNT)
+    fake.add_price("price_not_sold", 700)
+    session = fake.checkout([(PRICE, 1), ("price_not_sold", 1)], client_reference_id="acct_odd")
+    intent = fake.get(session["payment_intent"])
     for event in paid_events(session, intent):
         with pytest.raises(PackUnknown) as caught:
             apply(ledger, event, api)
@@ -237,17 +313,17 @@ def test_report_payment_refuses_an_unknown_provider_or_an_unreadable_event_recor
     assert client.balance("acct_refused") == 0
 
 
-def test_a_payment_naming_the_pack_but_not_the_account_waits_then_lands_once(
+def test_a_paid_purchase_whose_account_nothing_names_waits_unlanded(
     ledger: Ledger, ledger_url: str, fake: FakeStripe, api: StripeAPI
 ) -> None:
-    session, intent, _ = bought(fake, "acct_wait")
-    no_account = {**intent, "metadata": {"price_id": PRICE}}
-    said = apply(ledger, envelope("payment_intent.succeeded", no_account), api)
-    assert said.endswith(": incomplete")
+    """No ``client_reference_id`` and no metadata anywhere: the pack is known, the account is
+    not; it is kept paid and unlanded (reconciliation alerts on it), never guessed."""
+    fake.add_price(PRICE, AMOUNT)
+    session = fake.checkout([(PRICE, 1)], customer="cus_nobody")
+    intent = fake.get(session["payment_intent"])
+    for event in paid_events(session, intent):
+        assert apply(ledger, event, api).endswith(": incomplete")
     payment = ledger.payments.get(intent["id"])
-    assert payment is not None and (payment.state, payment.account_id) == ("paid", None)
-    assert ledger.balance("acct_wait") == 0
-    named = {**session, "metadata": {"price_id": PRICE}}
-    assert apply(ledger, envelope("checkout.session.completed", named), api).endswith(": granted")
-    apply(ledger, envelope("payment_intent.succeeded", no_account), api)
-    assert_granted_once(ledger, ledger_url, "acct_wait", intent["id"])
+    assert payment is not None
+    assert (payment.state, payment.account_id, payment.credits) == ("paid", None, CREDITS)
+    assert pack_entries(ledger_url, intent["id"]) == []

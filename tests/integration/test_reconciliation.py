@@ -11,10 +11,10 @@ import time
 from typing import Any
 
 import pytest
-import stripe
 
 from handlers.packs import PackCatalog, PaymentPolicy
-from handlers.payments import apply_payment_event, observe
+from handlers.payments import apply_payment_event
+from handlers.purchases import observe
 from handlers.reconcile import Reconciliation, reconcile
 from ledger import Ledger, audit
 from ledger.payments import refund_key
@@ -48,11 +48,13 @@ def never_delivered(fake: FakeStripe, account: str, age_s: int = 7200) -> str:
     return str(intent["id"])
 
 
-def received_not_granted(ledger: Ledger, session: Json) -> str:
+def received_not_granted(ledger: Ledger, session: Json, api: StripeAPI) -> str:
     """The session's webhook was received and merged, then the worker died before granting."""
     event = parse_event(envelope("checkout.session.completed", session))
     assert isinstance(event, CheckoutSession)
-    return observe(ledger, event, CATALOG).purchase_key
+    seen = observe(ledger, event, CATALOG, api)
+    assert seen is not None
+    return seen.purchase_key
 
 
 def actions(report: Reconciliation) -> list[tuple[str, str]]:
@@ -161,7 +163,7 @@ def test_a_dry_run_reports_an_unlanded_pack_and_changes_nothing(
     ledger: Ledger, ledger_url: str, fake: FakeStripe, api: StripeAPI
 ) -> None:
     session, _, _ = fake.create_paid_checkout("acct_dry2", PRICE, AMOUNT, created=ago(7200))
-    pi = received_not_granted(ledger, session)
+    pi = received_not_granted(ledger, session, api)
     for policy in (COMPLETE, REFUND):
         report = sweep(ledger, api, policy, dry_run=True)
         assert actions(report) == [(pi, policy.unlanded_action)]
@@ -187,7 +189,7 @@ def test_a_refund_whose_answer_was_lost_is_confirmed_not_repeated_by_the_next_sw
     ledger: Ledger, ledger_url: str, fake: FakeStripe, api: StripeAPI
 ) -> None:
     pi = never_delivered(fake, "acct_lost")
-    fake.fault("/v1/refunds", 1, hang_s=10.0, after_effect=True)
+    fake.fault("/v1/refunds", 1, method="POST", hang_s=10.0, after_effect=True)
     impatient = StripeAPI(KEY, base=fake.url, read_timeout_s=0.5, max_network_retries=0)
     with impatient:
         lost = sweep(ledger, impatient, REFUND)
@@ -219,13 +221,8 @@ def test_reconcile_never_refunds_a_payment_that_bought_no_pack(
 ) -> None:
     """A PaymentIntent that is not a pack purchase (an invoice, another product) is listed
     too: it must not be refunded, nor left as an unlanded pack."""
-    http = stripe.RequestsClient()
-    try:
-        raw = stripe.StripeClient(KEY, base_addresses={"api": fake.url}, http_client=http)
-        other = raw.v1.payment_intents.create({"amount": 4900, "currency": "usd", "confirm": True})
-    finally:
-        http.close()  # type: ignore[no-untyped-call]
-    assert other.status == "succeeded"
+    other = fake.pay_without_checkout(4900)
+    assert other["status"] == "succeeded"
     later = int(time.time() + 2 * WINDOW_MS / 1000) * 1000
     sweep(ledger, api, REFUND, at_ms=later)
     assert fake.objects("refund") == []

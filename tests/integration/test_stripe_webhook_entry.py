@@ -10,8 +10,9 @@ import pytest
 import stripe
 
 from providers.stripe import SignatureInvalid
-from tests.integration.test_payments_grants import bought, paid_events
 from tests.support.fake_stripe import FakeStripe
+from tests.support.stripe_events import bought as bought_pack
+from tests.support.stripe_events import paid_events
 from workers import client, runtime
 
 SECRET = "whsec_refundry_entry_test_0123456789abcdef"
@@ -31,7 +32,7 @@ def _signed(body: str, secret: str = SECRET, at: float | None = None) -> str:
 
 
 def test_a_genuine_event_is_recorded(signed_env: None, fake: FakeStripe) -> None:
-    session, intent, _ = bought(fake, "acct_sig")
+    session, intent, _ = bought_pack(fake, "acct_sig", "price_pack500", 1900)
     body = json.dumps(paid_events(session, intent)[0])
     inbox_id = client.report_stripe_webhook(payload=body.encode(), signature=_signed(body))
     item = runtime.ledger().inbox.get(inbox_id)
@@ -46,7 +47,7 @@ def test_a_genuine_event_is_recorded(signed_env: None, fake: FakeStripe) -> None
 def test_a_forged_stale_or_future_event_is_refused_and_nothing_recorded(
     signed_env: None, fake: FakeStripe, secret: str, age_s: int
 ) -> None:
-    session, intent, _ = bought(fake, "acct_forged")
+    session, intent, _ = bought_pack(fake, "acct_forged", "price_pack500", 1900)
     body = json.dumps(paid_events(session, intent)[0])
     header = _signed(body, secret, at=time.time() - age_s)
     with pytest.raises(SignatureInvalid) as caught:

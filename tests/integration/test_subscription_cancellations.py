@@ -31,10 +31,8 @@ Json = dict[str, Any]
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeBilling]:
-    server = FakeBilling().start()
-    yield server
-    server.close()
+def fake(billing: FakeBilling) -> FakeBilling:
+    return billing
 
 
 @pytest.fixture

@@ -45,7 +45,8 @@ class FakeBilling(FakeStripe):
         Returns copies of (invoice, payment_intent)."""
         with self._lock:
             customer = self._objects[subscription_id]["customer"]
-            intent = self._payment_intent(amount, currency, customer, {}, True, paid_at)
+            intent = self._intent(amount, currency, customer, paid_at)
+            self._succeed(intent, paid_at)
             invoice = self._store("in", "invoice", paid_at - 3600, customer=customer)
             invoice.update(amount_due=amount, amount_paid=amount, amount_remaining=0)
             invoice.update(currency=currency, status="paid", paid_out_of_band=False)
@@ -60,9 +61,11 @@ class FakeBilling(FakeStripe):
             self._emit("invoice.paid", invoice, paid_at)
             return copy.deepcopy(invoice), copy.deepcopy(intent)
 
-    def _route(self, method: str, path: str, params: Json) -> Json:
+    def _route(
+        self, method: str, path: str, params: Json, request_id: str, key: str | None
+    ) -> Json:
         if path != "/v1/invoice_payments":
-            return super()._route(method, path, params)
+            return super()._route(method, path, params, request_id, key)
         if method != "GET":
             raise StripeFault(f"Unrecognized request URL ({method}: {path}).", None, None, 404)
         found: list[Any] = [

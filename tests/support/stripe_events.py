@@ -15,9 +15,9 @@ from typing import Any
 
 import psycopg
 
-from tests.support.fake_stripe import API_VERSION
+from tests.support.fake_stripe import API_VERSION, FakeStripe
 
-__all__ = ["envelope", "fraud_warning", "pack_entries", "unpaid"]
+__all__ = ["bought", "envelope", "fraud_warning", "pack_entries", "paid_events", "unpaid"]
 
 Json = dict[str, Any]
 
@@ -35,6 +35,21 @@ def envelope(kind: str, obj: Mapping[str, Any], *, created: int | None = None) -
         "pending_webhooks": 1,
         "data": {"object": copy.deepcopy(dict(obj))},
     }
+
+
+def bought(fake: FakeStripe, account: str, price: str, amount: int) -> tuple[Json, Json, Json]:
+    """A paid pack bought by its own customer (so no two purchases look like duplicates):
+    the Checkout Session, its PaymentIntent and its Charge."""
+    return fake.create_paid_checkout(account, price, amount, customer=f"cus_{account}")
+
+
+def paid_events(session: Json, intent: Json) -> list[Json]:
+    """The events Stripe sends for one paid purchase."""
+    return [
+        envelope("checkout.session.completed", session),
+        envelope("checkout.session.async_payment_succeeded", session),
+        envelope("payment_intent.succeeded", intent),
+    ]
 
 
 def unpaid(session: Mapping[str, Any]) -> Json:

@@ -1,0 +1,85 @@
+"""The values the payments ledger speaks in: a purchase as recorded, a grant's result, a
+reversal of a payment (the cause of a claw-back), and the provider idempotency key of our own
+refund of a purchase."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from ledger.backends import Row
+
+__all__ = ["GrantResult", "Payment", "Reversal", "refund_key"]
+
+
+class GrantResult(StrEnum):
+    GRANTED = "granted"
+    ALREADY_GRANTED = "already_granted"
+    NOT_PAID = "not_paid"
+    INCOMPLETE = "incomplete"
+    """Paid, but the account or the pack is not known yet (another event will tell)."""
+    DUPLICATE = "duplicate"
+    """The same pack was just granted to the same customer for the same amount."""
+    REFUND_WON = "refund_won"
+    """The purchase is being (or was) refunded: its credits never land."""
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    purchase_key: str
+    provider: str
+    state: str
+    account_id: str | None
+    price_id: str | None
+    credits: int | None
+    amount: int | None
+    currency: str | None
+    customer: str | None
+    charge_id: str | None
+    session_id: str | None
+    paid_at_ms: int | None
+    refunded_amount: int
+    clawed_credits: int
+    refund_reason: str | None
+    flag: str | None
+
+    @classmethod
+    def from_row(cls, r: Row) -> Payment:
+        def opt(v: Any) -> int | None:
+            return None if v is None else int(v)
+
+        return cls(
+            purchase_key=r["purchase_key"],
+            provider=r["provider"],
+            state=r["state"],
+            account_id=r["account_id"],
+            price_id=r["price_id"],
+            credits=opt(r["credits"]),
+            amount=opt(r["amount"]),
+            currency=r["currency"],
+            customer=r["customer"],
+            charge_id=r["charge_id"],
+            session_id=r["session_id"],
+            paid_at_ms=opt(r["paid_at_ms"]),
+            refunded_amount=int(r["refunded_amount"]),
+            clawed_credits=int(r["clawed_credits"]),
+            refund_reason=r["refund_reason"],
+            flag=r["flag"],
+        )
+
+
+def refund_key(purchase_key: str) -> str:
+    """The payment provider's idempotency key for our refund of this purchase."""
+    return f"refundry-refund-{purchase_key}"
+
+
+@dataclass(frozen=True, slots=True)
+class Reversal:
+    """Money of a purchase that went back, keyed by its cause: ``cause_id`` is the refund's id
+    (``kind`` ``refund``) or the lost dispute's (``kind`` ``dispute``); ``amount`` is in the
+    currency's minor unit. The same cause told again, by any event, is the same reversal."""
+
+    cause_id: str
+    kind: str
+    amount: int

@@ -1,0 +1,224 @@
+"""The fake Stripe answers as Stripe documents it, checked by Stripe's own library: the official
+``stripe`` package parses every kind of object the fake returns into its own class, with the
+fields Refundry relies on; its events carry no expandable field and keep the snapshot of their
+moment; its lists page; its errors become the library's own exceptions; a replayed idempotency
+key says so. Nothing of Refundry runs here: only the fake and the library."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import stripe
+
+from tests.support.fake_billing import FakeBilling
+
+KEY = "sk_test_refundry_contract"
+CLASSES: dict[str, type[stripe.StripeObject]] = {
+    "checkout.session": stripe.checkout.Session,
+    "payment_intent": stripe.PaymentIntent,
+    "charge": stripe.Charge,
+    "refund": stripe.Refund,
+    "dispute": stripe.Dispute,
+    "event": stripe.Event,
+    "price": stripe.Price,
+    "radar.early_fraud_warning": stripe.radar.EarlyFraudWarning,
+    "invoice": stripe.Invoice,
+    "invoice_payment": stripe.InvoicePayment,
+    "subscription": stripe.Subscription,
+}
+"""Every ``object`` type the fake (with subscriptions) stores, and the library's class for it."""
+
+
+@pytest.fixture
+def fake(billing: FakeBilling) -> FakeBilling:
+    return billing
+
+
+@pytest.fixture
+def client(fake: FakeBilling) -> Iterator[stripe.StripeClient]:
+    http = stripe.RequestsClient()
+    yield stripe.StripeClient(
+        KEY, base_addresses={"api": fake.url}, http_client=http, max_network_retries=0
+    )
+    http.close()  # type: ignore[no-untyped-call]
+
+
+def a_bit_of_everything(fake: FakeBilling) -> dict[str, Any]:
+    """One of every object: packs paid by card and by a delayed method, refunded in part,
+    disputed, warned about, and a subscription's invoice paid and cancelled."""
+    fake.add_price("price_pack500", 1900)
+    fake.add_price("price_pack100", 500)
+    items = [("price_pack500", 2), ("price_pack100", 1)]
+    card = fake.checkout(items, client_reference_id="acct_1", customer="cus_1")
+    delayed = fake.checkout([("price_pack100", 1)], customer="cus_2", delayed=True)
+    fake.settle_delayed(delayed["id"], succeeded=True)
+    intent = fake.get(card["payment_intent"])
+    fake.refund(intent["id"], amount=1000)
+    dispute = fake.dispute(intent["latest_charge"], "lost", amount=500)
+    fake.early_fraud_warning(intent["latest_charge"])
+    sub = fake.create_subscription("cus_3", created=1_700_000_000)
+    fake.pay_invoice(sub["id"], 2900, 1_700_000_100)
+    fake.cancel_subscription(sub["id"], at=1_700_000_200)
+    return {"card": card, "delayed": delayed, "intent": intent, "dispute": dispute}
+
+
+def test_the_library_parses_every_kind_of_object_the_fake_holds_into_its_own_class(
+    fake: FakeBilling,
+) -> None:
+    a_bit_of_everything(fake)
+    for kind, cls in CLASSES.items():
+        stored = fake.objects(kind)
+        assert stored, f"the fake holds no {kind}"
+        listed = stripe.ListObject.construct_from(
+            {"object": "list", "data": stored, "has_more": False, "url": "/v1/x"}, KEY
+        )
+        assert {type(obj) for obj in listed.data} == {cls}, kind
+    for event in stripe.ListObject.construct_from(
+        {"object": "list", "data": fake.objects("event"), "has_more": False, "url": "/v1/events"},
+        KEY,
+    ).data:
+        inner = event.data.object
+        assert type(inner) is CLASSES[inner.object], event.type
+        assert "line_items" not in inner  # an expandable field never rides in an event
+        assert event.request is not None and event.api_version
+
+
+def test_a_checkout_session_as_the_api_returns_it(
+    fake: FakeBilling, client: stripe.StripeClient
+) -> None:
+    made = a_bit_of_everything(fake)
+    card = made["card"]
+    session = client.v1.checkout.sessions.retrieve(card["id"])
+    assert isinstance(session, stripe.checkout.Session)
+    assert (session.mode, session.status, session.payment_status) == ("payment", "complete", "paid")
+    assert session.client_reference_id == "acct_1" and session.metadata.to_dict() == {}
+    assert isinstance(session.payment_intent, str) and session.amount_total == 2 * 1900 + 500
+    assert "line_items" not in session  # not included unless expanded
+
+    expanded = client.v1.checkout.sessions.retrieve(card["id"], {"expand": ["line_items"]})
+    assert isinstance(expanded.line_items, stripe.ListObject)
+    lines = {(item.price.id, item.quantity) for item in expanded.line_items.data}
+    assert lines == {("price_pack500", 2), ("price_pack100", 1)}
+    assert all(isinstance(item, stripe.LineItem) for item in expanded.line_items.data)
+    assert all(isinstance(item.price, stripe.Price) for item in expanded.line_items.data)
+
+    first = client.v1.checkout.sessions.line_items.list(card["id"], {"limit": 1})
+    assert first.has_more and len(first.data) == 1 and first.url.endswith("/line_items")
+    every = [(i.price.id, i.quantity) for i in first.auto_paging_iter()]
+    assert sorted(every) == sorted(lines)
+
+    (found,) = client.v1.checkout.sessions.list({"payment_intent": card["payment_intent"]}).data
+    assert found.id == card["id"]
+    assert client.v1.checkout.sessions.list({"payment_intent": "pi_nobody"}).data == []
+    pending = client.v1.checkout.sessions.retrieve(made["delayed"]["id"])
+    assert pending.payment_status == "paid"  # settled since; its first event said unpaid
+    (first_said,) = fake.events("checkout.session.completed", about=made["delayed"]["id"])
+    assert first_said["data"]["object"]["payment_status"] == "unpaid"
+
+
+def test_payment_objects_as_the_api_returns_them(
+    fake: FakeBilling, client: stripe.StripeClient
+) -> None:
+    made = a_bit_of_everything(fake)
+    intent = client.v1.payment_intents.retrieve(made["intent"]["id"])
+    assert isinstance(intent, stripe.PaymentIntent)
+    assert (intent.status, intent.amount_received, intent.metadata.to_dict()) == (
+        "succeeded",
+        4300,
+        {},
+    )
+    charge = client.v1.charges.retrieve(str(intent.latest_charge))
+    assert isinstance(charge, stripe.Charge)
+    assert (charge.amount_refunded, charge.refunded, charge.disputed) == (1000, False, True)
+    assert charge.payment_intent == intent.id
+    (refund,) = client.v1.refunds.list({"charge": charge.id}).data
+    assert isinstance(refund, stripe.Refund) and (refund.amount, refund.status) == (
+        1000,
+        "succeeded",
+    )
+    dispute = client.v1.disputes.retrieve(made["dispute"]["id"])
+    assert isinstance(dispute, stripe.Dispute)
+    assert (dispute.status, dispute.amount, dispute.charge) == ("lost", 500, charge.id)
+    (warning,) = client.v1.radar.early_fraud_warnings.list({"charge": charge.id}).data
+    assert isinstance(warning, stripe.radar.EarlyFraudWarning) and warning.actionable
+    price = client.v1.prices.retrieve("price_pack500")
+    assert isinstance(price, stripe.Price) and price.unit_amount == 1900
+
+
+def test_events_are_snapshots_listed_by_type_and_paged(
+    fake: FakeBilling, client: stripe.StripeClient
+) -> None:
+    made = a_bit_of_everything(fake)
+    charge_id = made["intent"]["latest_charge"]
+    (succeeded,) = fake.events("charge.succeeded", about=charge_id)
+    assert succeeded["data"]["object"]["amount_refunded"] == 0  # as it was then
+    assert fake.get(charge_id)["amount_refunded"] == 1000  # as it is now
+    assert succeeded["request"] == {"id": None, "idempotency_key": None}  # automatic
+    kinds = ["charge.dispute.*", "checkout.session.async_payment_succeeded"]
+    listed = client.v1.events.list({"types": kinds, "limit": 2})
+    assert isinstance(listed.data[0], stripe.Event) and listed.has_more
+    types = [e.type for e in listed.auto_paging_iter()]
+    assert sorted(types) == [
+        "charge.dispute.closed",
+        "charge.dispute.created",
+        "charge.dispute.funds_withdrawn",
+        "checkout.session.async_payment_succeeded",
+    ]
+
+
+def test_errors_reach_the_library_as_its_own_exceptions(
+    fake: FakeBilling, client: stripe.StripeClient
+) -> None:
+    made = a_bit_of_everything(fake)
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        client.v1.charges.retrieve("ch_nobody")
+    assert (missing.value.http_status, missing.value.code) == (404, "resource_missing")
+    with pytest.raises(stripe.InvalidRequestError) as unknown:
+        client.v1.payment_intents.retrieve(made["intent"]["id"], {"expand": ["latest_charge"]})
+    assert unknown.value.http_status == 400 and unknown.value.param == "expand"
+    with pytest.raises(stripe.InvalidRequestError) as extra:
+        client.v1.checkout.sessions.list({"no_such_filter": "x"})  # type: ignore[typeddict-unknown-key]
+    assert (extra.value.param, extra.value.code) == ("no_such_filter", "parameter_unknown")
+    http = stripe.RequestsClient()
+    try:
+        publishable = stripe.StripeClient(
+            "pk_test_not_a_secret", base_addresses={"api": fake.url}, http_client=http
+        )
+        with pytest.raises(stripe.AuthenticationError) as refused:
+            publishable.v1.charges.retrieve(made["intent"]["latest_charge"])
+    finally:
+        http.close()  # type: ignore[no-untyped-call]
+    assert refused.value.http_status == 401
+    fake.fault("/v1/charges/*", 1, status=429, retry_after=2)
+    with pytest.raises(stripe.RateLimitError):
+        client.v1.charges.retrieve(made["intent"]["latest_charge"])
+    fake.fault("/v1/charges/*", 1, status=503)
+    with pytest.raises(stripe.APIError) as down:
+        client.v1.charges.retrieve(made["intent"]["latest_charge"])
+    assert down.value.http_status == 503
+
+
+def test_an_idempotency_key_replays_the_first_answer_and_refuses_other_parameters(
+    fake: FakeBilling, client: stripe.StripeClient
+) -> None:
+    made = a_bit_of_everything(fake)
+    pi = made["intent"]["id"]
+    params: Any = {"payment_intent": pi, "amount": 100}
+    first = client.v1.refunds.create(params, {"idempotency_key": "k1"})
+    again = client.v1.refunds.create(params, {"idempotency_key": "k1"})
+    assert again.id == first.id
+    assert again.last_response is not None
+    assert again.last_response.headers.get("Idempotent-Replayed") == "true"
+    with pytest.raises(stripe.IdempotencyError):
+        client.v1.refunds.create({"payment_intent": pi, "amount": 101}, {"idempotency_key": "k1"})
+    # A parameter refused by validation is not kept: the key can still be used.
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.refunds.create(
+            {"payment_intent": pi, "amount": 100, "reason": "whim"},  # type: ignore[typeddict-item]
+            {"idempotency_key": "k2"},
+        )
+    fresh = client.v1.refunds.create(params, {"idempotency_key": "k2"})
+    assert fresh.id != first.id
+    assert len(fake.objects("refund")) == 3  # the Dashboard's, k1's, k2's
