@@ -135,6 +135,8 @@ def _redact_url(match: re.Match[str]) -> str:
         scheme, _, _ = url.partition("://")
         return f"{scheme}://{MASK}"
     netloc = parts.netloc
+    if "@" not in netloc and not parts.query and not parts.fragment:
+        return url  # nothing secret; left exactly as written (``sqlite:///…`` included)
     if parts.password is not None or "@" in netloc:
         user = parts.username or ""
         hostport = f"[{host}]" if ":" in host else host

@@ -145,3 +145,11 @@ def test_a_token_given_as_a_url_user_is_masked_and_a_plain_user_name_kept() -> N
         redact_text("postgresql://nobody@127.0.0.1:5432/x")
         == "postgresql://nobody@127.0.0.1:5432/x"
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["sqlite:///", "sqlite:////var/lib/refundry/ledger.sqlite3", "file:///tmp/x", "https://h/p"],
+)
+def test_a_url_with_nothing_secret_is_left_exactly_as_written(text: str) -> None:
+    assert redact_text(f"supported='{text}'") == f"supported='{text}'"
