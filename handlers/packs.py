@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ledger.audit import LANDING_WINDOW_MS
 from ledger.errors import ConfigurationError, RefundryError
 from providers.stripe import LineItem
 
@@ -71,7 +72,7 @@ class PackCatalog:
 
 @dataclass(frozen=True, slots=True)
 class PaymentPolicy:
-    landing_window_ms: int = 3_600_000
+    landing_window_ms: int = LANDING_WINDOW_MS
     """A paid pack not granted this long after payment is reconciled."""
     unlanded_action: str = "complete"
     """``complete`` (grant now) or ``refund`` (give the money back)."""

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ledger.errors import RefundryError, ResultForAnotherJob, Unclassifiable
+from ledger.errors import JobNotFinished, ResultForAnotherJob, Unclassifiable
 from ledger.outcomes import Outcome
 from providers import openai_api
 from providers.base import Classification
@@ -32,10 +32,6 @@ THIN_EVENTS: Final[Mapping[str, Callable[[object], str | None]]] = {
     "openai": openai_api.thin_event_job_id,
 }
 """Provider → the function that returns the job id of a thin event (``None`` otherwise)."""
-
-
-class JobNotFinished(RefundryError):
-    """The event says the job ended but the fetched job is still pending; retried later."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,9 @@ from ledger.clock import now_ms
 from ledger.generations import Generation, Settlement
 from ledger.inbox import Inbox, InboxItem
 from ledger.migrations import migrate
-from ledger.outcomes import REFUNDABLE, TERMINAL, Outcome
+from ledger.outcomes import TERMINAL, Outcome
 
 __all__ = [
-    "REFUNDABLE",
     "TERMINAL",
     "Database",
     "Generation",

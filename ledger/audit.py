@@ -17,7 +17,7 @@ from typing import Any
 from ledger.backends import Database
 from ledger.clock import now_ms
 
-__all__ = ["Violation", "audit"]
+__all__ = ["LANDING_WINDOW_MS", "Violation", "audit"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,11 @@ _CHECKS: tuple[tuple[int, str], ...] = (
 )
 
 
-def audit(db: Database, *, landing_window_ms: int = 3_600_000) -> list[Violation]:
+LANDING_WINDOW_MS = 3_600_000
+"""The default time a paid pack may take to land before it breaks invariant 4."""
+
+
+def audit(db: Database, *, landing_window_ms: int = LANDING_WINDOW_MS) -> list[Violation]:
     """Every violation found; an empty list means the ledger is consistent.
 
     A paid pack still neither granted nor refunded ``landing_window_ms`` after payment

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ledger import keys
 from ledger.backends import Database, Row, Tx, required
 from ledger.clock import now_ms
 from ledger.credits import whole_credits
@@ -26,10 +27,6 @@ from ledger.payments import Payments
 from ledger.subscriptions import Subscriptions
 
 __all__ = ["Generation", "Ledger", "Settlement", "now_ms"]
-
-
-def _refund_key(generation_id: str) -> str:
-    return f"refund:{generation_id}"
 
 
 class Ledger:
@@ -52,7 +49,7 @@ class Ledger:
         (``ledger.credits``), ``IdempotencyConflict`` when the key was used with other inputs.
         """
         credits = whole_credits(credits)
-        key = f"grant:{idempotency_key}"
+        key = keys.grant(idempotency_key)
         with self.db.write() as tx:
             tx.all("ensure_account", account_id=account_id, now_ms=now_ms())
             inserted = self._insert_entry(
@@ -134,7 +131,7 @@ class Ledger:
                 )
             self._insert_entry(
                 tx,
-                key=f"charge:{generation_id}",
+                key=keys.charge(generation_id),
                 account_id=account_id,
                 kind="charge",
                 amount=-credits,
@@ -229,7 +226,7 @@ class Ledger:
         """Give back exactly the charge, at most once (the key is the generation's). Only
         ``settle`` calls this, after recording the outcome that justifies it."""
         credits = gen.credits
-        key = _refund_key(gen.generation_id)
+        key = keys.refund(gen.generation_id)
         inserted = self._insert_entry(
             tx,
             key=key,

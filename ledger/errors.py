@@ -24,6 +24,14 @@ structured fields (``RefundryError.fields``)::
     │   ├── AccountNotFound         the ledger has never seen the account
     │   └── DeadLetterNotFound      no dead letter with that message id
     ├── LedgerUnavailable           the ledger's database cannot be reached (retry later)
+    ├── ProviderError               a provider's API (status, job fetch) did not help
+    │   ├── ProviderUnavailable     no useful answer within the retry budget (retried)
+    │   ├── ProviderAuthFailed      the provider refused our API key
+    │   ├── ProviderRequestRejected a client error no retry can fix
+    │   ├── JobGone                 the job (or the API) is gone upstream (404/410)
+    │   ├── JobNotFinished          the event says done, the fetched job is pending (retried)
+    │   ├── NoStatusQuery           no status query can classify this operation
+    │   └── InvalidJobId            a job id not of the provider's documented shape
     └── ConfigurationError          a setting that cannot be used
 
 ``·`` marks a class with two parents: ``except LedgerError`` and ``except InvalidInput``
@@ -49,11 +57,19 @@ __all__ = [
     "InvalidAmount",
     "InvalidIdentifier",
     "InvalidInput",
+    "InvalidJobId",
     "InvalidPayload",
+    "JobGone",
+    "JobNotFinished",
     "LedgerError",
     "LedgerNotFound",
     "LedgerUnavailable",
+    "NoStatusQuery",
     "NotFound",
+    "ProviderAuthFailed",
+    "ProviderError",
+    "ProviderRequestRejected",
+    "ProviderUnavailable",
     "RefundryError",
     "ResultForAnotherJob",
     "Unclassifiable",
@@ -169,5 +185,53 @@ class LedgerUnavailable(RefundryError):
 
 class ConfigurationError(RefundryError):
     """A setting cannot be used."""
+
+    permanent = True
+
+
+class ProviderError(RefundryError):
+    """A provider's API (a status poll, a thin event's job fetch) did not give an answer."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider's API did not answer usefully within the retry budget."""
+
+
+class ProviderAuthFailed(ProviderError):
+    """The provider refused the API key."""
+
+    permanent = True
+
+
+class ProviderRequestRejected(ProviderError):
+    """The provider refused the request with a client error no retry can fix."""
+
+    permanent = True
+
+
+class JobGone(ProviderError):
+    """The job, or the whole API, is gone upstream."""
+
+    permanent = True
+
+    def __init__(self, *, provider: str, job_id: str, status: int) -> None:
+        super().__init__(provider=provider, job_id=job_id, status=status)
+        self.provider = provider
+        self.job_id = job_id
+        self.status = status
+
+
+class JobNotFinished(ProviderError):
+    """The event says the job ended but the fetched job is still pending; retried later."""
+
+
+class NoStatusQuery(ProviderError):
+    """The provider has no status query whose answer can be classified for this operation."""
+
+    permanent = True
+
+
+class InvalidJobId(ProviderError):
+    """A provider job id is not of the shape the provider documents; it is never sent."""
 
     permanent = True

@@ -1,10 +1,11 @@
-"""The six outcomes a provider result can have, and what each means for the credits."""
+"""The six outcomes a provider result can have. Which of them give the credits back is the
+refund policy's decision (``handlers.generation.RefundPolicy``), made in that one place."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["REFUNDABLE", "TERMINAL", "Outcome"]
+__all__ = ["TERMINAL", "Outcome"]
 
 
 class Outcome(StrEnum):
@@ -23,6 +24,3 @@ class Outcome(StrEnum):
 
 
 TERMINAL = frozenset(o for o in Outcome if o is not Outcome.PENDING)
-REFUNDABLE = frozenset(
-    {Outcome.FAILED, Outcome.EMPTY_SUCCESS, Outcome.MODERATED, Outcome.CANCELLED}
-)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from ledger import keys
 from ledger.backends import Row
 
 __all__ = ["GrantResult", "Payment", "Reversal", "refund_key"]
@@ -71,7 +72,7 @@ class Payment:
 
 def refund_key(purchase_key: str) -> str:
     """The payment provider's idempotency key for our refund of this purchase."""
-    return f"refundry-refund-{purchase_key}"
+    return keys.provider_refund(purchase_key)
 
 
 @dataclass(frozen=True, slots=True)

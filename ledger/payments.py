@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from ledger import keys
 from ledger.backends import Database, Row, Tx, required
 from ledger.clock import now_ms
 from ledger.errors import IdempotencyConflict, LedgerError
@@ -132,7 +133,7 @@ class Payments:
             self._decide(tx, purchase_key, "duplicate", f"same pack as {twin}")
             return GrantResult.DUPLICATE
         tx.all("ensure_account", account_id=p.account_id, now_ms=now_ms())
-        if self._entry(tx, p, "grant", f"pack:{purchase_key}", p.credits, reason) is None:
+        if self._entry(tx, p, "grant", keys.pack(purchase_key), p.credits, reason) is None:
             raise LedgerError(
                 "pack grant entry exists but the payment is not granted", purchase_key=purchase_key
             )
@@ -140,7 +141,7 @@ class Payments:
         self._decide(tx, purchase_key, "grant", reason)
         if p.refunded_amount:  # partly reversed before it landed: its share goes back now
             why = "reversed at the provider before the pack landed"
-            self._clawback(tx, purchase_key, f"clawback:{purchase_key}:at-grant", why)
+            self._clawback(tx, purchase_key, keys.clawback(purchase_key, "at-grant"), why)
         return GrantResult.GRANTED
 
     def begin_refund(
@@ -282,7 +283,7 @@ class Payments:
                     )
                 continue
             tx.all("total_payment_reversals", purchase_key=purchase_key, now_ms=now_ms())
-            key = f"clawback:{purchase_key}:{r.cause_id}"
+            key = keys.clawback(purchase_key, r.cause_id)
             taken += self._clawback(tx, purchase_key, key, f"{r.kind} {r.cause_id}: {why}")
         return taken
 
@@ -309,7 +310,7 @@ class Payments:
         p = self._lock(tx, purchase_key)
         if p.credits is None or p.account_id is None or not p.amount:
             return 0
-        if tx.one("entry_by_key", idempotency_key=f"pack:{p.purchase_key}") is None:
+        if tx.one("entry_by_key", idempotency_key=keys.pack(p.purchase_key)) is None:
             return 0  # not landed: the grant takes the reversals into account
         share = min(p.refunded_amount, p.amount)
         target = p.credits * share // p.amount if share < p.amount else p.credits

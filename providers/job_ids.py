@@ -16,18 +16,12 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from ledger.errors import RefundryError
+from ledger.errors import InvalidJobId
 
 __all__ = ["JOB_ID_MAX_CHARS", "InvalidJobId", "check_job_id"]
 
 JOB_ID_MAX_CHARS: Final = 128
 _JOB_ID: Final = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_-]{{0,{JOB_ID_MAX_CHARS - 1}}}")
-
-
-class InvalidJobId(RefundryError):
-    """A provider job id is not of the shape the provider documents; it is never sent."""
-
-    permanent = True
 
 
 def check_job_id(provider: str, job_id: str) -> str:

@@ -44,7 +44,7 @@ from urllib.parse import quote
 import httpx
 import jwt
 
-from ledger.errors import ConfigurationError, RefundryError, Unclassifiable
+from ledger.errors import ConfigurationError, NoStatusQuery, Unclassifiable
 from providers.common import as_int
 from providers.kling import AUTH_CODES, GONE_CODES, RETRY_CODES, SERVICE_CODES
 from providers.status_http import (
@@ -73,12 +73,6 @@ __all__ = [
 REPLICATE_BASE_URL: Final = "https://api.replicate.com"
 SUNO_BASE_URL: Final = "https://api.sunoapi.org"
 KLING_BASE_URL: Final = "https://api-singapore.klingai.com"
-
-
-class NoStatusQuery(RefundryError):
-    """The provider has no status query whose answer can be classified for this operation."""
-
-    permanent = True
 
 
 class HTTPOptions(TypedDict, total=False):

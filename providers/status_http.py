@@ -40,7 +40,13 @@ from tenacity import (
     stop_after_attempt,
 )
 
-from ledger.errors import RefundryError, Unclassifiable
+from ledger.errors import (
+    JobGone,
+    ProviderAuthFailed,
+    ProviderRequestRejected,
+    ProviderUnavailable,
+    Unclassifiable,
+)
 from providers.job_ids import check_job_id
 
 __all__ = [
@@ -67,34 +73,6 @@ AUTH_STATUSES: Final = frozenset({401, 403})
 
 AuthHeaders = Mapping[str, str] | Callable[[], Mapping[str, str]]
 """Fixed headers, or a function that builds them for each attempt (a short-lived token)."""
-
-
-class ProviderUnavailable(RefundryError):
-    """The provider's API did not answer usefully within the retry budget."""
-
-
-class ProviderAuthFailed(RefundryError):
-    """The provider refused the API key."""
-
-    permanent = True
-
-
-class ProviderRequestRejected(RefundryError):
-    """The provider refused the request with a client error no retry can fix."""
-
-    permanent = True
-
-
-class JobGone(RefundryError):
-    """The job, or the whole API, is gone upstream."""
-
-    permanent = True
-
-    def __init__(self, *, provider: str, job_id: str, status: int) -> None:
-        super().__init__(provider=provider, job_id=job_id, status=status)
-        self.provider = provider
-        self.job_id = job_id
-        self.status = status
 
 
 def retryable_status(response: httpx.Response) -> bool:

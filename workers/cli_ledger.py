@@ -39,7 +39,8 @@ def ledger_migrate() -> None:
 @ledger.command("check")
 def ledger_check() -> None:
     """Audit the ledger's invariants: prints ok, or each violation (exit 1)."""
-    violations = audit(runtime.ledger(create=False).db)
+    window_ms = runtime.settings().landing_window_s * 1000
+    violations = audit(runtime.ledger(create=False).db, landing_window_ms=window_ms)
     if not violations:
         click.echo("ok")
         return

@@ -200,7 +200,7 @@ def _drive(
             kept += 1
         elif gen and gen.outcome is not None and runtime.policy().refunds(gen.outcome):
             refunded += 1
-    violations = audit(ledger.db)
+    violations = audit(ledger.db, landing_window_ms=runtime.settings().landing_window_s * 1000)
     for v in violations:
         click.echo(str(v), err=True)
     latencies = ledger.refund_latencies_ms(since_ms=started_ms)

@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from handlers.sla import REFUND_SLA_MS, WARN_MS
+from ledger.audit import LANDING_WINDOW_MS
 from ledger.errors import ConfigurationError
 
 __all__ = ["VARIABLES", "Settings"]
@@ -95,7 +96,7 @@ class Settings:
     stripe_webhook_secret: str = field(default="", repr=False)
     packs_json: str = ""
     unlanded_action: str = "complete"
-    landing_window_s: int = 3600
+    landing_window_s: int = LANDING_WINDOW_MS // 1000
     duplicate_window_s: int = 600
     fraud_action: str = "refund_and_revoke"
     openai_api_key: str = field(default="", repr=False)
