@@ -87,8 +87,13 @@ class Subscriptions:
     ) -> tuple[Cancellation, list[SubscriptionCharge]]:
         """Remember a confirmed cancellation (told again with another time, the earliest
         wins), and return it with the subscription's recorded charges, oldest first. With no
-        charge to settle, ``inbox_id`` is marked processed in the same transaction."""
+        charge to settle, ``inbox_id`` is marked processed in the same transaction.
+
+        Serialized per subscription with :meth:`record_charge` (an advisory lock on
+        PostgreSQL; SQLite has one writer), so a cancellation and an invoice recorded at the
+        same moment always see each other, whichever commits first."""
         with self.db.write() as tx:
+            tx.all("lock_subscription", subscription_id=subscription_id)
             row = tx.one(
                 "upsert_subscription_cancellation",
                 subscription_id=subscription_id,
@@ -120,8 +125,10 @@ class Subscriptions:
     ) -> tuple[SubscriptionCharge, Cancellation | None]:
         """Remember a paid invoice of a subscription (a known one only learns its
         PaymentIntent, if it had none yet), and return it with its subscription's cancellation
-        if one is known. With none, ``inbox_id`` is marked processed in the same transaction."""
+        if one is known. With none, ``inbox_id`` is marked processed in the same transaction.
+        Serialized per subscription with :meth:`record_cancellation`."""
         with self.db.write() as tx:
+            tx.all("lock_subscription", subscription_id=subscription_id)
             row = tx.one(
                 "upsert_subscription_charge",
                 invoice_id=invoice_id,
