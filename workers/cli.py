@@ -60,6 +60,21 @@ def worker(processes: int, threads: int) -> None:
     sys.exit(child.wait())
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", default=8000, show_default=True, envvar="PORT", help="or $PORT")
+@click.option("-p", "--processes", default=1, show_default=True, help="server processes")
+def web(host: str, port: int, processes: int) -> None:
+    """Serve the webhook ingress, /healthz and /readyz (Procfile web)."""
+    from workers.web import serve
+
+    try:
+        serve(host, port, processes=processes)
+    except RefundryError as exc:
+        click.echo(f"refundry: {exc.reason}", err=True)
+        sys.exit(2)
+
+
 @main.command("classify")
 @click.option("--provider", required=True, help=f"one of: {', '.join(PROVIDER_NAMES)}")
 @click.option("--operation", default=None, help="video, image, music, stems, training, …")

@@ -8,13 +8,11 @@ provider's result for the workers and returns the message id.
 from __future__ import annotations
 
 import json
-import logging
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from handlers.intake import record_and_enqueue
 from ledger.errors import Unclassifiable, UnknownProvider
-from providers.deliveries import delivery_key
 from providers.registry import get_adapter
 from providers.stripe import parse_event, verify_webhook
 from providers.stripe_subscriptions import parse_subscription_event
@@ -28,8 +26,6 @@ __all__ = [
     "report_result",
     "report_stripe_webhook",
 ]
-
-log = logging.getLogger(__name__)
 
 
 def grant(*, account_id: str, credits: int, idempotency_key: str, reason: str) -> int:
@@ -128,26 +124,19 @@ def _record_and_enqueue(
     generation_id: str | None,
     operation: str | None,
 ) -> str:
-    recorded = runtime.ledger().inbox.record(
-        id=uuid.uuid4().hex,
+    recorded = record_and_enqueue(
+        runtime.ledger(),
+        _enqueue,
         kind=kind,
         provider=provider,
         payload=body,
         generation_id=generation_id,
         operation=operation,
-        delivery_key=delivery_key(provider, body, operation=operation),
     )
-    inbox_id = recorded.id
-    if not recorded.new:  # a redelivery: the first delivery is applied (or being applied)
-        log.info(
-            "redelivery %d of %s recognised; not enqueued again", recorded.deliveries, inbox_id
-        )
-        return inbox_id
-    # The event is durable from here on: if the enqueue fails, the inbox sweep sends it.
-    try:
-        from workers.actors import enqueue_event  # the broker is built on first use
+    return recorded.id
 
-        enqueue_event(kind, inbox_id)
-    except Exception:
-        log.exception("enqueue of %s failed; the inbox sweep will deliver it", inbox_id)
-    return inbox_id
+
+def _enqueue(kind: str, inbox_id: str) -> None:
+    from workers.actors import enqueue_event  # the broker is built on first use
+
+    enqueue_event(kind, inbox_id)

@@ -20,7 +20,7 @@
 | ``REFUNDRY_POLL_INTERVAL_S`` | ``60`` | how often a stuck generation is polled |
 | ``STRIPE_API_KEY`` | empty: no reconciliation, no refunds | secret |
 | ``STRIPE_API_BASE`` | ``https://api.stripe.com`` | a Stripe-compatible endpoint |
-| ``STRIPE_WEBHOOK_SECRET`` | empty | secret: verifies Stripe webhooks |
+| ``STRIPE_WEBHOOK_SECRET`` | empty: ``/webhooks/stripe`` off | secret(s) (*): Stripe webhooks |
 | ``REFUNDRY_PACKS`` | ``{}`` | JSON: price id → credits |
 | ``UNLANDED_PACK_ACTION`` | ``complete`` | unlanded pack: ``complete`` or ``refund`` |
 | ``REFUNDRY_LANDING_WINDOW_S`` | ``3600`` | how long a paid pack may take to land |
@@ -35,6 +35,16 @@
 | ``KLING_ACCESS_KEY`` | empty: Kling jobs not polled | signs the JWT with the secret key |
 | ``KLING_SECRET_KEY`` | empty | secret: set with the access key, or neither |
 | ``KLING_API_BASE`` | ``https://api-singapore.klingai.com`` | Kling API base URL |
+| ``OPENAI_WEBHOOK_SECRET`` | empty: ``/webhooks/openai`` off | secret(s) (*): ``whsec_…`` |
+| ``KLING_WEBHOOK_SECRET`` | empty: ``/webhooks/kling`` off | secret(s) (*): ``whsec_…`` |
+| ``REPLICATE_WEBHOOK_SECRET`` | empty: ``/webhooks/replicate`` off | secret(s) (*): ``whsec_…`` |
+| ``SUNO_WEBHOOK_SECRET`` | empty: ``/webhooks/suno`` off | secret(s) (*): kie.ai HMAC key |
+| ``FAL_JWKS_URL`` | fal's documented JWKS | fal's public keys; ``off``: ``/webhooks/fal`` off |
+| ``FAL_WEBHOOK_USER_IDS`` | empty: any fal account | fal accounts whose deliveries are accepted |
+| ``REFUNDRY_MAX_BODY_BYTES`` | ``1048576`` | larger webhook bodies are refused (413) |
+| ``REFUNDRY_INGRESS_DEADLINE_S`` | ``8`` | a delivery not kept by then is answered 503 |
+
+(*) Webhook secrets may be comma-separated: during a rotation any one of them verifies.
 
 The default retry budget (8 retries from 1 s doubling, each at most 5 min) dead-letters a
 message that keeps failing after at most about 9 minutes of backoff: well inside the
@@ -51,6 +61,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from handlers.fal_signatures import FAL_JWKS_URL
 from ledger.errors import ConfigurationError
 
 __all__ = ["Settings"]
@@ -91,6 +102,14 @@ class Settings:
     kling_access_key: str = field(default="", repr=False)
     kling_secret_key: str = field(default="", repr=False)
     kling_api_base: str = "https://api-singapore.klingai.com"
+    openai_webhook_secret: str = field(default="", repr=False)
+    kling_webhook_secret: str = field(default="", repr=False)
+    replicate_webhook_secret: str = field(default="", repr=False)
+    suno_webhook_secret: str = field(default="", repr=False)
+    fal_jwks_url: str = FAL_JWKS_URL
+    fal_webhook_user_ids: str = ""
+    max_body_bytes: int = 1_048_576
+    ingress_deadline_s: int = 8
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -135,6 +154,14 @@ class Settings:
             kling_access_key=kling_access_key,
             kling_secret_key=kling_secret_key,
             kling_api_base=_url(env, "KLING_API_BASE", "https://api-singapore.klingai.com"),
+            openai_webhook_secret=env.get("OPENAI_WEBHOOK_SECRET", "").strip(),
+            kling_webhook_secret=env.get("KLING_WEBHOOK_SECRET", "").strip(),
+            replicate_webhook_secret=env.get("REPLICATE_WEBHOOK_SECRET", "").strip(),
+            suno_webhook_secret=env.get("SUNO_WEBHOOK_SECRET", "").strip(),
+            fal_jwks_url=_fal_jwks_url(env),
+            fal_webhook_user_ids=env.get("FAL_WEBHOOK_USER_IDS", "").strip(),
+            max_body_bytes=_positive(env, "REFUNDRY_MAX_BODY_BYTES", 1_048_576),
+            ingress_deadline_s=_positive(env, "REFUNDRY_INGRESS_DEADLINE_S", 8),
         )
 
 
@@ -149,6 +176,20 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     if value < 0:
         raise ConfigurationError("must not be negative", variable=name)
     return value
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value == 0:
+        raise ConfigurationError("must be positive", variable=name)
+    return value
+
+
+def _fal_jwks_url(env: Mapping[str, str]) -> str:
+    """fal's key set URL; ``off`` (or ``none``) turns the fal route off (returns "")."""
+    if (env.get("FAL_JWKS_URL") or "").strip().lower() in ("off", "none"):
+        return ""
+    return _url(env, "FAL_JWKS_URL", FAL_JWKS_URL)
 
 
 def _url(env: Mapping[str, str], name: str, default: str) -> str:
