@@ -9,10 +9,11 @@ Scheme (https://docs.fal.ai/model-endpoints/webhooks, "Verifying Your Webhook"):
   ``Ed25519`` key whose ``x`` is the base64url raw public key; any key may have signed;
 - a timestamp more than five minutes from now, either way, is refused.
 
-The key set is fetched with httpx, kept for a day, and fetched again at most once per
-:attr:`FalKeys.refresh_interval_s` when no kept key verifies a delivery: fal names no key id
-in its headers, so "a key we do not know" shows only as a signature no kept key accepts.
-That bound keeps a stream of forgeries from turning into a stream of JWKS requests.
+The key set is fetched with httpx and kept for a day. When no kept key verifies a delivery
+it is fetched again at once, then not again for :attr:`FalKeys.refresh_interval_s`: fal
+names no key id in its headers, so "a key we do not know" shows only as a signature no kept
+key accepts, and that bound keeps a stream of forgeries from becoming a stream of JWKS
+requests.
 """
 
 from __future__ import annotations
@@ -75,7 +76,11 @@ def _public_keys(document: Any) -> list[Ed25519PublicKey]:
 
 
 class FalKeys:
-    """fal's public keys, fetched on first use and kept (thread-safe)."""
+    """fal's public keys, fetched on first use and kept (thread-safe).
+
+    While no key is kept (fal's endpoint unreachable), a fetch is tried at most once per
+    :attr:`retry_s`; each delivery meanwhile raises ``KeysUnavailable``.
+    """
 
     def __init__(
         self,
@@ -84,18 +89,20 @@ class FalKeys:
         client: httpx.Client | None = None,
         max_age_s: float = 86_400.0,
         refresh_interval_s: float = 60.0,
+        retry_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
         self.max_age_s = max_age_s
         self.refresh_interval_s = refresh_interval_s
+        self.retry_s = retry_s
         self._client = client or httpx.Client(timeout=httpx.Timeout(5.0))
         self._clock = clock
         self._lock = threading.Lock()
         self._keys: list[Ed25519PublicKey] = []
-        self._fetched_at: float | None = None
-        self.fetches = 0
-        """How many times the key set was fetched (for tests and logs)."""
+        self._fetched_at = 0.0
+        self._tried_at: float | None = None
+        self._refreshed_at: float | None = None
 
     def close(self) -> None:
         self._client.close()
@@ -103,37 +110,44 @@ class FalKeys:
     def current(self) -> list[Ed25519PublicKey]:
         """The kept keys, fetched first when none are kept or they are a day old."""
         with self._lock:
-            fetched = self._fetched_at
-            if fetched is None or self._clock() - fetched > self.max_age_s:
-                self._fetch()
+            if not self._keys or self._clock() - self._fetched_at > self.max_age_s:
+                if self._may_try(self.retry_s):
+                    self._fetch()
+                if not self._keys:
+                    raise KeysUnavailable(url=self.url)
             return list(self._keys)
 
     def refreshed(self) -> list[Ed25519PublicKey] | None:
-        """The key set fetched again, or ``None`` when it was fetched too recently."""
+        """The key set fetched again, or ``None`` when an unknown key already made us fetch
+        it within :attr:`refresh_interval_s`."""
         with self._lock:
-            fetched = self._fetched_at
-            if fetched is not None and self._clock() - fetched < self.refresh_interval_s:
+            now = self._clock()
+            if (
+                self._refreshed_at is not None
+                and now - self._refreshed_at < self.refresh_interval_s
+            ):
                 return None
+            self._refreshed_at = now
             self._fetch()
             return list(self._keys)
 
+    def _may_try(self, interval_s: float) -> bool:
+        return self._tried_at is None or self._clock() - self._tried_at >= interval_s
+
     def _fetch(self) -> None:
+        """Fetch the key set; on failure keep the keys we have (logged, not raised)."""
+        self._tried_at = self._clock()
         try:
             response = self._client.get(self.url)
             response.raise_for_status()
             keys = _public_keys(response.json())
         except (httpx.HTTPError, ValueError) as exc:
-            self._fetched_at = self._clock()  # at most one attempt per refresh interval
-            if not self._keys:
-                raise KeysUnavailable(error=type(exc).__name__) from None
-            log.warning("fal JWKS fetch failed (%s); keeping the keys we have", type(exc).__name__)
+            log.warning("fal JWKS fetch failed (%s)", type(exc).__name__)
             return
-        self.fetches += 1
-        self._fetched_at = self._clock()
-        if keys:
-            self._keys = keys
-        elif not self._keys:
-            raise KeysUnavailable(error="no Ed25519 key in the key set")
+        if not keys:
+            log.warning("fal JWKS holds no Ed25519 key; keeping the keys we have")
+            return
+        self._keys, self._fetched_at = keys, self._tried_at
 
 
 def _verifies(keys: Sequence[Ed25519PublicKey], message: bytes, signature: bytes) -> bool:
