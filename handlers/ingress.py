@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from handlers.fal_signatures import FalKeys, FalSignatures
-from handlers.intake import Enqueue, record_and_enqueue
+from handlers.intake import Enqueue, GroupCommit, Keeper, LaterEnqueue, record_and_enqueue
 from handlers.webhook_verification import (
     BodyMalformed,
     BodyTooLarge,
@@ -216,13 +216,21 @@ def build_routes(
 
 
 class Ingress:
-    """Verify, keep, enqueue. Thread-safe; one per process."""
+    """Verify, keep, enqueue. Thread-safe; one per process. Deliveries that arrive together
+    share their inbox transaction (``handlers.intake.GroupCommit``) unless ``group_commit``
+    is off."""
 
     def __init__(
-        self, ledger: Ledger, enqueue: Enqueue, routes: Mapping[str, RouteVerifier]
+        self,
+        ledger: Ledger,
+        enqueue: Enqueue,
+        routes: Mapping[str, RouteVerifier],
+        *,
+        group_commit: bool = True,
     ) -> None:
         self.ledger = ledger
-        self.enqueue = enqueue
+        self.enqueue: Enqueue = LaterEnqueue(enqueue) if group_commit else enqueue
+        self.keeper: Keeper = GroupCommit(ledger.inbox) if group_commit else ledger.inbox
         self.routes = dict(routes)
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
@@ -246,7 +254,7 @@ class Ingress:
             self.count(route, "ignored")
             return Accepted(None)
         recorded = record_and_enqueue(
-            self.ledger,
+            self.keeper,
             self.enqueue,
             kind=delivery.kind,
             provider=delivery.provider,

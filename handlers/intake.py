@@ -6,20 +6,27 @@ already kept (same delivery identity, ``providers.deliveries``) is counted and e
 nothing. A failed enqueue is logged, not raised: the row is durable and the inbox sweep
 sends it. The broker is reached only through the ``enqueue`` callable the caller passes,
 so this module stays free of dramatiq.
+
+:class:`GroupCommit` keeps the events of many concurrent callers in one transaction each
+time (one commit, so one disk flush, for a whole batch): how the ingress takes thousands
+of webhooks a second on the embedded SQLite ledger without weakening any guarantee, since
+each caller still returns only once its own row is committed.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any, Final, Protocol
 
-from ledger import Ledger
-from ledger.inbox import Recorded
+from ledger.inbox import NewEvent, Recorded
 from providers.deliveries import delivery_key
 
-__all__ = ["Enqueue", "record_and_enqueue"]
+__all__ = ["Enqueue", "GroupCommit", "Keeper", "LaterEnqueue", "record_and_enqueue"]
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +34,16 @@ Enqueue = Callable[[str, str], None]
 """``(kind, inbox_id) -> None``: send the inbox event to its actor."""
 
 
+class Keeper(Protocol):
+    """Where events are kept: ``ledger.inbox`` itself, or a :class:`GroupCommit` over it."""
+
+    def record_many(self, events: Sequence[NewEvent]) -> list[Recorded]:
+        """Keep the events (committed on return); what was kept for each."""
+        ...
+
+
 def record_and_enqueue(
-    ledger: Ledger,
+    keeper: Keeper,
     enqueue: Enqueue,
     *,
     kind: str,
@@ -42,7 +57,7 @@ def record_and_enqueue(
     redelivery. ``webhook_id`` is the provider's delivery id when the transport has one
     (Standard Webhooks ``webhook-id``, fal's request id). Returns what the inbox kept; a
     database error propagates (nothing was kept)."""
-    recorded = ledger.inbox.record(
+    event = NewEvent(
         id=uuid.uuid4().hex,
         kind=kind,
         provider=provider,
@@ -51,6 +66,7 @@ def record_and_enqueue(
         operation=operation,
         delivery_key=delivery_key(provider, payload, operation=operation, webhook_id=webhook_id),
     )
+    [recorded] = keeper.record_many([event])
     if not recorded.new:  # a redelivery: the first delivery is applied (or being applied)
         log.info(
             "redelivery %d of %s recognised; not enqueued again", recorded.deliveries, recorded.id
@@ -61,3 +77,107 @@ def record_and_enqueue(
     except Exception:
         log.exception("enqueue of %s failed; the inbox sweep will deliver it", recorded.id)
     return recorded
+
+
+_STOP: Final = None
+
+
+class LaterEnqueue:
+    """An :data:`Enqueue` that returns at once and sends from a thread of its own, in order.
+
+    For a caller that must answer as soon as the event is durable (the ingress): the row is
+    committed before it is handed over, so a message this process never sends (it crashed,
+    the broker was down) is still sent by the inbox sweep.
+    """
+
+    def __init__(self, enqueue: Enqueue) -> None:
+        self._enqueue = enqueue
+        self._waiting: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="inbox-enqueue", daemon=True)
+        self._thread.start()
+
+    def __call__(self, kind: str, inbox_id: str) -> None:
+        self._waiting.put((kind, inbox_id))
+
+    def close(self) -> None:
+        """Send what is waiting, then stop."""
+        self._waiting.put(_STOP)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while (item := self._waiting.get()) is not _STOP:
+            kind, inbox_id = item
+            try:
+                self._enqueue(kind, inbox_id)
+            except Exception:
+                log.exception("enqueue of %s failed; the inbox sweep will deliver it", inbox_id)
+
+
+class GroupCommit:
+    """A :class:`Keeper` that writes the events of concurrent callers in shared transactions.
+
+    One writer thread takes whatever is waiting (up to ``max_batch`` events) and keeps it
+    with one ``record_many``; each caller blocks until its batch is committed. When a batch
+    fails, its events are kept one by one, so that an event the database refuses fails
+    alone; a database that is down fails them all (each caller sees the error).
+    """
+
+    def __init__(self, keeper: Keeper, *, max_batch: int = 500) -> None:
+        self._keeper = keeper
+        self._max_batch = max_batch
+        self._waiting: queue.SimpleQueue[tuple[NewEvent, Future[Recorded]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._run, name="inbox-group-commit", daemon=True)
+        self._thread.start()
+
+    def record_many(self, events: Sequence[NewEvent]) -> list[Recorded]:
+        futures: list[Future[Recorded]] = []
+        for event in events:
+            future: Future[Recorded] = Future()
+            self._waiting.put((event, future))
+            futures.append(future)
+        return [future.result() for future in futures]
+
+    def close(self) -> None:
+        """Keep what is waiting, then stop the writer."""
+        self._waiting.put(_STOP)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            first = self._waiting.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    more = self._waiting.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    self._waiting.put(_STOP)
+                    break
+                batch.append(more)
+            self._keep(batch)
+
+    def _keep(self, batch: list[tuple[NewEvent, Future[Recorded]]]) -> None:
+        try:
+            kept = self._keeper.record_many([event for event, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1 or _database_unavailable(exc):
+                for _, future in batch:
+                    future.set_exception(exc)
+                return
+            for one in batch:  # one refused event must not fail the others
+                self._keep([one])
+            return
+        for (_, future), recorded in zip(batch, kept, strict=True):
+            future.set_result(recorded)
+
+
+def _database_unavailable(exc: BaseException) -> bool:
+    """A DB-API ``OperationalError`` (PEP 249: disconnects, timeouts, a locked database;
+    psycopg's pool timeout is one): trying the batch's events one by one would only wait
+    that many times longer."""
+    return any(cls.__name__ == "OperationalError" for cls in type(exc).__mro__)

@@ -271,11 +271,27 @@ def demo(generations: int, processes: int, threads: int, timeout_s: float, seed:
 
 @main.command()
 @click.option("--generations", default=3000, show_default=True)
-@click.option("-p", "--processes", default=2, show_default=True)
+@click.option("-p", "--processes", default=2, show_default=True, help="worker (or web) processes")
 @click.option("-t", "--threads", default=8, show_default=True)
 @click.option("--seed", default=7, show_default=True)
-def bench(generations: int, processes: int, threads: int, seed: int) -> None:
-    """The demo's workload, measured: throughput, refund latency, worker memory (JSON)."""
+@click.option("--ingress", is_flag=True, help="measure verified webhooks/s of refundry web")
+@click.option("--deliveries", default=20000, show_default=True, help="with --ingress")
+@click.option("--concurrency", default=32, show_default=True, help="with --ingress")
+def bench(
+    generations: int,
+    processes: int,
+    threads: int,
+    seed: int,
+    ingress: bool,
+    deliveries: int,
+    concurrency: int,
+) -> None:
+    """The demo's workload, measured: throughput, refund latency, worker memory (JSON).
+    With --ingress: signed webhooks posted to a local refundry web, verified and kept."""
+    if ingress:
+        from workers.bench_ingress import run_ingress_bench
+
+        sys.exit(run_ingress_bench(deliveries, concurrency, processes))
     from workers.demo import run_demo
 
     sys.exit(run_demo(generations, processes, threads, 900.0, seed, bench=True))

@@ -125,7 +125,7 @@ def _record_and_enqueue(
     operation: str | None,
 ) -> str:
     recorded = record_and_enqueue(
-        runtime.ledger(),
+        runtime.ledger().inbox,
         _enqueue,
         kind=kind,
         provider=provider,
