@@ -29,11 +29,12 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Final
 
 from handlers.fal_signatures import FalKeys, FalSignatures
-from handlers.intake import Enqueue, GroupCommit, Keeper, LaterEnqueue, record_and_enqueue
+from handlers.intake import Enqueue, GroupCommit, LaterEnqueue, announce, new_event
 from handlers.webhook_verification import (
     BodyMalformed,
     BodyTooLarge,
@@ -49,11 +50,13 @@ from handlers.webhook_verification import (
 )
 from ledger import Ledger
 from ledger.errors import ConfigurationError
+from ledger.inbox import NewEvent, Recorded
 from providers import openai
 from providers import stripe as stripe_events
 from providers.stripe_subscriptions import parse_subscription_event
 
 __all__ = [
+    "INLINE_ROUTES",
     "ROUTES",
     "Accepted",
     "Delivery",
@@ -215,10 +218,19 @@ def build_routes(
     return routes
 
 
+INLINE_ROUTES: Final = frozenset({"stripe", "openai", "kling", "replicate"})
+"""Routes verified by arithmetic alone (an HMAC and a parse: no I/O)."""
+
+
 class Ingress:
-    """Verify, keep, enqueue. Thread-safe; one per process. Deliveries that arrive together
-    share their inbox transaction (``handlers.intake.GroupCommit``) unless ``group_commit``
-    is off."""
+    """Verify, keep, enqueue. Thread-safe; one per process.
+
+    Deliveries that arrive together share their inbox transaction
+    (``handlers.intake.GroupCommit``) and are enqueued from a thread of their own, unless
+    ``group_commit`` is off. :meth:`deliver` does it all, blocking; a transport with an
+    event loop can instead call :meth:`verify`, wait on :meth:`submit`'s future and finish
+    with :meth:`accepted`.
+    """
 
     def __init__(
         self,
@@ -229,19 +241,31 @@ class Ingress:
         group_commit: bool = True,
     ) -> None:
         self.ledger = ledger
-        self.enqueue: Enqueue = LaterEnqueue(enqueue) if group_commit else enqueue
-        self.keeper: Keeper = GroupCommit(ledger.inbox) if group_commit else ledger.inbox
         self.routes = dict(routes)
+        self._enqueue: Enqueue = LaterEnqueue(enqueue) if group_commit else enqueue
+        self._group = GroupCommit(ledger.inbox, on_kept=self._announce) if group_commit else None
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
 
     def enabled(self, route: str) -> bool:
         return route in self.routes
 
+    def inline(self, route: str) -> bool:
+        """True when the route's verification does no I/O (cheap enough for an event loop)."""
+        return route in INLINE_ROUTES
+
     def deliver(self, route: str, body: bytes, headers: Mapping[str, str]) -> Accepted:
-        """Verify the delivery and keep it (``headers`` with lower-case names). Raises
-        ``DeliveryRefused`` (nothing kept); any other error means nothing was kept either
-        and the sender should try again."""
+        """Verify the delivery and keep it (``headers`` with lower-case names), blocking until
+        its row is committed. Raises ``DeliveryRefused`` (nothing kept); any other error
+        means nothing was kept either and the sender should try again."""
+        event = self.verify(route, body, headers)
+        if event is None:
+            return Accepted(None)
+        return self.accepted(route, event, self.submit(event).result())
+
+    def verify(self, route: str, body: bytes, headers: Mapping[str, str]) -> NewEvent | None:
+        """The inbox event of a verified delivery; ``None`` for one of no use (acknowledged,
+        not kept). Raises ``DeliveryRefused``."""
         verify = self.routes.get(route)
         try:
             if verify is None:
@@ -252,16 +276,35 @@ class Ingress:
             raise
         if delivery is None:
             self.count(route, "ignored")
-            return Accepted(None)
-        recorded = record_and_enqueue(
-            self.keeper,
-            self.enqueue,
+            return None
+        return new_event(
             kind=delivery.kind,
             provider=delivery.provider,
             payload=delivery.payload,
             operation=delivery.operation,
             webhook_id=delivery.webhook_id,
         )
+
+    def submit(self, event: NewEvent) -> Future[Recorded]:
+        """Keep ``event``: the future is done once its row is committed and the event
+        enqueued (or has the error)."""
+        if self._group is not None:
+            return self._group.submit(event)
+        future: Future[Recorded] = Future()
+        try:
+            [recorded] = self.ledger.inbox.record_many([event])
+        except Exception as exc:
+            future.set_exception(exc)
+            return future
+        self._announce(event, recorded)
+        future.set_result(recorded)
+        return future
+
+    def _announce(self, event: NewEvent, recorded: Recorded) -> None:
+        announce(self._enqueue, event.kind, recorded)
+
+    def accepted(self, route: str, event: NewEvent, recorded: Recorded) -> Accepted:
+        """Count a kept event (it was enqueued, unless a redelivery, when it was kept)."""
         self.count(route, "accepted" if recorded.new else "redelivery")
         return Accepted(recorded.id, redelivery=not recorded.new)
 

@@ -26,7 +26,15 @@ from typing import Any, Final, Protocol
 from ledger.inbox import NewEvent, Recorded
 from providers.deliveries import delivery_key
 
-__all__ = ["Enqueue", "GroupCommit", "Keeper", "LaterEnqueue", "record_and_enqueue"]
+__all__ = [
+    "Enqueue",
+    "GroupCommit",
+    "Keeper",
+    "LaterEnqueue",
+    "announce",
+    "new_event",
+    "record_and_enqueue",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +50,43 @@ class Keeper(Protocol):
         ...
 
 
+def new_event(
+    *,
+    kind: str,
+    provider: str,
+    payload: dict[str, Any],
+    generation_id: str | None = None,
+    operation: str | None = None,
+    webhook_id: str | None = None,
+) -> NewEvent:
+    """The inbox event for ``payload`` (a JSON object), with a fresh id and its delivery
+    identity; ``webhook_id`` is the provider's delivery id when the transport has one
+    (Standard Webhooks ``webhook-id``, fal's request id)."""
+    return NewEvent(
+        id=uuid.uuid4().hex,
+        kind=kind,
+        provider=provider,
+        payload=payload,
+        generation_id=generation_id,
+        operation=operation,
+        delivery_key=delivery_key(provider, payload, operation=operation, webhook_id=webhook_id),
+    )
+
+
+def announce(enqueue: Enqueue, kind: str, recorded: Recorded) -> None:
+    """Enqueue a kept event, unless it was a redelivery (its first delivery is applied, or
+    being applied). A failed enqueue is logged: the inbox sweep sends the event."""
+    if not recorded.new:
+        log.info(
+            "redelivery %d of %s recognised; not enqueued again", recorded.deliveries, recorded.id
+        )
+        return
+    try:
+        enqueue(kind, recorded.id)
+    except Exception:
+        log.exception("enqueue of %s failed; the inbox sweep will deliver it", recorded.id)
+
+
 def record_and_enqueue(
     keeper: Keeper,
     enqueue: Enqueue,
@@ -53,29 +98,18 @@ def record_and_enqueue(
     operation: str | None = None,
     webhook_id: str | None = None,
 ) -> Recorded:
-    """Keep ``payload`` (a JSON object) in the inbox, then enqueue it unless it is a
-    redelivery. ``webhook_id`` is the provider's delivery id when the transport has one
-    (Standard Webhooks ``webhook-id``, fal's request id). Returns what the inbox kept; a
-    database error propagates (nothing was kept)."""
-    event = NewEvent(
-        id=uuid.uuid4().hex,
+    """Keep ``payload`` in the inbox (:func:`new_event`), then :func:`announce` it. Returns
+    what the inbox kept; a database error propagates (nothing was kept)."""
+    event = new_event(
         kind=kind,
         provider=provider,
         payload=payload,
         generation_id=generation_id,
         operation=operation,
-        delivery_key=delivery_key(provider, payload, operation=operation, webhook_id=webhook_id),
+        webhook_id=webhook_id,
     )
     [recorded] = keeper.record_many([event])
-    if not recorded.new:  # a redelivery: the first delivery is applied (or being applied)
-        log.info(
-            "redelivery %d of %s recognised; not enqueued again", recorded.deliveries, recorded.id
-        )
-        return recorded
-    try:
-        enqueue(kind, recorded.id)
-    except Exception:
-        log.exception("enqueue of %s failed; the inbox sweep will deliver it", recorded.id)
+    announce(enqueue, kind, recorded)
     return recorded
 
 
@@ -117,14 +151,24 @@ class GroupCommit:
     """A :class:`Keeper` that writes the events of concurrent callers in shared transactions.
 
     One writer thread takes whatever is waiting (up to ``max_batch`` events) and keeps it
-    with one ``record_many``; each caller blocks until its batch is committed. When a batch
+    with one ``record_many``; each caller blocks until its batch is committed. ``on_kept``
+    (non-blocking, e.g. :func:`announce` through :class:`LaterEnqueue`) is called for each
+    kept event right after the commit, so an event whose caller gave up waiting (and
+    answered "try again") is still enqueued. When a batch
     fails, its events are kept one by one, so that an event the database refuses fails
     alone; a database that is down fails them all (each caller sees the error).
     """
 
-    def __init__(self, keeper: Keeper, *, max_batch: int = 500) -> None:
+    def __init__(
+        self,
+        keeper: Keeper,
+        *,
+        max_batch: int = 500,
+        on_kept: Callable[[NewEvent, Recorded], None] | None = None,
+    ) -> None:
         self._keeper = keeper
         self._max_batch = max_batch
+        self._on_kept = on_kept
         self._waiting: queue.SimpleQueue[tuple[NewEvent, Future[Recorded]] | None] = (
             queue.SimpleQueue()
         )
@@ -132,12 +176,14 @@ class GroupCommit:
         self._thread.start()
 
     def record_many(self, events: Sequence[NewEvent]) -> list[Recorded]:
-        futures: list[Future[Recorded]] = []
-        for event in events:
-            future: Future[Recorded] = Future()
-            self._waiting.put((event, future))
-            futures.append(future)
+        futures = [self.submit(event) for event in events]
         return [future.result() for future in futures]
+
+    def submit(self, event: NewEvent) -> Future[Recorded]:
+        """Hand ``event`` to the writer; the future is done once its batch is committed."""
+        future: Future[Recorded] = Future()
+        self._waiting.put((event, future))
+        return future
 
     def close(self) -> None:
         """Keep what is waiting, then stop the writer."""
@@ -159,7 +205,10 @@ class GroupCommit:
                     self._waiting.put(_STOP)
                     break
                 batch.append(more)
-            self._keep(batch)
+            # A caller that gave up (its deadline passed) cancelled its future: not kept.
+            batch = [item for item in batch if item[1].set_running_or_notify_cancel()]
+            if batch:
+                self._keep(batch)
 
     def _keep(self, batch: list[tuple[NewEvent, Future[Recorded]]]) -> None:
         try:
@@ -172,7 +221,9 @@ class GroupCommit:
             for one in batch:  # one refused event must not fail the others
                 self._keep([one])
             return
-        for (_, future), recorded in zip(batch, kept, strict=True):
+        for (event, future), recorded in zip(batch, kept, strict=True):
+            if self._on_kept is not None:  # even when its caller stopped waiting
+                self._on_kept(event, recorded)
             future.set_result(recorded)
 
 

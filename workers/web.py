@@ -15,15 +15,19 @@ committed; anything else, a database outage included or no answer within
 still being kept when its deadline passes finishes in the background: its retry is then
 known as a redelivery.
 
-Verification, the database and the broker are blocking work: each delivery runs in a worker
-thread (anyio's pool), the event loop only moves bytes.
+Routes verified by arithmetic alone (Stripe, Standard Webhooks) are verified on the event
+loop and await their inbox row's group commit; fal (its key set may need fetching) and the
+Suno-style hints (a fetch from the provider) run in a worker thread (anyio's pool).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
+import signal
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
@@ -36,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from handlers.ingress import ROUTES, Ingress, IngressConfig, build_routes, refusal
+from handlers.ingress import ROUTES, Accepted, Ingress, IngressConfig, build_routes, refusal
 from handlers.webhook_verification import (
     BodyMalformed,
     BodyTooLarge,
@@ -53,6 +57,10 @@ from workers.settings import Settings
 __all__ = ["READY_TIMEOUT_S", "build_ingress", "create_app", "serve"]
 
 log = logging.getLogger(__name__)
+
+INLINE_MAX_BYTES: Final = 65_536
+"""A larger body of an inline route is verified in a worker thread (its JSON parse could
+hold the event loop)."""
 
 READY_TIMEOUT_S: Final = 2.0
 """``/readyz`` answers 503 for a check that takes longer than this."""
@@ -118,6 +126,18 @@ async def _in_thread(deadline_s: float, work: Callable[[], Any]) -> Any:
         return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
 
 
+async def _deliver_inline(
+    ingress: Ingress, route: str, body: bytes, headers: dict[str, str]
+) -> Accepted:
+    """A delivery whose verification does no I/O: verified on the event loop, then awaited
+    until the inbox's group commit holds it (no worker thread)."""
+    event = ingress.verify(route, body, headers)
+    if event is None:
+        return Accepted(None)
+    recorded = await asyncio.wrap_future(ingress.submit(event))
+    return ingress.accepted(route, event, recorded)
+
+
 def _webhook(route: str, ingress: Ingress, settings: Settings) -> Callable[..., Any]:
     async def receive(request: Request) -> Response:
         try:
@@ -129,9 +149,13 @@ def _webhook(route: str, ingress: Ingress, settings: Settings) -> Callable[..., 
             log.info("webhook %s refused: %s", route, refusal(refused))
             return Response(status_code=_status(refused))
         headers = dict(request.headers.items())  # names in lower case
-        deliver = functools.partial(ingress.deliver, route, body, headers)
         try:
-            accepted = await _in_thread(settings.ingress_deadline_s, deliver)
+            with anyio.fail_after(settings.ingress_deadline_s):
+                if ingress.inline(route) and len(body) <= INLINE_MAX_BYTES:
+                    accepted = await _deliver_inline(ingress, route, body, headers)
+                else:
+                    deliver = functools.partial(ingress.deliver, route, body, headers)
+                    accepted = await anyio.to_thread.run_sync(deliver, abandon_on_cancel=True)
         except DeliveryRefused as refused:
             log.info("webhook %s refused: %s", route, refusal(refused))
             return Response(status_code=_status(refused))
@@ -228,6 +252,9 @@ def create_app(settings: Settings | None = None, ingress: Ingress | None = None)
 def serve(host: str, port: int, *, processes: int = 1) -> None:
     """Serve the ingress until SIGTERM / SIGINT (uvicorn finishes requests in flight)."""
     install_redaction()
+    # uvicorn re-raises SIGTERM once it has shut down: exit through Python instead, so the
+    # atexit hooks run (the embedded Redis this process started is stopped).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
