@@ -87,29 +87,11 @@ def announce(enqueue: Enqueue, kind: str, recorded: Recorded) -> None:
         log.exception("enqueue of %s failed; the inbox sweep will deliver it", recorded.id)
 
 
-def record_and_enqueue(
-    keeper: Keeper,
-    enqueue: Enqueue,
-    *,
-    kind: str,
-    provider: str,
-    payload: dict[str, Any],
-    generation_id: str | None = None,
-    operation: str | None = None,
-    webhook_id: str | None = None,
-) -> Recorded:
-    """Keep ``payload`` in the inbox (:func:`new_event`), then :func:`announce` it. Returns
+def record_and_enqueue(keeper: Keeper, enqueue: Enqueue, event: NewEvent) -> Recorded:
+    """Keep ``event`` (:func:`new_event`) in the inbox, then :func:`announce` it. Returns
     what the inbox kept; a database error propagates (nothing was kept)."""
-    event = new_event(
-        kind=kind,
-        provider=provider,
-        payload=payload,
-        generation_id=generation_id,
-        operation=operation,
-        webhook_id=webhook_id,
-    )
     [recorded] = keeper.record_many([event])
-    announce(enqueue, kind, recorded)
+    announce(enqueue, event.kind, recorded)
     return recorded
 
 

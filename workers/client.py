@@ -11,10 +11,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from handlers.intake import record_and_enqueue
+from handlers.intake import new_event, record_and_enqueue
+from handlers.webhook_verification import split_secrets, verify_stripe
 from ledger.errors import Unclassifiable, UnknownProvider
 from providers.registry import get_adapter
-from providers.stripe import parse_event, verify_webhook
+from providers.stripe import parse_event
 from providers.stripe_subscriptions import parse_subscription_event
 from workers import runtime
 
@@ -105,10 +106,12 @@ def report_payment(*, provider: str, event: dict[str, Any]) -> str:
 
 def report_stripe_webhook(*, payload: bytes, signature: str | None) -> str:
     """For a platform that forwards Stripe's webhook as received: verify the body against its
-    ``Stripe-Signature`` header with ``STRIPE_WEBHOOK_SECRET`` (a wrong secret, a forged or
-    garbled header, or a timestamp more than five minutes old or ahead is refused with
-    ``SignatureInvalid``, nothing recorded), then report it like ``report_payment``."""
-    event = verify_webhook(payload, signature, runtime.settings().stripe_webhook_secret)
+    ``Stripe-Signature`` header with ``STRIPE_WEBHOOK_SECRET`` (comma-separated during a
+    rotation: any one verifies; a wrong secret, a forged or garbled header, or a timestamp
+    more than five minutes old or ahead is refused with ``SignatureInvalid``, nothing
+    recorded), then report it like ``report_payment``."""
+    secrets = split_secrets(runtime.settings().stripe_webhook_secret)  # several: a rotation
+    event = verify_stripe(payload, signature, secrets)
     return report_payment(provider="stripe", event=event)
 
 
@@ -124,15 +127,14 @@ def _record_and_enqueue(
     generation_id: str | None,
     operation: str | None,
 ) -> str:
-    recorded = record_and_enqueue(
-        runtime.ledger().inbox,
-        _enqueue,
+    event = new_event(
         kind=kind,
         provider=provider,
         payload=body,
         generation_id=generation_id,
         operation=operation,
     )
+    recorded = record_and_enqueue(runtime.ledger().inbox, _enqueue, event)
     return recorded.id
 
 
