@@ -250,6 +250,13 @@ class Ingress:
     def enabled(self, route: str) -> bool:
         return route in self.routes
 
+    def close(self) -> None:
+        """Keep what is waiting for the group commit, send what is waiting for the broker."""
+        if self._group is not None:
+            self._group.close()
+        if isinstance(self._enqueue, LaterEnqueue):
+            self._enqueue.close()
+
     def inline(self, route: str) -> bool:
         """True when the route's verification does no I/O (cheap enough for an event loop)."""
         return route in INLINE_ROUTES

@@ -23,12 +23,13 @@ Suno-style hints (a fetch from the provider) run in a worker thread (anyio's poo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Final
 
 import anyio
@@ -243,7 +244,13 @@ def create_app(settings: Settings | None = None, ingress: Ingress | None = None)
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
-    app = Starlette(routes=routes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await anyio.to_thread.run_sync(ingress.close)  # uvicorn has finished the requests
+
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.ingress = ingress
     log.info("webhook routes enabled: %s", ", ".join(sorted(ingress.routes)) or "none")
     return app

@@ -63,12 +63,16 @@ def test_a_standard_webhook_verifies_with_either_secret_of_a_rotation() -> None:
     ("change", "why"),
     [
         ({"webhook-signature": ""}, "missing"),
-        ({"webhook-timestamp": str(int(time.time()) - 400)}, "stale"),
-        ({"webhook-timestamp": str(int(time.time()) + 400)}, "future"),
+        ({"webhook-timestamp": -400}, "stale"),
+        ({"webhook-timestamp": +400}, "future"),
         ({"webhook-id": "msg-2"}, "forged"),
     ],
 )
-def test_a_standard_webhook_refusal_says_why(change: dict[str, str], why: str) -> None:
+def test_a_standard_webhook_refusal_says_why(change: dict[str, object], why: str) -> None:
+    change = {  # a time offset is taken from now, when the test runs
+        name: str(int(time.time()) + value) if isinstance(value, int) else str(value)
+        for name, value in change.items()
+    }
     hooks = StandardWebhooks([SECRET], variable="X")
     with pytest.raises(SignatureRefused) as refused:
         hooks.verify(BODY.encode(), _headers(BODY) | change)
