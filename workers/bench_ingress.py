@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -158,4 +159,8 @@ def run_ingress_bench(deliveries: int, concurrency: int, processes: int) -> int:
         "python": platform.python_version(),
     }
     print(json.dumps(report))
-    return 0 if ok == deliveries == kept else 1
+    if ok == deliveries == kept:
+        shutil.rmtree(home, ignore_errors=True)
+        return 0
+    print(f"refundry: the server's home is kept for inspection: {home}", file=sys.stderr)
+    return 1
