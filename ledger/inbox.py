@@ -9,6 +9,7 @@ enqueued again. Applying one twice is harmless: the effects are keyed in the led
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ from ledger.backends import Database, Row, Tx
 from ledger.clock import now_ms
 from ledger.redaction import redact, redact_text
 
-__all__ = ["Inbox", "InboxItem", "Recorded", "processed_in", "settle_in"]
+__all__ = ["Inbox", "InboxItem", "NewEvent", "Recorded", "processed_in", "settle_in"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,19 @@ class InboxItem:
             state=row["state"],
             enqueued_at_ms=int(row["enqueued_at_ms"]),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to keep (:meth:`Inbox.record_many`); ``payload`` is a JSON object."""
+
+    id: str
+    kind: str
+    provider: str
+    payload: dict[str, Any]
+    generation_id: str | None = None
+    operation: str | None = None
+    delivery_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,25 +95,15 @@ class Inbox:
         second delivery of the same event is not recorded again; its count goes up and the
         first delivery's row is returned (``new`` False), so the caller enqueues nothing.
         """
+        event = NewEvent(id, kind, provider, payload, generation_id, operation, delivery_key)
+        return self.record_many([event])[0]
+
+    def record_many(self, events: Sequence[NewEvent]) -> list[Recorded]:
+        """Keep several events in one transaction (a group commit), each as :meth:`record`
+        keeps it; what was kept for each, in order. Nothing is kept if any fails."""
+        at = now_ms()
         with self.db.write() as tx:
-            params = {
-                "id": id,
-                "kind": kind,
-                "provider": provider,
-                "generation_id": generation_id,
-                "operation": operation,
-                "payload": json.dumps(payload, sort_keys=True),
-                "now_ms": now_ms(),
-            }
-            if delivery_key is None:
-                tx.all("insert_inbox", **params)
-                return Recorded(id=id, new=True, state="pending", deliveries=1)
-            row = tx.one("insert_inbox_delivery", delivery_key=delivery_key, **params)
-        assert row is not None  # an upsert always returns its row
-        deliveries = int(row["deliveries"])
-        return Recorded(
-            id=row["id"], new=deliveries == 1, state=row["state"], deliveries=deliveries
-        )
+            return [_record_in(tx, event, at) for event in events]
 
     def redeliveries(self) -> int:
         """How many deliveries were recognised as repeats of an event already kept."""
@@ -140,6 +144,25 @@ class Inbox:
         with self.db.read() as tx:
             rows = tx.all("inbox_counts")
         return {r["state"]: {"n": int(r["n"]), "oldest_ms": int(r["oldest_ms"])} for r in rows}
+
+
+def _record_in(tx: Tx, event: NewEvent, at_ms: int) -> Recorded:
+    params = {
+        "id": event.id,
+        "kind": event.kind,
+        "provider": event.provider,
+        "generation_id": event.generation_id,
+        "operation": event.operation,
+        "payload": json.dumps(event.payload, sort_keys=True),
+        "now_ms": at_ms,
+    }
+    if event.delivery_key is None:
+        tx.all("insert_inbox", **params)
+        return Recorded(id=event.id, new=True, state="pending", deliveries=1)
+    row = tx.one("insert_inbox_delivery", delivery_key=event.delivery_key, **params)
+    assert row is not None  # an upsert always returns its row
+    deliveries = int(row["deliveries"])
+    return Recorded(id=row["id"], new=deliveries == 1, state=row["state"], deliveries=deliveries)
 
 
 def settle_in(tx: Tx, id: str, *, state: str, dead_reason: str | None = None) -> None:

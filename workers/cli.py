@@ -112,6 +112,17 @@ def worker(processes: int, threads: int) -> None:
     sys.exit(child.wait())
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", default=8000, show_default=True, envvar="PORT", help="or $PORT")
+@click.option("-p", "--processes", type=_COUNT, default=1, show_default=True, help="processes")
+def web(host: str, port: int, processes: int) -> None:
+    """Serve the webhook ingress, /healthz and /readyz (Procfile web)."""
+    from workers.web import serve
+
+    serve(host, port, processes=processes)
+
+
 @main.command("classify")
 @click.option("--provider", required=True, help=f"one of: {', '.join(PROVIDER_NAMES)}")
 @click.option("--operation", default=None, help=f"one of: {', '.join(OPERATIONS)}")
@@ -243,11 +254,29 @@ def demo(generations: int, processes: int, threads: int, timeout_s: float, seed:
 
 @main.command()
 @click.option("--generations", type=_COUNT, default=3000, show_default=True)
-@click.option("-p", "--processes", type=_COUNT, default=2, show_default=True)
+@click.option(
+    "-p", "--processes", type=_COUNT, default=2, show_default=True, help="worker (or web) processes"
+)
 @click.option("-t", "--threads", type=_COUNT, default=8, show_default=True)
 @click.option("--seed", default=7, show_default=True)
-def bench(generations: int, processes: int, threads: int, seed: int) -> None:
-    """The demo's workload, measured: throughput, refund latency, worker memory (JSON)."""
+@click.option("--ingress", is_flag=True, help="measure verified webhooks/s of refundry web")
+@click.option("--deliveries", default=20000, show_default=True, help="with --ingress")
+@click.option("--concurrency", default=32, show_default=True, help="with --ingress")
+def bench(
+    generations: int,
+    processes: int,
+    threads: int,
+    seed: int,
+    ingress: bool,
+    deliveries: int,
+    concurrency: int,
+) -> None:
+    """The demo's workload, measured: throughput, refund latency, worker memory (JSON).
+    With --ingress: signed webhooks posted to a local refundry web, verified and kept."""
+    if ingress:
+        from workers.bench_ingress import run_ingress_bench
+
+        sys.exit(run_ingress_bench(deliveries, concurrency, processes))
     from workers.demo import run_demo
 
     sys.exit(run_demo(generations, processes, threads, 900.0, seed, bench=True))

@@ -13,12 +13,11 @@ bad input raises an ``InvalidInput`` naming the argument (``InvalidAmount`` for 
 
 from __future__ import annotations
 
-import logging
-import uuid
 from typing import Any
 
-from providers.deliveries import delivery_key
-from providers.stripe import parse_event, verify_webhook
+from handlers.intake import new_event, record_and_enqueue
+from handlers.webhook_verification import split_secrets, verify_stripe
+from providers.stripe import parse_event
 from providers.stripe_subscriptions import parse_subscription_event
 from workers import runtime, validation
 
@@ -30,8 +29,6 @@ __all__ = [
     "report_result",
     "report_stripe_webhook",
 ]
-
-log = logging.getLogger(__name__)
 
 #: The payment providers ``report_payment`` accepts events from.
 PAYMENT_PROVIDERS: tuple[str, ...] = ("stripe",)
@@ -126,12 +123,14 @@ def report_payment(*, provider: str, event: dict[str, Any]) -> str:
 
 def report_stripe_webhook(*, payload: bytes, signature: str | None) -> str:
     """For a platform that forwards Stripe's webhook as received: verify the body against its
-    ``Stripe-Signature`` header with ``STRIPE_WEBHOOK_SECRET`` (a wrong secret, a forged or
-    garbled header, or a timestamp more than five minutes old or ahead is refused with
-    ``SignatureInvalid``, nothing recorded), then report it like ``report_payment``. A body
-    over the payload size cap is refused with ``InvalidPayload`` before it is verified."""
+    ``Stripe-Signature`` header with ``STRIPE_WEBHOOK_SECRET`` (comma-separated during a
+    rotation: any one verifies; a wrong secret, a forged or garbled header, or a timestamp
+    more than five minutes old or ahead is refused with ``SignatureInvalid``, nothing
+    recorded), then report it like ``report_payment``. A body over the payload size cap is
+    refused with ``InvalidPayload`` before it is verified."""
     validation.payload_size(payload, field="payload")
-    event = verify_webhook(payload, signature, runtime.settings().stripe_webhook_secret)
+    secrets = split_secrets(runtime.settings().stripe_webhook_secret)  # several: a rotation
+    event = verify_stripe(payload, signature, secrets)
     return report_payment(provider="stripe", event=event)
 
 
@@ -147,26 +146,18 @@ def _record_and_enqueue(
     generation_id: str | None,
     operation: str | None,
 ) -> str:
-    recorded = runtime.ledger().inbox.record(
-        id=uuid.uuid4().hex,
+    event = new_event(
         kind=kind,
         provider=provider,
         payload=body,
         generation_id=generation_id,
         operation=operation,
-        delivery_key=delivery_key(provider, body, operation=operation),
     )
-    inbox_id = recorded.id
-    if not recorded.new:  # a redelivery: the first delivery is applied (or being applied)
-        log.info(
-            "redelivery %d of %s recognised; not enqueued again", recorded.deliveries, inbox_id
-        )
-        return inbox_id
-    # The event is durable from here on: if the enqueue fails, the inbox sweep sends it.
-    try:
-        from workers.actors import enqueue_event  # the broker is built on first use
+    recorded = record_and_enqueue(runtime.ledger().inbox, _enqueue, event)
+    return recorded.id
 
-        enqueue_event(kind, inbox_id)
-    except Exception:
-        log.exception("enqueue of %s failed; the inbox sweep will deliver it", inbox_id)
-    return inbox_id
+
+def _enqueue(kind: str, inbox_id: str) -> None:
+    from workers.actors import enqueue_event  # the broker is built on first use
+
+    enqueue_event(kind, inbox_id)

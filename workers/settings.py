@@ -25,7 +25,7 @@
 | ``REFUNDRY_STATUS_MAX_WAIT_S`` | ``30`` | longest wait between two attempts |
 | ``STRIPE_API_KEY`` | empty: no reconciliation, no refunds | secret |
 | ``STRIPE_API_BASE`` | ``https://api.stripe.com`` | a Stripe-compatible endpoint |
-| ``STRIPE_WEBHOOK_SECRET`` | empty | secret: verifies Stripe webhooks |
+| ``STRIPE_WEBHOOK_SECRET`` | empty: ``/webhooks/stripe`` off | secret(s) (*): Stripe webhooks |
 | ``REFUNDRY_PACKS`` | empty: no packs | JSON: price id → credits |
 | ``UNLANDED_PACK_ACTION`` | ``complete`` | unlanded pack: ``complete`` or ``refund`` |
 | ``REFUNDRY_LANDING_WINDOW_S`` | ``3600`` | how long a paid pack may take to land |
@@ -40,6 +40,16 @@
 | ``KLING_ACCESS_KEY`` | empty: Kling jobs not polled | signs the JWT with the secret key |
 | ``KLING_SECRET_KEY`` | empty | secret: set with the access key, or neither |
 | ``KLING_API_BASE`` | ``https://api-singapore.klingai.com`` | Kling API base URL |
+| ``OPENAI_WEBHOOK_SECRET`` | empty: ``/webhooks/openai`` off | secret(s) (*): ``whsec_…`` |
+| ``KLING_WEBHOOK_SECRET`` | empty: ``/webhooks/kling`` off | secret(s) (*): ``whsec_…`` |
+| ``REPLICATE_WEBHOOK_SECRET`` | empty: ``/webhooks/replicate`` off | secret(s) (*): ``whsec_…`` |
+| ``SUNO_WEBHOOK_SECRET`` | empty: ``/webhooks/suno`` off | secret(s) (*): kie.ai HMAC key |
+| ``FAL_JWKS_URL`` | fal's documented JWKS | fal's public keys; ``off``: ``/webhooks/fal`` off |
+| ``FAL_WEBHOOK_USER_IDS`` | empty: any fal account | fal accounts whose deliveries are accepted |
+| ``REFUNDRY_MAX_BODY_BYTES`` | ``1048576`` | larger webhook bodies are refused (413) |
+| ``REFUNDRY_INGRESS_DEADLINE_S`` | ``8`` | a delivery not kept by then is answered 503 |
+
+(*) Webhook secrets may be comma-separated: during a rotation any one of them verifies.
 
 Every time budget derives from these values (``workers.budgets``), and a settings object
 whose worst cases would break the one-hour refund promise is refused. The default retry
@@ -59,6 +69,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from handlers.fal_signatures import FAL_JWKS_URL
 from handlers.sla import REFUND_SLA_MS, WARN_MS
 from ledger.audit import LANDING_WINDOW_MS
 from ledger.errors import ConfigurationError
@@ -108,6 +119,14 @@ class Settings:
     kling_access_key: str = field(default="", repr=False)
     kling_secret_key: str = field(default="", repr=False)
     kling_api_base: str = "https://api-singapore.klingai.com"
+    openai_webhook_secret: str = field(default="", repr=False)
+    kling_webhook_secret: str = field(default="", repr=False)
+    replicate_webhook_secret: str = field(default="", repr=False)
+    suno_webhook_secret: str = field(default="", repr=False)
+    fal_jwks_url: str = FAL_JWKS_URL
+    fal_webhook_user_ids: str = ""
+    max_body_bytes: int = 1_048_576
+    ingress_deadline_s: int = 8
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -157,6 +176,13 @@ def _positive(env: Mapping[str, str], name: str, default: Any) -> int:
     if value < 1:
         raise ConfigurationError("must be at least 1", variable=name)
     return value
+
+
+def _fal_jwks_url(env: Mapping[str, str], name: str, default: Any) -> str:
+    """fal's key set URL; ``off`` (or ``none``) turns the fal route off (returns "")."""
+    if (env.get(name) or "").strip().lower() in ("off", "none"):
+        return ""
+    return _url(env, name, default)
 
 
 def _url(env: Mapping[str, str], name: str, default: Any) -> str:
@@ -216,6 +242,14 @@ VARIABLES: dict[str, tuple[str, Parse]] = {
     "KLING_ACCESS_KEY": ("kling_access_key", _secret),
     "KLING_SECRET_KEY": ("kling_secret_key", _secret),
     "KLING_API_BASE": ("kling_api_base", _url),
+    "OPENAI_WEBHOOK_SECRET": ("openai_webhook_secret", _secret),
+    "KLING_WEBHOOK_SECRET": ("kling_webhook_secret", _secret),
+    "REPLICATE_WEBHOOK_SECRET": ("replicate_webhook_secret", _secret),
+    "SUNO_WEBHOOK_SECRET": ("suno_webhook_secret", _secret),
+    "FAL_JWKS_URL": ("fal_jwks_url", _fal_jwks_url),
+    "FAL_WEBHOOK_USER_IDS": ("fal_webhook_user_ids", _text),
+    "REFUNDRY_MAX_BODY_BYTES": ("max_body_bytes", _positive),
+    "REFUNDRY_INGRESS_DEADLINE_S": ("ingress_deadline_s", _positive),
 }
 """Environment variable → (the ``Settings`` field it sets, how it is read). ``DATABASE_URL``,
 ``REDIS_URL`` and ``REFUNDRY_HOME`` are read on their own (their defaults depend on each

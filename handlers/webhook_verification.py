@@ -1,0 +1,285 @@
+"""Webhook signature schemes, transport-agnostic: bytes and headers in, a verified JSON
+object (or a refusal) out. fal's Ed25519 scheme, which needs its keys fetched, is in
+``handlers/fal_signatures.py``.
+
+- Standard Webhooks (OpenAI, Kling, Replicate): HMAC-SHA256 of
+  ``{webhook-id}.{webhook-timestamp}.{body}``, verified with ``standardwebhooks``;
+- Stripe: HMAC-SHA256 of ``{t}.{body}``, verified with ``stripe``
+  (``providers.stripe.verify_webhook``);
+- Suno-style (kie.ai): HMAC-SHA256 of ``{taskId}.{timestamp}`` only, the body unsigned,
+  verified below (no library implements it).
+
+Sources: https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md,
+https://docs.stripe.com/webhooks/signature, https://docs.kie.ai/common-api/webhook-verification.
+
+Every scheme accepts a delivery signed within :data:`TOLERANCE_S` of now, before or after.
+Each route's secret may be a comma-separated list (rotation: any one verifies). Refusals,
+under ``RefundryError`` (no secret, signature or body ever appears in one)::
+
+    RefundryError
+    └── DeliveryRefused          nothing was recorded
+        ├── RouteDisabled        the route's secret is unset: the route does not exist (404)
+        ├── BodyTooLarge         over the size limit (413)
+        ├── BodyMalformed        not a JSON object, or lacks what the scheme signs (400)
+        └── NotVerified          the signature does not prove the sender (401)
+            ├── SignatureRefused     missing, forged, stale or future (``why``)
+            └── SignatureUnreadable  a header the scheme cannot even parse
+
+``SignatureUnreadable`` keeps a garbled header apart from a forgery in logs and counts: the
+``standardwebhooks`` library raises ``ValueError`` / ``binascii.Error`` for it instead of
+its verification error. Stripe deliveries keep ``providers.stripe``'s own errors
+(``SignatureInvalid``, ``PayloadUnreadable``), which :func:`stripe_refusal` labels alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import standardwebhooks
+
+from ledger.errors import ConfigurationError, RefundryError
+from providers import stripe as stripe_events
+
+__all__ = [
+    "TOLERANCE_S",
+    "BodyMalformed",
+    "BodyTooLarge",
+    "DeliveryRefused",
+    "NotVerified",
+    "RouteDisabled",
+    "SignatureRefused",
+    "SignatureUnreadable",
+    "StandardWebhooks",
+    "SunoSignatures",
+    "check_window",
+    "json_object",
+    "split_secrets",
+    "stripe_refusal",
+    "timestamp_header",
+    "verify_stripe",
+    "window",
+]
+
+TOLERANCE_S: Final = 300
+"""How far from now a delivery's signed timestamp may lie, in seconds, either way."""
+
+
+class DeliveryRefused(RefundryError):
+    """The ingress refused a delivery; nothing was recorded."""
+
+    permanent = True
+
+
+class RouteDisabled(DeliveryRefused):
+    """The route's signing secret is unset: it accepts nothing."""
+
+
+class BodyTooLarge(DeliveryRefused):
+    """The body is larger than the ingress accepts."""
+
+
+class BodyMalformed(DeliveryRefused):
+    """The body is not a JSON object, or lacks the field its signature covers."""
+
+
+class NotVerified(DeliveryRefused):
+    """The signature does not prove that the provider sent this body just now."""
+
+
+class SignatureRefused(NotVerified):
+    """Missing, forged (no secret or key verifies it), stale or future-dated."""
+
+    def __init__(self, why: str, **fields: Any) -> None:
+        super().__init__(why=why, **fields)
+        self.why = why
+
+
+class SignatureUnreadable(NotVerified):
+    """A signature header the scheme cannot parse (garbled, not forged as far as we know)."""
+
+    why = "unreadable"
+
+
+def split_secrets(raw: str) -> tuple[str, ...]:
+    """``"a, b,,c"`` → ``("a", "b", "c")``: each route's secret list (rotation)."""
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def window(timestamp: int, *, now: float | None = None) -> str | None:
+    """``"stale"`` or ``"future"`` when ``timestamp`` (epoch s) is more than
+    :data:`TOLERANCE_S` from now, else ``None``."""
+    current = time.time() if now is None else now
+    if timestamp < current - TOLERANCE_S:
+        return "stale"
+    if timestamp > current + TOLERANCE_S:
+        return "future"
+    return None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def json_object(body: bytes | str) -> dict[str, Any]:
+    """The body as a JSON object; ``BodyMalformed`` for anything else (bad UTF-8 or JSON,
+    ``NaN``, nesting too deep for the parser, an array or scalar)."""
+    try:
+        value = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise BodyMalformed("the body is not JSON") from None
+    if not isinstance(value, dict):
+        raise BodyMalformed("the body is not a JSON object", type=type(value).__name__)
+    return value
+
+
+def timestamp_header(raw: str | None) -> int:
+    """A header's epoch seconds; ``SignatureUnreadable`` unless it is a plain integer."""
+    if raw is None or not raw.strip().isdigit() or len(raw.strip()) > 12:
+        raise SignatureUnreadable("the timestamp header is not epoch seconds")
+    return int(raw.strip())
+
+
+def check_window(timestamp: int) -> None:
+    late = window(timestamp)
+    if late is not None:
+        raise SignatureRefused(late, timestamp=timestamp, tolerance_s=TOLERANCE_S)
+
+
+# --------------------------------------------------------------------------- Standard Webhooks
+
+
+class StandardWebhooks:
+    """One route's Standard Webhooks secrets (``whsec_<base64>``), verified with the
+    ``standardwebhooks`` library (which also enforces the five-minute window both ways)."""
+
+    def __init__(self, secrets: Sequence[str], *, variable: str) -> None:
+        hooks = []
+        for secret in secrets:
+            try:
+                hooks.append(standardwebhooks.Webhook(secret))
+            except (ValueError, binascii.Error, standardwebhooks.webhooks.EmptyWebhookSecretError):
+                raise ConfigurationError(
+                    "not a Standard Webhooks secret (whsec_ + base64)", variable=variable
+                ) from None
+        if not hooks:
+            raise ConfigurationError("no signing secret", variable=variable)
+        self._hooks = tuple(hooks)
+
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
+        """``(webhook-id, the JSON object)`` of a genuine delivery. ``headers`` have lower-case
+        names. Raises ``SignatureRefused``, ``SignatureUnreadable`` or ``BodyMalformed``."""
+        webhook_id = headers.get("webhook-id", "")
+        signature = headers.get("webhook-signature", "")
+        if not (webhook_id and signature and headers.get("webhook-timestamp")):
+            raise SignatureRefused("missing")
+        check_window(timestamp_header(headers.get("webhook-timestamp")))
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BodyMalformed("the body is not UTF-8") from None
+        wanted = {
+            "webhook-id": webhook_id,
+            "webhook-timestamp": headers["webhook-timestamp"],
+            "webhook-signature": signature,
+        }
+        for hook in self._hooks:
+            try:
+                hook.verify(text, wanted, json_parse=False)
+            except standardwebhooks.webhooks.WebhookVerificationError:
+                continue  # perhaps the other secret of a rotation
+            except (ValueError, binascii.Error):  # the library's parse errors: not a forgery
+                raise SignatureUnreadable("the webhook-signature header is garbled") from None
+            return webhook_id, json_object(text)
+        raise SignatureRefused("forged")
+
+
+# --------------------------------------------------------------------------- Stripe
+
+
+def verify_stripe(body: bytes, header: str | None, secrets: Sequence[str]) -> dict[str, Any]:
+    """The Stripe event in ``body`` once one of ``secrets`` verifies its ``Stripe-Signature``
+    (``providers.stripe.verify_webhook``: the official library's HMAC check plus our refusal
+    of timestamps more than five minutes away either way). Raises ``SignatureInvalid`` or
+    ``PayloadUnreadable`` (``providers.stripe``), ``ConfigurationError`` without a secret."""
+    if not secrets:
+        raise ConfigurationError("no Stripe webhook signing secret")
+    refused: stripe_events.SignatureInvalid | None = None
+    for secret in secrets:
+        try:
+            return stripe_events.verify_webhook(body, header, secret, tolerance_s=TOLERANCE_S)
+        except stripe_events.SignatureInvalid as exc:
+            refused = refused or exc
+    assert refused is not None
+    raise refused
+
+
+def stripe_refusal(header: str | None) -> str:
+    """Why a refused ``Stripe-Signature`` was refused, for logs and counts only (the decision
+    is ``verify_stripe``'s): missing, unreadable, stale, future or forged."""
+    if not header:
+        return "missing"
+    fields = dict(item.split("=", 1) for item in header.split(",") if "=" in item)
+    stamp = fields.get("t", "")
+    if not stamp.isdigit() or "v1" not in fields:
+        return "unreadable"
+    return window(int(stamp)) or "forged"
+
+
+# --------------------------------------------------------------------------- Suno-style (kie.ai)
+
+SUNO_TASK_FIELDS: Final = (("data", "task_id"), ("data", "taskId"), ("task_id",), ("taskId",))
+"""Where a Suno-style callback names its task (kie.ai signs ``data.task_id``; MIDI callbacks
+keep it at the top level)."""
+
+
+def _task_id(payload: Mapping[str, Any]) -> str | None:
+    for path in SUNO_TASK_FIELDS:
+        node: Any = payload
+        for key in path:
+            node = node.get(key) if isinstance(node, Mapping) else None
+        if isinstance(node, str) and node:
+            return node
+    return None
+
+
+class SunoSignatures:
+    """kie.ai's callback HMAC: ``base64(HMAC-SHA256(key, f"{taskId}.{timestamp}"))`` in
+    ``X-Webhook-Signature``, the time in ``X-Webhook-Timestamp``. Hand-written: the scheme
+    is this one provider's and no library implements it. It does not cover the body, so a
+    verified callback only proves that the provider named this task just now."""
+
+    def __init__(self, secrets: Sequence[str], *, variable: str) -> None:
+        if not secrets:
+            raise ConfigurationError("no signing secret", variable=variable)
+        self._keys = tuple(secret.encode("utf-8") for secret in secrets)
+
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> str:
+        """The task id a genuine callback names. Raises ``BodyMalformed`` (no task id to
+        check the signature against), ``SignatureRefused`` or ``SignatureUnreadable``."""
+        task_id = _task_id(json_object(body))
+        if task_id is None:
+            raise BodyMalformed("the callback names no task")
+        signature = headers.get("x-webhook-signature", "")
+        if not signature or not headers.get("x-webhook-timestamp"):
+            raise SignatureRefused("missing")
+        timestamp = timestamp_header(headers.get("x-webhook-timestamp"))
+        check_window(timestamp)
+        try:
+            given = base64.b64decode(signature, validate=True)
+        except (ValueError, binascii.Error):
+            raise SignatureUnreadable("the signature is not base64") from None
+        signed = f"{task_id}.{timestamp}".encode()
+        if not any(_matches(key, signed, given) for key in self._keys):
+            raise SignatureRefused("forged")
+        return task_id
+
+
+def _matches(key: bytes, signed: bytes, given: bytes) -> bool:
+    return hmac.compare_digest(hmac.new(key, signed, hashlib.sha256).digest(), given)

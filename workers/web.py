@@ -1,0 +1,284 @@
+"""The HTTP ingress (Procfile ``web``): starlette over ``handlers.ingress``, served by uvicorn.
+
+| method and path | answer |
+| --- | --- |
+| ``POST /webhooks/{stripe,openai,kling,replicate,fal,suno}`` | 200 once the event is kept |
+| ``GET /healthz`` | 200 while the process serves |
+| ``GET /readyz`` | 200 when the database and the broker answer, else 503 |
+| ``GET /metrics`` | deliveries by route and outcome (Prometheus text format) |
+
+A delivery is refused with an empty body: 404 when its route is disabled (no secret), 413
+over ``REFUNDRY_MAX_BODY_BYTES`` (the ``Content-Length`` and the bytes actually streamed are
+both counted), 400 malformed, 401 not verified. It is answered 200 only once its inbox row is
+committed; anything else, a database outage included or no answer within
+``REFUNDRY_INGRESS_DEADLINE_S``, is 503 so that the provider delivers it again. A delivery
+still being kept when its deadline passes finishes in the background: its retry is then
+known as a redelivery.
+
+Routes verified by arithmetic alone (Stripe, Standard Webhooks) are verified on the event
+loop and await their inbox row's group commit; fal (its key set may need fetching) and the
+Suno-style hints (a fetch from the provider) run in a worker thread (anyio's pool).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, Final
+
+import anyio
+import uvicorn
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from handlers.ingress import ROUTES, Accepted, Ingress, IngressConfig, build_routes, refusal
+from handlers.webhook_verification import (
+    BodyMalformed,
+    BodyTooLarge,
+    DeliveryRefused,
+    NotVerified,
+    RouteDisabled,
+    split_secrets,
+)
+from providers.pollers import SunoPoller
+from workers import runtime
+from workers.logs import install_redaction
+from workers.settings import Settings
+
+__all__ = ["READY_TIMEOUT_S", "build_ingress", "create_app", "serve"]
+
+log = logging.getLogger(__name__)
+
+INLINE_MAX_BYTES: Final = 65_536
+"""A larger body of an inline route is verified in a worker thread (its JSON parse could
+hold the event loop)."""
+
+READY_TIMEOUT_S: Final = 2.0
+"""``/readyz`` answers 503 for a check that takes longer than this."""
+
+HINT_FETCH: Final[dict[str, Any]] = {"max_attempts": 2, "max_wait_s": 2.0}
+"""The Suno-style hint route fetches the task while the provider waits for our answer: a
+short retry budget; past it the provider is answered 503 and delivers again."""
+
+_STATUS: Final[tuple[tuple[type[DeliveryRefused], int], ...]] = (
+    (RouteDisabled, 404),
+    (BodyTooLarge, 413),
+    (NotVerified, 401),
+    (BodyMalformed, 400),
+)
+
+
+def _status(refused: DeliveryRefused) -> int:
+    return next((status for kind, status in _STATUS if isinstance(refused, kind)), 400)
+
+
+def build_ingress(settings: Settings) -> Ingress:
+    """The ingress over this process's ledger and broker, with the routes whose secrets are
+    set. Raises ``ConfigurationError`` for a secret that cannot be used."""
+    from workers.actors import enqueue_event  # builds the broker
+
+    config = IngressConfig(
+        stripe=split_secrets(settings.stripe_webhook_secret),
+        openai=split_secrets(settings.openai_webhook_secret),
+        kling=split_secrets(settings.kling_webhook_secret),
+        replicate=split_secrets(settings.replicate_webhook_secret),
+        suno=split_secrets(settings.suno_webhook_secret),
+        fal_jwks_url=settings.fal_jwks_url,
+        fal_user_ids=split_secrets(settings.fal_webhook_user_ids),
+    )
+    fetch = None
+    if settings.suno_api_key:
+        fetch = SunoPoller(settings.suno_api_key, settings.suno_api_base, **HINT_FETCH).poll
+    ledger = runtime.ledger()
+    return Ingress(ledger, enqueue_event, build_routes(config, ledger, fetch=fetch))
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused past ``limit`` bytes whatever ``Content-Length`` claims."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BodyMalformed("Content-Length is not a number")
+        if int(declared) > limit:
+            raise BodyTooLarge(limit=limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit=limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _in_thread(deadline_s: float, work: Callable[[], Any]) -> Any:
+    """``work()`` in a worker thread; ``TimeoutError`` past the deadline (the thread is
+    left to finish on its own)."""
+    with anyio.fail_after(deadline_s):
+        return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+
+
+async def _deliver_inline(
+    ingress: Ingress, route: str, body: bytes, headers: dict[str, str]
+) -> Accepted:
+    """A delivery whose verification does no I/O: verified on the event loop, then awaited
+    until the inbox's group commit holds it (no worker thread)."""
+    event = ingress.verify(route, body, headers)
+    if event is None:
+        return Accepted(None)
+    recorded = await asyncio.wrap_future(ingress.submit(event))
+    return ingress.accepted(route, event, recorded)
+
+
+def _webhook(route: str, ingress: Ingress, settings: Settings) -> Callable[..., Any]:
+    async def receive(request: Request) -> Response:
+        try:
+            if not ingress.enabled(route):
+                raise RouteDisabled(route=route)
+            body = await _body(request, settings.max_body_bytes)
+        except DeliveryRefused as refused:  # refused before the ingress saw it
+            ingress.count(route, refusal(refused))
+            log.info("webhook %s refused: %s", route, refusal(refused))
+            return Response(status_code=_status(refused))
+        headers = dict(request.headers.items())  # names in lower case
+        try:
+            with anyio.fail_after(settings.ingress_deadline_s):
+                if ingress.inline(route) and len(body) <= INLINE_MAX_BYTES:
+                    accepted = await _deliver_inline(ingress, route, body, headers)
+                else:
+                    deliver = functools.partial(ingress.deliver, route, body, headers)
+                    accepted = await anyio.to_thread.run_sync(deliver, abandon_on_cancel=True)
+        except DeliveryRefused as refused:
+            log.info("webhook %s refused: %s", route, refusal(refused))
+            return Response(status_code=_status(refused))
+        except Exception as exc:  # not kept, whatever the cause: the sender must retry
+            ingress.count(route, "unavailable")
+            log.warning("webhook %s not kept (%s); answered 503", route, type(exc).__name__)
+            log.debug("webhook %s not kept", route, exc_info=True)
+            return Response(status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse(
+            {
+                "received": True,
+                "kept": accepted.inbox_id is not None,
+                "redelivery": accepted.redelivery,
+            }
+        )
+
+    return receive
+
+
+def _database_answers() -> None:
+    with runtime.ledger().db.read() as tx:
+        tx.all("applied_migrations")
+
+
+def _broker_answers() -> None:
+    from workers.actors import broker
+
+    broker.client.ping()
+
+
+async def _check(check: Callable[[], None]) -> bool:
+    try:
+        await _in_thread(READY_TIMEOUT_S, check)
+    except Exception as exc:
+        log.warning("readiness: %s failed (%s)", check.__name__, type(exc).__name__)
+        return False
+    return True
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    checks = {
+        "database": await _check(_database_answers),
+        "broker": await _check(_broker_answers),
+    }
+    return JSONResponse(checks, status_code=200 if all(checks.values()) else 503)
+
+
+class _Deliveries:
+    """Prometheus view of ``Ingress.counts`` (read when scraped)."""
+
+    def __init__(self, ingress: Ingress) -> None:
+        self._ingress = ingress
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "refundry_ingress_deliveries",
+            "Webhook deliveries by route and outcome",
+            labels=["route", "outcome"],
+        )
+        for (route, outcome), count in sorted(self._ingress.counts().items()):
+            family.add_metric([route, outcome], count)
+        yield family
+
+
+def create_app(settings: Settings | None = None, ingress: Ingress | None = None) -> Starlette:
+    """The ASGI app; by default over this process's settings, ledger and broker."""
+    settings = settings or runtime.settings()
+    ingress = ingress or build_ingress(settings)
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(_Deliveries(ingress))
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
+
+    routes = [
+        Route(f"/webhooks/{name}", _webhook(name, ingress, settings), methods=["POST"])
+        for name in ROUTES
+    ]
+    routes += [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await anyio.to_thread.run_sync(ingress.close)  # uvicorn has finished the requests
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.ingress = ingress
+    log.info("webhook routes enabled: %s", ", ".join(sorted(ingress.routes)) or "none")
+    return app
+
+
+def serve(host: str, port: int, *, processes: int = 1) -> None:
+    """Serve the ingress until SIGTERM / SIGINT (uvicorn finishes requests in flight)."""
+    install_redaction()
+    # uvicorn re-raises SIGTERM once it has shut down: exit through Python instead, so the
+    # atexit hooks run (the embedded Redis this process started is stopped).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = runtime.settings()
+    runtime.ledger()  # migrations applied once, before any request
+    if processes > 1:
+        from workers.broker import resolve_redis_url
+
+        os.environ["REDIS_URL"] = resolve_redis_url(settings)  # one broker for every process
+        uvicorn.run(
+            "workers.web:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=processes,
+            access_log=False,
+            server_header=False,
+        )
+        return
+    uvicorn.run(create_app(settings), host=host, port=port, access_log=False, server_header=False)
