@@ -294,6 +294,13 @@ SELECT 1 AS locked;
 -- name: lock_customer@postgresql
 SELECT pg_advisory_xact_lock(hashtext(:customer)) IS NULL AS locked;
 
+-- name: lock_subscription
+SELECT 1 AS locked;
+
+-- name: lock_subscription@postgresql
+SELECT pg_advisory_xact_lock(hashtext('subscription'), hashtext(:subscription_id)) IS NULL
+    AS locked;
+
 -- name: unlanded_payments
 SELECT * FROM payments WHERE state IN ('paid', 'refunding') AND paid_at_ms < :paid_before_ms
 ORDER BY paid_at_ms LIMIT :limit;
