@@ -46,6 +46,7 @@ from providers.stripe_fields import ObjectKind
 from providers.stripe_subscriptions import (
     InvoicePaid,
     SubscriptionCancelled,
+    SubscriptionEvent,
     parse_subscription_event,
 )
 
@@ -80,7 +81,7 @@ def confirm_payment_event(event: PaymentEvent, source: EventSource) -> PaymentEv
     """
     if isinstance(event, CheckoutSession) and event.mode != "payment":
         return event  # not a pack purchase as posted: ignored, nothing to confirm
-    obj = _retrieved(event.about, event, event.event_id, event.type, source)
+    obj = _retrieved(event, source)
     if obj is None:
         return event
     return parse_event(api_event(event.type, obj, event.event_id))
@@ -96,7 +97,7 @@ def confirm_subscription_event(
         return event
     if isinstance(event, InvoicePaid) and event.subscription_id is None:
         return event
-    obj = _retrieved(event.about, event, event.event_id, event.type, source)
+    obj = _retrieved(event, source)
     assert obj is not None  # both kinds name their object
     confirmed = parse_subscription_event(api_event(event.type, obj, event.event_id))
     assert confirmed is not None  # a cancelled subscription, a paid invoice: both are read
@@ -104,19 +105,15 @@ def confirm_subscription_event(
 
 
 def _retrieved(
-    about: tuple[ObjectKind, str] | None,
-    event: object,
-    event_id: str,
-    event_type: str,
-    source: EventSource,
+    event: PaymentEvent | SubscriptionEvent, source: EventSource
 ) -> Mapping[str, Any] | None:
     """The object the event names, as Stripe holds it, once it is the one asked for and in
     the state the event's type claims; ``None`` when the event names none."""
-    if about is None:
+    if event.about is None:
         return None
-    kind, field = about
+    kind, field = event.about
     object_id = str(getattr(event, field))
-    said = {"event_id": event_id, "type": event_type, "object": kind, "id": object_id}
+    said = {"event_id": event.event_id, "type": event.type, "object": kind, "id": object_id}
     try:
         obj = source.retrieve(kind, object_id)
     except NoSuchObject as exc:
@@ -124,8 +121,8 @@ def _retrieved(
     if not isinstance(obj, Mapping) or (obj.get("object"), obj.get("id")) != (kind, object_id):
         found = obj.get("object") if isinstance(obj, Mapping) else type(obj).__name__
         raise EventNotConfirmed("another object came back", **said, found=found)
-    if event_type in _MUST_SAY:
-        name, wanted = _MUST_SAY[event_type]
+    if event.type in _MUST_SAY:
+        name, wanted = _MUST_SAY[event.type]
         if obj.get(name) not in wanted:
             raise EventNotConfirmed(**said, **{name: obj.get(name)})
     return obj

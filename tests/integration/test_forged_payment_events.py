@@ -185,7 +185,17 @@ def test_a_session_still_awaiting_its_payment_posted_as_paid_grants_nothing(
     with pytest.raises(EventNotConfirmed) as caught:
         apply(ledger, posted_succeeded, api)
     assert caught.value.permanent and caught.value.fields["status"] == "processing"
+    settled = envelope("checkout.session.async_payment_succeeded", posted_paid)
+    with pytest.raises(EventNotConfirmed) as caught:
+        apply(ledger, settled, api)
+    assert caught.value.fields["payment_status"] == "unpaid"
     assert ledger.balance("acct_waits") == 0 and pack_entries(ledger_url, pi) == []
+    fake.settle_delayed(pending["id"], succeeded=True)
+    told_failed = envelope("checkout.session.async_payment_failed", pending)
+    with pytest.raises(EventNotConfirmed):  # paid at Stripe: it did not fail
+        apply(ledger, told_failed, api)
+    payment = ledger.payments.get(pi)
+    assert payment is not None and payment.state == "unpaid"
 
 
 def test_a_real_purchase_redated_into_the_duplicate_window_is_not_refunded_as_a_duplicate(
