@@ -5,7 +5,8 @@ second identical purchase within the duplicate window is refunded as ``duplicate
 money that goes back takes its share of the pack back, once per cause (a refund by its id, a
 lost dispute by its id, whichever event tells of it); an early fraud warning refunds and
 revokes, by policy; a failed refund raises an alert. A refund decided from a purchase's state
-happens only if the purchase is still in that state.
+happens only if the purchase is still in that state. Every event is first confirmed at the
+payment provider (``handlers.confirmation``): what it posted is only a hint.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from handlers.confirmation import EventSource, confirm_payment_event
 from handlers.packs import PackCatalog, PaymentPolicy
 from handlers.purchases import CheckoutSource, observe
 from ledger import Ledger
@@ -39,9 +41,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class PaymentGateway(CheckoutSource, Protocol):
-    """What the handlers need of the payment provider's API (``providers.stripe_api``): read
-    purchases (``handlers.purchases``) and their refunds, and refund them."""
+class PaymentGateway(EventSource, CheckoutSource, Protocol):
+    """What the handlers need of the payment provider's API (``providers.stripe_api``): confirm
+    events (``handlers.confirmation``), read purchases (``handlers.purchases``) and their
+    refunds, and refund them."""
 
     def refund_payment(
         self, payment_intent: str, *, amount: int | None, reason: str, idempotency_key: str
@@ -59,12 +62,16 @@ def apply_payment_event(
     policy: PaymentPolicy,
     inbox_id: str | None = None,
 ) -> str:
-    """Apply one payment event; returns a short description of what it did.
+    """Apply one payment event, as the payment provider's API confirms it; returns a short
+    description of what it did.
 
     ``inbox_id``, the event's inbox row, is marked processed in the same transaction as the
-    event's last effect (on its own when the event changes nothing). Raises what the ledger
-    and the provider's API raise: ``PackUnknown``, ``PaymentProviderUnavailable``…
+    event's last effect (on its own when the event changes nothing). Raises
+    ``NotAtPaymentProvider`` / ``EventNotConfirmed`` (permanent: the provider does not confirm
+    the event, nothing is applied) and what the ledger and the provider's API raise:
+    ``PackUnknown``, ``PaymentProviderUnavailable``…
     """
+    event = confirm_payment_event(event, gateway)
     if isinstance(event, CheckoutSession | PaymentSucceeded):
         return _purchase(ledger, event, catalog, gateway, policy, inbox_id)
     if isinstance(event, ChargeRefunded):

@@ -1,16 +1,18 @@
 """What a Checkout purchase is: its account and its pack, as Stripe's API knows them.
 
 Stripe's fulfillment guidance (https://docs.stripe.com/checkout/fulfillment) is to fulfil from
-the Checkout Session's line items as the API returns them: a webhook's session never carries
-``line_items`` (an expandable field), and a ``payment_intent.succeeded`` names no session at
-all. So when an event lacks them, they are fetched with our key through the payment provider's
-API, and the pack is each line item's credits times its quantity, summed; a price outside the
-catalog is refused (``PackUnknown``), never guessed. A price id the platform put in the
-metadata (``metadata.price_id``) is an optional shortcut that saves the call.
+the Checkout Session's line items as the API returns them. An event reaches this module only
+as the API confirmed it (``handlers.confirmation``): a session retrieved with its
+``line_items`` and its PaymentIntent expanded, or a PaymentIntent retrieved and succeeded,
+whose session is then found by its id (``GET /v1/checkout/sessions?payment_intent=…``, line
+items expanded). The pack is each line item's credits times its quantity, summed; a price
+outside the catalog is refused (``PackUnknown``), never guessed; when a session has more line
+items than one page holds, the rest are listed. A price id the platform put in the metadata
+of the object at Stripe (``metadata.price_id``) is an optional shortcut that saves that
+lookup, never the confirmation: the object it is read from was retrieved, and paid.
 
 The account is the session's ``client_reference_id``, else its ``metadata.account_id``, else
-the PaymentIntent's ``metadata.account_id`` — also when the PaymentIntent's event comes first:
-its session is then found by its id (``GET /v1/checkout/sessions?payment_intent=…``).
+the PaymentIntent's ``metadata.account_id`` (read from the expanded PaymentIntent, or fetched).
 
 Everything is fetched before anything is written: a provider outage during a fetch raises
 ``PaymentProviderUnavailable`` (transient: the event is retried) and records nothing, so a
@@ -122,7 +124,7 @@ def _merge(
         amount=intent.amount_received if intent else session.amount_total if session else None,
         currency=said.currency,
         customer=said.customer,
-        charge_id=intent.latest_charge if intent else None,
+        charge_id=intent.latest_charge if intent else session.latest_charge if session else None,
         session_id=session.session_id if session else None,
         paid_at_ms=said.created * 1000 if state == "paid" else None,
         inbox_id=inbox_id,
@@ -159,9 +161,11 @@ def _account(
     source: CheckoutSource,
 ) -> str | None:
     """``client_reference_id``, else the session's ``metadata.account_id``, else the
-    PaymentIntent's (fetched when only the session's event is at hand)."""
-    if session is not None and (session.client_reference_id or session.account_id):
-        return session.client_reference_id or session.account_id
+    PaymentIntent's (expanded in a retrieved session, else fetched)."""
+    if session is not None:
+        named = session.client_reference_id or session.account_id or session.intent_account_id
+        if named:
+            return named
     if intent is not None:
         return intent.account_id
     if known is not None and known.account_id is not None:

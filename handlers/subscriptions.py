@@ -4,7 +4,9 @@ Stripe does not order events, so each side is remembered when it arrives and che
 the other: a cancellation refunds every recorded charge of its subscription paid after it,
 and a paid invoice is refunded at once if its subscription's cancellation is already known
 and came first. A charge paid before (or at) the cancellation is kept. A scheduled
-cancellation (``cancel_at_period_end``) changes nothing: the subscription still runs.
+cancellation (``cancel_at_period_end``) changes nothing: the subscription still runs. Both
+sides are confirmed at the payment provider first (``handlers.confirmation``): a cancellation
+or an invoice Stripe does not confirm refunds nothing.
 
 The refund goes through ``refunding`` → ``refunded`` around the provider's call, with a key
 derived from the PaymentIntent, so a rerun after Stripe refunded but before the ledger wrote
@@ -18,6 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Final, Protocol
 
+from handlers.confirmation import confirm_subscription_event
 from handlers.payments import PaymentGateway, processed_alone
 from ledger import Ledger
 from ledger.subscriptions import Cancellation, SubscriptionCharge
@@ -43,11 +46,15 @@ def apply_subscription_event(
     gateway: SubscriptionGateway,
     inbox_id: str | None = None,
 ) -> str:
-    """Apply one subscription event; returns a short description of what it did.
+    """Apply one subscription event, as the payment provider's API confirms it
+    (``handlers.confirmation``); returns a short description of what it did.
 
     ``inbox_id``, the event's inbox row, is marked processed in the same transaction as the
     event's last effect (the last charge it settles), or on its own when it changes nothing.
+    Raises ``NotAtPaymentProvider`` / ``EventNotConfirmed`` (permanent, nothing applied) and
+    the provider's API errors.
     """
+    event = confirm_subscription_event(event, gateway)
     if isinstance(event, InvoicePaid):
         return _invoice_paid(ledger, event, gateway, inbox_id)
     if not event.confirmed:

@@ -23,6 +23,8 @@ structured fields (``RefundryError.fields``)::
     │   ├── LedgerNotFound          no ledger at the configured location
     │   ├── AccountNotFound         the ledger has never seen the account
     │   └── DeadLetterNotFound      no dead letter with that message id
+    ├── EventNotConfirmed           the payment provider's API belies a payment event
+    │   └── NotAtPaymentProvider    the object the event names does not exist there
     ├── LedgerUnavailable           the ledger's database cannot be reached (retry later)
     ├── ProviderError               a provider's API (status, job fetch) did not help
     │   ├── ProviderUnavailable     no useful answer within the retry budget (retried)
@@ -52,6 +54,7 @@ __all__ = [
     "ChargeNotFound",
     "ConfigurationError",
     "DeadLetterNotFound",
+    "EventNotConfirmed",
     "IdempotencyConflict",
     "InsufficientCredits",
     "InvalidAmount",
@@ -65,6 +68,7 @@ __all__ = [
     "LedgerNotFound",
     "LedgerUnavailable",
     "NoStatusQuery",
+    "NotAtPaymentProvider",
     "NotFound",
     "ProviderAuthFailed",
     "ProviderError",
@@ -177,6 +181,23 @@ class AccountNotFound(NotFound):
 
 class DeadLetterNotFound(NotFound):
     """No dead letter has this message id."""
+
+
+class EventNotConfirmed(RefundryError):
+    """The payment provider's API, asked with our key, does not confirm what the event says;
+    nothing was applied.
+
+    A payment event is only a hint: every effect on money is decided on the object it names
+    as the provider's API returns it. The fields name the event (``event_id``, ``type``), the
+    object (``object``, ``id``) and what the provider says of it (``status``…).
+    """
+
+    permanent = True
+
+
+class NotAtPaymentProvider(EventNotConfirmed):
+    """The object a payment event names does not exist at the payment provider: made up, or
+    another account's or mode's."""
 
 
 class LedgerUnavailable(RefundryError):

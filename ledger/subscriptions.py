@@ -7,6 +7,9 @@ every invoice paid (``subscription_charges``, keyed by the invoice). A charge st
 whose idempotency key is derived from the PaymentIntent alone (:func:`refund_key`), so a
 rerun between the call and the ledger write gets the same refund back, not a second one.
 Every decision about a charge lands in ``payment_decisions`` under its invoice id, once.
+Recording a cancellation and recording a charge of the same subscription are serialized (an
+advisory lock on PostgreSQL; SQLite has a single writer): each sees the other once both are
+told, so a charge and a cancellation applied at the same instant cannot both miss the refund.
 """
 
 from __future__ import annotations

@@ -21,13 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from hashlib import sha256
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import stripe
 
 from ledger.errors import ConfigurationError, RefundryError
 from providers.common import short
-from providers.stripe_fields import Fields, LineItem, PayloadUnreadable
+from providers.stripe_fields import Fields, LineItem, ObjectKind, PayloadUnreadable
 
 __all__ = [
     "DEFAULT_TOLERANCE_S",
@@ -42,6 +42,7 @@ __all__ = [
     "PaymentSucceeded",
     "RefundUpdated",
     "SignatureInvalid",
+    "api_event",
     "from_api_object",
     "parse_event",
     "purchase_key",
@@ -81,7 +82,14 @@ def _at(path: str, read: str = "text") -> dict[str, str]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PaymentEvent:
-    """Any Stripe event; an instance of this base class itself is an ignored event."""
+    """Any Stripe event; an instance of this base class itself is an ignored event.
+
+    ``about`` names the Stripe object the event is about: its ``object`` type and the field
+    holding its id (``None``: about nothing Refundry acts on). It is what
+    ``handlers.confirmation`` retrieves before the event may move money.
+    """
+
+    about: ClassVar[tuple[ObjectKind, str] | None] = None
 
     event_id: str
     type: str
@@ -97,8 +105,12 @@ class CheckoutSession(PaymentEvent):
     complete: webhook events never carry that expandable field, and an expanded list holds only
     its first page (https://docs.stripe.com/api/checkout/sessions/line_items). The pack is then
     fetched from the API. ``metadata_price_id`` is the platform's optional shortcut, a price id
-    it put in the session's metadata (quantity one).
+    it put in the session's metadata (quantity one). ``intent_account_id`` and ``latest_charge``
+    are read from the session's PaymentIntent when it is expanded (a retrieved session), else
+    ``None``.
     """
+
+    about: ClassVar[tuple[ObjectKind, str] | None] = ("checkout.session", "session_id")
 
     session_id: str = field(metadata=_at("id"))
     mode: str = field(metadata=_at("mode"))
@@ -117,6 +129,12 @@ class CheckoutSession(PaymentEvent):
         default=None, metadata=_at("line_items", "line_items")
     )
     metadata_price_id: str | None = field(default=None, metadata=_at("metadata.price_id", "opt"))
+    intent_account_id: str | None = field(
+        default=None, metadata=_at("payment_intent.metadata.account_id", "opt")
+    )
+    latest_charge: str | None = field(
+        default=None, metadata=_at("payment_intent.latest_charge", "ref")
+    )
 
     @property
     def paid(self) -> bool:
@@ -128,7 +146,10 @@ class CheckoutSession(PaymentEvent):
 class PaymentSucceeded(PaymentEvent):
     """``payment_intent.succeeded``. It names no Checkout Session and carries no line items;
     ``account_id`` and ``metadata_price_id`` are set only when the platform put them in the
-    PaymentIntent's metadata (``payment_intent_data.metadata`` at session creation)."""
+    PaymentIntent's metadata (``payment_intent_data.metadata`` at session creation).
+    ``status`` is the PaymentIntent's own (``succeeded`` in a genuine event)."""
+
+    about: ClassVar[tuple[ObjectKind, str] | None] = ("payment_intent", "payment_intent")
 
     payment_intent: str = field(metadata=_at("id"))
     amount_received: int = field(metadata=_at("amount_received", "integer"))
@@ -137,12 +158,15 @@ class PaymentSucceeded(PaymentEvent):
     account_id: str | None = field(default=None, metadata=_at("metadata.account_id", "opt"))
     metadata_price_id: str | None = field(default=None, metadata=_at("metadata.price_id", "opt"))
     latest_charge: str | None = field(default=None, metadata=_at("latest_charge", "ref"))
+    status: str | None = field(default=None, metadata=_at("status", "opt"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChargeRefunded(PaymentEvent):
     """``charge.refunded``: sent for partial refunds too; ``amount_refunded`` is cumulative and
     ``refunded`` is true only once the whole charge is refunded."""
+
+    about: ClassVar[tuple[ObjectKind, str] | None] = ("charge", "charge_id")
 
     charge_id: str = field(metadata=_at("id"))
     amount: int = field(metadata=_at("amount", "integer"))
@@ -155,6 +179,8 @@ class ChargeRefunded(PaymentEvent):
 class DisputeClosed(PaymentEvent):
     """``charge.dispute.closed``: ``status`` is ``won``, ``lost`` or ``warning_closed``."""
 
+    about: ClassVar[tuple[ObjectKind, str] | None] = ("dispute", "dispute_id")
+
     dispute_id: str = field(metadata=_at("id"))
     charge: str = field(metadata=_at("charge", "required_ref"))
     status: str = field(metadata=_at("status"))
@@ -166,6 +192,8 @@ class DisputeClosed(PaymentEvent):
 class EarlyFraudWarning(PaymentEvent):
     """``radar.early_fraud_warning.created``."""
 
+    about: ClassVar[tuple[ObjectKind, str] | None] = ("radar.early_fraud_warning", "warning_id")
+
     warning_id: str = field(metadata=_at("id"))
     charge: str = field(metadata=_at("charge", "required_ref"))
     payment_intent: str | None = field(default=None, metadata=_at("payment_intent", "ref"))
@@ -176,6 +204,8 @@ class RefundUpdated(PaymentEvent):
     """``refund.created`` / ``refund.updated`` / ``refund.failed``, sent for every refund since
     API version 2024-10-28.acacia: ``status`` is ``pending``, ``requires_action``,
     ``succeeded``, ``failed`` or ``canceled``."""
+
+    about: ClassVar[tuple[ObjectKind, str] | None] = ("refund", "refund_id")
 
     refund_id: str = field(metadata=_at("id"))
     status: str = field(metadata=_at("status"))
@@ -324,18 +354,26 @@ def purchase_key(event: PaymentEvent) -> str | None:
     return None
 
 
-def from_api_object(event_type: str, obj: Mapping[str, Any]) -> PaymentEvent:
-    """Read an object fetched from Stripe's API (a Checkout Session, a PaymentIntent) through
-    the same parser as the webhook event of ``event_type`` that would carry it; its event id is
-    ``api:<object id>`` and its time the object's ``created``. Raises
-    :class:`PayloadUnreadable` like :func:`parse_event`."""
+def api_event(
+    event_type: str, obj: Mapping[str, Any], event_id: str | None = None
+) -> dict[str, Any]:
+    """The event of ``event_type`` that would carry ``obj``, an object as Stripe's API returned
+    it: its id is ``event_id`` (default ``api:<object id>``) and its time the object's
+    ``created``, never a posted event's. Raises :class:`PayloadUnreadable` for a non-object."""
     if not isinstance(obj, Mapping):
         raise PayloadUnreadable("the object is not a JSON object", type=type(obj).__name__)
-    return parse_event(
-        {
-            "id": f"api:{obj.get('id')}",
-            "type": event_type,
-            "created": obj.get("created"),
-            "data": {"object": obj},
-        }
-    )
+    return {
+        "id": event_id or f"api:{obj.get('id')}",
+        "type": event_type,
+        "created": obj.get("created"),
+        "data": {"object": obj},
+    }
+
+
+def from_api_object(
+    event_type: str, obj: Mapping[str, Any], *, event_id: str | None = None
+) -> PaymentEvent:
+    """Read an object fetched from Stripe's API (a Checkout Session, a PaymentIntent, a
+    Charge…) through the same parser as the webhook event of ``event_type`` that would carry
+    it (see :func:`api_event`). Raises :class:`PayloadUnreadable` like :func:`parse_event`."""
+    return parse_event(api_event(event_type, obj, event_id))

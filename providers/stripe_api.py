@@ -1,5 +1,6 @@
-"""Stripe's API over HTTP, through the official ``stripe.StripeClient``: refunds, the Checkout
-Sessions and line items a pack is read from, and the objects the reconciliation sweeper reads.
+"""Stripe's API over HTTP, through the official ``stripe.StripeClient``: refunds, the object
+each payment event names (retrieved before the event may move money), the Checkout Sessions
+and line items a pack is read from, and the objects the reconciliation sweeper reads.
 
 Pure I/O, no parsing of webhooks (that is ``providers/stripe.py``). Configuration: the API key
 (``STRIPE_API_KEY``, a secret) and the base URL (``STRIPE_API_BASE``, default
@@ -19,6 +20,7 @@ Errors, under ``RefundryError``::
     RefundryError
     ├── PaymentProviderUnavailable   transient: network, timeout, 409, 429, 5xx
     ├── PaymentRejected              permanent: any other 4xx (invalid, unauthorised, too large…)
+    │   └── NoSuchObject             404 ``resource_missing``: Stripe has no object with that id
     └── IdempotencyKeyReused         permanent: Stripe saw this key with other parameters
 
 The API key is given to the library only; it is never logged nor put in an error.
@@ -33,6 +35,7 @@ from urllib.parse import urlsplit
 import stripe
 
 from ledger.errors import ConfigurationError, RefundryError
+from providers.stripe_fields import ObjectKind
 
 if TYPE_CHECKING:
     from stripe.params import RefundCreateParams
@@ -41,6 +44,7 @@ __all__ = [
     "DEFAULT_API_BASE",
     "STRIPE_REASONS",
     "IdempotencyKeyReused",
+    "NoSuchObject",
     "PaymentProviderUnavailable",
     "PaymentRejected",
     "StripeAPI",
@@ -75,6 +79,12 @@ class PaymentRejected(RefundryError):
     """Stripe refused the request with a client error that no retry can fix."""
 
     permanent = True
+
+
+class NoSuchObject(PaymentRejected):
+    """Stripe has no object with this id for our key (404 ``resource_missing``,
+    https://docs.stripe.com/error-codes/resource-missing): made up, or another account's or
+    mode's."""
 
 
 class IdempotencyKeyReused(RefundryError):
@@ -160,16 +170,42 @@ class StripeAPI:
         )
         return refund.to_dict()
 
-    def retrieve_checkout_session(self, session_id: str) -> dict[str, Any]:
-        """One Checkout Session with its ``line_items`` expanded (Stripe's fulfillment advice)."""
-        session = self._call(
-            lambda: self._client.v1.checkout.sessions.retrieve(
-                session_id, {"expand": ["line_items"]}
+    def retrieve(self, kind: ObjectKind, object_id: str) -> dict[str, Any]:
+        """The object of type ``kind`` whose id is ``object_id``, as Stripe holds it now, read
+        with our key (``GET /v1/<collection>/<id>``). A Checkout Session comes with its
+        ``line_items`` (first page) and its ``payment_intent`` expanded (Stripe's fulfillment
+        advice, https://docs.stripe.com/checkout/fulfillment), an invoice with its
+        ``payments`` (first page): what Refundry reads of them, in one call.
+
+        References: https://docs.stripe.com/api/checkout/sessions/retrieve,
+        https://docs.stripe.com/api/payment_intents/retrieve,
+        https://docs.stripe.com/api/charges/retrieve,
+        https://docs.stripe.com/api/disputes/retrieve,
+        https://docs.stripe.com/api/radar/early_fraud_warnings/retrieve,
+        https://docs.stripe.com/api/refunds/retrieve,
+        https://docs.stripe.com/api/subscriptions/retrieve,
+        https://docs.stripe.com/api/invoices/retrieve. Raises :class:`NoSuchObject` when Stripe
+        has no such object, :class:`PaymentProviderUnavailable` when it cannot say.
+        """
+        v1 = self._client.v1
+        requests: dict[ObjectKind, Callable[[], Any]] = {
+            "checkout.session": lambda: v1.checkout.sessions.retrieve(
+                object_id, {"expand": ["line_items", "payment_intent"]}
             ),
-            operation="retrieve_checkout_session",
-            id=session_id,
-        )
-        return session.to_dict()
+            "payment_intent": lambda: v1.payment_intents.retrieve(object_id),
+            "charge": lambda: v1.charges.retrieve(object_id),
+            "dispute": lambda: v1.disputes.retrieve(object_id),
+            "radar.early_fraud_warning": lambda: v1.radar.early_fraud_warnings.retrieve(object_id),
+            "refund": lambda: v1.refunds.retrieve(object_id),
+            "subscription": lambda: v1.subscriptions.retrieve(object_id),
+            "invoice": lambda: v1.invoices.retrieve(object_id, {"expand": ["payments"]}),
+        }
+        found = self._call(requests[kind], operation="retrieve", object=kind, id=object_id)
+        return found.to_dict()  # type: ignore[no-any-return]
+
+    def retrieve_checkout_session(self, session_id: str) -> dict[str, Any]:
+        """One Checkout Session, expanded as :meth:`retrieve` expands it."""
+        return self.retrieve("checkout.session", session_id)
 
     def checkout_line_items(self, session_id: str) -> list[dict[str, Any]]:
         """Every line item of a Checkout Session, all pages: what the customer bought.
@@ -194,10 +230,11 @@ class StripeAPI:
         (an invoice's payment, a PaymentIntent created directly). A ``payment_intent.*`` event
         names no session; Stripe's list filter finds it
         (``GET /v1/checkout/sessions?payment_intent=…``,
-        https://docs.stripe.com/api/checkout/sessions/list)."""
+        https://docs.stripe.com/api/checkout/sessions/list), with its ``line_items`` expanded
+        (first page), so that the pack is read in the same call."""
         page = self._call(
             lambda: self._client.v1.checkout.sessions.list(
-                {"payment_intent": payment_intent, "limit": 1}
+                {"payment_intent": payment_intent, "limit": 1, "expand": ["data.line_items"]}
             ),
             operation="checkout_session_of",
             payment_intent=payment_intent,
@@ -219,20 +256,10 @@ class StripeAPI:
         )
 
     def retrieve_payment_intent(self, payment_intent: str) -> dict[str, Any]:
-        found = self._call(
-            lambda: self._client.v1.payment_intents.retrieve(payment_intent),
-            operation="retrieve_payment_intent",
-            id=payment_intent,
-        )
-        return found.to_dict()
+        return self.retrieve("payment_intent", payment_intent)
 
     def retrieve_charge(self, charge: str) -> dict[str, Any]:
-        found = self._call(
-            lambda: self._client.v1.charges.retrieve(charge),
-            operation="retrieve_charge",
-            id=charge,
-        )
-        return found.to_dict()
+        return self.retrieve("charge", charge)
 
     def invoice_payment_intents(self, invoice_id: str) -> list[str]:
         """The PaymentIntents of an invoice's paid invoice payments (usually one; none when it
@@ -339,6 +366,8 @@ def _translate(exc: stripe.StripeError, operation: str, **context: Any) -> Refun
         return IdempotencyKeyReused(**fields)
     if isinstance(exc, stripe.APIConnectionError):
         return PaymentProviderUnavailable("no answer from Stripe", **fields)
+    if status == 404 and fields.get("code") == "resource_missing":
+        return NoSuchObject(**fields)
     if status is not None and 400 <= status < 500 and status not in TRANSIENT_STATUSES:
         return PaymentRejected(**fields)
     return PaymentProviderUnavailable(**fields)

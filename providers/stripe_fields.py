@@ -12,12 +12,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ledger.errors import RefundryError
 from providers.common import lookup, short
 
-__all__ = ["Fields", "LineItem", "PayloadUnreadable", "read_line_items"]
+__all__ = ["Fields", "LineItem", "ObjectKind", "PayloadUnreadable", "read_line_items"]
+
+ObjectKind = Literal[
+    "checkout.session",
+    "payment_intent",
+    "charge",
+    "dispute",
+    "radar.early_fraud_warning",
+    "refund",
+    "subscription",
+    "invoice",
+]
+"""The ``object`` of each Stripe object an event Refundry acts on can name, as the API spells
+it (https://docs.stripe.com/api): what ``providers.stripe_api.StripeAPI.retrieve`` reads."""
 
 
 class PayloadUnreadable(RefundryError):

@@ -19,18 +19,21 @@ Since API version 2025-03-31.basil an invoice names its subscription in
 payments are the expandable ``payments`` list, which webhook events do not carry. Both shapes
 are read; ``payment_intent`` is ``None`` when the event does not name it (the handler then
 asks the API), and ``subscription_id`` is ``None`` for an invoice of no subscription. The
-payment time is ``status_transitions.paid_at``, else the event's own ``created`` (never the
-invoice's ``created``: an invoice retried by dunning is paid long after it was made).
+payment time is ``status_transitions.paid_at``, else the event's own ``created``: an invoice
+retried by dunning is paid long after it was made. An event confirmed at Stripe
+(``handlers.confirmation``) is read from the invoice as retrieved, whose ``created`` is then
+the event's: a paid invoice always has ``paid_at``, and were it missing the earlier time would
+only keep a charge, never refund one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from providers.common import lookup
-from providers.stripe_fields import Fields, PayloadUnreadable
+from providers.stripe_fields import Fields, ObjectKind, PayloadUnreadable
 
 __all__ = [
     "CANCELLATION_TYPES",
@@ -49,6 +52,10 @@ SUBSCRIPTION_EVENT_TYPES: Final = frozenset(CANCELLATION_TYPES + INVOICE_PAID_TY
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SubscriptionEvent:
+    """``about``: the Stripe object the event is about, as on ``providers.stripe.PaymentEvent``."""
+
+    about: ClassVar[tuple[ObjectKind, str] | None] = None
+
     event_id: str
     type: str
     created: int
@@ -57,6 +64,8 @@ class SubscriptionEvent:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SubscriptionCancelled(SubscriptionEvent):
     """A confirmed cancellation (``confirmed``), or one only scheduled (information)."""
+
+    about: ClassVar[tuple[ObjectKind, str] | None] = ("subscription", "subscription_id")
 
     subscription_id: str
     customer: str
@@ -79,7 +88,10 @@ class SubscriptionCancelled(SubscriptionEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InvoicePaid(SubscriptionEvent):
-    """A paid invoice; ``amount_paid`` in the smallest currency unit, ``paid_at`` in seconds."""
+    """A paid invoice; ``amount_paid`` in the smallest currency unit, ``paid_at`` in seconds;
+    ``status`` the invoice's own (``paid`` in a genuine event)."""
+
+    about: ClassVar[tuple[ObjectKind, str] | None] = ("invoice", "invoice_id")
 
     invoice_id: str
     customer: str
@@ -89,6 +101,7 @@ class InvoicePaid(SubscriptionEvent):
     subscription_id: str | None = None
     payment_intent: str | None = None
     paid_out_of_band: bool = False
+    status: str | None = None
 
 
 def parse_subscription_event(
@@ -154,6 +167,7 @@ def _invoice_paid(raw: Mapping[str, Any], obj: Fields, base: dict[str, Any]) -> 
         subscription_id=_subscription_of(obj),
         payment_intent=obj.ref("payment_intent") or _paid_intent(raw, obj, base["event_id"]),
         paid_out_of_band=_opt_flag(raw, obj, "paid_out_of_band"),
+        status=obj.opt("status"),
     )
 
 
@@ -168,9 +182,10 @@ def _subscription_of(obj: Fields) -> str | None:
 
 
 def _paid_intent(raw: Mapping[str, Any], obj: Fields, event_id: str) -> str | None:
-    """The PaymentIntent of the paid entry of an (expanded) ``payments`` list, if any."""
+    """The PaymentIntent of the paid entry of an (expanded) ``payments`` list, if any; ``None``
+    when the list is absent or holds only its first page (the API is then asked)."""
     entries = lookup(raw, "payments.data")
-    if entries is None:
+    if entries is None or lookup(raw, "payments.has_more") is True:
         return None
     if not isinstance(entries, list):
         raise obj._refuse("payments.data", entries)

@@ -190,42 +190,38 @@ def stripe_api() -> StripeAPI:
         return _stripe
 
 
+def _unconfirmable(what: str) -> ConfigurationError:
+    return ConfigurationError(f"{what} needs the payment provider's API", variable="STRIPE_API_KEY")
+
+
 class _NoPaymentGateway:
-    """Stands in when ``STRIPE_API_KEY`` is unset: a pack named by the event itself (its
-    metadata's price and account) still lands; a refund or a read from the API is refused
-    loudly (a permanent ``ConfigurationError``, dead-lettered with its reason)."""
+    """Stands in when ``STRIPE_API_KEY`` is unset: nothing can be confirmed at Stripe, so every
+    payment event that could move money is refused loudly (a permanent ``ConfigurationError``,
+    dead-lettered with its reason) at its first call, the confirmation; so is every refund
+    or read. Events that move nothing as posted (ignored types) still pass."""
+
+    def retrieve(self, kind: str, object_id: str) -> dict[str, Any]:
+        raise _unconfirmable("confirming a payment event")
 
     def refund_payment(
         self, payment_intent: str, *, amount: int | None, reason: str, idempotency_key: str
     ) -> dict[str, Any]:
-        raise ConfigurationError(
-            "a refund needs the payment provider's API", variable="STRIPE_API_KEY"
-        )
+        raise _unconfirmable("a refund")
 
     def invoice_payment_intents(self, invoice_id: str) -> list[str]:
-        raise ConfigurationError(
-            "an invoice's payment needs the payment provider's API", variable="STRIPE_API_KEY"
-        )
+        raise _unconfirmable("an invoice's payment")
 
     def checkout_line_items(self, session_id: str) -> list[dict[str, Any]]:
-        raise ConfigurationError(
-            "a session's line items need the payment provider's API", variable="STRIPE_API_KEY"
-        )
+        raise _unconfirmable("a session's line items")
 
     def checkout_session_of(self, payment_intent: str) -> dict[str, Any] | None:
-        raise ConfigurationError(
-            "a payment's session needs the payment provider's API", variable="STRIPE_API_KEY"
-        )
+        raise _unconfirmable("a payment's session")
 
     def retrieve_payment_intent(self, payment_intent: str) -> dict[str, Any]:
-        raise ConfigurationError(
-            "a payment's metadata needs the payment provider's API", variable="STRIPE_API_KEY"
-        )
+        raise _unconfirmable("a payment")
 
     def charge_refunds(self, charge_id: str) -> list[dict[str, Any]]:
-        raise ConfigurationError(
-            "a charge's refunds need the payment provider's API", variable="STRIPE_API_KEY"
-        )
+        raise _unconfirmable("a charge's refunds")
 
 
 def payment_gateway() -> SubscriptionGateway:

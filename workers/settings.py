@@ -23,7 +23,7 @@
 | ``REFUNDRY_STATUS_ATTEMPTS`` | ``5`` | attempts of one status API call |
 | ``REFUNDRY_STATUS_TIMEOUT_S`` | ``10`` | timeout of one status API request |
 | ``REFUNDRY_STATUS_MAX_WAIT_S`` | ``30`` | longest wait between two attempts |
-| ``STRIPE_API_KEY`` | empty: no reconciliation, no refunds | secret |
+| ``STRIPE_API_KEY`` | empty: no Stripe event applied, no reconciliation | secret: confirms events |
 | ``STRIPE_API_BASE`` | ``https://api.stripe.com`` | a Stripe-compatible endpoint |
 | ``STRIPE_WEBHOOK_SECRET`` | empty: ``/webhooks/stripe`` off | secret(s) (*): Stripe webhooks |
 | ``REFUNDRY_PACKS`` | empty: no packs | JSON: price id → credits |

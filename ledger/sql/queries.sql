@@ -136,6 +136,11 @@ ON CONFLICT (provider, delivery_key) WHERE delivery_key IS NOT NULL
 DO UPDATE SET deliveries = inbox.deliveries + 1
 RETURNING id, state, deliveries;
 
+-- name: reopen_dead_inbox
+UPDATE inbox SET state = 'pending', payload = :payload, dead_reason = NULL,
+    settled_at_ms = NULL, enqueued_at_ms = :now_ms
+WHERE id = :id AND state = 'dead';
+
 -- name: redeliveries
 SELECT COALESCE(SUM(deliveries - 1), 0) AS n FROM inbox;
 
@@ -298,7 +303,8 @@ SELECT pg_advisory_xact_lock(hashtext(:customer)) IS NULL AS locked;
 SELECT 1 AS locked;
 
 -- name: lock_subscription@postgresql
-SELECT pg_advisory_xact_lock(hashtext('subscription:' || :subscription_id)) IS NULL AS locked;
+SELECT pg_advisory_xact_lock(hashtext('subscription'), hashtext(:subscription_id)) IS NULL
+    AS locked;
 
 -- name: unlanded_payments
 SELECT * FROM payments WHERE state IN ('paid', 'refunding') AND paid_at_ms < :paid_before_ms

@@ -3,7 +3,8 @@ real server (a fresh database per test)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from providers.stripe_api import StripeAPI
 from tests.support.commands import RefundryProcess, WorkerProcesses
 from tests.support.fake_billing import FakeBilling
 from tests.support.fake_stripe import FakeStripe
+from tests.support.settings import configure
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -85,10 +87,41 @@ def billing() -> Iterator[FakeBilling]:
     server.close()
 
 
-@pytest.fixture
-def api(fake: FakeStripe) -> Iterator[StripeAPI]:
-    """Refundry's Stripe client pointed at the fake; no hidden retries."""
+def _client_of(fake: FakeStripe) -> Iterator[StripeAPI]:
+    """Refundry's Stripe client pointed at ``fake``; no hidden retries."""
     with StripeAPI(
         "sk_test_refundry", base=fake.url, read_timeout_s=2.0, max_network_retries=0
     ) as stripe_api:
         yield stripe_api
+
+
+@pytest.fixture
+def api(fake: FakeStripe) -> Iterator[StripeAPI]:
+    """Refundry's Stripe client pointed at the fake."""
+    yield from _client_of(fake)
+
+
+@pytest.fixture
+def billing_api(billing: FakeBilling) -> Iterator[StripeAPI]:
+    """Refundry's Stripe client pointed at the fake with subscriptions."""
+    yield from _client_of(billing)
+
+
+@pytest.fixture
+def stripe_settings(
+    fake: FakeStripe, refundry_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., dict[str, str]]:
+    """Point this process and the workers it starts at the fake Stripe, selling ``packs``
+    (price id → credits), with ``more`` settings; returns the workers' environment."""
+
+    def point(packs: dict[str, int], **more: str) -> dict[str, str]:
+        return configure(
+            monkeypatch,
+            refundry_env,
+            STRIPE_API_KEY="sk_test_refundry_workers",
+            STRIPE_API_BASE=fake.url,
+            REFUNDRY_PACKS=json.dumps(packs),
+            **more,
+        )
+
+    return point

@@ -147,6 +147,71 @@ def test_payment_objects_as_the_api_returns_them(
     assert isinstance(price, stripe.Price) and price.unit_amount == 1900
 
 
+RETRIEVE: dict[str, Any] = {
+    "checkout.session": lambda c, i: c.v1.checkout.sessions.retrieve(i),
+    "payment_intent": lambda c, i: c.v1.payment_intents.retrieve(i),
+    "charge": lambda c, i: c.v1.charges.retrieve(i),
+    "dispute": lambda c, i: c.v1.disputes.retrieve(i),
+    "radar.early_fraud_warning": lambda c, i: c.v1.radar.early_fraud_warnings.retrieve(i),
+    "refund": lambda c, i: c.v1.refunds.retrieve(i),
+    "subscription": lambda c, i: c.v1.subscriptions.retrieve(i),
+    "invoice": lambda c, i: c.v1.invoices.retrieve(i),
+}
+"""Each kind of object a payment event names, retrieved by its id through the library."""
+
+
+def test_every_object_an_event_names_is_retrieved_by_its_id_and_an_unknown_id_is_missing(
+    fake: FakeBilling, client: stripe.StripeClient
+) -> None:
+    a_bit_of_everything(fake)
+    for kind, retrieve in RETRIEVE.items():
+        stored = fake.objects(kind)[0]
+        found = retrieve(client, stored["id"])
+        assert type(found) is CLASSES[kind] and found.id == stored["id"], kind
+        with pytest.raises(stripe.InvalidRequestError) as missing:
+            retrieve(client, f"{stored['id'][:3]}nobody")
+        error = missing.value.error
+        assert (missing.value.http_status, missing.value.code) == (404, "resource_missing")
+        assert error is not None and error.type == "invalid_request_error", kind
+        assert error.doc_url == "https://stripe.com/docs/error-codes/resource-missing"
+
+
+def test_expanded_fields_come_as_the_library_types_them(
+    fake: FakeBilling, client: stripe.StripeClient
+) -> None:
+    made = a_bit_of_everything(fake)
+    session = client.v1.checkout.sessions.retrieve(
+        made["card"]["id"], {"expand": ["line_items", "payment_intent"]}
+    )
+    assert isinstance(session.payment_intent, stripe.PaymentIntent)
+    assert session.payment_intent.id == made["intent"]["id"]
+    assert isinstance(session.line_items, stripe.ListObject)
+    (invoice,) = fake.objects("invoice")
+    paid = client.v1.invoices.retrieve(invoice["id"], {"expand": ["payments"]})
+    assert isinstance(paid.payments, stripe.ListObject) and not paid.payments.has_more
+    (payment,) = paid.payments.data
+    assert isinstance(payment, stripe.InvoicePayment) and payment.status == "paid"
+    assert payment.payment.payment_intent == fake.objects("payment_intent")[-1]["id"]
+    assert "payments" not in client.v1.invoices.retrieve(invoice["id"])
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.invoices.retrieve(invoice["id"], {"expand": ["currency"]})
+    assert refused.value.param == "expand"
+
+
+def test_a_refund_that_fails_is_failed_and_its_money_counted_back(
+    fake: FakeBilling, client: stripe.StripeClient
+) -> None:
+    made = a_bit_of_everything(fake)
+    (refund,) = fake.objects("refund")
+    fake.fail_refund(refund["id"], "lost_or_stolen_card")
+    failed = client.v1.refunds.retrieve(refund["id"])
+    assert (failed.status, failed.failure_reason) == ("failed", "lost_or_stolen_card")
+    charge = client.v1.charges.retrieve(made["intent"]["latest_charge"])
+    assert (charge.amount_refunded, charge.refunded) == (0, False)
+    (told,) = fake.events("refund.failed", about=refund["id"])
+    assert told["data"]["object"]["status"] == "failed"
+
+
 def test_events_are_snapshots_listed_by_type_and_paged(
     fake: FakeBilling, client: stripe.StripeClient
 ) -> None:

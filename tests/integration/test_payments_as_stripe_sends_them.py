@@ -2,8 +2,8 @@
 and no ``metadata.price_id`` anywhere, the account named only by ``client_reference_id``, each
 event the fake's own snapshot of its moment, signed and handed to ``report_stripe_webhook``,
 applied by real ``refundry worker`` processes over the real Redis broker; or nothing delivered
-at all and ``refundry reconcile`` run as a process. The pack is read from the line items at
-the fake Stripe, over HTTP. On SQLite and PostgreSQL."""
+at all and ``refundry reconcile`` run as a process. Each event is confirmed at the fake Stripe,
+over HTTP, and the pack read from the session's line items there. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -108,7 +108,13 @@ class Shop:
         return self.workers.log.read_text() if self.workers.log.exists() else ""
 
     def line_item_reads(self) -> int:
-        return sum(1 for r in self.fake.requests if r.path.endswith("/line_items"))
+        """Reads at Stripe that returned line items: listed, or expanded in a session."""
+        return sum(
+            1
+            for r in self.fake.requests
+            if r.path.endswith("/line_items")
+            or any(e.endswith("line_items") for e in r.params.get("expand") or [])
+        )
 
     def decisions(self, purchase: str) -> list[str]:
         return [str(d["decision"]) for d in self.ledger.payments.decisions(purchase)]
@@ -250,17 +256,18 @@ def test_a_lost_dispute_claws_the_pack_back_once(shop: Shop) -> None:
     assert audit(shop.ledger.db) == []
 
 
-def test_an_outage_while_reading_the_line_items_is_retried_and_the_pack_lands(
+def test_an_outage_while_confirming_the_session_is_retried_and_the_pack_lands(
     shop: Shop,
 ) -> None:
     session = shop.buy("acct_outage")
     pi = session["payment_intent"]
-    shop.fake.fault("/v1/checkout/sessions/*/line_items", 1, status=429, retry_after=1)
-    shop.fake.fault("/v1/checkout/sessions/*/line_items", 3, status=503)  # the library's 3 tries
+    read = f"/v1/checkout/sessions/{session['id']}"
+    shop.fake.fault(read, 1, status=429, retry_after=1)
+    shop.fake.fault(read, 3, status=503)  # the library's 3 tries
     shop.deliver(shop.events(session, "checkout.session.completed"))
     shop.workers.start(processes=1, threads=1)
     shop.settled()
-    reads = [r.status for r in shop.fake.requests if r.path.endswith("/line_items")]
+    reads = [r.status for r in shop.fake.requests if r.path == read]
     assert reads == [429, 503, 503, 503, 200]  # two failed attempts, then the retry
     assert shop.ledger.balance("acct_outage") == CREDITS
     assert pack_entries(shop.url, pi) == [("grant", CREDITS, "acct_outage")]

@@ -7,6 +7,7 @@ Redis broker and worker processes."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from providers.stripe_api import PaymentProviderUnavailable, StripeAPI
 from tests.support import stripe_events
 from tests.support.commands import WorkerProcesses
 from tests.support.fake_stripe import FakeStripe
-from tests.support.stripe_events import envelope, pack_entries, paid_events, unpaid
+from tests.support.stripe_events import envelope, pack_entries, paid_events
 from tests.support.waiting import wait_until
 from workers import client, runtime
 
@@ -41,6 +42,20 @@ def apply(ledger: Ledger, event: Json, api: StripeAPI) -> str:
 
 def bought(fake: FakeStripe, account: str) -> tuple[Json, Json, Json]:
     return stripe_events.bought(fake, account, PRICE, AMOUNT)
+
+
+def paying_later(fake: FakeStripe, account: str) -> Json:
+    """A pack bought with a delayed payment method: the session is complete, still unpaid."""
+    fake.add_price(PRICE, AMOUNT)
+    return fake.checkout(
+        [(PRICE, 1)], client_reference_id=account, customer=f"cus_{account}", delayed=True
+    )
+
+
+def paid_later(fake: FakeStripe, session: Json) -> tuple[Json, Json]:
+    """The delayed payment succeeds: (session, payment_intent) as Stripe holds them then."""
+    fake.settle_delayed(session["id"], succeeded=True)
+    return fake.get(session["id"]), fake.get(session["payment_intent"])
 
 
 def grants(url: str, purchase: str) -> list[tuple[str, int, str]]:
@@ -92,12 +107,12 @@ def test_any_interleaving_of_a_purchases_events_grants_exactly_once_at_every_ste
 ) -> None:
     pending, paid = delivery
     account = f"acct_{uuid.uuid4().hex[:12]}"  # each example is its own purchase
-    session, intent, _ = bought(fake, account)
-    purchase = intent["id"]
+    waiting = paying_later(fake, account)
+    purchase = waiting["payment_intent"]
     for _ in range(pending):
-        apply(ledger, envelope("checkout.session.completed", unpaid(session)), api)
+        apply(ledger, envelope("checkout.session.completed", waiting), api)
         assert ledger.balance(account) == 0 and grants(ledger_url, purchase) == []
-    events = paid_events(session, intent)
+    events = paid_events(*paid_later(fake, waiting))
     for i in paid:
         apply(ledger, events[i], api)
         assert ledger.balance(account) == CREDITS  # every prefix: granted once, never twice
@@ -109,46 +124,53 @@ def test_any_interleaving_of_a_purchases_events_grants_exactly_once_at_every_ste
 def test_a_session_still_awaiting_its_delayed_payment_grants_nothing(
     ledger: Ledger, ledger_url: str, fake: FakeStripe, api: StripeAPI
 ) -> None:
-    session, intent, _ = bought(fake, "acct_pending")
+    waiting = paying_later(fake, "acct_pending")
+    pi = waiting["payment_intent"]
     for _ in range(2):
-        said = apply(ledger, envelope("checkout.session.completed", unpaid(session)), api)
+        said = apply(ledger, envelope("checkout.session.completed", waiting), api)
         assert "nothing to grant" in said
-    payment = ledger.payments.get(intent["id"])
+    payment = ledger.payments.get(pi)
     assert payment is not None and payment.state == "unpaid"
     assert ledger.balance("acct_pending") == 0
-    assert pack_entries(ledger_url, intent["id"]) == []
+    assert pack_entries(ledger_url, pi) == []
+    session, _ = paid_later(fake, waiting)
     apply(ledger, envelope("checkout.session.async_payment_succeeded", session), api)
-    assert_granted_once(ledger, ledger_url, "acct_pending", intent["id"])
+    assert_granted_once(ledger, ledger_url, "acct_pending", pi)
 
 
 def test_a_failed_delayed_payment_grants_nothing(
     ledger: Ledger, ledger_url: str, fake: FakeStripe, api: StripeAPI
 ) -> None:
-    session, intent, _ = bought(fake, "acct_failed")
-    apply(ledger, envelope("checkout.session.completed", unpaid(session)), api)
-    said = apply(ledger, envelope("checkout.session.async_payment_failed", unpaid(session)), api)
+    waiting = paying_later(fake, "acct_failed")
+    pi = waiting["payment_intent"]
+    apply(ledger, envelope("checkout.session.completed", waiting), api)
+    fake.settle_delayed(waiting["id"], succeeded=False)
+    (failed,) = fake.events("checkout.session.async_payment_failed", about=waiting["id"])
+    said = apply(ledger, failed, api)
     assert "failed, nothing to grant" in said
-    payment = ledger.payments.get(intent["id"])
+    payment = ledger.payments.get(pi)
     assert payment is not None and payment.state == "failed"
     assert ledger.balance("acct_failed") == 0
-    assert pack_entries(ledger_url, intent["id"]) == []
-    assert ledger.payments.decisions(intent["id"]) == []
+    assert pack_entries(ledger_url, pi) == []
+    assert ledger.payments.decisions(pi) == []
     assert audit(ledger.db, landing_window_ms=0) == []
 
 
 def test_a_payment_intent_event_that_comes_first_finds_its_session_and_lands_the_pack_once(
     ledger: Ledger, ledger_url: str, fake: FakeStripe, api: StripeAPI
 ) -> None:
-    """``payment_intent.succeeded`` names no session and no pack: the session is found by the
-    PaymentIntent's id, and the pack read from its line items, at Stripe."""
+    """``payment_intent.succeeded`` names no session and no pack: the PaymentIntent is
+    confirmed, then its session found by its id, with its line items, at Stripe."""
     session, intent, _ = bought(fake, "acct_late")
     assert intent["metadata"] == {} and "line_items" not in session  # as Stripe sends them
     said = apply(ledger, envelope("payment_intent.succeeded", intent), api)
     assert said == f"purchase {intent['id']}: granted"
-    lookups = [r for r in fake.requests if r.path == "/v1/checkout/sessions"]
-    assert [r.params.get("payment_intent") for r in lookups] == [intent["id"]]
-    assert [r.path for r in fake.requests if r.path.endswith("/line_items")] == [
-        f"/v1/checkout/sessions/{session['id']}/line_items"
+    assert [(r.path, r.params) for r in fake.requests] == [
+        (f"/v1/payment_intents/{intent['id']}", {}),
+        (
+            "/v1/checkout/sessions",
+            {"payment_intent": intent["id"], "limit": "1", "expand": ["data.line_items"]},
+        ),
     ]
     apply(ledger, envelope("checkout.session.completed", session), api)
     apply(ledger, envelope("payment_intent.succeeded", intent), api)
@@ -220,13 +242,13 @@ def test_line_items_of_several_prices_and_quantities_add_up_to_one_pack(
     assert [bool(p.params.get("starting_after")) for p in pages] == [False, True, True]
 
 
-def test_a_stripe_outage_while_reading_the_line_items_is_transient_and_records_nothing(
+def test_a_stripe_outage_while_confirming_the_session_is_transient_and_records_nothing(
     ledger: Ledger, ledger_url: str, fake: FakeStripe, api: StripeAPI
 ) -> None:
     session, intent, _ = bought(fake, "acct_outage")
     event = envelope("checkout.session.completed", session)
     for how in ({"status": 503}, {"status": 429, "retry_after": 1}, {"hang_s": 5.0}):
-        fake.fault("/v1/checkout/sessions/*/line_items", 1, **how)
+        fake.fault("/v1/checkout/sessions/*", 1, **how)
         with pytest.raises(PaymentProviderUnavailable) as caught:
             apply(ledger, event, api)
         assert not caught.value.permanent  # the worker retries it; never a dead letter
@@ -257,19 +279,9 @@ def test_a_price_outside_the_catalog_is_a_permanent_pack_unknown_and_records_not
 
 
 @pytest.fixture
-def stripe_env(
-    fake: FakeStripe, refundry_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> dict[str, str]:
+def stripe_env(stripe_settings: Callable[..., dict[str, str]]) -> dict[str, str]:
     """The Stripe settings, for this process and for the workers it starts."""
-    extra = {
-        "STRIPE_API_KEY": KEY,
-        "STRIPE_API_BASE": fake.url,
-        "REFUNDRY_PACKS": f'{{"{PRICE}": {CREDITS}}}',
-    }
-    for name, value in extra.items():
-        monkeypatch.setenv(name, value)
-    runtime.reset()
-    return refundry_env | extra
+    return stripe_settings({PRICE: CREDITS})
 
 
 def test_a_purchases_events_reported_twice_each_through_the_workers_land_the_pack_once(

@@ -19,7 +19,7 @@ from ledger.payments import refund_key
 from providers.stripe import parse_event
 from providers.stripe_api import PaymentProviderUnavailable, StripeAPI
 from tests.support.fake_stripe import FakeStripe
-from tests.support.stripe_events import envelope, fraud_warning, pack_entries
+from tests.support.stripe_events import envelope, pack_entries
 
 KEY = "sk_test_refundry_refunds"
 PRICE, AMOUNT, CREDITS = "price_pack500", 1900, 500
@@ -187,7 +187,7 @@ def test_an_early_fraud_warning_refunds_the_payment_and_revokes_the_pack(
     ledger: Ledger, ledger_url: str, fake: FakeStripe, api: StripeAPI
 ) -> None:
     intent, charge = granted(ledger, fake, api, "acct_fraud")
-    warning = envelope("radar.early_fraud_warning.created", fraud_warning(charge))
+    warning = envelope("radar.early_fraud_warning.created", fake.early_fraud_warning(charge["id"]))
     said = apply(ledger, warning, api)
     assert said.endswith("refunded and revoked (early fraud warning)")
     apply(ledger, warning, api)  # delivered again: nothing more
@@ -212,7 +212,7 @@ def test_an_early_fraud_warning_under_the_alert_policy_only_records_an_alert(
     ledger: Ledger, ledger_url: str, fake: FakeStripe, api: StripeAPI
 ) -> None:
     intent, charge = granted(ledger, fake, api, "acct_alert")
-    warning = envelope("radar.early_fraud_warning.created", fraud_warning(charge))
+    warning = envelope("radar.early_fraud_warning.created", fake.early_fraud_warning(charge["id"]))
     said = apply(ledger, warning, api, PaymentPolicy(fraud_action="alert"))
     assert said.endswith("fraud warning alerted")
     assert decisions(ledger, intent["id"]) == ["grant", "alert"]
@@ -229,8 +229,9 @@ def test_a_refund_that_failed_at_stripe_records_an_alert(
 ) -> None:
     intent, _ = granted(ledger, fake, api, "acct_refail")
     refund = api.refund_payment(intent["id"], amount=100, reason="x", idempotency_key="s")
-    failed = {**refund, "status": "failed", "failure_reason": "expired_or_canceled_card"}
-    said = apply(ledger, envelope("refund.updated", failed), api)
+    fake.fail_refund(refund["id"], "expired_or_canceled_card")
+    (failed,) = fake.events("refund.failed", about=refund["id"])
+    said = apply(ledger, failed, api)
     assert said == f"refund {refund['id']} failed: alerted"
     alert = ledger.payments.decisions(intent["id"])[-1]
     assert alert["decision"] == "alert"
@@ -246,7 +247,9 @@ def test_a_rerun_after_stripe_refunded_but_the_answer_was_lost_confirms_the_same
 ) -> None:
     with StripeAPI(KEY, base=fake.url, read_timeout_s=0.5, max_network_retries=0) as api:
         intent, charge = granted(ledger, fake, api, "acct_lost_answer")
-        warning = envelope("radar.early_fraud_warning.created", fraud_warning(charge))
+        warning = envelope(
+            "radar.early_fraud_warning.created", fake.early_fraud_warning(charge["id"])
+        )
         fake.fault("/v1/refunds", 1, hang_s=10.0, after_effect=True)
         with pytest.raises(PaymentProviderUnavailable) as caught:
             apply(ledger, warning, api)
@@ -284,7 +287,11 @@ def test_refunding_what_is_left_after_a_partial_refund_revokes_the_whole_pack(
     apply(ledger, charge_refunded(api, charge["id"]), api)
     assert ledger.balance("acct_half") == ODD_CREDITS - 166
 
-    apply(ledger, envelope("radar.early_fraud_warning.created", fraud_warning(charge)), api)
+    apply(
+        ledger,
+        envelope("radar.early_fraud_warning.created", fake.early_fraud_warning(charge["id"])),
+        api,
+    )
     assert api.retrieve_charge(charge["id"])["refunded"] is True  # Stripe: all money back
     payment = ledger.payments.get(intent["id"])
     assert payment is not None and payment.state == "refunded"

@@ -235,10 +235,8 @@ def test_audit_reports_a_paid_pack_unlanded_past_the_window_until_it_is_reconcil
     window = PaymentPolicy(landing_window_ms=60_000)
     old_session, old, _ = fake.create_paid_checkout("acct_a", PRICE, AMOUNT, created=ago(600))
     young_session, _, _ = fake.create_paid_checkout("acct_b", PRICE, AMOUNT, created=ago(5))
-    for session in (old_session, young_session):  # no account named: paid, cannot land yet
-        bare = {**session, "client_reference_id": None, "metadata": {}}
-        event = parse_event(envelope("checkout.session.completed", bare))
-        apply_payment_event(ledger, event, catalog=CATALOG, gateway=api, policy=window)
+    for session in (old_session, young_session):  # paid and merged, not landed yet
+        received_not_granted(ledger, session, api)
     found = audit(ledger.db, landing_window_ms=60_000)
     assert [(v.invariant, v.check, v.detail["purchase_key"]) for v in found] == [
         (4, "pack_unlanded_past_window", old["id"])

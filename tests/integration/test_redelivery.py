@@ -71,3 +71,28 @@ def test_a_contradicting_outcome_for_the_same_job_is_a_new_event(
     later = client.report_result(provider="replicate", payload=succeeded)
     assert failed != later
     assert _inbox_rows() == 2
+
+
+def test_a_redelivery_of_a_dead_lettered_event_gets_its_own_chance(ledger: Ledger) -> None:
+    """A forged event that took a genuine event's identity first, or an event dead-lettered
+    before its cause was fixed, does not make the next delivery a mere repeat."""
+    forged = ledger.inbox.record(
+        id="m1", kind="payment", provider="stripe", payload={"forged": True}, delivery_key="k"
+    )
+    ledger.dead.record(
+        message_id="m1",
+        actor="process_payment",
+        queue="payments",
+        reason="NotAtPaymentProvider",
+        error_class="NotAtPaymentProvider",
+        message="{}",
+        inbox_id="m1",
+        permanent=True,
+    )
+    genuine = ledger.inbox.record(
+        id="m2", kind="payment", provider="stripe", payload={"genuine": True}, delivery_key="k"
+    )
+    assert (forged.id, genuine.id, genuine.new, genuine.state) == ("m1", "m1", True, "pending")
+    item = ledger.inbox.get("m1")
+    assert item is not None and item.state == "pending" and item.payload == {"genuine": True}
+    assert ledger.dead.get("m1") is None

@@ -2,25 +2,26 @@
 charge made before it is kept, whatever the order of the events and however often they come; a
 rerun after Stripe refunded but the answer was lost confirms the same refund; a cancellation
 only scheduled refunds nothing. On SQLite and PostgreSQL, refunds made over HTTP at the fake
-Stripe, whose invoices (API version dahlia) name no PaymentIntent: the API is asked for it."""
+Stripe, whose invoices (API version dahlia) name no PaymentIntent: each event is confirmed by
+retrieving its subscription or its invoice, whose payments come expanded with it."""
 
 from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from handlers.subscriptions import REFUND_REASON, apply_subscription_event
+from handlers.subscriptions import REFUND_REASON
 from ledger import Ledger, audit
 from ledger.payments import refund_key
 from providers.stripe import PayloadUnreadable
 from providers.stripe_api import PaymentProviderUnavailable, StripeAPI
-from providers.stripe_subscriptions import parse_subscription_event
 from tests.support.commands import WorkerProcesses
 from tests.support.fake_billing import FakeBilling
+from tests.support.settings import configure
+from tests.support.stripe_events import apply_subscription as apply
 from tests.support.stripe_events import envelope
 from tests.support.waiting import wait_until
 from workers import client, runtime
@@ -36,15 +37,8 @@ def fake(billing: FakeBilling) -> FakeBilling:
 
 
 @pytest.fixture
-def api(fake: FakeBilling) -> Iterator[StripeAPI]:
-    with StripeAPI(KEY, base=fake.url, read_timeout_s=2.0, max_network_retries=0) as stripe_api:
-        yield stripe_api
-
-
-def apply(ledger: Ledger, event: Json, api: StripeAPI) -> str:
-    parsed = parse_subscription_event(event)
-    assert parsed is not None
-    return apply_subscription_event(ledger, parsed, gateway=api)
+def api(billing_api: StripeAPI) -> StripeAPI:
+    return billing_api
 
 
 class Story:
@@ -52,7 +46,7 @@ class Story:
     each as the event Stripe sends."""
 
     def __init__(self, fake: FakeBilling, customer: str) -> None:
-        t0 = int(time.time()) - 86_400
+        self.t0 = t0 = int(time.time()) - 86_400
         self.sub = fake.create_subscription(customer, created=t0)
         self.before, self.before_intent = fake.pay_invoice(self.sub["id"], AMOUNT, t0 + 100)
         cancelled = fake.cancel_subscription(self.sub["id"], at=t0 + 200)
@@ -109,7 +103,7 @@ def test_only_the_charge_paid_after_the_cancellation_is_refunded_in_any_order_an
     said = [apply(ledger, story.events[name], api) for name in order + order]
     assert_refunded_once(ledger, fake, story)
     assert len(fake.refund_calls) == 1  # replays found it refunded: no second call at all
-    assert lookups(fake) == [story.after["id"]]  # only the refunded one needed its intent
+    assert lookups(fake) == []  # each invoice came with its payments: no lookup
     # The refund is announced once, by whichever of the two events came second; no replay
     # announces it again.
     first_pass = dict(zip(order, said[:3], strict=True))
@@ -195,21 +189,24 @@ def test_a_cancellation_only_scheduled_refunds_nothing(
     assert fake.refund_calls == [] and lookups(fake) == []
 
 
-def test_an_invoice_naming_its_intent_needs_no_lookup_and_one_of_nothing_is_kept(
+def test_an_invoice_comes_with_its_payment_and_one_of_nothing_is_kept(
     ledger: Ledger, fake: FakeBilling, api: StripeAPI
 ) -> None:
-    story = Story(fake, "cus_legacy")
-    legacy = {**story.after, "subscription": story.sub["id"], "parent": None}
-    legacy["payment_intent"] = story.after_intent["id"]
+    story = Story(fake, "cus_expanded")
     apply(ledger, story.events["cancellation"], api)
-    assert apply(ledger, envelope("invoice.payment_succeeded", legacy), api).endswith(": refunded")
+    succeeded = envelope("invoice.payment_succeeded", story.after)
+    assert apply(ledger, succeeded, api).endswith(": refunded")
     assert lookups(fake) == []
-    free = {**story.after, "id": "in_free0001", "amount_paid": 0}
-    assert apply(ledger, envelope("invoice.paid", free), api).endswith("kept (nothing charged)")
+    reads = [r.params for r in fake.requests if r.path == f"/v1/invoices/{story.after['id']}"]
+    assert reads == [{"expand": ["payments"]}]
+    free = fake.settle_invoice(story.sub["id"], 0, story.t0 + 400)
+    (paid,) = fake.events("invoice.paid", about=free["id"])
+    assert apply(ledger, paid, api).endswith("kept (nothing charged)")
     no_sub = {**story.after, "id": "in_oneoff0001", "parent": None}
     assert apply(ledger, envelope("invoice.paid", no_sub), api).endswith(
         "of no subscription, ignored"
     )
+    assert not [r for r in fake.requests if r.path.endswith("in_oneoff0001")]  # moved nothing
     assert len(fake.objects("refund")) == 1
 
 
@@ -217,16 +214,14 @@ def test_a_charge_after_the_cancellation_paid_out_of_band_is_alerted_not_refunde
     ledger: Ledger, fake: FakeBilling, api: StripeAPI
 ) -> None:
     story = Story(fake, "cus_oob")
-    oob = {**story.after, "id": "in_oob0001", "paid_out_of_band": True}
+    oob = fake.settle_invoice(story.sub["id"], AMOUNT, story.t0 + 400)
+    (paid,) = fake.events("invoice.paid", about=oob["id"])
     apply(ledger, story.events["cancellation"], api)
-    assert (
-        apply(ledger, envelope("invoice.paid", oob), api)
-        == "invoice in_oob0001: alerted, not refunded"
-    )
-    assert decisions(ledger, "in_oob0001") == ["alert"]
-    apply(ledger, envelope("invoice.paid", oob), api)
-    assert decisions(ledger, "in_oob0001") == ["alert"]  # once
-    charge = ledger.subscriptions.charge("in_oob0001")
+    assert apply(ledger, paid, api) == f"invoice {oob['id']}: alerted, not refunded"
+    assert decisions(ledger, oob["id"]) == ["alert"]
+    apply(ledger, paid, api)
+    assert decisions(ledger, oob["id"]) == ["alert"]  # once
+    charge = ledger.subscriptions.charge(oob["id"])
     assert charge is not None and charge.state == "kept"
     assert fake.refund_calls == []
 
@@ -238,11 +233,7 @@ def test_a_charge_after_the_cancellation_paid_out_of_band_is_alerted_not_refunde
 def stripe_env(
     fake: FakeBilling, refundry_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, str]:
-    extra = {"STRIPE_API_KEY": KEY, "STRIPE_API_BASE": fake.url}
-    for name, value in extra.items():
-        monkeypatch.setenv(name, value)
-    runtime.reset()
-    return refundry_env | extra
+    return configure(monkeypatch, refundry_env, STRIPE_API_KEY=KEY, STRIPE_API_BASE=fake.url)
 
 
 def test_subscription_events_reported_twice_each_through_the_workers_refund_once(

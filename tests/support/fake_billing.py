@@ -1,7 +1,9 @@
 """The fake Stripe with subscriptions: a subscription, its cancellation, and invoices paid
-through a PaymentIntent, shaped as API version ``2026-06-24.dahlia`` renders them: an invoice
-names its subscription under ``parent.subscription_details`` and carries no
-``payment_intent``; ``GET /v1/invoice_payments?invoice=…&status=paid`` finds it.
+through a PaymentIntent (or out of band, or of nothing), shaped as API version
+``2026-06-24.dahlia`` renders them: an invoice names its subscription under
+``parent.subscription_details`` and carries no ``payment_intent``;
+``GET /v1/invoice_payments?invoice=…&status=paid`` finds it, and so does the invoice's
+``payments`` expanded. Subscriptions and invoices are retrieved by id like every object.
 """
 
 from __future__ import annotations
@@ -47,19 +49,34 @@ class FakeBilling(FakeStripe):
             customer = self._objects[subscription_id]["customer"]
             intent = self._intent(amount, currency, customer, paid_at)
             self._succeed(intent, paid_at)
-            invoice = self._store("in", "invoice", paid_at - 3600, customer=customer)
-            invoice.update(amount_due=amount, amount_paid=amount, amount_remaining=0)
-            invoice.update(currency=currency, status="paid", paid_out_of_band=False)
-            invoice.update(billing_reason="subscription_cycle", metadata={})
-            invoice["status_transitions"] = {"finalized_at": paid_at - 3600, "paid_at": paid_at}
-            details = {"subscription": subscription_id, "metadata": {}}
-            invoice["parent"] = {"type": "subscription_details", "subscription_details": details}
+            invoice = self._paid_invoice(subscription_id, amount, paid_at, currency)
             payment = self._store("inpay", "invoice_payment", paid_at, invoice=invoice["id"])
             payment.update(amount_paid=amount, amount_requested=amount, currency=currency)
             payment.update(status="paid", is_default=True)
             payment["payment"] = {"type": "payment_intent", "payment_intent": intent["id"]}
             self._emit("invoice.paid", invoice, paid_at)
             return copy.deepcopy(invoice), copy.deepcopy(intent)
+
+    def settle_invoice(self, subscription_id: str, amount: int, paid_at: int) -> Json:
+        """An invoice of the subscription paid with no PaymentIntent: marked paid out of band
+        (``amount`` > 0: the money came outside Stripe), or with nothing to pay (``amount`` 0,
+        paid automatically), https://docs.stripe.com/api/invoices/pay. Returns a copy."""
+        with self._lock:
+            invoice = self._paid_invoice(subscription_id, amount, paid_at, "usd")
+            invoice["paid_out_of_band"] = amount > 0
+            self._emit("invoice.paid", invoice, paid_at)
+            return copy.deepcopy(invoice)
+
+    def _paid_invoice(self, subscription_id: str, amount: int, paid_at: int, currency: str) -> Json:
+        customer = self._objects[subscription_id]["customer"]
+        invoice = self._store("in", "invoice", paid_at - 3600, customer=customer)
+        invoice.update(amount_due=amount, amount_paid=amount, amount_remaining=0)
+        invoice.update(currency=currency, status="paid", paid_out_of_band=False)
+        invoice.update(billing_reason="subscription_cycle", metadata={})
+        invoice["status_transitions"] = {"finalized_at": paid_at - 3600, "paid_at": paid_at}
+        details = {"subscription": subscription_id, "metadata": {}}
+        invoice["parent"] = {"type": "subscription_details", "subscription_details": details}
+        return invoice
 
     def _route(
         self, method: str, path: str, params: Json, request_id: str, key: str | None

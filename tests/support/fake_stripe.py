@@ -138,6 +138,21 @@ class FakeStripe(StripeObjects):
                 params["amount"] = str(amount)
             return copy.deepcopy(self._create_refund(params))
 
+    def fail_refund(self, refund_id: str, failure_reason: str = "expired_or_canceled_card") -> Json:
+        """The refund fails after it was made (the card it went back to is closed, say): its
+        ``status`` becomes ``failed`` with a ``failure_reason``, the money comes back to the
+        merchant (its ``failure_balance_transaction`` reverses the refund's, so the charge
+        counts it refunded no more), and ``refund.failed`` is sent
+        (https://docs.stripe.com/api/refunds/object, https://docs.stripe.com/api/refunds)."""
+        with self._lock:
+            refund = self._objects[refund_id]
+            refund.update(status="failed", failure_reason=failure_reason)
+            charge = self._objects[refund["charge"]]
+            charge["amount_refunded"] -= refund["amount"]
+            charge["refunded"] = False
+            self._emit("refund.failed", refund)
+            return copy.deepcopy(refund)
+
     def dispute(
         self,
         charge_id: str,

@@ -5,7 +5,8 @@ shares, built from Stripe's documentation rather than from what Refundry sends.
   ``a[0][b]=c``), in the query of a GET and the body of a POST; a secret key as a bearer token
   (https://docs.stripe.com/api/authentication): none, or not ``sk_``/``rk_``, is a 401.
 - Errors: the status and ``{"error": {"type", "code", "message", "param"}}``
-  (https://docs.stripe.com/api/errors); ``api_error`` for 5xx, ``invalid_request_error`` else.
+  (https://docs.stripe.com/api/errors), with a ``doc_url`` for a coded error; ``api_error``
+  for 5xx, ``invalid_request_error`` else.
 - Idempotency (https://docs.stripe.com/api/idempotent_requests): a POST's ``Idempotency-Key``
   saves the first answer once the endpoint began executing, errors included; the same key with
   the same endpoint and parameters replays it with ``Idempotent-Replayed: true``; with others,
@@ -37,6 +38,7 @@ __all__ = ["Fault", "Json", "Seen", "StripeFault", "StripeHTTP", "int_param", "i
 
 Json = dict[str, Any]
 Opt = str | None
+DOC_URL = "https://stripe.com/docs/error-codes/"
 
 
 class StripeFault(Exception):
@@ -58,6 +60,8 @@ class StripeFault(Exception):
         self.saved = saved
         kind = kind or ("api_error" if status >= 500 else "invalid_request_error")
         self.body = {"error": {"type": kind, "code": code, "message": msg, "param": param}}
+        if code:  # Stripe links every error code to its page
+            self.body["error"]["doc_url"] = DOC_URL + code.replace("_", "-")
 
 
 def invalid(msg: str, param: str, code: str = "parameter_invalid_integer") -> StripeFault:

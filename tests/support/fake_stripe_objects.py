@@ -4,11 +4,15 @@ events their changes emit; the wire rules are in ``fake_stripe_http.py``.
 Every object keeps the shape of Stripe's API reference (https://docs.stripe.com/api): a Checkout
 Session (https://docs.stripe.com/api/checkout/sessions/object) and its line items
 (https://docs.stripe.com/api/checkout/sessions/line_items), a PaymentIntent, a Charge, a Refund,
-a Dispute, a Price, an early fraud warning, and an Event
+a Dispute, a Price, an early fraud warning, a Subscription, an Invoice, and an Event
 (https://docs.stripe.com/api/events/object) holding a snapshot of its object at the moment
 of the change and a ``request`` naming the API request that caused it (nulls when automatic).
-An expandable field is absent unless ``expand[]`` asks for it; any other expansion, and any
-parameter an endpoint does not take, is refused as Stripe refuses it.
+Each is retrieved by its id (``GET /v1/<collection>/<id>``); an id the account does not have is
+a 404 ``resource_missing`` (https://docs.stripe.com/error-codes/resource-missing). An expandable
+field is absent unless ``expand[]`` asks for it (https://docs.stripe.com/expand): a session's
+``line_items`` and ``payment_intent``, an invoice's ``payments`` (a list's first page, as
+Stripe includes it); any other expansion, and any parameter an endpoint does not take, is
+refused as Stripe refuses it.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ COLLECTIONS = {
     "events": "event",
     "prices": "price",
     "radar/early_fraud_warnings": "radar.early_fraud_warning",
+    "subscriptions": "subscription",
+    "invoices": "invoice",
 }
 PAGING = {"limit", "starting_after", "ending_before", "expand", "created"}
 LIST_FILTERS = {
@@ -44,7 +50,15 @@ LIST_FILTERS = {
     "event": {"type", "types", "delivery_success"},
     "price": {"active", "currency"},
     "radar.early_fraud_warning": {"charge", "payment_intent"},
+    "subscription": {"customer", "status"},
+    "invoice": {"customer", "status"},
 }
+EXPANDABLE = {
+    ("checkout.session", "line_items"): "_expanded_line_items",
+    ("checkout.session", "payment_intent"): "_expanded_intent",
+    ("invoice", "payments"): "_expanded_payments",
+}
+"""(object type, field) → the method rendering the field expanded; nothing else expands."""
 CREATE_PARAMS = {
     "checkout.session": {
         "mode",
@@ -131,11 +145,29 @@ class StripeObjects(StripeHTTP):
         """The object as the API returns it: expandable fields only when asked for."""
         out = copy.deepcopy(obj)
         for wanted in params.get("expand") or []:
-            if obj["object"] != "checkout.session" or wanted != f"{prefix}line_items":
+            field = wanted[len(prefix) :] if wanted.startswith(prefix) else ""
+            expand = EXPANDABLE.get((obj["object"], field))
+            if expand is None:
                 raise invalid(f"This property cannot be expanded ({wanted}).", "expand", "")
-            url = f"/v1/checkout/sessions/{obj['id']}/line_items"
-            out["line_items"] = page(list(self._line_items[obj["id"]]), url, {}, copy.deepcopy)
+            out[field] = getattr(self, expand)(obj)
         return out
+
+    def _expanded_line_items(self, session: Json) -> Json:
+        url = f"/v1/checkout/sessions/{session['id']}/line_items"
+        return page(list(self._line_items[session["id"]]), url, {}, copy.deepcopy)
+
+    def _expanded_intent(self, session: Json) -> Json | None:
+        intent = session.get("payment_intent")
+        return copy.deepcopy(self._objects[intent]) if intent else None
+
+    def _expanded_payments(self, invoice: Json) -> Json:
+        found = [
+            o
+            for o in reversed(self._objects.values())
+            if o["object"] == "invoice_payment" and o["invoice"] == invoice["id"]
+        ]
+        url = f"/v1/invoice_payments?invoice={invoice['id']}"
+        return page(found, url, {}, copy.deepcopy)
 
     # -- objects ----------------------------------------------------------------------------------
 

@@ -15,16 +15,22 @@ from typing import Any
 
 import psycopg
 
+from handlers.subscriptions import apply_subscription_event
+from ledger import Ledger
+from providers.stripe_api import StripeAPI
+from providers.stripe_subscriptions import parse_subscription_event
 from tests.support.fake_stripe import API_VERSION, FakeStripe
 
-__all__ = ["bought", "envelope", "fraud_warning", "pack_entries", "paid_events", "unpaid"]
+__all__ = ["apply_subscription", "bought", "envelope", "pack_entries", "paid_events"]
 
 Json = dict[str, Any]
 
 
 def envelope(kind: str, obj: Mapping[str, Any], *, created: int | None = None) -> Json:
     """The event Stripe would send for ``obj`` (a fresh event id each time, as a retried
-    delivery of a *new* event would carry); ``created`` defaults to the object's own."""
+    delivery of a *new* event would carry); ``created`` defaults to the object's own. With an
+    object the fake does not hold, or holds otherwise, it is a forged event: Refundry then
+    acts on the object as the fake's API returns it, or refuses."""
     return {
         "id": f"evt_test{uuid.uuid4().hex[:20]}",
         "object": "event",
@@ -52,23 +58,11 @@ def paid_events(session: Json, intent: Json) -> list[Json]:
     ]
 
 
-def unpaid(session: Mapping[str, Any]) -> Json:
-    """The same Checkout Session while its delayed payment method is still pending."""
-    return {**copy.deepcopy(dict(session)), "payment_status": "unpaid"}
-
-
-def fraud_warning(charge: Mapping[str, Any]) -> Json:
-    """A ``radar.early_fraud_warning`` object on ``charge``."""
-    return {
-        "id": f"issfr_test{uuid.uuid4().hex[:16]}",
-        "object": "radar.early_fraud_warning",
-        "actionable": True,
-        "charge": charge["id"],
-        "payment_intent": charge["payment_intent"],
-        "fraud_type": "made_with_stolen_card",
-        "created": int(charge["created"]),
-        "livemode": False,
-    }
+def apply_subscription(ledger: Ledger, event: Mapping[str, Any], gateway: StripeAPI) -> str:
+    """Parse a subscription event and apply it, as the worker does."""
+    parsed = parse_subscription_event(event)
+    assert parsed is not None, event.get("type")
+    return apply_subscription_event(ledger, parsed, gateway=gateway)
 
 
 _ENTRIES = "SELECT kind, amount, account_id FROM entries WHERE purchase_key = {p} ORDER BY id"
