@@ -86,8 +86,11 @@ def is_hex_audio(value: object) -> bool:
     return isinstance(value, str) and len(value) % 2 == 0 and _HEX.fullmatch(value) is not None
 
 
-def is_inline_media(value: object) -> bool:
-    """True for media sent inline: an even-length hex string or base64 (padded to 4s).
+def is_inline_media(value: object, *, unpadded: bool = False) -> bool:
+    """True for media sent inline: an even-length hex string or base64 padded to 4s; with
+    ``unpadded`` (a key documented as base64 only, where a hex reading does not apply) also
+    base64 without its padding (RFC 4648 §3.2), whose length is never 1 more than a multiple
+    of 4.
 
     A placeholder such as ``"None"`` or ``"null"`` is not media, though it is valid base64.
     """
@@ -98,7 +101,9 @@ def is_inline_media(value: object) -> bool:
         return False
     if is_hex_audio(text):
         return True
-    return len(text) % 4 == 0 and _BASE64.fullmatch(text) is not None
+    length = len(text.rstrip("=")) if unpadded else len(text)
+    fits = length % 4 != 1 if unpadded else length % 4 == 0
+    return fits and _BASE64.fullmatch(text) is not None
 
 
 def any_true(value: Any) -> bool:

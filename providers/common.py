@@ -4,7 +4,7 @@ A provider module is a rules function ``(payload, operation) -> Classification``
 :class:`Adapter`, which refuses payloads that are not JSON objects before the rules see them.
 The rules read fields with :func:`lookup` and friends, which never raise on odd shapes, and
 raise :class:`~ledger.errors.Unclassifiable` through :func:`require_status`, :func:`status_in`
-and :func:`refuse` rather than guess.
+and :func:`refuse` rather than guess. A task's creation answer is :func:`created`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ __all__ = [
     "Payload",
     "Rules",
     "as_int",
+    "created",
     "items",
     "job_id",
     "lookup",
@@ -110,6 +111,20 @@ def job_id(payload: Payload, *paths: str) -> str | None:
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
     return None
+
+
+def created(job: str, decided: str) -> Classification:
+    """A task's creation answer (an id, no status, no result): ``pending``.
+
+    Decision: the pipeline charged a generation whose task the provider accepted; the job
+    exists and has not finished. Its result is still to come (a callback, or the stuck sweep's
+    status poll before the deadline), so nothing is refunded and nothing is kept yet
+    (MiniMax ``{"task_id", "base_resp"}``, the video creation answer reproduced at
+    https://docs.kkiai.com/video-models/hailuo/submit-video-generation-task.html; Suno
+    ``{"code": 200, "data": {"taskId"}}``, https://docs.sunoapi.org/cn/suno-api/generate-lyrics).
+    Refusing it instead would send a documented answer to the dead-letter queue.
+    """
+    return Classification(Outcome.PENDING, f"{decided}: task created, not finished", job)
 
 
 def refuse(message: str, provider: str, **fields: Any) -> Unclassifiable:

@@ -11,6 +11,9 @@ elevenlabs.io/docs/cookbooks/music/quickstart):
   ``audio_base64`` (inline audio, as the ``…/with-timestamps`` speech endpoints send it
   beside ``alignment``);
 - instant voice cloning, ``POST /v1/voices/add``: ``{"voice_id", "requires_verification"}``;
+  voice design, ``POST /v1/text-to-voice/design``: ``{"previews": [{"audio_base_64",
+  "generated_voice_id", "media_type", …}], "text"}`` (elevenlabs-python
+  ``VoiceDesignPreviewResponse``), each preview's audio and voice id a delivered design;
   professional cloning, ``POST /v1/voices/pvc``: ``{"voice_id"}``; its training start
   answers ``{"status": "ok"}``;
 - a voice, ``GET /v1/voices/{id}``: ``category`` and ``fine_tuning.state``, a map of model id
@@ -54,14 +57,14 @@ FINE_TUNING_STATE: Final[dict[str, Outcome]] = {
 
 AUDIO: Final = ("audio_base64",)
 RESULTS: Final[dict[str, tuple[str, ...]]] = {
-    "voice_clone": ("voice_id",),
+    "voice_clone": ("voice_id", "previews"),
     "music": AUDIO,
     "speech": AUDIO,
     "sound_effects": AUDIO,
 }
 """The result field of each operation, looked at first; then any output in the answer."""
 
-RESULT_KEYS: Final = ("voice_id", "audio_base64", "requires_verification", "alignment")
+RESULT_KEYS: Final = ("voice_id", "audio_base64", "requires_verification", "alignment", "previews")
 """Keys that make a body a result even when their values are empty."""
 SUGGESTIONS: Final = ("prompt_suggestion", "composition_plan_suggestion")
 
@@ -74,7 +77,7 @@ def _rules(payload: Payload, operation: str | None) -> Classification:
     if payload.get("status") == "ok" and len(payload) == 1:
         return Classification(Outcome.PENDING, "status='ok': professional voice training started")
     fields = RESULTS.get(operation or "") or tuple(f for fs in RESULTS.values() for f in fs)
-    found = find_output(payload, [Field(f) for f in fields], ids=("voice_id",))
+    found = find_output(payload, [Field(f) for f in fields], operation=operation)
     if found is None and not any(key in payload for key in RESULT_KEYS):
         raise refuse("missing status", NAME, field="detail.status")
     return done("result", found, "|".join(fields) + " or elsewhere", None)

@@ -17,8 +17,11 @@ Outputs are file objects ``{"url", "content_type", …}``; with ``sync_mode`` th
 ``data:`` URI (https://github.com/huggingface/huggingface.js/pull/1149). Trainers deliver
 ``diffusers_lora_file`` (flux LoRA, hunyuan), ``lora_file`` (wan-trainer), ``finetune_id``
 (flux-pro-trainer) or ``style_id`` (recraft create-style); their ``config_file`` alone is not
-a trained model. Any other output-like value in the result counts too
-(:mod:`providers.outputs`).
+a trained model. Kling's create-voice on fal answers ``{"voice_id"}``, its whole output
+(https://fal.ai/models/fal-ai/kling-video/create-voice/llms.txt). Any other output-like value
+in the result counts too (:mod:`providers.outputs`). Image models flag each image with
+``has_nsfw_concepts``: a result with one image let through is delivered
+(:func:`_unflagged_image`).
 """
 
 from __future__ import annotations
@@ -70,12 +73,11 @@ OUTPUT_KEYS: Final[dict[str, tuple[str, ...]]] = {
     "speech": AUDIO_KEYS,
     "sound_effects": AUDIO_KEYS,
     "training": ("diffusers_lora_file", "lora_file", "finetune_id", "style_id"),
+    "voice_clone": ("voice_id",),
 }
 """Where each operation's output is looked for first; then anywhere else in the result."""
 
 ANY_OUTPUT: Final = tuple(dict.fromkeys(key for keys in OUTPUT_KEYS.values() for key in keys))
-DOCUMENTED_IDS: Final = ("finetune_id", "style_id")
-"""Trainer outputs that are ids, documented as the reference to the trained model or style."""
 NSFW_FLAGS: Final = ("has_nsfw_concepts", "nsfw_content_detected")
 POLICY_TEXT: Final = re.compile(r"content[ _]polic|content checker|nsfw", re.IGNORECASE)
 
@@ -93,10 +95,22 @@ def _rules(payload: Payload, operation: str | None) -> Classification:
     if status == "OK":
         output = mapping(payload.get("payload"))
         if output is None:
-            reason = f"status='OK' but payload is null ({short(payload.get('payload_error'))})"
-            return Classification(Outcome.EMPTY_SUCCESS, reason, job)
+            return _not_an_object(payload, operation, job)
         return _output(output, operation, "status='OK'", "payload.", job)
     return Classification(outcome, f"status={status!r}", job)
+
+
+def _not_an_object(payload: Payload, operation: str | None, job: str | None) -> Classification:
+    """A webhook whose ``payload`` is not the model's output object: null when fal could not
+    read the output as JSON (``payload_error`` says why), anything else as it is."""
+    value = payload.get("payload")
+    if value is None:
+        shown = f"null ({short(payload.get('payload_error'))})"
+    else:
+        kind = {list: "a list", str: "a string", bool: "a boolean"}.get(type(value), "a number")
+        shown = f"{kind}, not an object"
+    found = find_output(value, at="payload", operation=operation)
+    return done("status='OK'", found, f"payload: payload is {shown}", job)
 
 
 def _result_body(payload: Payload, operation: str | None) -> Classification:
@@ -123,22 +137,47 @@ def _is_file(value: object) -> bool:
     )
 
 
-def _find(output: Payload, operation: str | None, at: str) -> Output | None:
-    """The operation's own output keys first, then any output elsewhere in the result."""
-    keys = OUTPUT_KEYS.get(operation or "", ANY_OUTPUT)
-    return find_output(output, [Field(key) for key in keys], at=at, ids=DOCUMENTED_IDS)
-
-
 def _output(
     output: Payload, operation: str | None, decided: str, prefix: str, job: str | None
 ) -> Classification:
-    """A finished model output: moderated if a safety checker fired, else it needs an artifact."""
+    """A finished model output: it needs an artifact, and one a safety checker let through."""
     for flag in NSFW_FLAGS:
-        if any_true(output.get(flag)):
-            return Classification(Outcome.MODERATED, f"{decided}, {prefix}{flag} true", job)
+        flags = output.get(flag)
+        if any_true(flags):
+            clean = _unflagged_image(output, flags, prefix)
+            if clean is None:
+                return Classification(Outcome.MODERATED, f"{decided}, {prefix}{flag} true", job)
+            reason = f"{decided} with {clean}, though {prefix}{flag} flags another image"
+            return Classification(Outcome.SUCCEEDED, reason, job)
     keys = OUTPUT_KEYS.get(operation or "", ANY_OUTPUT)
-    found = _find(output, operation, prefix.rstrip("."))
+    known = [Field(key) for key in keys]
+    found = find_output(output, known, at=prefix.rstrip("."), operation=operation)
     return done(decided, found, f"{prefix}{'|'.join(keys)} or elsewhere", job)
+
+
+def _unflagged_image(output: Payload, flags: object, prefix: str) -> Output | None:
+    """The first image a per-image safety flag lets through, with an output; ``None`` when
+    every image is flagged or the flag covers the whole output.
+
+    Decision (a partial result is a delivered result): fal's image models answer
+    ``has_nsfw_concepts`` as a list of booleans, one per image in ``images``
+    (https://github.com/carlosdp/fal-rs/blob/main/fal/src/endpoints/fal_ai/flux/dev/mod.rs, a
+    client generated from fal's schemas), and a flagged image comes back black
+    (https://github.com/fal-ai/fal-js/issues/41). One unflagged image with a URL is an image the
+    customer received: a delivered usable output is success, and refunding work the customer
+    received is the costliest error (DESIGN, the outcomes table), so the generation is
+    ``succeeded``. Only when every image is flagged is it ``moderated`` (its credits come back).
+    An image beyond the end of the flag list has no flag: it counts as let through.
+    """
+    if not isinstance(flags, list | tuple):
+        return None
+    for index, image in enumerate(items(output.get("images"))):
+        if index < len(flags) and flags[index] is True:
+            continue
+        found = find_output(image, at=f"{prefix}images[{index}]")
+        if found is not None:
+            return found
+    return None
 
 
 def _error(body: Payload, job: str | None) -> Classification | None:

@@ -13,7 +13,10 @@ Shapes (Kling API reference and callback protocol; see the provider research not
   failed, ``message``, ``outputs[]`` of ``{"type": "video" | "image" | "audio" | "voice" |
   "element", …}`` (``url``, ``mp3_url``/``wav_url``, ``watermark_url``). Callbacks fire on
   every status change, so submitted/processing ones are common;
-- submit rejection: envelope with ``code`` ≠ 0 and no task (:data:`SERVICE_CODES`).
+- newer API query: the same envelope whose ``data`` is a list of the matching tasks, each a
+  new-design task (:func:`_task_list`);
+- submit rejection: envelope with ``code`` ≠ 0 and no task (:data:`SERVICE_CODES`). A
+  documented non-zero code also decides beside a task whose status no document lists.
 
 Sources: https://klingai.com/document-api/api/get-started/callbacks,
 …/api/get-started/error-codes, …/api/video/audio-generation/video-to-audio.
@@ -144,12 +147,43 @@ preview and their ``materials`` are the user's uploads."""
 
 
 def _rules(payload: Payload, operation: str | None) -> Classification:
-    data = mapping(payload.get("data"))
+    envelope = _decisive_envelope(payload)
+    tasks = payload.get("data")
+    if isinstance(tasks, list):
+        return _task_list(tasks, operation, envelope)
+    data = mapping(tasks)
     if data is not None and ("task_status" in data or "status" in data):
-        return _task(data, "data.", operation)
+        return _task(data, "data.", operation, envelope)
     if "code" in payload and "task_status" not in payload:
         return _envelope(payload)
-    return _task(payload, "", operation)
+    return _task(payload, "", operation, None)
+
+
+def _decisive_envelope(payload: Payload) -> Classification | None:
+    """What a documented non-zero envelope ``code`` means, or ``None`` for code 0 (which says
+    only that the HTTP call went through) and any code no document lists. It decides when
+    the task beside it has a status no document lists, never over a documented status."""
+    code = as_int(payload.get("code"))
+    if code is None or code == 0 or code not in SERVICE_CODES:
+        return None
+    return _envelope(payload)
+
+
+def _task_list(
+    tasks: list[object], operation: str | None, envelope: Classification | None
+) -> Classification:
+    """The newer API's answer, whose ``data`` is a list of the tasks matching the query
+    (https://docs.comfy.org/development/comfy-router/models/kling/kling-3-0-turbo/code.md).
+    A query by task id matches one task: that task is the job's answer. The classifier is
+    not told the job id, so a list of several tasks (or none) cannot be read as one job's
+    answer and is refused, unless a documented envelope code decides."""
+    task = mapping(tasks[0]) if len(tasks) == 1 else None
+    if task is not None:
+        return _task(task, "data[0].", operation, envelope)
+    if envelope is not None:
+        return envelope
+    problem = "no task" if not tasks else "not exactly one task"
+    raise refuse(f"the task list holds {problem}", NAME, field="data", count=len(tasks))
 
 
 def _envelope(payload: Payload) -> Classification:
@@ -169,10 +203,14 @@ def _envelope(payload: Payload) -> Classification:
     return Classification(outcome, f"code={code} ({short(message or known.meaning, 40)})")
 
 
-def _task(task: Payload, prefix: str, operation: str | None) -> Classification:
+def _task(
+    task: Payload, prefix: str, operation: str | None, envelope: Classification | None
+) -> Classification:
     legacy = "task_status" in task or "task_id" in task
     field = "task_status" if legacy else "status"
     job = job_id(task, "task_id" if legacy else "id")
+    if envelope is not None and not (isinstance(task.get(field), str) and task[field] in STATUS):
+        return Classification(envelope.outcome, envelope.reason, job)
     status = require_status(task, field, NAME)
     outcome = status_in(STATUS, status, NAME, prefix + field)
     decided = f"{prefix}{field}={status!r}"
@@ -194,7 +232,8 @@ def _legacy_output(
 ) -> Classification:
     lists = LEGACY_RESULTS.get(operation or "", ("videos", "images", "audios"))
     at = f"{prefix}task_result"
-    found = find_output(task.get("task_result"), [Field(k) for k in lists], at=at)
+    known = [Field(k) for k in lists]
+    found = find_output(task.get("task_result"), known, at=at, operation=operation)
     return done(decided, found, f"{at} ({'|'.join(lists)} first)", job)
 
 
@@ -220,7 +259,7 @@ def _new_output(
     kinds = OUTPUT_TYPES.get(operation or "")
     known = [_typed(kinds)] if kinds else [_typed(tuple(IDENTIFIED_TYPES))]
     at = f"{prefix}outputs"
-    found = find_output(task.get("outputs"), known, at=at)
+    found = find_output(task.get("outputs"), known, at=at, operation=operation)
     return done(decided, found, f"{at} ({'|'.join(kinds or ('*',))} first)", job)
 
 

@@ -19,7 +19,15 @@ errorcode). With code 0 the task status sits in a different place per endpoint:
 - voice cloning (``/v1/voice_clone``): no status; code 0 means the voice exists under the
   ``voice_id`` the caller chose (it is not echoed back), unless ``input_sensitive`` flags the
   audio; voice design answers ``voice_id`` and ``trial_audio``; file retrieval
-  ``file.download_url``.
+  ``file.download_url``;
+- image generation (``/v1/image_generation``): no status; ``data.image_urls``, or
+  ``data.image_base64`` with ``response_format=base64``, beside ``metadata.success_count``
+  (https://platform.minimaxi.com/docs/api-reference/image-generation-t2i);
+- lyrics generation (``/v1/lyrics_generation``): no status; ``lyrics`` (the output, text),
+  ``song_title`` and ``style_tags`` (https://platform.minimax.io/docs/api-reference/
+  lyrics-generation);
+- creation of an asynchronous task (video, long speech): ``task_id`` and code 0, no status:
+  the job exists and is not finished, ``pending`` (:func:`providers.common.created`).
 
 There is no job id in a synchronous answer: ``trace_id`` names the HTTP request. Codes 1026
 (input) and 1027 (output) are sensitive content; any message that speaks of sensitive
@@ -37,6 +45,7 @@ from providers.common import (
     Adapter,
     Payload,
     as_int,
+    created,
     job_id,
     lookup,
     mapping,
@@ -92,8 +101,12 @@ ERROR_TYPES: Final[dict[str, Outcome]] = {
 
 SENSITIVE_TEXT: Final = re.compile(r"sensitive", re.IGNORECASE)
 TRAILING_CODE: Final = re.compile(r"\((\d{4})\)\s*$")
-DOCUMENTED_IDS: Final = ("file_id", "voice_id")
+QUERY_IDS: Final = ("file_id",)
+"""A query answer's ``file_id``: the file the task made, fetched through /v1/files/retrieve."""
 CLONE_KEYS: Final = ("input_sensitive", "input_sensitive_type", "demo_audio")
+LYRICS_KEYS: Final = ("lyrics", "song_title", "style_tags")
+"""The keys of a lyrics generation answer (https://platform.minimax.io/docs/api-reference/
+lyrics-generation): the lyrics are the output, the title and tags come with them."""
 
 
 def _rules(payload: Payload, operation: str | None) -> Classification:
@@ -116,12 +129,27 @@ def _rules(payload: Payload, operation: str | None) -> Classification:
         return _stream(payload)
     if operation == "voice_clone" or any(key in payload for key in CLONE_KEYS):
         return _voice_clone(payload)
-    if "task_id" in payload:  # a task's creation answer (long speech already has a file_id)
-        raise refuse("missing status", NAME, field="status")
-    found = find_output(payload, ids=("voice_id",))
-    if found is not None:  # voice design, file retrieval, image generation
+    job = job_id(payload, "task_id")
+    if job is not None:  # a task's creation answer (long speech already has a file_id)
+        return created(job, "base_resp.status_code=0, task_id")
+    if operation == "lyrics" or any(key in payload for key in LYRICS_KEYS):
+        found = find_output(payload, [Field("lyrics"), Field("data.lyrics")], operation="lyrics")
+        return done("base_resp.status_code=0", found, "lyrics", None)
+    if operation == "image" or _is_image_answer(payload):
+        known = [Field("data.image_urls"), Field("data.image_base64")]
+        found = find_output(payload, known, operation=operation)
+        return done("base_resp.status_code=0", found, "data.image_urls|image_base64", None)
+    found = find_output(payload, operation=operation)
+    if found is not None:  # voice design, file retrieval
         return done("base_resp.status_code=0", found, "the answer", None)
     raise refuse("missing status", NAME, field="data.status")
+
+
+def _is_image_answer(payload: Payload) -> bool:
+    """An image generation answer: ``data.image_urls`` or ``data.image_base64`` (by
+    ``response_format``), and ``metadata.success_count``."""
+    data = mapping(payload.get("data")) or {}
+    return "image_urls" in data or "image_base64" in data or lookup(payload, "metadata") is not None
 
 
 def _failed(code: int, message: str, field: str) -> Classification:
@@ -159,7 +187,7 @@ def _query(payload: Payload) -> Classification:
     outcome, decided, job = _task_status(payload, QUERY_STATUS, "task_id", "status")
     if outcome is Outcome.SUCCEEDED:
         known = [Field("file_id"), Field("video_url"), Field("url")]
-        found = find_output(payload, known, ids=DOCUMENTED_IDS)
+        found = find_output(payload, known, ids=QUERY_IDS)
         return done(decided, found, "file_id", job)
     if outcome is Outcome.FAILED:
         message = text(payload.get("error_message"))

@@ -15,7 +15,17 @@ Trainings (``GET /v1/trainings/{id}``) share the statuses; their ``output`` is
 ``{"version", "weights"}``, and the new ``version`` is documented as the deliverable. Outputs
 are judged in ``output`` only (:mod:`providers.outputs`): synchronous answers (``Prefer:
 wait``) carry ``data:`` URIs there (replicate-python#382), and ``urls.get``/``urls.cancel``/
-``urls.stream`` are the API's own links, never output.
+``urls.stream`` are the API's own links, never output. A language model's output is text, a
+string or a list of tokens (https://github.com/replicate/replicate-python/issues/143): the
+deliverable of a text operation (lyrics), never of a media one.
+
+Decision on removed outputs: Replicate deletes the inputs, outputs and files of an API
+prediction an hour after it ends (https://replicate.com/docs/topics/predictions/
+data-retention) and then answers ``output: null`` with ``data_removed: true``. A succeeded
+prediction whose output was removed had an output: the customer received it, or could have,
+before the deadline. A successful generation is never refunded and refunding delivered work
+is the costliest error (DESIGN), so such a body is ``succeeded``, never ``empty_success``; a
+null output without ``data_removed`` stays ``empty_success``.
 """
 
 from __future__ import annotations
@@ -57,6 +67,7 @@ MODERATION_TEXT: Final = re.compile(
 THROTTLE_TEXT: Final = re.compile(r"throttled|rate limit", re.IGNORECASE)
 TRAINING_IDS: Final = ("version",)
 """A training's ``output.version``: the model version it made, usable without the weights."""
+REMOVED: Final = "output removed after the retention window (data_removed=true)"
 
 
 def _rules(payload: Payload, operation: str | None) -> Classification:
@@ -68,7 +79,9 @@ def _rules(payload: Payload, operation: str | None) -> Classification:
     decided = f"status={status!r}"
     if outcome is Outcome.SUCCEEDED:
         ids = TRAINING_IDS if operation == "training" else ()
-        found = find_output(payload.get("output"), at="output", ids=ids)
+        found = find_output(payload.get("output"), at="output", ids=ids, operation=operation)
+        if found is None and payload.get("data_removed") is True:
+            return Classification(Outcome.SUCCEEDED, f"{decided}, {REMOVED}", job)
         return done(decided, found, "output", job)
     if outcome is Outcome.FAILED:
         return _failed(decided, text(payload.get("error")), job)

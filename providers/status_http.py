@@ -41,6 +41,7 @@ from tenacity import (
 )
 
 from ledger.errors import (
+    InvalidPayload,
     JobGone,
     ProviderAuthFailed,
     ProviderRequestRejected,
@@ -48,6 +49,7 @@ from ledger.errors import (
     Unclassifiable,
 )
 from providers.job_ids import check_job_id
+from providers.json_bodies import decode_json
 
 __all__ = [
     "AUTH_STATUSES",
@@ -215,10 +217,12 @@ def raise_for_status(
 
 
 def json_object(response: httpx.Response) -> dict[str, Any] | None:
-    """The response body if it is a JSON object, else ``None``."""
+    """The response body if it is a JSON object, else ``None``: read by the decoder every
+    door uses (``providers.json_bodies``), so a body nested past the recursion limit, holding
+    a number Python will not convert or text that is not UTF-8 is no answer, not a crash."""
     try:
-        body = response.json()
-    except ValueError:
+        body = decode_json(response.content, field="response")
+    except InvalidPayload:
         return None
     return body if isinstance(body, dict) else None
 

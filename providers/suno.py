@@ -11,10 +11,13 @@ Where the task status sits depends on the endpoint (docs.sunoapi.org, suno-api/*
   3 failed (get-cover-suno-details); MIDI 0 pending, 1 success, 2 and 3 failed
   (get-midi-details). A numeric 2 of an unknown endpoint is refused, never guessed;
 - MIDI callbacks: ``data.state`` complete;
+- Suno Voice (custom voices) records and callbacks: ``data.status`` wait_processing |
+  processing_validate | wait_validating | processing_validate_fail | success | fail
+  (:data:`VOICE_STATUS`), the voice in ``data.voiceId``;
 - WAV, stem, music-video, cover callbacks, personas, timestamped lyrics and every error
   without a task have no status but ``code``: 200 is done, anything else is an error. Codes
   are unusual: 429 means out of credits, while 405/430 are the rate limits and 455 is
-  maintenance.
+  maintenance. ``{"code": 200, "data": {"taskId"}}`` answers a task's creation: pending.
 
 Each operation's output is looked for first (:data:`OUTPUTS`), then any output elsewhere in
 ``data`` (:mod:`providers.outputs`): tracks need an mp3 URL (a stream URL is not final, the
@@ -22,7 +25,9 @@ track's cover art is not the music, ``…/None.mp3`` is broken), lyrics need tex
 timestamped ``alignedWords``), 2-stem separation needs both the vocal and the instrumental URL
 while a 12-stem split needs at least one stem (missing instruments are normal), exports need
 their file, a music video its ``video_url``, cover art its ``images`` (plain URL strings), a
-persona its ``personaId``. The envelope ``code`` never overrides a task status.
+persona its ``personaId``, a custom voice its ``voiceId``. The envelope ``code`` never
+overrides a documented task status; an error or rate-limit code (400 and up) decides when the
+task status is one no document lists (a failed voice callback answers ``code: 400``).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from providers.common import (
     Adapter,
     Payload,
     as_int,
+    created,
     items,
     job_id,
     lookup,
@@ -75,6 +81,18 @@ RECORD_STATUS: Final[dict[str, Outcome]] = {
     "SENSITIVE_WORD_ERROR": Outcome.MODERATED,
 }
 
+VOICE_STATUS: Final[dict[str, Outcome]] = {
+    "wait_processing": Outcome.PENDING,
+    "processing_validate": Outcome.PENDING,
+    "wait_validating": Outcome.PENDING,  # the phrase is ready: the user records it next
+    "processing_validate_fail": Outcome.FAILED,
+    "success": Outcome.SUCCEEDED,  # only with the voiceId
+    "fail": Outcome.FAILED,
+}
+"""Suno Voice task statuses, in ``data.status`` of its record and callbacks
+(https://docs.sunoapi.org/suno-api/suno-voice-record-info.md, …/suno-voice-generate-callbacks.md).
+"""
+
 COVER_FLAGS: Final[dict[int, tuple[Outcome, str]]] = {
     0: (Outcome.PENDING, "pending"),
     1: (Outcome.SUCCEEDED, "success"),
@@ -108,7 +126,6 @@ MODERATION_TEXT: Final = re.compile(
 TWO_STEMS: Final = ("vocal_url", "instrumental_url")
 SKIP: Final = ("image_url", "imageUrl", "source_image_url", "sourceImageUrl")
 """A track's cover art: it comes with the music, it is not the music."""
-DOCUMENTED_IDS: Final = ("personaId",)
 
 
 def _lyrics(value: object, path: str) -> Output | None:
@@ -168,7 +185,7 @@ OUTPUTS: Final[dict[str, list[Field]]] = {
     "midi_export": [Field("instruments", _midi), Field("midiData.instruments", _midi)],
     "video": [Field("video_url"), Field("response.videoUrl")],
     "image": _both("images"),
-    "voice_clone": [Field("personaId")],
+    "voice_clone": [Field("voiceId"), Field("personaId")],
 }
 """Each operation's own output, looked at first; another operation (or none) tries them all."""
 ALL_OUTPUTS: Final = [f for fields in OUTPUTS.values() for f in fields if f not in TRACKS]
@@ -176,7 +193,7 @@ ALL_OUTPUTS: Final = [f for fields in OUTPUTS.values() for f in fields if f not 
 
 STATUS_FIELDS: Final[tuple[tuple[str, dict[str, Outcome], str, str], ...]] = (
     ("data.callbackType", CALLBACK_TYPES, "code", "msg"),
-    ("data.status", RECORD_STATUS, "data.errorCode", "data.errorMessage"),
+    ("data.status", RECORD_STATUS | VOICE_STATUS, "data.errorCode", "data.errorMessage"),
     ("data.successFlag", RECORD_STATUS, "data.errorCode", "data.errorMessage"),
     ("data.state", MIDI_STATE, "code", "msg"),
 )
@@ -193,8 +210,16 @@ def _rules(payload: Payload, operation: str | None) -> Classification:
         return _by_code(payload, operation, text(payload.get("msg")), job)
     field, table, code_path, message_path = where
     if field == "data.successFlag" and as_int(data.get("successFlag")) is not None:
-        outcome, decided = _numeric_flag(payload, operation)
+        flag = _numeric_flag(payload, operation)
+        if flag is None and _decisive_code(payload):
+            return _by_code(payload, operation, text(payload.get("msg")), job)
+        if flag is None:
+            raise refuse("unknown status", NAME, field=field, value=data.get("successFlag"))
+        outcome, decided = flag
     else:
+        status = data.get(field.removeprefix("data."))
+        if not (isinstance(status, str) and status in table) and _decisive_code(payload):
+            return _by_code(payload, operation, text(payload.get("msg")), job)
         status = require_status(payload, field, NAME)
         decided = f"{field}={status!r}"
         outcome = status_in(table, status, NAME, field)
@@ -206,8 +231,17 @@ def _rules(payload: Payload, operation: str | None) -> Classification:
     return Classification(outcome, decided, job)
 
 
-def _numeric_flag(payload: Payload, operation: str | None) -> tuple[Outcome, str]:
-    """A numeric ``successFlag``, read with the legend of the endpoint that sent it."""
+def _decisive_code(payload: Payload) -> bool:
+    """Whether the envelope ``code`` decides on its own: an error or rate-limit code (400 and
+    up). It beats a task status that no document lists (never a documented one); ``200``
+    does not, as it says only that the HTTP call went through."""
+    code = as_int(payload.get("code"))
+    return code is not None and code >= 400
+
+
+def _numeric_flag(payload: Payload, operation: str | None) -> tuple[Outcome, str] | None:
+    """A numeric ``successFlag``, read with the legend of the endpoint that sent it; ``None``
+    for a value that legend does not have."""
     flag = as_int(lookup(payload, "data.successFlag"))
     if operation == "midi_export" or lookup(payload, "data.midiData") is not None:
         legend = MIDI_FLAGS
@@ -218,7 +252,7 @@ def _numeric_flag(payload: Payload, operation: str | None) -> tuple[Outcome, str
             k: v for k, v in COVER_FLAGS.items() if k in MIDI_FLAGS and MIDI_FLAGS[k][0] is v[0]
         }
     if flag not in legend:
-        raise refuse("unknown status", NAME, field="data.successFlag", value=flag)
+        return None
     outcome, meaning = legend[flag]
     return outcome, f"data.successFlag={flag} ({meaning})"
 
@@ -234,9 +268,11 @@ def _by_code(
         raise refuse("unknown status", NAME, field="code", value=short(payload.get("code")))
     outcome = CODES.get(code, Outcome.FAILED)
     if outcome is Outcome.SUCCEEDED:
-        if not set(mapping(payload.get("data")) or {}) - {"taskId", "task_id"}:
-            # {"code": 200, "data": {"taskId"}} answers a task's creation: no result yet
-            raise refuse("missing result", NAME, field="data")
+        data = mapping(payload.get("data")) or {}
+        if not set(data) - {"taskId", "task_id"}:
+            if job is None:
+                raise refuse("missing result", NAME, field="data")
+            return created(job, f"code={code}, data.taskId")
         return _output(payload, operation, f"code={code}", job)
     if outcome is Outcome.FAILED:
         return _error(f"code={code}", message, job)
@@ -254,7 +290,7 @@ def _output(
 ) -> Classification:
     known = OUTPUTS.get(operation or "")
     fields = known if known is not None else [*TRACKS, *ALL_OUTPUTS]
-    found = find_output(payload.get("data"), fields, at="data", ids=DOCUMENTED_IDS, skip=SKIP)
+    found = find_output(payload.get("data"), fields, at="data", skip=SKIP, operation=operation)
     what = f"data ({operation} output first)" if known is not None else "data"
     return done(decided, found, what, job)
 

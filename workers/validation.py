@@ -16,9 +16,12 @@ the argument, and nothing is recorded.
 - provider: one of ``providers.registry.PROVIDER_NAMES`` (``stripe`` for payment events),
   else ``UnknownProvider`` listing them;
 - payload or event: a JSON object (string keys; strings, whole or finite numbers, booleans,
-  null, lists, objects), no NaN or Infinity, at most ``MAX_PAYLOAD_DEPTH`` (32) levels of
-  nesting and ``MAX_PAYLOAD_BYTES`` (1 MiB) as compact UTF-8 JSON, else ``InvalidPayload``
-  (also an ``Unclassifiable``). The error never repeats the payload, which may hold secrets.
+  null, lists, objects), no NaN or Infinity, no whole number of more than 100 digits, no
+  lone surrogate in a string, at most ``MAX_PAYLOAD_DEPTH`` (32) levels of nesting and
+  ``MAX_PAYLOAD_BYTES`` (1 MiB) as compact UTF-8 JSON, else ``InvalidPayload`` (also an
+  ``Unclassifiable``); given as text, it must be UTF-8. The JSON rules live with the one
+  decoder every door uses, ``providers.json_bodies``. The error never repeats the payload,
+  which may hold secrets.
 
 Real provider payloads nest fewer than ten levels and weigh kilobytes; the caps leave them
 room while a hostile or broken body is refused before it reaches a worker.
@@ -27,7 +30,6 @@ room while a hostile or broken body is refused before it reaches a worker.
 from __future__ import annotations
 
 import json
-import math
 import unicodedata
 from collections.abc import Mapping
 from typing import Any, Final
@@ -41,6 +43,7 @@ from ledger.errors import (
     UnknownProvider,
 )
 from providers.base import OPERATIONS
+from providers.json_bodies import MAX_DEPTH, check_tree, decode_json
 from providers.registry import PROVIDER_NAMES
 
 __all__ = [
@@ -63,7 +66,7 @@ __all__ = [
 
 MAX_ID_LENGTH: Final[int] = 255
 MAX_TEXT_LENGTH: Final[int] = 1000
-MAX_PAYLOAD_DEPTH: Final[int] = 32
+MAX_PAYLOAD_DEPTH: Final[int] = MAX_DEPTH
 MAX_PAYLOAD_BYTES: Final[int] = 1024 * 1024
 
 _SHOWN_CHARACTERS = 64  # how much of a refused id an error repeats
@@ -122,24 +125,25 @@ def provider(value: object, *, known: tuple[str, ...] = PROVIDER_NAMES) -> str:
 
 def payload(value: object, *, field: str = "payload") -> dict[str, Any]:
     """A copy of ``value`` as strict JSON: an object whose keys are strings and whose values
-    are JSON values, no NaN or Infinity, at most ``MAX_PAYLOAD_DEPTH`` levels deep and
+    are JSON values (``providers.json_bodies.check_tree``: no NaN or Infinity, no number of
+    more than 100 digits, no lone surrogate), at most ``MAX_PAYLOAD_DEPTH`` levels deep and
     ``MAX_PAYLOAD_BYTES`` long encoded. Raises ``InvalidPayload`` naming ``field`` (and never
     repeating the payload, which may hold secrets)."""
     if not isinstance(value, Mapping):
         raise InvalidPayload(
             f"{field} must be a JSON object", field=field, type=type(value).__name__
         )
-    _check_tree(value, field)
+    check_tree(value, field=field, max_depth=MAX_PAYLOAD_DEPTH)
     encoded = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     payload_size(encoded, field=field)
-    copy: dict[str, Any] = json.loads(encoded)
+    copy: dict[str, Any] = decode_json(encoded, field=field)
     return copy
 
 
 def payload_size(raw: str | bytes, *, field: str = "payload") -> None:
     """Refuse a JSON text longer than ``MAX_PAYLOAD_BYTES`` (UTF-8) with ``InvalidPayload``,
     before any work is spent on it."""
-    size = len(raw.encode("utf-8") if isinstance(raw, str) else raw)
+    size = len(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw)
     if size > MAX_PAYLOAD_BYTES:
         raise InvalidPayload(
             f"{field} is too large", field=field, bytes=size, maximum=MAX_PAYLOAD_BYTES
@@ -147,58 +151,12 @@ def payload_size(raw: str | bytes, *, field: str = "payload") -> None:
 
 
 def json_document(raw: str | bytes, *, field: str = "payload") -> dict[str, Any]:
-    """Parse a JSON text strictly (``NaN`` and ``Infinity`` are not JSON) and check the
-    result as ``payload``. Raises ``InvalidPayload`` for malformed, oversized or too deeply
-    nested text."""
+    """Parse a JSON text with the one decoder every door uses
+    (``providers.json_bodies.decode_json``: UTF-8 only, ``NaN`` and ``Infinity`` are not JSON)
+    and check the result as ``payload``. Raises ``InvalidPayload`` for text that is not UTF-8,
+    malformed, oversized or too deeply nested; never another exception."""
     payload_size(raw, field=field)
-    try:
-        parsed = json.loads(raw, parse_constant=_refuse_constant)
-    except RecursionError:
-        raise InvalidPayload(
-            f"{field} is nested too deeply", field=field, maximum=MAX_PAYLOAD_DEPTH
-        ) from None
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise InvalidPayload(f"malformed JSON: {exc}", field=field) from exc
-    return payload(parsed, field=field)
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _check_tree(root: Mapping[Any, Any], field: str) -> None:
-    """Walk the tree without recursion (a hostile depth must not exhaust the stack),
-    refusing the first node that is not strict JSON."""
-    stack: list[tuple[object, int, str]] = [(root, 1, field)]
-    while stack:
-        node, depth, path = stack.pop()
-        if isinstance(node, Mapping | list | tuple) and depth > MAX_PAYLOAD_DEPTH:
-            raise InvalidPayload(
-                f"{field} is nested too deeply", field=field, maximum=MAX_PAYLOAD_DEPTH
-            )
-        if isinstance(node, Mapping):
-            for key, child in node.items():
-                if not isinstance(key, str):
-                    raise InvalidPayload(
-                        f"{field} has a key that is not a string",
-                        field=field,
-                        at=path,
-                        type=type(key).__name__,
-                    )
-                stack.append((child, depth + 1, f"{path}.{key}"[:_SHOWN_CHARACTERS]))
-        elif isinstance(node, list | tuple):
-            stack.extend((child, depth + 1, f"{path}[{i}]") for i, child in enumerate(node))
-        elif isinstance(node, float) and not math.isfinite(node):
-            raise InvalidPayload(
-                f"{field} holds NaN or Infinity, which JSON does not allow", field=field, at=path
-            )
-        elif node is not None and not isinstance(node, str | int | float):
-            raise InvalidPayload(
-                f"{field} holds a value JSON cannot represent",
-                field=field,
-                at=path,
-                type=type(node).__name__,
-            )
+    return payload(decode_json(raw, field=field), field=field)
 
 
 def _string_problem(value: object, max_length: int) -> str | None:

@@ -71,6 +71,34 @@ def test_classify_refuses_what_is_not_strict_json(tmp_path: Path, text: str, pro
     assert problem in line
 
 
+UNDECODABLE: list[tuple[str, bytes, str]] = [
+    ("latin-1", b'{"status": "OK", "note": "caf\xe9"}', "not UTF-8"),
+    ("utf-16", '{"status": "OK"}'.encode("utf-16-le"), "not UTF-8"),
+    ("5000-digit-number", b'{"code": ' + b"9" * 5000 + b', "status": "OK"}', "digits"),
+    ("5000-digit-number-deep", b'{"payload": {"seed": -' + b"1" * 5000 + b"}}", "digits"),
+    ("lone-surrogate", b'{"request_id": "\\ud800", "status": "OK"}', "surrogate"),
+    ("lone-surrogate-key", b'{"\\udfff": 1, "status": "OK"}', "surrogate"),
+    ("100000-levels", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    ("50000-objects", b'{"a":' * 50_000 + b"1" + b"}" * 50_000, "nested too deeply"),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"), [c[1:] for c in UNDECODABLE], ids=[c[0] for c in UNDECODABLE]
+)
+def test_json_doors_refuse_undecodable_input_in_one_line(
+    tmp_path: Path, raw: bytes, problem: str
+) -> None:
+    """Non-UTF-8 text, numbers past Python's conversion limit, lone surrogates and nesting
+    past the recursion limit: a one-line ``InvalidPayload`` and exit 2, never a traceback."""
+    file = tmp_path / "p.json"
+    file.write_bytes(raw)
+    done = refundry(clean_env(tmp_path), "classify", "--provider", "fal", str(file))
+    line = _one_line(done, 2, "InvalidPayload")
+    assert problem in line
+    assert len(line) < 300, line
+
+
 # --------------------------------------------------------------------------- settings
 
 

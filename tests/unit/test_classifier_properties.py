@@ -77,6 +77,12 @@ SKELETONS: dict[str, list[dict[str, Any]]] = {
                 "response_url": URL,
             },
         },
+        {
+            "status": "OK",
+            "payload": {"images": [{"url": URL}, {"url": URL}], "has_nsfw_concepts": [True, False]},
+        },
+        {"status": "OK", "payload": [{"voice_id": "v1"}]},
+        {"voice_id": "v1"},
     ],
     "kling": [
         {
@@ -111,6 +117,14 @@ SKELETONS: dict[str, list[dict[str, Any]]] = {
                 {"type": "element", "id": "e1", "materials": [{"url": URL}]},
             ],
         },
+        {
+            "code": 0,
+            "message": "SUCCEED",
+            "data": [
+                {"id": "1", "status": "succeeded", "outputs": [{"type": "video", "url": URL}]}
+            ],
+        },
+        {"code": 1301, "data": {"task_id": "1", "task_status": "?"}},
     ],
     "openai": [
         {
@@ -173,6 +187,12 @@ SKELETONS: dict[str, list[dict[str, Any]]] = {
             },
         },
         {
+            "code": 400,
+            "msg": "m",
+            "data": {"taskId": "v", "voiceId": "vc", "status": "success", "errorCode": 500},
+        },
+        {"code": 200, "msg": "success", "data": {"taskId": "t"}},
+        {
             "code": 200,
             "data": {
                 "personaId": "p1",
@@ -199,6 +219,13 @@ SKELETONS: dict[str, list[dict[str, Any]]] = {
             }
         },
         {"type": "error", "error": {"type": "rate_limit_error", "message": "x (1002)"}},
+        {"task_id": "1", "base_resp": {"status_code": 0}},
+        {"song_title": "t", "style_tags": "s", "lyrics": "la", "base_resp": {"status_code": 0}},
+        {
+            "data": {"image_base64": ["/9j/4AAQ"], "image_urls": [URL]},
+            "metadata": {"success_count": "1", "failed_count": "0"},
+            "base_resp": {"status_code": 0},
+        },
         {
             "input_sensitive": {"type": 0},
             "demo_audio": URL,
@@ -216,11 +243,13 @@ SKELETONS: dict[str, list[dict[str, Any]]] = {
             "fine_tuning": {"state": {"m1": "fine_tuned", "m2": "failed"}, "message": {"m2": "x"}},
         },
         {"status": "ok"},
+        {"previews": [{"audio_base_64": "SUQz", "generated_voice_id": "g"}], "text": "t"},
     ],
     "replicate": [
         {"id": "p1", "status": "succeeded", "output": [URL], "error": None},
         {"id": "p1", "status": "failed", "output": None, "error": "flagged as sensitive (E005)"},
         {"detail": "Request was throttled.", "status": 429, "title": "t"},
+        {"id": "p1", "status": "succeeded", "output": ["la", " la"], "data_removed": True},
         {
             "id": "t1",
             "status": "succeeded",
@@ -242,6 +271,7 @@ WORDS: dict[str, list[Any]] = {
         "content_policy_violation",
         "runner_disconnected",
         "CANCELLATION_REQUESTED",
+        "voice_id",
     ],
     "kling": [
         0,
@@ -288,6 +318,7 @@ WORDS: dict[str, list[Any]] = {
             "SENSITIVE_WORD_ERROR",
             "GENERATE_MP4_FAILED",
             "violation",
+            *["wait_processing", "processing_validate_fail", "wait_validating", "success", "fail"],
             0,
             2,
             3,

@@ -273,7 +273,7 @@ REFUSED: list[tuple[str, Any, str]] = [
     ("code-201", {"code": 201, "msg": "?", "data": None}, "code"),
     ("code-not-a-number", {"code": "ok", "data": None}, "code"),
     ("no-code-no-status", {"msg": "success", "data": {"task_id": "t1"}}, "code"),
-    ("creation-answer", {"code": 200, "msg": "success", "data": {"taskId": "t1"}}, "data"),
+    ("creation-answer-without-task-id", {"code": 200, "msg": "ok", "data": {"taskId": ""}}, "data"),
     ("code-200-data-null", {"code": 200, "msg": "success", "data": None}, "data"),
 ]
 
