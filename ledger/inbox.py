@@ -165,7 +165,14 @@ def _record_in(tx: Tx, event: NewEvent, at_ms: int) -> Recorded:
     if row["state"] == "dead":
         # The event was dead-lettered (its cause fixed since, or a forged event took its
         # identity first): this delivery gets its own chance, under the same row.
-        tx.all("reopen_dead_inbox", id=row["id"], payload=params["payload"], now_ms=at_ms)
+        tx.all(
+            "reopen_dead_inbox",
+            id=row["id"],
+            payload=params["payload"],
+            generation_id=event.generation_id,
+            operation=event.operation,
+            now_ms=at_ms,
+        )
         tx.all("delete_dead_letter", message_id=row["id"])
         return Recorded(id=row["id"], new=True, state="pending", deliveries=deliveries)
     return Recorded(id=row["id"], new=deliveries == 1, state=row["state"], deliveries=deliveries)

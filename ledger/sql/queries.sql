@@ -137,8 +137,8 @@ DO UPDATE SET deliveries = inbox.deliveries + 1
 RETURNING id, state, deliveries;
 
 -- name: reopen_dead_inbox
-UPDATE inbox SET state = 'pending', payload = :payload, dead_reason = NULL,
-    settled_at_ms = NULL, enqueued_at_ms = :now_ms
+UPDATE inbox SET state = 'pending', payload = :payload, generation_id = :generation_id,
+    operation = :operation, dead_reason = NULL, settled_at_ms = NULL, enqueued_at_ms = :now_ms
 WHERE id = :id AND state = 'dead';
 
 -- name: redeliveries

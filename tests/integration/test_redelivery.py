@@ -96,3 +96,38 @@ def test_a_redelivery_of_a_dead_lettered_event_gets_its_own_chance(ledger: Ledge
     item = ledger.inbox.get("m1")
     assert item is not None and item.state == "pending" and item.payload == {"genuine": True}
     assert ledger.dead.get("m1") is None
+
+
+def test_a_reopened_event_takes_what_its_new_delivery_says(ledger: Ledger) -> None:
+    """A result first reported for the wrong generation, dead-lettered, then reported again
+    for the right one is applied to the right one."""
+    ledger.inbox.record(
+        id="m1",
+        kind="result",
+        provider="replicate",
+        payload=FAILED,
+        generation_id="gen-B",
+        operation="video",
+        delivery_key="job:p-1:failed",
+    )
+    ledger.dead.record(
+        message_id="m1",
+        actor="process_result",
+        queue="results",
+        reason="ResultForAnotherJob",
+        error_class="ResultForAnotherJob",
+        message="{}",
+        inbox_id="m1",
+        permanent=True,
+    )
+    again = ledger.inbox.record(
+        id="m2",
+        kind="result",
+        provider="replicate",
+        payload=FAILED,
+        generation_id="gen-A",
+        operation="image",
+        delivery_key="job:p-1:failed",
+    )
+    item = ledger.inbox.get(again.id)
+    assert item is not None and (item.generation_id, item.operation) == ("gen-A", "image")
