@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from handlers.packs import PackCatalog, PaymentPolicy
+from handlers.purchase_refunds import refund_purchase
 from handlers.purchases import CheckoutSource, observe
 from ledger import Ledger
 from ledger.payments import GrantResult, Payment, Reversal
@@ -102,35 +103,19 @@ def land(
             ledger, p, reason="duplicate", gateway=gateway, expected_state="paid", inbox_id=inbox_id
         )
         return f"purchase {p.purchase_key}: duplicate, refunded"
+    if result is GrantResult.REFUNDING:  # a refund begun earlier and not confirmed: carry on
+        refund_purchase(
+            ledger,
+            p,
+            reason="retry",
+            gateway=gateway,
+            expected_state="refunding",
+            inbox_id=inbox_id,
+        )
+        return f"purchase {p.purchase_key}: refund carried on"
     if result is GrantResult.INCOMPLETE:
         log.info("purchase %s paid but not complete yet (account or pack unknown)", p.purchase_key)
     return f"purchase {p.purchase_key}: {result.value}"
-
-
-def refund_purchase(
-    ledger: Ledger,
-    p: Payment,
-    *,
-    reason: str,
-    gateway: PaymentGateway,
-    expected_state: str,
-    inbox_id: str | None = None,
-) -> bool:
-    """Give a purchase's money back, once, and claw back any credits it landed, if it is still
-    in ``expected_state`` (the state the refund was decided from); False when it has moved on.
-
-    The provider call carries a key derived from the purchase: a rerun after the call
-    succeeded but before the ledger recorded it gets the same refund back, not a second one.
-    """
-    key = ledger.payments.begin_refund(
-        p.purchase_key, reason=reason, expected_state=expected_state, inbox_id=inbox_id
-    )
-    if key is None:
-        return False
-    refund = gateway.refund_payment(p.purchase_key, amount=None, reason=reason, idempotency_key=key)
-    done = Reversal(str(refund["id"]), "refund", int(refund["amount"]))
-    ledger.payments.confirm_refund(p.purchase_key, refund=done, inbox_id=inbox_id)
-    return True
 
 
 def _purchase(

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from handlers.packs import PackCatalog, PaymentPolicy
-from handlers.payments import PaymentGateway, land, refund_purchase
+from handlers.payments import PaymentGateway, land
+from handlers.purchase_refunds import provider_refunds, refund_purchase
 from handlers.purchases import observe
 from ledger import Ledger, now_ms
 from ledger.errors import RefundryError
@@ -191,16 +192,10 @@ def _sync_provider_refunds(ledger: Ledger, source: ReconcileSource, p: Payment) 
     """Read what the provider already gave back for this purchase (a dashboard refund leaves
     the session ``paid`` and the intent ``succeeded``) and record each refund by its id
     before deciding."""
-    charge_id = p.charge_id
-    if charge_id is None:
-        charge_id = source.retrieve_payment_intent(p.purchase_key).get("latest_charge")
-        if isinstance(charge_id, dict):
-            charge_id = charge_id.get("id")
-    if not isinstance(charge_id, str):
-        return p
+    charge_id, listed = provider_refunds(source, p)
     refunds = [
         Reversal(str(r["id"]), "refund", int(r["amount"]))
-        for r in source.charge_refunds(charge_id)
+        for r in listed
         if r.get("status") == "succeeded"
     ]
     if refunds:

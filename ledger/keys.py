@@ -38,6 +38,11 @@ def clawback(purchase_key: str, cause: str) -> str:
     return f"clawback:{purchase_key}:{cause}"
 
 
-def provider_refund(purchase_key: str) -> str:
-    """The payment provider's idempotency key for our refund of a purchase."""
-    return f"refundry-refund-{purchase_key}"
+def provider_refund(purchase_key: str, attempt: int = 0) -> str:
+    """The payment provider's idempotency key for our refund of a purchase: attempt 0 is the
+    first key; each later attempt (recorded in the ledger, made after a failed call and a
+    look at the provider's refunds) has its own, numbered: never a random key."""
+    if attempt < 0:
+        raise ValueError("attempt must be 0 or more")
+    suffix = f"-{attempt}" if attempt else ""
+    return f"refundry-refund-{purchase_key}{suffix}"

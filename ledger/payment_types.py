@@ -23,7 +23,9 @@ class GrantResult(StrEnum):
     DUPLICATE = "duplicate"
     """The same pack was just granted to the same customer for the same amount."""
     REFUND_WON = "refund_won"
-    """The purchase is being (or was) refunded: its credits never land."""
+    """The purchase was refunded: its credits never land."""
+    REFUNDING = "refunding"
+    """Our refund of the purchase is begun but not confirmed: the caller carries it on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,8 @@ class Payment:
     clawed_credits: int
     refund_reason: str | None
     flag: str | None
+    refund_attempt: int = 0
+    """Our refund's attempt number: its provider idempotency key is ``refund_key(…, n)``."""
 
     @classmethod
     def from_row(cls, r: Row) -> Payment:
@@ -67,12 +71,19 @@ class Payment:
             clawed_credits=int(r["clawed_credits"]),
             refund_reason=r["refund_reason"],
             flag=r["flag"],
+            refund_attempt=int(r["refund_attempt"]),
         )
 
+    @property
+    def refund_key(self) -> str:
+        """The provider idempotency key of our refund's current attempt."""
+        return refund_key(self.purchase_key, self.refund_attempt)
 
-def refund_key(purchase_key: str) -> str:
-    """The payment provider's idempotency key for our refund of this purchase."""
-    return keys.provider_refund(purchase_key)
+
+def refund_key(purchase_key: str, attempt: int = 0) -> str:
+    """The payment provider's idempotency key for our refund of this purchase (``attempt``:
+    see ``ledger.keys.provider_refund``)."""
+    return keys.provider_refund(purchase_key, attempt)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from ledger.errors import IdempotencyConflict, LedgerError
 from ledger.inbox import processed_in
 from ledger.payment_types import GrantResult, Payment, Reversal, refund_key
 
-__all__ = ["GrantResult", "Payment", "Payments", "Reversal", "refund_key"]
+__all__ = ["GrantResult", "Payment", "Payments", "Reversal", "decide_once", "refund_key"]
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class Payments:
         """
         with self.db.write() as tx:
             result = self._grant(tx, purchase_key, reason, duplicate_window_ms)
-            if result is not GrantResult.DUPLICATE:
+            if result not in (GrantResult.DUPLICATE, GrantResult.REFUNDING):
                 processed_in(tx, inbox_id)
             return result
 
@@ -117,7 +117,9 @@ class Payments:
         p = self._lock(tx, purchase_key)
         if p.state == "granted":
             return GrantResult.ALREADY_GRANTED
-        if p.state in ("refunding", "refunded"):
+        if p.state == "refunding":
+            return GrantResult.REFUNDING
+        if p.state == "refunded":
             return GrantResult.REFUND_WON
         if p.state != "paid":
             return GrantResult.NOT_PAID
@@ -153,14 +155,15 @@ class Payments:
         inbox_id: str | None = None,
     ) -> str | None:
         """Decide to give the money back, if the purchase is still in ``expected_state`` (the
-        state the refund was decided from): returns the provider idempotency key, or ``None``
-        when it is refunded already or has moved on (a pack that landed since, say); then
-        ``inbox_id`` is marked processed. A refund begun already goes on with the same key.
-        A granted pack is clawed back when the refund is confirmed."""
+        state the refund was decided from): returns the provider idempotency key of the
+        refund's current attempt, or ``None`` when it is refunded already or has moved on (a
+        pack that landed since, say); then ``inbox_id`` is marked processed. A refund begun
+        already goes on with its current key. A granted pack is clawed back when the refund
+        is confirmed."""
         with self.db.write() as tx:
             p = self._lock(tx, purchase_key)
             if p.state == "refunding":
-                return refund_key(purchase_key)
+                return p.refund_key
             if p.state != expected_state or p.state == "refunded":
                 processed_in(tx, inbox_id)
                 return None
@@ -173,7 +176,20 @@ class Payments:
                 now_ms=now_ms(),
             )
             self._decide(tx, purchase_key, "refund", reason)
-            return refund_key(purchase_key)
+            return p.refund_key
+
+    def refund_failed(self, purchase_key: str, *, attempt: int, why: str) -> int:
+        """The provider call of our refund's ``attempt`` failed with an answer (a 5xx, which
+        the provider may keep under that key): the next call is to use the next attempt's key.
+        A compare-and-set on ``attempt``: a failure already recorded, or a refund no longer
+        under way, changes nothing. Returns the attempt now current."""
+        with self.db.write() as tx:
+            p = self._lock(tx, purchase_key)
+            if p.state != "refunding" or p.refund_attempt != attempt:
+                return p.refund_attempt
+            tx.all("next_refund_attempt", purchase_key=purchase_key, now_ms=now_ms())
+            self._decide(tx, purchase_key, "refund_failed", f"attempt {attempt}: {why}")
+            return attempt + 1
 
     def confirm_refund(
         self, purchase_key: str, *, refund: Reversal, inbox_id: str | None = None
@@ -241,12 +257,25 @@ class Payments:
             return True
 
     def note(
-        self, purchase_key: str, decision: str, reason: str, *, inbox_id: str | None = None
-    ) -> None:
-        """Record a decision that moves nothing (an alert, a duplicate noticed, a dry run)."""
+        self,
+        purchase_key: str,
+        decision: str,
+        reason: str,
+        *,
+        inbox_id: str | None = None,
+        once: bool = False,
+    ) -> bool:
+        """Record a decision that moves nothing (an alert, a duplicate noticed, a dry run);
+        with ``once``, only if the purchase has no such decision with that reason yet.
+        Returns whether it was recorded now."""
         with self.db.write() as tx:
-            self._decide(tx, purchase_key, decision, reason)
+            if once:
+                fresh = decide_once(tx, purchase_key, decision, reason)
+            else:
+                self._decide(tx, purchase_key, decision, reason)
+                fresh = True
             processed_in(tx, inbox_id)
+            return fresh
 
     def decisions(self, purchase_key: str) -> list[Row]:
         with self.db.read() as tx:
@@ -388,3 +417,16 @@ class Payments:
 
 _PAYMENT_FIELDS: tuple[str, ...] = ("account_id", "price_id", "credits", "amount", "currency")
 _PAYMENT_FIELDS += ("customer", "charge_id", "session_id", "paid_at_ms")
+
+
+def decide_once(tx: Tx, purchase_key: str, decision: str, reason: str) -> bool:
+    """Record a decision about a payment (a purchase or an invoice) unless one with the same
+    decision and reason is recorded already; True when it was recorded now."""
+    rows = tx.all(
+        "insert_payment_decision_once",
+        purchase_key=purchase_key,
+        decision=decision,
+        reason=reason,
+        now_ms=now_ms(),
+    )
+    return bool(rows)

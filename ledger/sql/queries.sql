@@ -244,6 +244,10 @@ UPDATE payments SET state = :state, refund_reason = COALESCE(:refund_reason, ref
     refund_id = COALESCE(:refund_id, refund_id), updated_at_ms = :now_ms
 WHERE purchase_key = :purchase_key;
 
+-- name: next_refund_attempt
+UPDATE payments SET refund_attempt = refund_attempt + 1, updated_at_ms = :now_ms
+WHERE purchase_key = :purchase_key;
+
 -- name: add_payment_clawback
 UPDATE payments SET clawed_credits = clawed_credits + :credits,
     flag = COALESCE(:flag, flag), updated_at_ms = :now_ms
@@ -375,7 +379,8 @@ INSERT INTO payment_decisions (purchase_key, decision, reason, at_ms)
 SELECT :purchase_key, :decision, :reason, :now_ms
 WHERE NOT EXISTS (
     SELECT 1 FROM payment_decisions
-    WHERE purchase_key = :purchase_key AND decision = :decision AND reason = :reason);
+    WHERE purchase_key = :purchase_key AND decision = :decision AND reason = :reason)
+RETURNING id;
 
 -- name: defer_inbox
 UPDATE inbox SET enqueued_at_ms = :until_ms

@@ -222,3 +222,28 @@ def test_an_idempotency_key_replays_the_first_answer_and_refuses_other_parameter
     fresh = client.v1.refunds.create(params, {"idempotency_key": "k2"})
     assert fresh.id != first.id
     assert len(fake.objects("refund")) == 3  # the Dashboard's, k1's, k2's
+
+
+def test_a_500_kept_under_an_idempotency_key_is_replayed_to_every_retry_with_that_key(
+    fake: FakeBilling, client: stripe.StripeClient
+) -> None:
+    """ "Retries with the same key return the saved response, including 500 errors"
+    (https://docs.stripe.com/api/idempotent_requests); a 500 after the effect leaves the
+    refund made (Stripe calls a 500 indeterminate); another key is a request of its own."""
+    made = a_bit_of_everything(fake)
+    params: Any = {"payment_intent": made["intent"]["id"], "amount": 100}
+    fake.fault("/v1/refunds", 1, method="POST", status=500, saved=True)
+    for _ in range(2):
+        with pytest.raises(stripe.APIError) as kept:
+            client.v1.refunds.create(params, {"idempotency_key": "saved"})
+        assert kept.value.http_status == 500
+    assert [(c.status, c.replayed) for c in fake.refund_calls] == [(500, False), (500, True)]
+    refunds_before = len(fake.objects("refund"))
+    fake.fault("/v1/refunds", 1, method="POST", status=500, after_effect=True)
+    with pytest.raises(stripe.APIError):
+        client.v1.refunds.create(params, {"idempotency_key": "made"})
+    assert len(fake.objects("refund")) == refunds_before + 1
+    again = client.v1.refunds.create(params, {"idempotency_key": "made"})  # answer not kept
+    assert again.last_response is not None
+    assert again.last_response.headers.get("Idempotent-Replayed") == "true"
+    assert len(fake.objects("refund")) == refunds_before + 1
