@@ -1,10 +1,11 @@
 """Reconciliation: the payment provider's own objects compared with the ledger.
 
-Events can be lost or never created, so the sweep lists the provider's completed Checkout
-Sessions and succeeded PaymentIntents of the window (not the event feed), merges what they
-say into the ledger, and settles every purchase paid longer ago than the landing window
-that has not landed: ``complete`` grants it now, ``refund`` gives the money back. Purchases
-stuck ``refunding`` (a refund call that timed out) are retried with the same key. Two runs
+Events can be lost or never created, so the sweep reads the provider's objects: the Checkout
+Sessions and PaymentIntents made in the window and those its events say were paid in it,
+each stamped with when it was paid (``handlers.paid_purchases``); it merges what they say
+into the ledger, and settles every purchase paid longer ago than the landing window that has
+not landed: ``complete`` grants it now, ``refund`` gives the money back. Purchases stuck
+``refunding`` are carried on (``handlers.purchase_refunds``). Two runs
 at once are safe: every step is keyed and locked in the ledger, and the provider's
 idempotency key makes a repeated refund call return the first refund.
 """
@@ -12,11 +13,12 @@ idempotency key makes a repeated refund call return the first refund.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from handlers.packs import PackCatalog, PaymentPolicy
+from handlers.paid_purchases import PaidSource, paid_purchases
 from handlers.payments import PaymentGateway, land
 from handlers.purchase_refunds import provider_refunds, refund_purchase
 from handlers.purchases import observe
@@ -30,10 +32,8 @@ __all__ = ["ReconcileSource", "Reconciliation", "reconcile"]
 log = logging.getLogger(__name__)
 
 
-class ReconcileSource(PaymentGateway, Protocol):
-    def list_paid_sessions(self, created_gte: int) -> Iterator[dict[str, Any]]: ...
-
-    def list_succeeded_payment_intents(self, created_gte: int) -> Iterator[dict[str, Any]]: ...
+class ReconcileSource(PaymentGateway, PaidSource, Protocol):
+    """What reconciliation needs of the payment provider's API (``providers.stripe_api``)."""
 
 
 @dataclass
@@ -64,13 +64,9 @@ def reconcile(
 ) -> Reconciliation:
     now = now_ms() if at_ms is None else at_ms
     report = Reconciliation()
-    listed: list[CheckoutSession | PaymentSucceeded] = [
-        *(_as_event(s, "checkout.session.completed") for s in source.list_paid_sessions(since_s)),
-        *(
-            _as_event(p, "payment_intent.succeeded")
-            for p in source.list_succeeded_payment_intents(since_s)
-        ),
-    ]
+    listed = paid_purchases(
+        source, since_s, paid_time_known=lambda key: _paid_time_known(ledger, key)
+    )
     report.seen = len(listed)
     paid_before = now - policy.landing_window_ms
     if dry_run:
@@ -91,6 +87,11 @@ def reconcile(
             ledger.payments.note(p.purchase_key, "alert", f"reconcile failed: {exc.reason}")
             log.error("reconcile: purchase %s: %s", p.purchase_key, exc.reason)
     return report
+
+
+def _paid_time_known(ledger: Ledger, purchase_key: str) -> bool:
+    known = ledger.payments.get(purchase_key)
+    return known is not None and known.paid_at_ms is not None
 
 
 def _report_unrecorded(

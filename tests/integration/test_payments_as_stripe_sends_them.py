@@ -157,8 +157,10 @@ def test_a_delayed_payment_that_fails_lands_nothing(shop: Shop) -> None:
     shop.fake.settle_delayed(session["id"], succeeded=False)
     events = shop.events(session)
     assert [e["type"] for e in events] == [
+        "charge.pending",
         "payment_intent.processing",
         "checkout.session.completed",
+        "charge.failed",
         "payment_intent.payment_failed",
         "checkout.session.async_payment_failed",
     ]

@@ -58,11 +58,14 @@ class FakeStripe(StripeObjects):
         metadata: Json | None = None,
         intent_metadata: Json | None = None,
         created: int | None = None,
+        paid_at: int | None = None,
         delayed: bool = False,
     ) -> Json:
-        """A Checkout Session for ``items`` (price id, quantity), paid by the customer at
-        ``created``: by card (complete and ``paid``), or with a delayed method (complete,
-        ``unpaid``, its PaymentIntent ``processing`` until :meth:`settle_delayed`)."""
+        """A Checkout Session for ``items`` (price id, quantity), made at ``created`` and paid
+        by the customer then or at ``paid_at`` (the PaymentIntent is made when the customer
+        pays): by card (complete and ``paid``), or with a delayed method, ACH Direct
+        Debit (complete, ``unpaid``, its PaymentIntent ``processing`` and its Charge
+        ``pending`` until :meth:`settle_delayed`)."""
         with self._lock:
             params: Json = {
                 "mode": "payment",
@@ -73,11 +76,15 @@ class FakeStripe(StripeObjects):
                 "payment_intent_data": {"metadata": dict(intent_metadata or {})},
             }
             session = self._create_session(params, created)
+            created = session["created"] if paid_at is None else paid_at
             intent = self._intent(session["amount_total"], session["currency"], customer, created)
             intent["metadata"] = dict(intent_metadata or {})
             session.update(status="complete", url=None, payment_intent=intent["id"])
             if delayed:
-                intent["status"] = "processing"
+                intent.update(status="processing", payment_method_types=["us_bank_account"])
+                self._emit(
+                    "charge.pending", self._charge(intent, created, "us_bank_account"), created
+                )
                 self._emit("payment_intent.processing", intent, created)
             else:
                 self._succeed(intent, created)
@@ -95,6 +102,9 @@ class FakeStripe(StripeObjects):
                 session["payment_status"] = "paid"
                 self._emit("checkout.session.async_payment_succeeded", session, at)
             else:
+                charge = self._objects[intent["latest_charge"]]
+                charge.update(status="failed", failure_code="debit_not_authorized")
+                self._emit("charge.failed", charge, at)
                 intent["status"] = "requires_payment_method"
                 intent["last_payment_error"] = {"type": "card_error", "code": "payment_failed"}
                 self._emit("payment_intent.payment_failed", intent, at)

@@ -189,17 +189,29 @@ class StripeObjects(StripeHTTP):
         intent.update(status="requires_payment_method", payment_method_types=["card"])
         return intent
 
-    def _succeed(self, intent: Json, when: int | None) -> Json:
-        """The PaymentIntent's money arrives: its Charge succeeds, then the intent."""
+    def _charge(self, intent: Json, when: int | None, method: str = "card") -> Json:
+        """The PaymentIntent's Charge, made ``pending`` (a delayed method's, until it settles:
+        https://docs.stripe.com/payments/ach-direct-debit/accept-a-payment)."""
         amount, currency = intent["amount"], intent["currency"]
         charge = self._store("ch", "charge", when, amount=amount, currency=currency)
-        charge.update(amount_captured=amount, amount_refunded=0, refunded=False, paid=True)
-        charge.update(captured=True, disputed=False, status="succeeded", metadata={})
+        charge.update(amount_captured=amount, amount_refunded=0, refunded=False, paid=False)
+        charge.update(captured=True, disputed=False, status="pending", metadata={})
         charge.update(customer=intent["customer"], payment_intent=intent["id"])
         fingerprint = f"Fp{(intent['customer'] or 'guest')[-12:]}"
-        card = {"brand": "visa", "last4": "4242", "fingerprint": fingerprint}
-        charge["payment_method_details"] = {"type": "card", "card": card}
-        intent.update(amount_received=amount, status="succeeded", latest_charge=charge["id"])
+        if method == "card":
+            details: Json = {"brand": "visa", "last4": "4242", "fingerprint": fingerprint}
+        else:
+            details = {"bank_name": "STRIPE TEST BANK", "last4": "6789", "fingerprint": fingerprint}
+        charge["payment_method_details"] = {"type": method, method: details}
+        intent["latest_charge"] = charge["id"]
+        return charge
+
+    def _succeed(self, intent: Json, when: int | None) -> Json:
+        """The PaymentIntent's money arrives: its Charge (made now for a card, pending since
+        the customer paid for a delayed method) succeeds, then the intent."""
+        charge = self._objects.get(intent["latest_charge"] or "") or self._charge(intent, when)
+        charge.update(status="succeeded", paid=True)
+        intent.update(amount_received=intent["amount"], status="succeeded")
         self._emit("charge.succeeded", charge, when)
         self._emit("payment_intent.succeeded", intent, when)
         return charge
