@@ -17,7 +17,8 @@ that is left of the charge, so two keys can never both take money: Stripe refuse
 (``charge_already_refunded``), which is read as "look for ours".
 
 A refund that keeps failing raises one alert (``STUCK_AFTER_ATTEMPTS``) and stays
-``refunding``, retried by the event's retries, the inbox sweep and every reconciliation.
+``refunding``, retried by the event's retries, the inbox sweep and every reconciliation. A
+refund Stripe refuses because the charge is under chargeback is given up, with one alert.
 """
 
 from __future__ import annotations
@@ -30,7 +31,12 @@ from ledger import Ledger
 from ledger.payments import Payment, Reversal, refund_key
 from providers.stripe_api import PaymentProviderUnavailable, PaymentRejected
 
-__all__ = ["STUCK_AFTER_ATTEMPTS", "RefundGateway", "provider_refunds", "refund_purchase"]
+__all__ = [
+    "STUCK_AFTER_ATTEMPTS",
+    "RefundGateway",
+    "charge_of",
+    "refund_purchase",
+]
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +87,7 @@ def refund_purchase(
     current = ledger.payments.get(p.purchase_key)
     assert current is not None  # begun just now
     if current.refund_attempt > 0:  # an earlier key failed: look before asking again
-        found = _ours(current, provider_refunds(gateway, current)[1])
+        found = _ours(current, _listed_refunds(gateway, current))
         if found is not None:
             _confirm(ledger, current, found, inbox_id)
             return True
@@ -95,8 +101,11 @@ def refund_purchase(
     except PaymentProviderUnavailable as exc:
         _failed(ledger, current, exc)
         raise
-    except PaymentRejected:
-        found = _ours(current, provider_refunds(gateway, current)[1])
+    except PaymentRejected as exc:
+        found = _ours(current, _listed_refunds(gateway, current))
+        if found is None and exc.fields.get("code") == "charge_disputed":
+            _refused_under_chargeback(ledger, current, inbox_id)
+            return False
         if found is None:  # refused, and no refund of ours exists: not made
             raise
         refund = found  # made by an earlier attempt (charge_already_refunded)
@@ -104,18 +113,23 @@ def refund_purchase(
     return True
 
 
-def provider_refunds(gateway: RefundGateway, p: Payment) -> tuple[str | None, list[dict[str, Any]]]:
-    """The purchase's charge id and every refund of it as Stripe lists them (each with its
-    ``id``, ``amount`` in the minor unit, ``status`` and ``metadata``); ``(None, [])`` when the
-    payment has no charge. The charge is read from the PaymentIntent when the ledger does not
-    know it."""
-    charge_id = p.charge_id
-    if charge_id is None and p.purchase_key != p.session_id:
-        latest = gateway.retrieve_payment_intent(p.purchase_key).get("latest_charge")
-        charge_id = latest.get("id") if isinstance(latest, Mapping) else latest
-    if not isinstance(charge_id, str):
-        return None, []
-    return charge_id, gateway.charge_refunds(charge_id)
+def _listed_refunds(gateway: RefundGateway, p: Payment) -> list[dict[str, Any]]:
+    """Every refund of the purchase's charge as Stripe lists them (each with its ``id``,
+    ``amount`` in the minor unit, ``status`` and ``metadata``)."""
+    charge_id = charge_of(gateway, p)
+    return [] if charge_id is None else gateway.charge_refunds(charge_id)
+
+
+def charge_of(gateway: RefundGateway, p: Payment) -> str | None:
+    """The purchase's charge id: the ledger's, else its PaymentIntent's ``latest_charge``;
+    ``None`` for a purchase with no payment (no PaymentIntent) or no charge yet."""
+    if p.charge_id is not None:
+        return p.charge_id
+    if p.purchase_key == p.session_id:
+        return None
+    latest = gateway.retrieve_payment_intent(p.purchase_key).get("latest_charge")
+    charge_id = latest.get("id") if isinstance(latest, Mapping) else latest
+    return charge_id if isinstance(charge_id, str) else None
 
 
 def _ours(p: Payment, refunds: list[dict[str, Any]]) -> Mapping[str, Any] | None:
@@ -147,3 +161,13 @@ def _failed(ledger: Ledger, p: Payment, exc: PaymentProviderUnavailable) -> None
         p.purchase_key, "alert", why, once=True
     ):
         log.error("purchase %s: %s (last: %s)", p.purchase_key, why, exc.reason)
+
+
+def _refused_under_chargeback(ledger: Ledger, p: Payment, inbox_id: str | None) -> None:
+    """Stripe refuses to refund a charge under chargeback (error code ``charge_disputed``,
+    https://docs.stripe.com/error-codes#charge-disputed): the dispute decides where the money
+    goes, so the refund is given up rather than retried forever; the purchase goes back to
+    where it was, and one alert says so. A lost dispute claws the pack back by its own id."""
+    why = "Stripe refused the refund: the charge is under chargeback (charge_disputed)"
+    if ledger.payments.abandon_refund(p.purchase_key, why=why, inbox_id=inbox_id):
+        log.error("purchase %s: %s", p.purchase_key, why)

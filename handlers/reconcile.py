@@ -20,11 +20,12 @@ from typing import Any, Protocol
 from handlers.packs import PackCatalog, PaymentPolicy
 from handlers.paid_purchases import PaidSource, paid_purchases
 from handlers.payments import PaymentGateway, land
-from handlers.purchase_refunds import provider_refunds, refund_purchase
+from handlers.provider_reversals import DisputeSource, sync_reversals
+from handlers.purchase_refunds import refund_purchase
 from handlers.purchases import observe
 from ledger import Ledger, now_ms
 from ledger.errors import RefundryError
-from ledger.payments import Payment, Reversal
+from ledger.payments import Payment
 from providers.stripe import CheckoutSession, PaymentSucceeded, from_api_object, purchase_key
 
 __all__ = ["ReconcileSource", "Reconciliation", "reconcile"]
@@ -32,7 +33,7 @@ __all__ = ["ReconcileSource", "Reconciliation", "reconcile"]
 log = logging.getLogger(__name__)
 
 
-class ReconcileSource(PaymentGateway, PaidSource, Protocol):
+class ReconcileSource(PaymentGateway, PaidSource, DisputeSource, Protocol):
     """What reconciliation needs of the payment provider's API (``providers.stripe_api``)."""
 
 
@@ -134,14 +135,20 @@ def _settle_unlanded(
 ) -> None:
     decided_from = p.state  # every change below is a compare-and-set on it
     if not dry_run and p.state == "paid":
-        p = _sync_provider_refunds(ledger, source, p)
+        synced = sync_reversals(ledger, source, p)
+        p = synced.payment
         if p.amount and p.refunded_amount >= p.amount:
             report.decide(p.purchase_key, "refunded_at_provider", "money already given back")
             ledger.payments.mark_refunded_at_provider(
                 p.purchase_key,
-                reason="fully refunded at the provider outside Refundry",
+                reason="all its money went back at the provider (refunds, lost disputes)",
                 expected_state=decided_from,
             )
+            return
+        if synced.open_dispute is not None:
+            why = f"chargeback {synced.open_dispute} open: decided when it closes"
+            report.decide(p.purchase_key, "wait", why)
+            ledger.payments.note(p.purchase_key, "wait", why, once=True)
             return
     if p.state == "refunding":  # a refund call that never confirmed: same key again
         report.decide(p.purchase_key, "refund", "refund started but never confirmed")
@@ -187,20 +194,3 @@ def _read_again(
     event = _as_event(intent, "payment_intent.succeeded")
     assert isinstance(event, PaymentSucceeded)
     return observe(ledger, event, catalog, source) or p
-
-
-def _sync_provider_refunds(ledger: Ledger, source: ReconcileSource, p: Payment) -> Payment:
-    """Read what the provider already gave back for this purchase (a dashboard refund leaves
-    the session ``paid`` and the intent ``succeeded``) and record each refund by its id
-    before deciding."""
-    charge_id, listed = provider_refunds(source, p)
-    refunds = [
-        Reversal(str(r["id"]), "refund", int(r["amount"]))
-        for r in listed
-        if r.get("status") == "succeeded"
-    ]
-    if refunds:
-        ledger.payments.record_reversals(
-            p.purchase_key, refunds, charge_id=charge_id, reason="refunded at the provider"
-        )
-    return ledger.payments.get(p.purchase_key) or p

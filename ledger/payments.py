@@ -191,6 +191,22 @@ class Payments:
             self._decide(tx, purchase_key, "refund_failed", f"attempt {attempt}: {why}")
             return attempt + 1
 
+    def abandon_refund(self, purchase_key: str, *, why: str, inbox_id: str | None = None) -> bool:
+        """The provider refused our refund for good (a charge under chargeback): the purchase
+        leaves ``refunding`` for the state it was begun from (``granted`` when its pack landed,
+        else ``paid``), with the decision and one alert saying ``why``; ``inbox_id`` is
+        marked processed. A compare-and-set on ``refunding``: False when it was not."""
+        with self.db.write() as tx:
+            p = self._lock(tx, purchase_key)
+            processed_in(tx, inbox_id)
+            if p.state != "refunding":
+                return False
+            landed = tx.one("entry_by_key", idempotency_key=keys.pack(purchase_key)) is not None
+            self._state(tx, purchase_key, "granted" if landed else "paid")
+            self._decide(tx, purchase_key, "refund_refused", why)
+            decide_once(tx, purchase_key, "alert", why)
+            return True
+
     def confirm_refund(
         self, purchase_key: str, *, refund: Reversal, inbox_id: str | None = None
     ) -> None:

@@ -204,7 +204,7 @@ def test_an_idempotency_key_replays_the_first_answer_and_refuses_other_parameter
     fake: FakeBilling, client: stripe.StripeClient
 ) -> None:
     made = a_bit_of_everything(fake)
-    pi = made["intent"]["id"]
+    pi = made["delayed"]["payment_intent"]  # the card payment is under chargeback
     params: Any = {"payment_intent": pi, "amount": 100}
     first = client.v1.refunds.create(params, {"idempotency_key": "k1"})
     again = client.v1.refunds.create(params, {"idempotency_key": "k1"})
@@ -231,7 +231,7 @@ def test_a_500_kept_under_an_idempotency_key_is_replayed_to_every_retry_with_tha
     (https://docs.stripe.com/api/idempotent_requests); a 500 after the effect leaves the
     refund made (Stripe calls a 500 indeterminate); another key is a request of its own."""
     made = a_bit_of_everything(fake)
-    params: Any = {"payment_intent": made["intent"]["id"], "amount": 100}
+    params: Any = {"payment_intent": made["delayed"]["payment_intent"], "amount": 100}
     fake.fault("/v1/refunds", 1, method="POST", status=500, saved=True)
     for _ in range(2):
         with pytest.raises(stripe.APIError) as kept:
@@ -247,3 +247,29 @@ def test_a_500_kept_under_an_idempotency_key_is_replayed_to_every_retry_with_tha
     assert again.last_response is not None
     assert again.last_response.headers.get("Idempotent-Replayed") == "true"
     assert len(fake.objects("refund")) == refunds_before + 1
+
+
+def test_a_charge_under_chargeback_cannot_be_refunded_and_an_inquiry_withdraws_nothing(
+    fake: FakeBilling, client: stripe.StripeClient
+) -> None:
+    """A chargeback makes the charge unrefundable (``is_charge_refundable`` false; Stripe's
+    error code ``charge_disputed``); an inquiry withdraws no funds and leaves it refundable;
+    a fully refunded charge cannot be disputed (https://docs.stripe.com/disputes)."""
+    fake.add_price("price_pack500", 1900)
+    charged = [fake.create_paid_checkout(f"acct_{n}", "price_pack500", 1900) for n in range(3)]
+    (_, disputed_pi, disputed), (_, asked_pi, asked), (_, refunded_pi, refunded) = charged
+    chargeback = fake.dispute(disputed["id"])
+    assert chargeback["is_charge_refundable"] is False
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.refunds.create({"payment_intent": disputed_pi["id"]})
+    assert refused.value.code == "charge_disputed"
+
+    inquiry = fake.dispute(asked["id"], "warning_needs_response")
+    assert inquiry["is_charge_refundable"] is True
+    kinds = [e["type"] for e in fake.events("charge.dispute.*", about=inquiry["id"])]
+    assert kinds == ["charge.dispute.created"]
+    assert client.v1.refunds.create({"payment_intent": asked_pi["id"]}).status == "succeeded"
+
+    fake.refund(refunded_pi["id"])
+    with pytest.raises(ValueError):
+        fake.dispute(refunded["id"], "lost")

@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import time
 
-from handlers.packs import PackCatalog, PaymentPolicy
+from handlers.packs import PaymentPolicy
 from handlers.reconcile import Reconciliation, reconcile
 from ledger import Ledger, audit
 from providers.stripe_api import StripeAPI
 from tests.support.fake_stripe import FakeStripe
+from tests.support.pack_catalog import AMOUNT, CATALOG, COMPLETE, CREDITS, PRICE, REFUND
 from tests.support.stripe_events import pack_entries
 
-PRICE, AMOUNT, CREDITS = "price_pack500", 1900, 500
-CATALOG = PackCatalog({PRICE: CREDITS})
 HOUR = 3600
-COMPLETE = PaymentPolicy(landing_window_ms=HOUR * 1000, unlanded_action="complete")
-REFUND = PaymentPolicy(landing_window_ms=HOUR * 1000, unlanded_action="refund")
 
 
 def ago(seconds: int) -> int:

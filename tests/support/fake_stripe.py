@@ -155,17 +155,27 @@ class FakeStripe(StripeObjects):
         amount: int | None = None,
         at: int | None = None,
     ) -> Json:
-        """The cardholder disputes ``amount`` (default: all) of a charge: the funds are
-        withdrawn at once; with ``status`` ``won`` or ``lost`` it is closed right away."""
+        """The cardholder disputes ``amount`` (default: all) of a charge
+        (https://docs.stripe.com/disputes/how-disputes-work): a chargeback withdraws the funds
+        at once and the charge can no longer be refunded (``is_charge_refundable`` false);
+        an inquiry (``status`` ``warning_needs_response``) withdraws nothing. With ``status``
+        ``won`` or ``lost`` it is closed right away. A fully refunded charge cannot be
+        disputed ("Disputes and chargebacks aren't possible on credit card charges that are
+        fully refunded", https://docs.stripe.com/refunds): ``ValueError``."""
         with self._lock:
             charge = self._objects[charge_id]
-            dispute = self._store("dp", "dispute", at, charge=charge_id, status="needs_response")
+            if charge["refunded"]:
+                raise ValueError("Stripe: a fully refunded charge cannot be disputed")
+            inquiry = status.startswith("warning_")
+            opened = "warning_needs_response" if inquiry else "needs_response"
+            dispute = self._store("dp", "dispute", at, charge=charge_id, status=opened)
             dispute.update(amount=amount or charge["amount"], currency=charge["currency"])
             dispute.update(payment_intent=charge["payment_intent"], reason="fraudulent")
-            dispute.update(is_charge_refundable=False, metadata={})
+            dispute.update(is_charge_refundable=inquiry, metadata={})
             charge["disputed"] = True
             self._emit("charge.dispute.created", dispute, at)
-            self._emit("charge.dispute.funds_withdrawn", dispute, at)
+            if not inquiry:
+                self._emit("charge.dispute.funds_withdrawn", dispute, at)
             if status in ("won", "lost"):
                 self.close_dispute(dispute["id"], status, at)
             return copy.deepcopy(self._objects[dispute["id"]])

@@ -233,6 +233,14 @@ class StripeObjects(StripeHTTP):
             raise StripeFault(message, "payment_intent", "resource_missing", 404)
         if params.get("reason") not in (None, *STRIPE_REASONS):
             raise invalid("Invalid reason", "reason", "parameter_invalid_string")
+        if any(
+            o["object"] == "dispute"
+            and o["charge"] == charge["id"]
+            and not o["is_charge_refundable"]
+            for o in self._objects.values()
+        ):
+            message = "The charge you're attempting to refund has been charged back."
+            raise StripeFault(message, None, "charge_disputed")
         left = charge["amount"] - charge["amount_refunded"]
         amount = int_param(params, "amount", max(left, 1), 1)
         if amount > left:
