@@ -17,19 +17,18 @@ event's effect takes the event's ``inbox_id`` and marks it processed in the same
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from ledger import keys
-from ledger.backends import Database, Row, Tx, required
+from ledger.backends import Database, Row, required
 from ledger.clock import now_ms
-from ledger.errors import IdempotencyConflict, LedgerError
+from ledger.errors import LedgerError
 from ledger.inbox import processed_in
+from ledger.payment_rows import PaymentRows
 from ledger.payment_types import GrantResult, Payment, Reversal, refund_key
 
-__all__ = ["GrantResult", "Payment", "Payments", "Reversal", "decide_once", "refund_key"]
-
-log = logging.getLogger(__name__)
+__all__ = ["GrantResult", "Payment", "Payments", "Reversal", "refund_key"]
 
 
 class Payments:
@@ -59,9 +58,8 @@ class Payments:
         Known fields are never overwritten, and the state only moves forward. ``inbox_id``:
         the event is applied by this alone (nothing to grant), processed in this transaction.
         """
-        with self.db.write() as tx:
-            self._upsert(
-                tx,
+        with self._writing() as rows:
+            rows.upsert(
                 purchase_key=purchase_key,
                 provider=provider,
                 state=state,
@@ -75,8 +73,10 @@ class Payments:
                 session_id=session_id,
                 paid_at_ms=paid_at_ms,
             )
-            processed_in(tx, inbox_id)
-            return Payment.from_row(required(tx.one("payment_by_key", purchase_key=purchase_key)))
+            processed_in(rows.tx, inbox_id)
+            return Payment.from_row(
+                required(rows.tx.one("payment_by_key", purchase_key=purchase_key))
+            )
 
     def get(self, purchase_key: str) -> Payment | None:
         with self.db.read() as tx:
@@ -105,16 +105,16 @@ class Payments:
         purchases processed at the same instant cannot both land. ``inbox_id`` is marked
         processed in it, unless a duplicate's refund is still to be made.
         """
-        with self.db.write() as tx:
-            result = self._grant(tx, purchase_key, reason, duplicate_window_ms)
+        with self._writing() as rows:
+            result = self._grant(rows, purchase_key, reason, duplicate_window_ms)
             if result not in (GrantResult.DUPLICATE, GrantResult.REFUNDING):
-                processed_in(tx, inbox_id)
+                processed_in(rows.tx, inbox_id)
             return result
 
     def _grant(
-        self, tx: Tx, purchase_key: str, reason: str, duplicate_window_ms: int | None
+        self, rows: PaymentRows, purchase_key: str, reason: str, duplicate_window_ms: int | None
     ) -> GrantResult:
-        p = self._lock(tx, purchase_key)
+        p = rows.lock(purchase_key)
         if p.state == "granted":
             return GrantResult.ALREADY_GRANTED
         if p.state == "refunding":
@@ -127,23 +127,23 @@ class Payments:
             return GrantResult.INCOMPLETE
         if p.amount and p.refunded_amount >= p.amount:
             # The money went back (a refund seen before the pack could land): no credits.
-            self._state(tx, purchase_key, "refunded")
+            rows.set_state(purchase_key, "refunded")
             why = "fully refunded before the pack landed: not granted"
-            self._decide(tx, purchase_key, "refunded_at_provider", why)
+            rows.decide(purchase_key, "refunded_at_provider", why)
             return GrantResult.REFUND_WON
-        if duplicate_window_ms is not None and (twin := self._twin(tx, p, duplicate_window_ms)):
-            self._decide(tx, purchase_key, "duplicate", f"same pack as {twin}")
+        if duplicate_window_ms is not None and (twin := rows.twin(p, duplicate_window_ms)):
+            rows.decide(purchase_key, "duplicate", f"same pack as {twin}")
             return GrantResult.DUPLICATE
-        tx.all("ensure_account", account_id=p.account_id, now_ms=now_ms())
-        if self._entry(tx, p, "grant", keys.pack(purchase_key), p.credits, reason) is None:
+        rows.tx.all("ensure_account", account_id=p.account_id, now_ms=now_ms())
+        if rows.entry(p, "grant", keys.pack(purchase_key), p.credits, reason) is None:
             raise LedgerError(
                 "pack grant entry exists but the payment is not granted", purchase_key=purchase_key
             )
-        self._state(tx, purchase_key, "granted")
-        self._decide(tx, purchase_key, "grant", reason)
+        rows.set_state(purchase_key, "granted")
+        rows.decide(purchase_key, "grant", reason)
         if p.refunded_amount:  # partly reversed before it landed: its share goes back now
             why = "reversed at the provider before the pack landed"
-            self._clawback(tx, purchase_key, keys.clawback(purchase_key, "at-grant"), why)
+            rows.clawback(purchase_key, keys.clawback(purchase_key, "at-grant"), why)
         return GrantResult.GRANTED
 
     def begin_refund(
@@ -160,14 +160,14 @@ class Payments:
         pack that landed since, say); then ``inbox_id`` is marked processed. A refund begun
         already goes on with its current key. A granted pack is clawed back when the refund
         is confirmed."""
-        with self.db.write() as tx:
-            p = self._lock(tx, purchase_key)
+        with self._writing() as rows:
+            p = rows.lock(purchase_key)
             if p.state == "refunding":
                 return p.refund_key
             if p.state != expected_state or p.state == "refunded":
-                processed_in(tx, inbox_id)
+                processed_in(rows.tx, inbox_id)
                 return None
-            tx.all(
+            rows.tx.all(
                 "update_payment_state",
                 purchase_key=purchase_key,
                 state="refunding",
@@ -175,7 +175,7 @@ class Payments:
                 refund_id=None,
                 now_ms=now_ms(),
             )
-            self._decide(tx, purchase_key, "refund", reason)
+            rows.decide(purchase_key, "refund", reason)
             return p.refund_key
 
     def refund_failed(self, purchase_key: str, *, attempt: int, why: str) -> int:
@@ -183,12 +183,12 @@ class Payments:
         the provider may keep under that key): the next call is to use the next attempt's key.
         A compare-and-set on ``attempt``: a failure already recorded, or a refund no longer
         under way, changes nothing. Returns the attempt now current."""
-        with self.db.write() as tx:
-            p = self._lock(tx, purchase_key)
+        with self._writing() as rows:
+            p = rows.lock(purchase_key)
             if p.state != "refunding" or p.refund_attempt != attempt:
                 return p.refund_attempt
-            tx.all("next_refund_attempt", purchase_key=purchase_key, now_ms=now_ms())
-            self._decide(tx, purchase_key, "refund_failed", f"attempt {attempt}: {why}")
+            rows.tx.all("next_refund_attempt", purchase_key=purchase_key, now_ms=now_ms())
+            rows.decide(purchase_key, "refund_failed", f"attempt {attempt}: {why}")
             return attempt + 1
 
     def abandon_refund(self, purchase_key: str, *, why: str, inbox_id: str | None = None) -> bool:
@@ -196,15 +196,17 @@ class Payments:
         leaves ``refunding`` for the state it was begun from (``granted`` when its pack landed,
         else ``paid``), with the decision and one alert saying ``why``; ``inbox_id`` is
         marked processed. A compare-and-set on ``refunding``: False when it was not."""
-        with self.db.write() as tx:
-            p = self._lock(tx, purchase_key)
-            processed_in(tx, inbox_id)
+        with self._writing() as rows:
+            p = rows.lock(purchase_key)
+            processed_in(rows.tx, inbox_id)
             if p.state != "refunding":
                 return False
-            landed = tx.one("entry_by_key", idempotency_key=keys.pack(purchase_key)) is not None
-            self._state(tx, purchase_key, "granted" if landed else "paid")
-            self._decide(tx, purchase_key, "refund_refused", why)
-            decide_once(tx, purchase_key, "alert", why)
+            landed = (
+                rows.tx.one("entry_by_key", idempotency_key=keys.pack(purchase_key)) is not None
+            )
+            rows.set_state(purchase_key, "granted" if landed else "paid")
+            rows.decide(purchase_key, "refund_refused", why)
+            rows.decide_once(purchase_key, "alert", why)
             return True
 
     def confirm_refund(
@@ -213,12 +215,12 @@ class Payments:
         """The provider refunded all that was left of the payment (``refund``: its id and
         amount): the purchase is refunded, and every credit it had landed is clawed back, in
         the same transaction."""
-        with self.db.write() as tx:
-            p = self._lock(tx, purchase_key)
-            processed_in(tx, inbox_id)
+        with self._writing() as rows:
+            p = rows.lock(purchase_key)
+            processed_in(rows.tx, inbox_id)
             if p.state == "refunded":
                 return
-            tx.all(
+            rows.tx.all(
                 "update_payment_state",
                 purchase_key=purchase_key,
                 state="refunded",
@@ -226,7 +228,7 @@ class Payments:
                 refund_id=refund.cause_id,
                 now_ms=now_ms(),
             )
-            self._reverse(tx, purchase_key, [refund], f"refund {refund.cause_id}")
+            rows.reverse(purchase_key, [refund], f"refund {refund.cause_id}")
 
     def record_reversals(
         self,
@@ -245,17 +247,16 @@ class Payments:
         purchase is known, so a pack whose events arrive later never lands for money already
         returned; a landed pack gives back its share of each new cause now. Returns the
         credits clawed back now."""
-        with self.db.write() as tx:
-            self._upsert(
-                tx,
+        with self._writing() as rows:
+            rows.upsert(
                 purchase_key=purchase_key,
                 provider=provider,
                 state="unpaid",
                 amount=amount,
                 charge_id=charge_id,
             )
-            taken = self._reverse(tx, purchase_key, reversals, reason)
-            processed_in(tx, inbox_id)
+            taken = rows.reverse(purchase_key, reversals, reason)
+            processed_in(rows.tx, inbox_id)
             return taken
 
     def mark_refunded_at_provider(
@@ -264,12 +265,12 @@ class Payments:
         """A purchase in ``expected_state`` whose money went back in full outside Refundry
         (its reversals, recorded already, clawed its credits back): refunded. False when its
         state moved on since the decision."""
-        with self.db.write() as tx:
-            p = self._lock(tx, purchase_key)
+        with self._writing() as rows:
+            p = rows.lock(purchase_key)
             if p.state != expected_state:
                 return False
-            self._state(tx, purchase_key, "refunded")
-            self._decide(tx, purchase_key, "refunded_at_provider", reason)
+            rows.set_state(purchase_key, "refunded")
+            rows.decide(purchase_key, "refunded_at_provider", reason)
             return True
 
     def note(
@@ -284,13 +285,13 @@ class Payments:
         """Record a decision that moves nothing (an alert, a duplicate noticed, a dry run);
         with ``once``, only if the purchase has no such decision with that reason yet.
         Returns whether it was recorded now."""
-        with self.db.write() as tx:
+        with self._writing() as rows:
             if once:
-                fresh = decide_once(tx, purchase_key, decision, reason)
+                fresh = rows.decide_once(purchase_key, decision, reason)
             else:
-                self._decide(tx, purchase_key, decision, reason)
+                rows.decide(purchase_key, decision, reason)
                 fresh = True
-            processed_in(tx, inbox_id)
+            processed_in(rows.tx, inbox_id)
             return fresh
 
     def decisions(self, purchase_key: str) -> list[Row]:
@@ -302,147 +303,8 @@ class Payments:
             rows = tx.all("unlanded_payments", paid_before_ms=paid_before_ms, limit=limit)
         return [Payment.from_row(r) for r in rows]
 
-    # -- helpers ----------------------------------------------------------------------------
-
-    def _upsert(self, tx: Tx, **fields: object) -> None:
-        """``upsert_payment`` with every field not given unknown (``None``)."""
-        tx.all("upsert_payment", **(dict.fromkeys(_PAYMENT_FIELDS) | fields), now_ms=now_ms())
-
-    def _reverse(self, tx: Tx, purchase_key: str, reversals: Sequence[Reversal], why: str) -> int:
-        """Record each new reversal, then claw back its share under its own key."""
-        taken = 0
-        for r in reversals:
-            fresh = tx.one(
-                "insert_payment_reversal",
-                cause_id=r.cause_id,
-                purchase_key=purchase_key,
-                kind=r.kind,
-                amount=r.amount,
-                now_ms=now_ms(),
-            )
-            if fresh is None:
-                known = required(tx.one("payment_reversal", cause_id=r.cause_id))
-                if (known["purchase_key"], int(known["amount"])) != (purchase_key, r.amount):
-                    raise IdempotencyConflict(
-                        cause_id=r.cause_id, amount=r.amount, recorded=int(known["amount"])
-                    )
-                continue
-            tx.all("total_payment_reversals", purchase_key=purchase_key, now_ms=now_ms())
-            key = keys.clawback(purchase_key, r.cause_id)
-            taken += self._clawback(tx, purchase_key, key, f"{r.kind} {r.cause_id}: {why}")
-        return taken
-
-    def _twin(self, tx: Tx, p: Payment, window_ms: int) -> str | None:
-        """A granted purchase of the same customer, pack and amount paid within
-        ``window_ms`` of this one, before or after (events arrive in any order)."""
-        if p.customer is None or p.price_id is None or p.amount is None or p.paid_at_ms is None:
-            return None
-        tx.all("lock_customer", customer=p.customer)
-        row = tx.one(
-            "same_purchase_nearby",
-            purchase_key=p.purchase_key,
-            customer=p.customer,
-            price_id=p.price_id,
-            amount=p.amount,
-            paid_at_ms=p.paid_at_ms,
-            window_ms=window_ms,
-        )
-        return str(row["purchase_key"]) if row else None
-
-    def _clawback(self, tx: Tx, purchase_key: str, key: str, reason: str) -> int:
-        """Take back, under ``key``, the credits of the purchase's share reversed so far that
-        are not taken back yet (whole credits, rounded down until all is reversed)."""
-        p = self._lock(tx, purchase_key)
-        if p.credits is None or p.account_id is None or not p.amount:
-            return 0
-        if tx.one("entry_by_key", idempotency_key=keys.pack(p.purchase_key)) is None:
-            return 0  # not landed: the grant takes the reversals into account
-        share = min(p.refunded_amount, p.amount)
-        target = p.credits * share // p.amount if share < p.amount else p.credits
-        take = target - p.clawed_credits
-        balance = self._entry(tx, p, "clawback", key, -take, reason) if take > 0 else None
-        if balance is None:
-            return 0
-        flag = "negative_balance" if balance < 0 else None
-        tx.all(
-            "add_payment_clawback",
-            purchase_key=p.purchase_key,
-            credits=take,
-            flag=flag,
-            now_ms=now_ms(),
-        )
-        self._decide(tx, p.purchase_key, "clawback", f"{take} credits: {reason}")
-        if flag:
-            log.error(
-                "claw-back of %s left account %s at %d credits (flagged)",
-                p.purchase_key,
-                p.account_id,
-                balance,
-            )
-        return take
-
-    def _entry(
-        self, tx: Tx, p: Payment, kind: str, key: str, amount: int, reason: str
-    ) -> int | None:
-        """One pack ledger entry under ``key`` and its balance change: the balance after it,
-        or ``None`` when the key is taken already (nothing written)."""
-        assert p.account_id is not None
-        inserted = tx.one(
-            "insert_pack_entry",
-            idempotency_key=key,
-            account_id=p.account_id,
-            kind=kind,
-            amount=amount,
-            reason=reason,
-            policy_version=self.policy_version,
-            now_ms=now_ms(),
-            purchase_key=p.purchase_key,
-        )
-        if inserted is None:
-            return None
-        credited = tx.one(
-            "upsert_account_credit", account_id=p.account_id, amount=amount, now_ms=now_ms()
-        )
-        return int(required(credited)["balance"])
-
-    def _lock(self, tx: Tx, purchase_key: str) -> Payment:
-        row = tx.one("lock_payment", purchase_key=purchase_key)
-        if row is None:
-            raise LedgerError("no such purchase", purchase_key=purchase_key)
-        return Payment.from_row(row)
-
-    def _state(self, tx: Tx, purchase_key: str, state: str) -> None:
-        tx.all(
-            "update_payment_state",
-            purchase_key=purchase_key,
-            state=state,
-            refund_reason=None,
-            refund_id=None,
-            now_ms=now_ms(),
-        )
-
-    def _decide(self, tx: Tx, purchase_key: str, decision: str, reason: str) -> None:
-        tx.all(
-            "insert_payment_decision",
-            purchase_key=purchase_key,
-            decision=decision,
-            reason=reason,
-            now_ms=now_ms(),
-        )
-
-
-_PAYMENT_FIELDS: tuple[str, ...] = ("account_id", "price_id", "credits", "amount", "currency")
-_PAYMENT_FIELDS += ("customer", "charge_id", "session_id", "paid_at_ms")
-
-
-def decide_once(tx: Tx, purchase_key: str, decision: str, reason: str) -> bool:
-    """Record a decision about a payment (a purchase or an invoice) unless one with the same
-    decision and reason is recorded already; True when it was recorded now."""
-    rows = tx.all(
-        "insert_payment_decision_once",
-        purchase_key=purchase_key,
-        decision=decision,
-        reason=reason,
-        now_ms=now_ms(),
-    )
-    return bool(rows)
+    @contextmanager
+    def _writing(self) -> Iterator[PaymentRows]:
+        """One write transaction, through the purchase rows' helpers."""
+        with self.db.write() as tx:
+            yield PaymentRows(tx, self.policy_version)

@@ -17,7 +17,7 @@ from ledger.backends import Database, Row, Tx, required
 from ledger.clock import now_ms
 from ledger.errors import LedgerError
 from ledger.inbox import processed_in
-from ledger.payments import decide_once as _decide_once
+from ledger.payment_rows import decide_once as _decide_once
 from ledger.payments import refund_key
 
 __all__ = ["Cancellation", "SubscriptionCharge", "Subscriptions"]

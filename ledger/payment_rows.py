@@ -1,0 +1,171 @@
+"""One transaction's reads and writes of the payments tables: a purchase's row (locked,
+merged, its state and decisions), its reversals and the claw-backs and grants they cause as
+ledger entries with their balance change. ``ledger.payments`` decides; these apply."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from ledger import keys
+from ledger.backends import Tx, required
+from ledger.clock import now_ms
+from ledger.errors import IdempotencyConflict, LedgerError
+from ledger.payment_types import Payment, Reversal
+
+__all__ = ["PaymentRows", "decide_once"]
+
+log = logging.getLogger("ledger.payments")
+
+
+class PaymentRows:
+    """The helpers of one transaction ``tx``; entries carry ``policy_version``."""
+
+    def __init__(self, tx: Tx, policy_version: str) -> None:
+        self.tx = tx
+        self.policy_version = policy_version
+
+    def decide_once(self, purchase_key: str, decision: str, reason: str) -> bool:
+        """:func:`decide_once` in this transaction."""
+        return decide_once(self.tx, purchase_key, decision, reason)
+
+    def upsert(self, **fields: object) -> None:
+        """``upsert_payment`` with every field not given unknown (``None``)."""
+        self.tx.all("upsert_payment", **(dict.fromkeys(_PAYMENT_FIELDS) | fields), now_ms=now_ms())
+
+    def reverse(self, purchase_key: str, reversals: Sequence[Reversal], why: str) -> int:
+        """Record each new reversal, then claw back its share under its own key."""
+        taken = 0
+        for r in reversals:
+            fresh = self.tx.one(
+                "insert_payment_reversal",
+                cause_id=r.cause_id,
+                purchase_key=purchase_key,
+                kind=r.kind,
+                amount=r.amount,
+                now_ms=now_ms(),
+            )
+            if fresh is None:
+                known = required(self.tx.one("payment_reversal", cause_id=r.cause_id))
+                if (known["purchase_key"], int(known["amount"])) != (purchase_key, r.amount):
+                    raise IdempotencyConflict(
+                        cause_id=r.cause_id, amount=r.amount, recorded=int(known["amount"])
+                    )
+                continue
+            self.tx.all("total_payment_reversals", purchase_key=purchase_key, now_ms=now_ms())
+            key = keys.clawback(purchase_key, r.cause_id)
+            taken += self.clawback(purchase_key, key, f"{r.kind} {r.cause_id}: {why}")
+        return taken
+
+    def twin(self, p: Payment, window_ms: int) -> str | None:
+        """A granted purchase of the same customer, pack and amount paid within
+        ``window_ms`` of this one, before or after (events arrive in any order)."""
+        if p.customer is None or p.price_id is None or p.amount is None or p.paid_at_ms is None:
+            return None
+        self.tx.all("lock_customer", customer=p.customer)
+        row = self.tx.one(
+            "same_purchase_nearby",
+            purchase_key=p.purchase_key,
+            customer=p.customer,
+            price_id=p.price_id,
+            amount=p.amount,
+            paid_at_ms=p.paid_at_ms,
+            window_ms=window_ms,
+        )
+        return str(row["purchase_key"]) if row else None
+
+    def clawback(self, purchase_key: str, key: str, reason: str) -> int:
+        """Take back, under ``key``, the credits of the purchase's share reversed so far that
+        are not taken back yet (whole credits, rounded down until all is reversed)."""
+        p = self.lock(purchase_key)
+        if p.credits is None or p.account_id is None or not p.amount:
+            return 0
+        if self.tx.one("entry_by_key", idempotency_key=keys.pack(p.purchase_key)) is None:
+            return 0  # not landed: the grant takes the reversals into account
+        share = min(p.refunded_amount, p.amount)
+        target = p.credits * share // p.amount if share < p.amount else p.credits
+        take = target - p.clawed_credits
+        balance = self.entry(p, "clawback", key, -take, reason) if take > 0 else None
+        if balance is None:
+            return 0
+        flag = "negative_balance" if balance < 0 else None
+        self.tx.all(
+            "add_payment_clawback",
+            purchase_key=p.purchase_key,
+            credits=take,
+            flag=flag,
+            now_ms=now_ms(),
+        )
+        self.decide(p.purchase_key, "clawback", f"{take} credits: {reason}")
+        if flag:
+            log.error(
+                "claw-back of %s left account %s at %d credits (flagged)",
+                p.purchase_key,
+                p.account_id,
+                balance,
+            )
+        return take
+
+    def entry(self, p: Payment, kind: str, key: str, amount: int, reason: str) -> int | None:
+        """One pack ledger entry under ``key`` and its balance change: the balance after it,
+        or ``None`` when the key is taken already (nothing written)."""
+        assert p.account_id is not None
+        inserted = self.tx.one(
+            "insert_pack_entry",
+            idempotency_key=key,
+            account_id=p.account_id,
+            kind=kind,
+            amount=amount,
+            reason=reason,
+            policy_version=self.policy_version,
+            now_ms=now_ms(),
+            purchase_key=p.purchase_key,
+        )
+        if inserted is None:
+            return None
+        credited = self.tx.one(
+            "upsert_account_credit", account_id=p.account_id, amount=amount, now_ms=now_ms()
+        )
+        return int(required(credited)["balance"])
+
+    def lock(self, purchase_key: str) -> Payment:
+        row = self.tx.one("lock_payment", purchase_key=purchase_key)
+        if row is None:
+            raise LedgerError("no such purchase", purchase_key=purchase_key)
+        return Payment.from_row(row)
+
+    def set_state(self, purchase_key: str, state: str) -> None:
+        self.tx.all(
+            "update_payment_state",
+            purchase_key=purchase_key,
+            state=state,
+            refund_reason=None,
+            refund_id=None,
+            now_ms=now_ms(),
+        )
+
+    def decide(self, purchase_key: str, decision: str, reason: str) -> None:
+        self.tx.all(
+            "insert_payment_decision",
+            purchase_key=purchase_key,
+            decision=decision,
+            reason=reason,
+            now_ms=now_ms(),
+        )
+
+
+_PAYMENT_FIELDS: tuple[str, ...] = ("account_id", "price_id", "credits", "amount", "currency")
+_PAYMENT_FIELDS += ("customer", "charge_id", "session_id", "paid_at_ms")
+
+
+def decide_once(tx: Tx, purchase_key: str, decision: str, reason: str) -> bool:
+    """Record a decision about a payment (a purchase or an invoice) unless one with the same
+    decision and reason is recorded already; True when it was recorded now."""
+    rows = tx.all(
+        "insert_payment_decision_once",
+        purchase_key=purchase_key,
+        decision=decision,
+        reason=reason,
+        now_ms=now_ms(),
+    )
+    return bool(rows)
