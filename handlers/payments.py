@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from handlers.packs import PackCatalog, PaymentPolicy
-from handlers.purchase_refunds import refund_purchase
+from handlers.purchase_refunds import refund_later_duplicates, refund_purchase
 from handlers.purchases import CheckoutSource, observe
 from ledger import Ledger
 from ledger.payments import GrantResult, Payment, Reversal
@@ -103,6 +103,9 @@ def land(
             ledger, p, reason="duplicate", gateway=gateway, expected_state="paid", inbox_id=inbox_id
         )
         return f"purchase {p.purchase_key}: duplicate, refunded"
+    if result is GrantResult.SUPERSEDES:  # landed; the later twin that landed first goes back
+        refund_later_duplicates(ledger, p, gateway=gateway, inbox_id=inbox_id)
+        return f"purchase {p.purchase_key}: granted, its later duplicate refunded"
     if result is GrantResult.REFUNDING:  # a refund begun earlier and not confirmed: carry on
         refund_purchase(
             ledger,

@@ -35,6 +35,7 @@ __all__ = [
     "STUCK_AFTER_ATTEMPTS",
     "RefundGateway",
     "charge_of",
+    "refund_later_duplicates",
     "refund_purchase",
 ]
 
@@ -111,6 +112,28 @@ def refund_purchase(
         refund = found  # made by an earlier attempt (charge_already_refunded)
     _confirm(ledger, current, refund, inbox_id)
     return True
+
+
+def refund_later_duplicates(
+    ledger: Ledger, p: Payment, *, gateway: RefundGateway, inbox_id: str | None = None
+) -> int:
+    """Carry on the refunds of the purchases found to duplicate ``p`` after they landed
+    (they were paid later: ``GrantResult.SUPERSEDES``); ``inbox_id`` is marked processed with
+    their confirmation, or at once when there is none left. Returns how many there were.
+    Raises like :func:`refund_purchase`."""
+    later = ledger.payments.duplicates_refunding(p.purchase_key)
+    for twin in later:
+        refund_purchase(
+            ledger,
+            twin,
+            reason="duplicate",
+            gateway=gateway,
+            expected_state="refunding",
+            inbox_id=inbox_id,
+        )
+    if not later and inbox_id is not None:
+        ledger.inbox.mark_processed(inbox_id)
+    return len(later)
 
 
 def _listed_refunds(gateway: RefundGateway, p: Payment) -> list[dict[str, Any]]:

@@ -57,22 +57,41 @@ class PaymentRows:
             taken += self.clawback(purchase_key, key, f"{r.kind} {r.cause_id}: {why}")
         return taken
 
-    def twin(self, p: Payment, window_ms: int) -> str | None:
-        """A granted purchase of the same customer, pack and amount paid within
-        ``window_ms`` of this one, before or after (events arrive in any order)."""
-        if p.customer is None or p.price_id is None or p.amount is None or p.paid_at_ms is None:
-            return None
-        self.tx.all("lock_customer", customer=p.customer)
+    def twin(self, p: Payment, window_ms: int) -> Payment | None:
+        """A granted purchase by the same buyer (:attr:`Payment.buyer`) of the same pack for
+        the same amount, paid within ``window_ms`` of this one, before or after (events
+        arrive in any order): the earliest. Serialized per buyer."""
+        buyer = p.buyer
+        if buyer is None or p.price_id is None or not p.amount or p.paid_at_ms is None:
+            return None  # nothing to tell it by, or no money to give back
+        self.tx.all("lock_customer", customer=buyer)
         row = self.tx.one(
             "same_purchase_nearby",
             purchase_key=p.purchase_key,
-            customer=p.customer,
+            buyer=buyer,
             price_id=p.price_id,
             amount=p.amount,
             paid_at_ms=p.paid_at_ms,
             window_ms=window_ms,
         )
-        return str(row["purchase_key"]) if row else None
+        return Payment.from_row(row) if row else None
+
+    def mark_duplicate(self, purchase_key: str, *, of: str) -> None:
+        self.tx.all(
+            "mark_payment_duplicate", purchase_key=purchase_key, duplicate_of=of, now_ms=now_ms()
+        )
+
+    def start_refund(self, purchase_key: str, reason: str) -> None:
+        """The purchase is ``refunding`` for ``reason``, and the decision says so."""
+        self.tx.all(
+            "update_payment_state",
+            purchase_key=purchase_key,
+            state="refunding",
+            refund_reason=reason,
+            refund_id=None,
+            now_ms=now_ms(),
+        )
+        self.decide(purchase_key, "refund", reason)
 
     def clawback(self, purchase_key: str, key: str, reason: str) -> int:
         """Take back, under ``key``, the credits of the purchase's share reversed so far that

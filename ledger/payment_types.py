@@ -26,6 +26,9 @@ class GrantResult(StrEnum):
     """The purchase was refunded: its credits never land."""
     REFUNDING = "refunding"
     """Our refund of the purchase is begun but not confirmed: the caller carries it on."""
+    SUPERSEDES = "supersedes"
+    """Granted (now or before), and the later identical purchase that had landed first is
+    being refunded as its duplicate: the caller carries that refund on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,8 @@ class Payment:
     flag: str | None
     refund_attempt: int = 0
     """Our refund's attempt number: its provider idempotency key is ``refund_key(…, n)``."""
+    duplicate_of: str | None = None
+    """The purchase this one duplicates (refunded as ``duplicate``), when it is one."""
 
     @classmethod
     def from_row(cls, r: Row) -> Payment:
@@ -72,7 +77,16 @@ class Payment:
             refund_reason=r["refund_reason"],
             flag=r["flag"],
             refund_attempt=int(r["refund_attempt"]),
+            duplicate_of=r["duplicate_of"],
         )
+
+    @property
+    def buyer(self) -> str | None:
+        """Who paid, for telling a duplicate: the provider's customer, else (a guest checkout
+        makes no customer) the account."""
+        if self.customer is not None:
+            return self.customer
+        return None if self.account_id is None else f"account:{self.account_id}"
 
     @property
     def refund_key(self) -> str:

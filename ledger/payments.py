@@ -78,6 +78,12 @@ class Payments:
                 required(rows.tx.one("payment_by_key", purchase_key=purchase_key))
             )
 
+    def duplicates_refunding(self, purchase_key: str) -> list[Payment]:
+        """The purchases being refunded as duplicates of this one (see ``SUPERSEDES``)."""
+        with self.db.read() as tx:
+            rows = tx.all("duplicates_refunding", purchase_key=purchase_key)
+        return [Payment.from_row(r) for r in rows]
+
     def get(self, purchase_key: str) -> Payment | None:
         with self.db.read() as tx:
             row = tx.one("payment_by_key", purchase_key=purchase_key)
@@ -97,8 +103,11 @@ class Payments:
         inbox_id: str | None = None,
     ) -> GrantResult:
         """Land the pack's credits, once, unless the purchase is being refunded, or (with
-        ``duplicate_window_ms``) the same customer already got the same pack for the same
-        amount paid within that window: then it is a ``DUPLICATE`` charge, to refund.
+        ``duplicate_window_ms``) the same buyer (its customer, else its account) already got
+        the same pack for the same amount paid within that window: of the two, the one paid
+        later is the ``DUPLICATE`` charge, to refund. When the later one had landed first,
+        this one lands and the later one's refund is begun (``SUPERSEDES``): its credits go
+        back when that refund is confirmed.
 
         The duplicate check and the grant share one transaction, serialized per customer
         (an advisory lock on PostgreSQL; SQLite has a single writer), so two identical
@@ -107,7 +116,7 @@ class Payments:
         """
         with self._writing() as rows:
             result = self._grant(rows, purchase_key, reason, duplicate_window_ms)
-            if result not in (GrantResult.DUPLICATE, GrantResult.REFUNDING):
+            if result not in (GrantResult.DUPLICATE, GrantResult.REFUNDING, GrantResult.SUPERSEDES):
                 processed_in(rows.tx, inbox_id)
             return result
 
@@ -116,6 +125,8 @@ class Payments:
     ) -> GrantResult:
         p = rows.lock(purchase_key)
         if p.state == "granted":
+            if rows.tx.all("duplicates_refunding", purchase_key=purchase_key):
+                return GrantResult.SUPERSEDES
             return GrantResult.ALREADY_GRANTED
         if p.state == "refunding":
             return GrantResult.REFUNDING
@@ -131,8 +142,10 @@ class Payments:
             why = "fully refunded before the pack landed: not granted"
             rows.decide(purchase_key, "refunded_at_provider", why)
             return GrantResult.REFUND_WON
-        if duplicate_window_ms is not None and (twin := rows.twin(p, duplicate_window_ms)):
-            rows.decide(purchase_key, "duplicate", f"same pack as {twin}")
+        twin = None if duplicate_window_ms is None else rows.twin(p, duplicate_window_ms)
+        if twin is not None and _paid_first(twin, p):
+            rows.mark_duplicate(purchase_key, of=twin.purchase_key)
+            rows.decide(purchase_key, "duplicate", f"same pack as {twin.purchase_key}")
             return GrantResult.DUPLICATE
         rows.tx.all("ensure_account", account_id=p.account_id, now_ms=now_ms())
         if rows.entry(p, "grant", keys.pack(purchase_key), p.credits, reason) is None:
@@ -144,6 +157,11 @@ class Payments:
         if p.refunded_amount:  # partly reversed before it landed: its share goes back now
             why = "reversed at the provider before the pack landed"
             rows.clawback(purchase_key, keys.clawback(purchase_key, "at-grant"), why)
+        if twin is not None:  # the later of the two landed first: it is the duplicate
+            rows.mark_duplicate(twin.purchase_key, of=purchase_key)
+            rows.decide(twin.purchase_key, "duplicate", f"same pack as {purchase_key}, paid first")
+            rows.start_refund(twin.purchase_key, "duplicate")
+            return GrantResult.SUPERSEDES
         return GrantResult.GRANTED
 
     def begin_refund(
@@ -167,15 +185,7 @@ class Payments:
             if p.state != expected_state or p.state == "refunded":
                 processed_in(rows.tx, inbox_id)
                 return None
-            rows.tx.all(
-                "update_payment_state",
-                purchase_key=purchase_key,
-                state="refunding",
-                refund_reason=reason,
-                refund_id=None,
-                now_ms=now_ms(),
-            )
-            rows.decide(purchase_key, "refund", reason)
+            rows.start_refund(purchase_key, reason)
             return p.refund_key
 
     def refund_failed(self, purchase_key: str, *, attempt: int, why: str) -> int:
@@ -308,3 +318,8 @@ class Payments:
         """One write transaction, through the purchase rows' helpers."""
         with self.db.write() as tx:
             yield PaymentRows(tx, self.policy_version)
+
+
+def _paid_first(a: Payment, b: Payment) -> bool:
+    """Whether ``a`` was paid before ``b`` (the purchase key breaks a tie)."""
+    return (a.paid_at_ms or 0, a.purchase_key) < (b.paid_at_ms or 0, b.purchase_key)

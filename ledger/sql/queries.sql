@@ -286,11 +286,19 @@ ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id;
 
 -- name: same_purchase_nearby
-SELECT purchase_key FROM payments
-WHERE purchase_key <> :purchase_key AND customer = :customer AND price_id = :price_id
-  AND amount = :amount AND state = 'granted'
+SELECT * FROM payments
+WHERE purchase_key <> :purchase_key AND COALESCE(customer, 'account:' || account_id) = :buyer
+  AND price_id = :price_id AND amount = :amount AND state = 'granted'
   AND paid_at_ms BETWEEN :paid_at_ms - :window_ms AND :paid_at_ms + :window_ms
-ORDER BY paid_at_ms LIMIT 1;
+ORDER BY paid_at_ms, purchase_key LIMIT 1;
+
+-- name: mark_payment_duplicate
+UPDATE payments SET duplicate_of = :duplicate_of, updated_at_ms = :now_ms
+WHERE purchase_key = :purchase_key;
+
+-- name: duplicates_refunding
+SELECT * FROM payments WHERE duplicate_of = :purchase_key AND state = 'refunding'
+ORDER BY paid_at_ms, purchase_key;
 
 -- name: lock_customer
 SELECT 1 AS locked;
