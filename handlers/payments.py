@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from handlers.packs import PackCatalog, PaymentPolicy
+from handlers.provider_reversals import record_charge_refunds
 from handlers.purchase_refunds import refund_later_duplicates, refund_purchase
 from handlers.purchases import CheckoutSource, observe
 from ledger import Ledger
@@ -77,7 +78,7 @@ def apply_payment_event(
         if p is not None:
             return _fraud_warning(ledger, event, p, gateway, policy, inbox_id)
     if isinstance(event, RefundUpdated):
-        return _refund_updated(ledger, event, inbox_id)
+        return _refund_updated(ledger, event, gateway, inbox_id)
     processed_alone(ledger, inbox_id)
     return f"{event.type}: nothing to do"
 
@@ -143,24 +144,21 @@ def _charge_refunded(
     ledger: Ledger, event: ChargeRefunded, gateway: PaymentGateway, inbox_id: str | None
 ) -> str:
     """``charge.refunded`` tells only the running total: each refund is read from the API
-    (``GET /v1/refunds?charge=…``) and reversed by its own id."""
+    (``GET /v1/refunds?charge=…``) and reversed by its own id once it succeeded; one still
+    pending is remembered and read again by reconciliation until it succeeds or fails."""
     p = _purchase_of(ledger, event.payment_intent, event.charge_id)
     key = p.purchase_key if p else event.payment_intent
     if key is None:
         processed_alone(ledger, inbox_id)
         return "refund of a charge with no payment intent: ignored"
-    reversals = [
-        Reversal(str(r["id"]), "refund", int(r["amount"]))
-        for r in gateway.charge_refunds(event.charge_id)
-        if r.get("status") == "succeeded"
-    ]
     # Remembered even when the purchase is not known yet: events arrive in any order.
-    taken = ledger.payments.record_reversals(
+    taken = record_charge_refunds(
+        ledger,
         key,
-        reversals,
+        event.charge_id,
+        gateway,
         reason=f"charge refunded ({event.event_id})",
         amount=event.amount,
-        charge_id=event.charge_id,
         inbox_id=inbox_id,
     )
     return f"purchase {key}: {taken} credits clawed back"
@@ -204,17 +202,22 @@ def _fraud_warning(
     return f"purchase {p.purchase_key}: refunded and revoked (early fraud warning)"
 
 
-def _refund_updated(ledger: Ledger, event: RefundUpdated, inbox_id: str | None) -> str:
-    """A refund succeeded (reversed by its id, as ``charge.refunded`` would), or failed or was
-    cancelled (an alert)."""
+def _refund_updated(
+    ledger: Ledger, event: RefundUpdated, gateway: PaymentGateway, inbox_id: str | None
+) -> str:
+    """A refund changed state: the charge's refunds are read from the API and recorded as
+    ``charge.refunded`` would (a claw-back once one succeeded; the credits back, keyed by the
+    refund's id, when one failed after it had); a failure or cancellation raises an alert."""
     p = _purchase_of(ledger, event.payment_intent, event.charge)
     key = p.purchase_key if p else event.payment_intent
-    if event.status == "succeeded" and key is not None and event.amount:
-        done = Reversal(event.refund_id, "refund", event.amount)
-        why = f"refund {event.status} ({event.event_id})"
-        taken = ledger.payments.record_reversals(key, [done], reason=why, inbox_id=inbox_id)
-        return f"purchase {key}: {taken} credits clawed back"
-    if event.status in ("failed", "canceled"):
+    failed = event.status in ("failed", "canceled")
+    if key is not None and event.charge is not None:
+        why = f"refund {event.refund_id} {event.status} ({event.event_id})"
+        done = None if failed else inbox_id
+        taken = record_charge_refunds(ledger, key, event.charge, gateway, reason=why, inbox_id=done)
+        if not failed:
+            return f"purchase {key}: {taken} credits clawed back"
+    if failed:
         why = f"refund {event.refund_id} {event.status}: {event.failure_reason or 'no reason'}"
         ledger.payments.note(key or event.refund_id, "alert", why, inbox_id=inbox_id)
         log.error("refund %s %s (%s)", event.refund_id, event.status, event.failure_reason)

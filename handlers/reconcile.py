@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from handlers.packs import PackCatalog, PaymentPolicy
 from handlers.paid_purchases import PaidSource, paid_purchases
 from handlers.payments import PaymentGateway, land
-from handlers.provider_reversals import DisputeSource, sync_reversals
+from handlers.provider_reversals import DisputeSource, sync_pending_refunds, sync_reversals
 from handlers.purchase_refunds import refund_purchase
 from handlers.purchases import observe
 from ledger import Ledger, now_ms
@@ -70,6 +70,8 @@ def reconcile(
     )
     report.seen = len(listed)
     paid_before = now - policy.landing_window_ms
+    if not dry_run:
+        sync_pending_refunds(ledger, source)
     if dry_run:
         _report_unrecorded(ledger, listed, paid_before, policy, report)
     else:

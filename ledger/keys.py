@@ -9,7 +9,7 @@ of a purchase is derived the same way, so a rerun of the job never refunds twice
 
 from __future__ import annotations
 
-__all__ = ["charge", "clawback", "grant", "pack", "provider_refund", "refund"]
+__all__ = ["charge", "clawback", "grant", "pack", "provider_refund", "refund", "restore"]
 
 
 def grant(idempotency_key: str) -> str:
@@ -36,6 +36,11 @@ def clawback(purchase_key: str, cause: str) -> str:
     """Credits taken back from a purchase because of ``cause``: a refund or dispute id, or
     ``at-grant`` for money already gone when the pack landed."""
     return f"clawback:{purchase_key}:{cause}"
+
+
+def restore(purchase_key: str, cause: str) -> str:
+    """Credits a claw-back took given back, because its cause (a refund id) failed."""
+    return f"restore:{purchase_key}:{cause}"
 
 
 def provider_refund(purchase_key: str, attempt: int = 0) -> str:

@@ -34,8 +34,11 @@ class PaymentRows:
         self.tx.all("upsert_payment", **(dict.fromkeys(_PAYMENT_FIELDS) | fields), now_ms=now_ms())
 
     def reverse(self, purchase_key: str, reversals: Sequence[Reversal], why: str) -> int:
-        """Record each new reversal, then claw back its share under its own key."""
-        taken = 0
+        """Record each reversal, or its move to a later state, then settle the claw-backs:
+        a reversal that succeeded takes its share back under its own key; one that failed
+        after it had succeeded gives its share back under its own key. Returns the credits
+        taken back now (negative when given back)."""
+        moved = 0
         for r in reversals:
             fresh = self.tx.one(
                 "insert_payment_reversal",
@@ -43,6 +46,7 @@ class PaymentRows:
                 purchase_key=purchase_key,
                 kind=r.kind,
                 amount=r.amount,
+                state=r.state,
                 now_ms=now_ms(),
             )
             if fresh is None:
@@ -51,11 +55,36 @@ class PaymentRows:
                     raise IdempotencyConflict(
                         cause_id=r.cause_id, amount=r.amount, recorded=int(known["amount"])
                     )
-                continue
+                was = str(known["state"])
+                if _ORDER[r.state] <= _ORDER[was]:
+                    continue  # told again, or an older state: nothing moves
+                self.tx.all("update_payment_reversal_state", cause_id=r.cause_id, state=r.state)
+                if was == "pending" and r.state == "failed":
+                    continue  # never money back: nothing was taken
+            elif r.state != "succeeded":
+                continue  # pending, or failed before it ever succeeded: nothing moves yet
             self.tx.all("total_payment_reversals", purchase_key=purchase_key, now_ms=now_ms())
-            key = keys.clawback(purchase_key, r.cause_id)
-            taken += self.clawback(purchase_key, key, f"{r.kind} {r.cause_id}: {why}")
-        return taken
+            reason = f"{r.kind} {r.cause_id} {r.state}: {why}"
+            if r.state == "succeeded":
+                moved += self.clawback(
+                    purchase_key, keys.clawback(purchase_key, r.cause_id), reason
+                )
+            else:
+                moved -= self.restore(purchase_key, keys.restore(purchase_key, r.cause_id), reason)
+                self._reopen(purchase_key, reason)
+        return moved
+
+    def _reopen(self, purchase_key: str, reason: str) -> None:
+        """A purchase ``refunded`` whose money is no longer all back (a refund failed) goes
+        back to ``granted`` (its pack landed) or ``paid``; any later refund of ours takes the
+        next attempt's key (the old one would replay the failed refund)."""
+        p = self.lock(purchase_key)
+        if p.state != "refunded" or not p.amount or p.refunded_amount >= p.amount:
+            return
+        landed = self.tx.one("entry_by_key", idempotency_key=keys.pack(purchase_key)) is not None
+        self.set_state(purchase_key, "granted" if landed else "paid")
+        self.tx.all("next_refund_attempt", purchase_key=purchase_key, now_ms=now_ms())
+        self.decide(purchase_key, "refund_failed", f"no longer refunded: {reason}")
 
     def twin(self, p: Payment, window_ms: int) -> Payment | None:
         """A granted purchase by the same buyer (:attr:`Payment.buyer`) of the same pack for
@@ -96,6 +125,17 @@ class PaymentRows:
     def clawback(self, purchase_key: str, key: str, reason: str) -> int:
         """Take back, under ``key``, the credits of the purchase's share reversed so far that
         are not taken back yet (whole credits, rounded down until all is reversed)."""
+        return self._to_target(purchase_key, key, reason, "clawback")
+
+    def restore(self, purchase_key: str, key: str, reason: str) -> int:
+        """Give back, under ``key``, the credits taken back beyond the purchase's share
+        reversed now (a refund that failed after its claw-back)."""
+        return self._to_target(purchase_key, key, reason, "restore")
+
+    def _to_target(self, purchase_key: str, key: str, reason: str, kind: str) -> int:
+        """Move the purchase's clawed credits toward its reversed share, one way only (``kind``
+        ``clawback`` takes, ``restore`` gives), as one entry under ``key``; returns the credits
+        moved (0 when there is nothing to move that way, or the key is taken)."""
         p = self.lock(purchase_key)
         if p.credits is None or p.account_id is None or not p.amount:
             return 0
@@ -104,10 +144,12 @@ class PaymentRows:
         share = min(p.refunded_amount, p.amount)
         target = p.credits * share // p.amount if share < p.amount else p.credits
         take = target - p.clawed_credits
-        balance = self.entry(p, "clawback", key, -take, reason) if take > 0 else None
+        if (take if kind == "clawback" else -take) <= 0:
+            return 0
+        balance = self.entry(p, kind, key, -take, reason)
         if balance is None:
             return 0
-        flag = "negative_balance" if balance < 0 else None
+        flag = "negative_balance" if balance < 0 and kind == "clawback" else None
         self.tx.all(
             "add_payment_clawback",
             purchase_key=p.purchase_key,
@@ -115,7 +157,7 @@ class PaymentRows:
             flag=flag,
             now_ms=now_ms(),
         )
-        self.decide(p.purchase_key, "clawback", f"{take} credits: {reason}")
+        self.decide(p.purchase_key, kind, f"{abs(take)} credits: {reason}")
         if flag:
             log.error(
                 "claw-back of %s left account %s at %d credits (flagged)",
@@ -123,7 +165,7 @@ class PaymentRows:
                 p.account_id,
                 balance,
             )
-        return take
+        return abs(take)
 
     def entry(self, p: Payment, kind: str, key: str, amount: int, reason: str) -> int | None:
         """One pack ledger entry under ``key`` and its balance change: the balance after it,
@@ -172,6 +214,9 @@ class PaymentRows:
             now_ms=now_ms(),
         )
 
+
+_ORDER = {"pending": 0, "succeeded": 1, "failed": 2}
+"""A reversal's states, in the only order it moves through."""
 
 _PAYMENT_FIELDS: tuple[str, ...] = ("account_id", "price_id", "credits", "amount", "currency")
 _PAYMENT_FIELDS += ("customer", "charge_id", "session_id", "paid_at_ms")

@@ -100,12 +100,24 @@ def refund_key(purchase_key: str, attempt: int = 0) -> str:
     return keys.provider_refund(purchase_key, attempt)
 
 
+REVERSAL_STATES = ("pending", "succeeded", "failed")
+
+
 @dataclass(frozen=True, slots=True)
 class Reversal:
     """Money of a purchase that went back, keyed by its cause: ``cause_id`` is the refund's id
     (``kind`` ``refund``) or the lost dispute's (``kind`` ``dispute``); ``amount`` is in the
-    currency's minor unit. The same cause told again, by any event, is the same reversal."""
+    currency's minor unit. The same cause told again, by any event, is the same reversal.
+
+    ``state``: only a ``succeeded`` reversal is money back (its claw-back is taken); a
+    ``pending`` refund is remembered until it succeeds or fails; a ``failed`` one that had
+    succeeded gives its claw-back back. ``pending`` → ``succeeded`` → ``failed`` only."""
 
     cause_id: str
     kind: str
     amount: int
+    state: str = "succeeded"
+
+    def __post_init__(self) -> None:
+        if self.state not in REVERSAL_STATES:
+            raise ValueError(f"reversal state must be one of {REVERSAL_STATES}")

@@ -255,8 +255,9 @@ class Payments:
         each :class:`Reversal` keyed by its cause: one told again is ignored, the same cause
         with another amount raises ``IdempotencyConflict``. Remembered even before the
         purchase is known, so a pack whose events arrive later never lands for money already
-        returned; a landed pack gives back its share of each new cause now. Returns the
-        credits clawed back now."""
+        returned; a landed pack gives back its share of each cause that succeeded now, and
+        gets back the share of one that failed after it had succeeded (keyed by its id).
+        Returns the credits clawed back now (negative: given back)."""
         with self._writing() as rows:
             rows.upsert(
                 purchase_key=purchase_key,
@@ -268,6 +269,12 @@ class Payments:
             taken = rows.reverse(purchase_key, reversals, reason)
             processed_in(rows.tx, inbox_id)
             return taken
+
+    def with_pending_refunds(self, *, limit: int = 500) -> list[Payment]:
+        """The purchases with a refund still ``pending`` at the provider, to read again."""
+        with self.db.read() as tx:
+            rows = tx.all("payments_with_pending_refunds", limit=limit)
+        return [Payment.from_row(r) for r in rows]
 
     def mark_refunded_at_provider(
         self, purchase_key: str, *, reason: str, expected_state: str

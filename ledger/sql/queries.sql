@@ -254,10 +254,17 @@ UPDATE payments SET clawed_credits = clawed_credits + :credits,
 WHERE purchase_key = :purchase_key;
 
 -- name: insert_payment_reversal
-INSERT INTO payment_reversals (cause_id, purchase_key, kind, amount, at_ms)
-VALUES (:cause_id, :purchase_key, :kind, :amount, :now_ms)
+INSERT INTO payment_reversals (cause_id, purchase_key, kind, amount, state, at_ms)
+VALUES (:cause_id, :purchase_key, :kind, :amount, :state, :now_ms)
 ON CONFLICT (cause_id) DO NOTHING
 RETURNING cause_id;
+
+-- name: update_payment_reversal_state
+UPDATE payment_reversals SET state = :state WHERE cause_id = :cause_id;
+
+-- name: payments_with_pending_refunds
+SELECT DISTINCT p.* FROM payments p JOIN payment_reversals r ON r.purchase_key = p.purchase_key
+WHERE r.state = 'pending' ORDER BY p.purchase_key LIMIT :limit;
 
 -- name: payment_reversal
 SELECT * FROM payment_reversals WHERE cause_id = :cause_id;
@@ -265,7 +272,8 @@ SELECT * FROM payment_reversals WHERE cause_id = :cause_id;
 -- name: total_payment_reversals
 UPDATE payments SET refunded_amount = (
     SELECT COALESCE(SUM(amount), 0) FROM payment_reversals
-    WHERE payment_reversals.purchase_key = payments.purchase_key), updated_at_ms = :now_ms
+    WHERE payment_reversals.purchase_key = payments.purchase_key
+      AND payment_reversals.state = 'succeeded'), updated_at_ms = :now_ms
 WHERE purchase_key = :purchase_key;
 
 -- name: insert_payment_decision

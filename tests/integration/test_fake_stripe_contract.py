@@ -273,3 +273,44 @@ def test_a_charge_under_chargeback_cannot_be_refunded_and_an_inquiry_withdraws_n
     fake.refund(refunded_pi["id"])
     with pytest.raises(ValueError):
         fake.dispute(refunded["id"], "lost")
+
+
+def test_a_refund_may_stay_pending_then_succeed_or_fail_as_its_events_tell(
+    fake: FakeBilling, client: stripe.StripeClient
+) -> None:
+    """Refund ``status`` pending → succeeded, or → failed with a failure balance transaction
+    and the charge's ``amount_refunded`` lowered (https://docs.stripe.com/refunds); each
+    change emits ``refund.updated`` and ``charge.refund.updated`` with the previous values,
+    a failure also ``refund.failed``."""
+    fake.add_price("price_pack500", 1900)
+    _, intent, charge = fake.create_paid_checkout("acct_r", "price_pack500", 1900)
+    waiting = fake.refund(intent["id"], 900, pending_reason="insufficient_funds")
+    failing = fake.refund(intent["id"], 1000)
+    listed = {r.id: r for r in client.v1.refunds.list({"charge": charge["id"]}).data}
+    assert (listed[waiting["id"]].status, listed[waiting["id"]].pending_reason) == (
+        "pending",
+        "insufficient_funds",
+    )
+    assert client.v1.charges.retrieve(charge["id"]).amount_refunded == 1900
+
+    fake.settle_refund(waiting["id"], succeeded=True)
+    fake.settle_refund(failing["id"], succeeded=False)
+    done = client.v1.refunds.retrieve(failing["id"])
+    assert (done.status, done.failure_reason) == ("failed", "expired_or_canceled_card")
+    assert isinstance(done.failure_balance_transaction, str)
+    assert client.v1.charges.retrieve(charge["id"]).amount_refunded == 900
+    events = stripe.ListObject.construct_from(
+        {"object": "list", "data": fake.events("*refund.*"), "has_more": False, "url": "/v1"}, KEY
+    ).data
+    said = [
+        (e.type, e.data.object.id, e.data.previous_attributes.status)
+        for e in events
+        if "previous_attributes" in e.data
+    ]
+    assert said == [
+        ("refund.updated", waiting["id"], "pending"),
+        ("charge.refund.updated", waiting["id"], "pending"),
+        ("refund.updated", failing["id"], "succeeded"),
+        ("charge.refund.updated", failing["id"], "succeeded"),
+    ]
+    assert [e["type"] for e in fake.events("refund.failed")] == ["refund.failed"]

@@ -228,8 +228,9 @@ def test_a_refund_that_failed_at_stripe_records_an_alert(
     ledger: Ledger, fake: FakeStripe, api: StripeAPI
 ) -> None:
     intent, _ = granted(ledger, fake, api, "acct_refail")
+    fake.refund_pending_reason = "insufficient_funds"
     refund = api.refund_payment(intent["id"], amount=100, reason="x", idempotency_key="s")
-    failed = {**refund, "status": "failed", "failure_reason": "expired_or_canceled_card"}
+    failed = fake.settle_refund(refund["id"], succeeded=False)
     said = apply(ledger, envelope("refund.updated", failed), api)
     assert said == f"refund {refund['id']} failed: alerted"
     alert = ledger.payments.decisions(intent["id"])[-1]

@@ -140,13 +140,52 @@ class FakeStripe(StripeObjects):
             params: Json = {"amount": str(amount), "confirm": "true", "metadata": metadata or {}}
             return copy.deepcopy(self._create_intent(params))
 
-    def refund(self, payment_intent: str, amount: int | None = None) -> Json:
-        """A refund made in the Dashboard (no idempotency key of ours)."""
+    def refund(
+        self, payment_intent: str, amount: int | None = None, *, pending_reason: str | None = None
+    ) -> Json:
+        """A refund made in the Dashboard (no idempotency key of ours); with
+        ``pending_reason`` (``insufficient_funds``, ``charge_pending``, ``processing``) it stays
+        ``pending`` until :meth:`settle_refund`, though ``charge.refunded`` already counts it
+        (https://docs.stripe.com/api/refunds/object, ``pending_reason``)."""
         with self._lock:
             params: Json = {"payment_intent": payment_intent}
             if amount is not None:
                 params["amount"] = str(amount)
-            return copy.deepcopy(self._create_refund(params))
+            self.refund_pending_reason, usual = pending_reason, self.refund_pending_reason
+            try:
+                return copy.deepcopy(self._create_refund(params))
+            finally:
+                self.refund_pending_reason = usual
+
+    def settle_refund(
+        self,
+        refund_id: str,
+        succeeded: bool,
+        failure_reason: str = "expired_or_canceled_card",
+        at: int | None = None,
+    ) -> Json:
+        """A refund ends (https://docs.stripe.com/refunds#failed-refunds): a pending one
+        succeeds; or one pending or succeeded fails (``failure_reason``), its amount goes back
+        to the merchant (``failure_balance_transaction``) and off the charge's
+        ``amount_refunded``. Emits ``refund.updated`` and ``charge.refund.updated`` (with
+        ``previous_attributes``), and ``refund.failed`` for a failure."""
+        with self._lock:
+            refund = self._objects[refund_id]
+            before = {"status": refund["status"], "pending_reason": refund["pending_reason"]}
+            if succeeded:
+                refund.update(status="succeeded", pending_reason=None)
+            else:
+                charge = self._objects[refund["charge"]]
+                charge["amount_refunded"] -= refund["amount"]
+                charge["refunded"] = False
+                refund.update(status="failed", pending_reason=None, failure_reason=failure_reason)
+                refund["failure_balance_transaction"] = f"txn_fake{next(self._ids):010d}"
+                before["failure_reason"] = None
+            self._emit("refund.updated", refund, at, before)
+            if not succeeded:
+                self._emit("refund.failed", refund, at)
+            self._emit("charge.refund.updated", refund, at, before)
+            return copy.deepcopy(refund)
 
     def dispute(
         self,

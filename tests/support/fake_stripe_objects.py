@@ -73,6 +73,9 @@ class StripeObjects(StripeHTTP):
         self._objects: dict[str, Json] = {}
         self._line_items: dict[str, list[Json]] = {}
         self._request: tuple[Opt, Opt] = (None, None)
+        self.refund_pending_reason: str | None = None
+        """When set (``insufficient_funds``, ``charge_pending``…), every new refund stays
+        ``pending`` with that reason until :meth:`FakeStripe.settle_refund`."""
 
     # -- the API ----------------------------------------------------------------------------------
 
@@ -146,11 +149,17 @@ class StripeObjects(StripeHTTP):
         self._objects[obj_id] = obj
         return obj
 
-    def _emit(self, kind: str, obj: Json, created: int | None = None) -> None:
-        """The event for a change of ``obj``, holding its snapshot as it is now."""
+    def _emit(
+        self, kind: str, obj: Json, created: int | None = None, previous: Json | None = None
+    ) -> None:
+        """The event for a change of ``obj``, holding its snapshot as it is now; an
+        ``*.updated`` event also holds ``previous``, the changed fields' values before
+        (``data.previous_attributes``, https://docs.stripe.com/api/events/object)."""
         request_id, key = self._request
         event = self._store("evt", "event", created, type=kind, api_version=API_VERSION)
         event.update(data={"object": copy.deepcopy(obj)}, pending_webhooks=1)
+        if previous is not None:
+            event["data"]["previous_attributes"] = copy.deepcopy(previous)
         event["request"] = {"id": request_id, "idempotency_key": key}
 
     def _line_item(self, price_id: str, quantity: int) -> Json:
@@ -251,7 +260,12 @@ class StripeObjects(StripeHTTP):
         charge["refunded"] = charge["amount_refunded"] == charge["amount"]
         refund = self._store("re", "refund", None, amount=amount, currency=charge["currency"])
         refund.update(charge=charge["id"], payment_intent=charge["payment_intent"])
-        refund.update(reason=params.get("reason"), status="succeeded", failure_reason=None)
+        pending = self.refund_pending_reason
+        refund.update(reason=params.get("reason"), failure_reason=None, pending_reason=pending)
+        refund.update(status="pending" if pending else "succeeded", receipt_number=None)
+        refund.update(balance_transaction=f"txn_fake{next(self._ids):010d}")
+        refund.update(failure_balance_transaction=None, source_transfer_reversal=None)
+        refund.update(transfer_reversal=None, destination_details=None)
         refund["metadata"] = params.get("metadata") or {}
         self._emit("refund.created", refund)
         self._emit("charge.refunded", charge)
