@@ -77,7 +77,9 @@ class PaymentPolicy:
     unlanded_action: str = "complete"
     """``complete`` (grant now) or ``refund`` (give the money back)."""
     duplicate_window_ms: int = 10 * 60_000
-    """Same customer, pack and amount paid twice within this window: the later is refunded."""
+    """Same buyer (the Stripe customer, else the account: a guest checkout has no customer),
+    pack and amount paid twice within this window: the later payment is refunded, whichever
+    order their events arrive in."""
     fraud_action: str = "refund_and_revoke"
     """On an early fraud warning: ``refund_and_revoke`` or ``alert`` only."""
 

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 from handlers.confirmation import EventSource, confirm_payment_event
 from handlers.packs import PackCatalog, PaymentPolicy
+from handlers.provider_reversals import record_charge_refunds
+from handlers.purchase_refunds import refund_later_duplicates, refund_purchase
 from handlers.purchases import CheckoutSource, observe
 from ledger import Ledger
 from ledger.payments import GrantResult, Payment, Reversal
@@ -83,7 +85,7 @@ def apply_payment_event(
         if p is not None:
             return _fraud_warning(ledger, event, p, gateway, policy, inbox_id)
     if isinstance(event, RefundUpdated):
-        return _refund_updated(ledger, event, inbox_id)
+        return _refund_updated(ledger, event, gateway, inbox_id)
     processed_alone(ledger, inbox_id)
     return f"{event.type}: nothing to do"
 
@@ -109,35 +111,22 @@ def land(
             ledger, p, reason="duplicate", gateway=gateway, expected_state="paid", inbox_id=inbox_id
         )
         return f"purchase {p.purchase_key}: duplicate, refunded"
+    if result is GrantResult.SUPERSEDES:  # landed; the later twin that landed first goes back
+        refund_later_duplicates(ledger, p, gateway=gateway, inbox_id=inbox_id)
+        return f"purchase {p.purchase_key}: granted, its later duplicate refunded"
+    if result is GrantResult.REFUNDING:  # a refund begun earlier and not confirmed: carry on
+        refund_purchase(
+            ledger,
+            p,
+            reason="retry",
+            gateway=gateway,
+            expected_state="refunding",
+            inbox_id=inbox_id,
+        )
+        return f"purchase {p.purchase_key}: refund carried on"
     if result is GrantResult.INCOMPLETE:
         log.info("purchase %s paid but not complete yet (account or pack unknown)", p.purchase_key)
     return f"purchase {p.purchase_key}: {result.value}"
-
-
-def refund_purchase(
-    ledger: Ledger,
-    p: Payment,
-    *,
-    reason: str,
-    gateway: PaymentGateway,
-    expected_state: str,
-    inbox_id: str | None = None,
-) -> bool:
-    """Give a purchase's money back, once, and claw back any credits it landed, if it is still
-    in ``expected_state`` (the state the refund was decided from); False when it has moved on.
-
-    The provider call carries a key derived from the purchase: a rerun after the call
-    succeeded but before the ledger recorded it gets the same refund back, not a second one.
-    """
-    key = ledger.payments.begin_refund(
-        p.purchase_key, reason=reason, expected_state=expected_state, inbox_id=inbox_id
-    )
-    if key is None:
-        return False
-    refund = gateway.refund_payment(p.purchase_key, amount=None, reason=reason, idempotency_key=key)
-    done = Reversal(str(refund["id"]), "refund", int(refund["amount"]))
-    ledger.payments.confirm_refund(p.purchase_key, refund=done, inbox_id=inbox_id)
-    return True
 
 
 def _purchase(
@@ -162,24 +151,21 @@ def _charge_refunded(
     ledger: Ledger, event: ChargeRefunded, gateway: PaymentGateway, inbox_id: str | None
 ) -> str:
     """``charge.refunded`` tells only the running total: each refund is read from the API
-    (``GET /v1/refunds?charge=…``) and reversed by its own id."""
+    (``GET /v1/refunds?charge=…``) and reversed by its own id once it succeeded; one still
+    pending is remembered and read again by reconciliation until it succeeds or fails."""
     p = _purchase_of(ledger, event.payment_intent, event.charge_id)
     key = p.purchase_key if p else event.payment_intent
     if key is None:
         processed_alone(ledger, inbox_id)
         return "refund of a charge with no payment intent: ignored"
-    reversals = [
-        Reversal(str(r["id"]), "refund", int(r["amount"]))
-        for r in gateway.charge_refunds(event.charge_id)
-        if r.get("status") == "succeeded"
-    ]
     # Remembered even when the purchase is not known yet: events arrive in any order.
-    taken = ledger.payments.record_reversals(
+    taken = record_charge_refunds(
+        ledger,
         key,
-        reversals,
+        event.charge_id,
+        gateway,
         reason=f"charge refunded ({event.event_id})",
         amount=event.amount,
-        charge_id=event.charge_id,
         inbox_id=inbox_id,
     )
     return f"purchase {key}: {taken} credits clawed back"
@@ -223,17 +209,22 @@ def _fraud_warning(
     return f"purchase {p.purchase_key}: refunded and revoked (early fraud warning)"
 
 
-def _refund_updated(ledger: Ledger, event: RefundUpdated, inbox_id: str | None) -> str:
-    """A refund succeeded (reversed by its id, as ``charge.refunded`` would), or failed or was
-    cancelled (an alert)."""
+def _refund_updated(
+    ledger: Ledger, event: RefundUpdated, gateway: PaymentGateway, inbox_id: str | None
+) -> str:
+    """A refund changed state: the charge's refunds are read from the API and recorded as
+    ``charge.refunded`` would (a claw-back once one succeeded; the credits back, keyed by the
+    refund's id, when one failed after it had); a failure or cancellation raises an alert."""
     p = _purchase_of(ledger, event.payment_intent, event.charge)
     key = p.purchase_key if p else event.payment_intent
-    if event.status == "succeeded" and key is not None and event.amount:
-        done = Reversal(event.refund_id, "refund", event.amount)
-        why = f"refund {event.status} ({event.event_id})"
-        taken = ledger.payments.record_reversals(key, [done], reason=why, inbox_id=inbox_id)
-        return f"purchase {key}: {taken} credits clawed back"
-    if event.status in ("failed", "canceled"):
+    failed = event.status in ("failed", "canceled")
+    if key is not None and event.charge is not None:
+        why = f"refund {event.refund_id} {event.status} ({event.event_id})"
+        done = None if failed else inbox_id
+        taken = record_charge_refunds(ledger, key, event.charge, gateway, reason=why, inbox_id=done)
+        if not failed:
+            return f"purchase {key}: {taken} credits clawed back"
+    if failed:
         why = f"refund {event.refund_id} {event.status}: {event.failure_reason or 'no reason'}"
         ledger.payments.note(key or event.refund_id, "alert", why, inbox_id=inbox_id)
         log.error("refund %s %s (%s)", event.refund_id, event.status, event.failure_reason)

@@ -1,10 +1,11 @@
 """Reconciliation: the payment provider's own objects compared with the ledger.
 
-Events can be lost or never created, so the sweep lists the provider's completed Checkout
-Sessions and succeeded PaymentIntents of the window (not the event feed), merges what they
-say into the ledger, and settles every purchase paid longer ago than the landing window
-that has not landed: ``complete`` grants it now, ``refund`` gives the money back. Purchases
-stuck ``refunding`` (a refund call that timed out) are retried with the same key. Two runs
+Events can be lost or never created, so the sweep reads the provider's objects: the Checkout
+Sessions and PaymentIntents made in the window and those its events say were paid in it,
+each stamped with when it was paid (``handlers.paid_purchases``); it merges what they say
+into the ledger, and settles every purchase paid longer ago than the landing window that has
+not landed: ``complete`` grants it now, ``refund`` gives the money back. Purchases stuck
+``refunding`` are carried on (``handlers.purchase_refunds``). Two runs
 at once are safe: every step is keyed and locked in the ledger, and the provider's
 idempotency key makes a repeated refund call return the first refund.
 """
@@ -12,16 +13,19 @@ idempotency key makes a repeated refund call return the first refund.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from handlers.packs import PackCatalog, PaymentPolicy
-from handlers.payments import PaymentGateway, land, refund_purchase
+from handlers.paid_purchases import PaidSource, paid_purchases
+from handlers.payments import PaymentGateway, land
+from handlers.provider_reversals import DisputeSource, sync_pending_refunds, sync_reversals
+from handlers.purchase_refunds import refund_purchase
 from handlers.purchases import observe
 from ledger import Ledger, now_ms
 from ledger.errors import RefundryError
-from ledger.payments import Payment, Reversal
+from ledger.payments import Payment
 from providers.stripe import CheckoutSession, PaymentSucceeded, from_api_object, purchase_key
 
 __all__ = ["ReconcileSource", "Reconciliation", "reconcile"]
@@ -29,10 +33,8 @@ __all__ = ["ReconcileSource", "Reconciliation", "reconcile"]
 log = logging.getLogger(__name__)
 
 
-class ReconcileSource(PaymentGateway, Protocol):
-    def list_paid_sessions(self, created_gte: int) -> Iterator[dict[str, Any]]: ...
-
-    def list_succeeded_payment_intents(self, created_gte: int) -> Iterator[dict[str, Any]]: ...
+class ReconcileSource(PaymentGateway, PaidSource, DisputeSource, Protocol):
+    """What reconciliation needs of the payment provider's API (``providers.stripe_api``)."""
 
 
 @dataclass
@@ -63,15 +65,13 @@ def reconcile(
 ) -> Reconciliation:
     now = now_ms() if at_ms is None else at_ms
     report = Reconciliation()
-    listed: list[CheckoutSession | PaymentSucceeded] = [
-        *(_as_event(s, "checkout.session.completed") for s in source.list_paid_sessions(since_s)),
-        *(
-            _as_event(p, "payment_intent.succeeded")
-            for p in source.list_succeeded_payment_intents(since_s)
-        ),
-    ]
+    listed = paid_purchases(
+        source, since_s, paid_time_known=lambda key: _paid_time_known(ledger, key)
+    )
     report.seen = len(listed)
     paid_before = now - policy.landing_window_ms
+    if not dry_run:
+        sync_pending_refunds(ledger, source)
     if dry_run:
         _report_unrecorded(ledger, listed, paid_before, policy, report)
     else:
@@ -90,6 +90,11 @@ def reconcile(
             ledger.payments.note(p.purchase_key, "alert", f"reconcile failed: {exc.reason}")
             log.error("reconcile: purchase %s: %s", p.purchase_key, exc.reason)
     return report
+
+
+def _paid_time_known(ledger: Ledger, purchase_key: str) -> bool:
+    known = ledger.payments.get(purchase_key)
+    return known is not None and known.paid_at_ms is not None
 
 
 def _report_unrecorded(
@@ -132,14 +137,20 @@ def _settle_unlanded(
 ) -> None:
     decided_from = p.state  # every change below is a compare-and-set on it
     if not dry_run and p.state == "paid":
-        p = _sync_provider_refunds(ledger, source, p)
+        synced = sync_reversals(ledger, source, p)
+        p = synced.payment
         if p.amount and p.refunded_amount >= p.amount:
             report.decide(p.purchase_key, "refunded_at_provider", "money already given back")
             ledger.payments.mark_refunded_at_provider(
                 p.purchase_key,
-                reason="fully refunded at the provider outside Refundry",
+                reason="all its money went back at the provider (refunds, lost disputes)",
                 expected_state=decided_from,
             )
+            return
+        if synced.open_dispute is not None:
+            why = f"chargeback {synced.open_dispute} open: decided when it closes"
+            report.decide(p.purchase_key, "wait", why)
+            ledger.payments.note(p.purchase_key, "wait", why, once=True)
             return
     if p.state == "refunding":  # a refund call that never confirmed: same key again
         report.decide(p.purchase_key, "refund", "refund started but never confirmed")
@@ -185,26 +196,3 @@ def _read_again(
     event = _as_event(intent, "payment_intent.succeeded")
     assert isinstance(event, PaymentSucceeded)
     return observe(ledger, event, catalog, source) or p
-
-
-def _sync_provider_refunds(ledger: Ledger, source: ReconcileSource, p: Payment) -> Payment:
-    """Read what the provider already gave back for this purchase (a dashboard refund leaves
-    the session ``paid`` and the intent ``succeeded``) and record each refund by its id
-    before deciding."""
-    charge_id = p.charge_id
-    if charge_id is None:
-        charge_id = source.retrieve_payment_intent(p.purchase_key).get("latest_charge")
-        if isinstance(charge_id, dict):
-            charge_id = charge_id.get("id")
-    if not isinstance(charge_id, str):
-        return p
-    refunds = [
-        Reversal(str(r["id"]), "refund", int(r["amount"]))
-        for r in source.charge_refunds(charge_id)
-        if r.get("status") == "succeeded"
-    ]
-    if refunds:
-        ledger.payments.record_reversals(
-            p.purchase_key, refunds, charge_id=charge_id, reason="refunded at the provider"
-        )
-    return ledger.payments.get(p.purchase_key) or p

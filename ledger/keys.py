@@ -9,7 +9,7 @@ of a purchase is derived the same way, so a rerun of the job never refunds twice
 
 from __future__ import annotations
 
-__all__ = ["charge", "clawback", "grant", "pack", "provider_refund", "refund"]
+__all__ = ["charge", "clawback", "grant", "pack", "provider_refund", "refund", "restore"]
 
 
 def grant(idempotency_key: str) -> str:
@@ -38,6 +38,16 @@ def clawback(purchase_key: str, cause: str) -> str:
     return f"clawback:{purchase_key}:{cause}"
 
 
-def provider_refund(purchase_key: str) -> str:
-    """The payment provider's idempotency key for our refund of a purchase."""
-    return f"refundry-refund-{purchase_key}"
+def restore(purchase_key: str, cause: str) -> str:
+    """Credits a claw-back took given back, because its cause (a refund id) failed."""
+    return f"restore:{purchase_key}:{cause}"
+
+
+def provider_refund(purchase_key: str, attempt: int = 0) -> str:
+    """The payment provider's idempotency key for our refund of a purchase: attempt 0 is the
+    first key; each later attempt (recorded in the ledger, made after a failed call and a
+    look at the provider's refunds) has its own, numbered: never a random key."""
+    if attempt < 0:
+        raise ValueError("attempt must be 0 or more")
+    suffix = f"-{attempt}" if attempt else ""
+    return f"refundry-refund-{purchase_key}{suffix}"

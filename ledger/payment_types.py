@@ -23,7 +23,12 @@ class GrantResult(StrEnum):
     DUPLICATE = "duplicate"
     """The same pack was just granted to the same customer for the same amount."""
     REFUND_WON = "refund_won"
-    """The purchase is being (or was) refunded: its credits never land."""
+    """The purchase was refunded: its credits never land."""
+    REFUNDING = "refunding"
+    """Our refund of the purchase is begun but not confirmed: the caller carries it on."""
+    SUPERSEDES = "supersedes"
+    """Granted (now or before), and the later identical purchase that had landed first is
+    being refunded as its duplicate: the caller carries that refund on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,10 @@ class Payment:
     clawed_credits: int
     refund_reason: str | None
     flag: str | None
+    refund_attempt: int = 0
+    """Our refund's attempt number: its provider idempotency key is ``refund_key(…, n)``."""
+    duplicate_of: str | None = None
+    """The purchase this one duplicates (refunded as ``duplicate``), when it is one."""
 
     @classmethod
     def from_row(cls, r: Row) -> Payment:
@@ -67,20 +76,48 @@ class Payment:
             clawed_credits=int(r["clawed_credits"]),
             refund_reason=r["refund_reason"],
             flag=r["flag"],
+            refund_attempt=int(r["refund_attempt"]),
+            duplicate_of=r["duplicate_of"],
         )
 
+    @property
+    def buyer(self) -> str | None:
+        """Who paid, for telling a duplicate: the provider's customer, else (a guest checkout
+        makes no customer) the account."""
+        if self.customer is not None:
+            return self.customer
+        return None if self.account_id is None else f"account:{self.account_id}"
 
-def refund_key(purchase_key: str) -> str:
-    """The payment provider's idempotency key for our refund of this purchase."""
-    return keys.provider_refund(purchase_key)
+    @property
+    def refund_key(self) -> str:
+        """The provider idempotency key of our refund's current attempt."""
+        return refund_key(self.purchase_key, self.refund_attempt)
+
+
+def refund_key(purchase_key: str, attempt: int = 0) -> str:
+    """The payment provider's idempotency key for our refund of this purchase (``attempt``:
+    see ``ledger.keys.provider_refund``)."""
+    return keys.provider_refund(purchase_key, attempt)
+
+
+REVERSAL_STATES = ("pending", "succeeded", "failed")
 
 
 @dataclass(frozen=True, slots=True)
 class Reversal:
     """Money of a purchase that went back, keyed by its cause: ``cause_id`` is the refund's id
     (``kind`` ``refund``) or the lost dispute's (``kind`` ``dispute``); ``amount`` is in the
-    currency's minor unit. The same cause told again, by any event, is the same reversal."""
+    currency's minor unit. The same cause told again, by any event, is the same reversal.
+
+    ``state``: only a ``succeeded`` reversal is money back (its claw-back is taken); a
+    ``pending`` refund is remembered until it succeeds or fails; a ``failed`` one that had
+    succeeded gives its claw-back back. ``pending`` → ``succeeded`` → ``failed`` only."""
 
     cause_id: str
     kind: str
     amount: int
+    state: str = "succeeded"
+
+    def __post_init__(self) -> None:
+        if self.state not in REVERSAL_STATES:
+            raise ValueError(f"reversal state must be one of {REVERSAL_STATES}")

@@ -17,19 +17,18 @@ event's effect takes the event's ``inbox_id`` and marks it processed in the same
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from ledger import keys
-from ledger.backends import Database, Row, Tx, required
+from ledger.backends import Database, Row, required
 from ledger.clock import now_ms
-from ledger.errors import IdempotencyConflict, LedgerError
+from ledger.errors import LedgerError
 from ledger.inbox import processed_in
+from ledger.payment_rows import PaymentRows
 from ledger.payment_types import GrantResult, Payment, Reversal, refund_key
 
 __all__ = ["GrantResult", "Payment", "Payments", "Reversal", "refund_key"]
-
-log = logging.getLogger(__name__)
 
 
 class Payments:
@@ -59,9 +58,8 @@ class Payments:
         Known fields are never overwritten, and the state only moves forward. ``inbox_id``:
         the event is applied by this alone (nothing to grant), processed in this transaction.
         """
-        with self.db.write() as tx:
-            self._upsert(
-                tx,
+        with self._writing() as rows:
+            rows.upsert(
                 purchase_key=purchase_key,
                 provider=provider,
                 state=state,
@@ -75,8 +73,16 @@ class Payments:
                 session_id=session_id,
                 paid_at_ms=paid_at_ms,
             )
-            processed_in(tx, inbox_id)
-            return Payment.from_row(required(tx.one("payment_by_key", purchase_key=purchase_key)))
+            processed_in(rows.tx, inbox_id)
+            return Payment.from_row(
+                required(rows.tx.one("payment_by_key", purchase_key=purchase_key))
+            )
+
+    def duplicates_refunding(self, purchase_key: str) -> list[Payment]:
+        """The purchases being refunded as duplicates of this one (see ``SUPERSEDES``)."""
+        with self.db.read() as tx:
+            rows = tx.all("duplicates_refunding", purchase_key=purchase_key)
+        return [Payment.from_row(r) for r in rows]
 
     def get(self, purchase_key: str) -> Payment | None:
         with self.db.read() as tx:
@@ -97,27 +103,34 @@ class Payments:
         inbox_id: str | None = None,
     ) -> GrantResult:
         """Land the pack's credits, once, unless the purchase is being refunded, or (with
-        ``duplicate_window_ms``) the same customer already got the same pack for the same
-        amount paid within that window: then it is a ``DUPLICATE`` charge, to refund.
+        ``duplicate_window_ms``) the same buyer (its customer, else its account) already got
+        the same pack for the same amount paid within that window: of the two, the one paid
+        later is the ``DUPLICATE`` charge, to refund. When the later one had landed first,
+        this one lands and the later one's refund is begun (``SUPERSEDES``): its credits go
+        back when that refund is confirmed.
 
         The duplicate check and the grant share one transaction, serialized per customer
         (an advisory lock on PostgreSQL; SQLite has a single writer), so two identical
         purchases processed at the same instant cannot both land. ``inbox_id`` is marked
         processed in it, unless a duplicate's refund is still to be made.
         """
-        with self.db.write() as tx:
-            result = self._grant(tx, purchase_key, reason, duplicate_window_ms)
-            if result is not GrantResult.DUPLICATE:
-                processed_in(tx, inbox_id)
+        with self._writing() as rows:
+            result = self._grant(rows, purchase_key, reason, duplicate_window_ms)
+            if result not in (GrantResult.DUPLICATE, GrantResult.REFUNDING, GrantResult.SUPERSEDES):
+                processed_in(rows.tx, inbox_id)
             return result
 
     def _grant(
-        self, tx: Tx, purchase_key: str, reason: str, duplicate_window_ms: int | None
+        self, rows: PaymentRows, purchase_key: str, reason: str, duplicate_window_ms: int | None
     ) -> GrantResult:
-        p = self._lock(tx, purchase_key)
+        p = rows.lock(purchase_key)
         if p.state == "granted":
+            if rows.tx.all("duplicates_refunding", purchase_key=purchase_key):
+                return GrantResult.SUPERSEDES
             return GrantResult.ALREADY_GRANTED
-        if p.state in ("refunding", "refunded"):
+        if p.state == "refunding":
+            return GrantResult.REFUNDING
+        if p.state == "refunded":
             return GrantResult.REFUND_WON
         if p.state != "paid":
             return GrantResult.NOT_PAID
@@ -125,23 +138,30 @@ class Payments:
             return GrantResult.INCOMPLETE
         if p.amount and p.refunded_amount >= p.amount:
             # The money went back (a refund seen before the pack could land): no credits.
-            self._state(tx, purchase_key, "refunded")
+            rows.set_state(purchase_key, "refunded")
             why = "fully refunded before the pack landed: not granted"
-            self._decide(tx, purchase_key, "refunded_at_provider", why)
+            rows.decide(purchase_key, "refunded_at_provider", why)
             return GrantResult.REFUND_WON
-        if duplicate_window_ms is not None and (twin := self._twin(tx, p, duplicate_window_ms)):
-            self._decide(tx, purchase_key, "duplicate", f"same pack as {twin}")
+        twin = None if duplicate_window_ms is None else rows.twin(p, duplicate_window_ms)
+        if twin is not None and _paid_first(twin, p):
+            rows.mark_duplicate(purchase_key, of=twin.purchase_key)
+            rows.decide(purchase_key, "duplicate", f"same pack as {twin.purchase_key}")
             return GrantResult.DUPLICATE
-        tx.all("ensure_account", account_id=p.account_id, now_ms=now_ms())
-        if self._entry(tx, p, "grant", keys.pack(purchase_key), p.credits, reason) is None:
+        rows.tx.all("ensure_account", account_id=p.account_id, now_ms=now_ms())
+        if rows.entry(p, "grant", keys.pack(purchase_key), p.credits, reason) is None:
             raise LedgerError(
                 "pack grant entry exists but the payment is not granted", purchase_key=purchase_key
             )
-        self._state(tx, purchase_key, "granted")
-        self._decide(tx, purchase_key, "grant", reason)
+        rows.set_state(purchase_key, "granted")
+        rows.decide(purchase_key, "grant", reason)
         if p.refunded_amount:  # partly reversed before it landed: its share goes back now
             why = "reversed at the provider before the pack landed"
-            self._clawback(tx, purchase_key, keys.clawback(purchase_key, "at-grant"), why)
+            rows.clawback(purchase_key, keys.clawback(purchase_key, "at-grant"), why)
+        if twin is not None:  # the later of the two landed first: it is the duplicate
+            rows.mark_duplicate(twin.purchase_key, of=purchase_key)
+            rows.decide(twin.purchase_key, "duplicate", f"same pack as {purchase_key}, paid first")
+            rows.start_refund(twin.purchase_key, "duplicate")
+            return GrantResult.SUPERSEDES
         return GrantResult.GRANTED
 
     def begin_refund(
@@ -153,27 +173,51 @@ class Payments:
         inbox_id: str | None = None,
     ) -> str | None:
         """Decide to give the money back, if the purchase is still in ``expected_state`` (the
-        state the refund was decided from): returns the provider idempotency key, or ``None``
-        when it is refunded already or has moved on (a pack that landed since, say); then
-        ``inbox_id`` is marked processed. A refund begun already goes on with the same key.
-        A granted pack is clawed back when the refund is confirmed."""
-        with self.db.write() as tx:
-            p = self._lock(tx, purchase_key)
+        state the refund was decided from): returns the provider idempotency key of the
+        refund's current attempt, or ``None`` when it is refunded already or has moved on (a
+        pack that landed since, say); then ``inbox_id`` is marked processed. A refund begun
+        already goes on with its current key. A granted pack is clawed back when the refund
+        is confirmed."""
+        with self._writing() as rows:
+            p = rows.lock(purchase_key)
             if p.state == "refunding":
-                return refund_key(purchase_key)
+                return p.refund_key
             if p.state != expected_state or p.state == "refunded":
-                processed_in(tx, inbox_id)
+                processed_in(rows.tx, inbox_id)
                 return None
-            tx.all(
-                "update_payment_state",
-                purchase_key=purchase_key,
-                state="refunding",
-                refund_reason=reason,
-                refund_id=None,
-                now_ms=now_ms(),
+            rows.start_refund(purchase_key, reason)
+            return p.refund_key
+
+    def refund_failed(self, purchase_key: str, *, attempt: int, why: str) -> int:
+        """The provider call of our refund's ``attempt`` failed with an answer (a 5xx, which
+        the provider may keep under that key): the next call is to use the next attempt's key.
+        A compare-and-set on ``attempt``: a failure already recorded, or a refund no longer
+        under way, changes nothing. Returns the attempt now current."""
+        with self._writing() as rows:
+            p = rows.lock(purchase_key)
+            if p.state != "refunding" or p.refund_attempt != attempt:
+                return p.refund_attempt
+            rows.tx.all("next_refund_attempt", purchase_key=purchase_key, now_ms=now_ms())
+            rows.decide(purchase_key, "refund_failed", f"attempt {attempt}: {why}")
+            return attempt + 1
+
+    def abandon_refund(self, purchase_key: str, *, why: str, inbox_id: str | None = None) -> bool:
+        """The provider refused our refund for good (a charge under chargeback): the purchase
+        leaves ``refunding`` for the state it was begun from (``granted`` when its pack landed,
+        else ``paid``), with the decision and one alert saying ``why``; ``inbox_id`` is
+        marked processed. A compare-and-set on ``refunding``: False when it was not."""
+        with self._writing() as rows:
+            p = rows.lock(purchase_key)
+            processed_in(rows.tx, inbox_id)
+            if p.state != "refunding":
+                return False
+            landed = (
+                rows.tx.one("entry_by_key", idempotency_key=keys.pack(purchase_key)) is not None
             )
-            self._decide(tx, purchase_key, "refund", reason)
-            return refund_key(purchase_key)
+            rows.set_state(purchase_key, "granted" if landed else "paid")
+            rows.decide(purchase_key, "refund_refused", why)
+            rows.decide_once(purchase_key, "alert", why)
+            return True
 
     def confirm_refund(
         self, purchase_key: str, *, refund: Reversal, inbox_id: str | None = None
@@ -181,12 +225,12 @@ class Payments:
         """The provider refunded all that was left of the payment (``refund``: its id and
         amount): the purchase is refunded, and every credit it had landed is clawed back, in
         the same transaction."""
-        with self.db.write() as tx:
-            p = self._lock(tx, purchase_key)
-            processed_in(tx, inbox_id)
+        with self._writing() as rows:
+            p = rows.lock(purchase_key)
+            processed_in(rows.tx, inbox_id)
             if p.state == "refunded":
                 return
-            tx.all(
+            rows.tx.all(
                 "update_payment_state",
                 purchase_key=purchase_key,
                 state="refunded",
@@ -194,7 +238,7 @@ class Payments:
                 refund_id=refund.cause_id,
                 now_ms=now_ms(),
             )
-            self._reverse(tx, purchase_key, [refund], f"refund {refund.cause_id}")
+            rows.reverse(purchase_key, [refund], f"refund {refund.cause_id}")
 
     def record_reversals(
         self,
@@ -211,20 +255,26 @@ class Payments:
         each :class:`Reversal` keyed by its cause: one told again is ignored, the same cause
         with another amount raises ``IdempotencyConflict``. Remembered even before the
         purchase is known, so a pack whose events arrive later never lands for money already
-        returned; a landed pack gives back its share of each new cause now. Returns the
-        credits clawed back now."""
-        with self.db.write() as tx:
-            self._upsert(
-                tx,
+        returned; a landed pack gives back its share of each cause that succeeded now, and
+        gets back the share of one that failed after it had succeeded (keyed by its id).
+        Returns the credits clawed back now (negative: given back)."""
+        with self._writing() as rows:
+            rows.upsert(
                 purchase_key=purchase_key,
                 provider=provider,
                 state="unpaid",
                 amount=amount,
                 charge_id=charge_id,
             )
-            taken = self._reverse(tx, purchase_key, reversals, reason)
-            processed_in(tx, inbox_id)
+            taken = rows.reverse(purchase_key, reversals, reason)
+            processed_in(rows.tx, inbox_id)
             return taken
+
+    def with_pending_refunds(self, *, limit: int = 500) -> list[Payment]:
+        """The purchases with a refund still ``pending`` at the provider, to read again."""
+        with self.db.read() as tx:
+            rows = tx.all("payments_with_pending_refunds", limit=limit)
+        return [Payment.from_row(r) for r in rows]
 
     def mark_refunded_at_provider(
         self, purchase_key: str, *, reason: str, expected_state: str
@@ -232,21 +282,34 @@ class Payments:
         """A purchase in ``expected_state`` whose money went back in full outside Refundry
         (its reversals, recorded already, clawed its credits back): refunded. False when its
         state moved on since the decision."""
-        with self.db.write() as tx:
-            p = self._lock(tx, purchase_key)
+        with self._writing() as rows:
+            p = rows.lock(purchase_key)
             if p.state != expected_state:
                 return False
-            self._state(tx, purchase_key, "refunded")
-            self._decide(tx, purchase_key, "refunded_at_provider", reason)
+            rows.set_state(purchase_key, "refunded")
+            rows.decide(purchase_key, "refunded_at_provider", reason)
             return True
 
     def note(
-        self, purchase_key: str, decision: str, reason: str, *, inbox_id: str | None = None
-    ) -> None:
-        """Record a decision that moves nothing (an alert, a duplicate noticed, a dry run)."""
-        with self.db.write() as tx:
-            self._decide(tx, purchase_key, decision, reason)
-            processed_in(tx, inbox_id)
+        self,
+        purchase_key: str,
+        decision: str,
+        reason: str,
+        *,
+        inbox_id: str | None = None,
+        once: bool = False,
+    ) -> bool:
+        """Record a decision that moves nothing (an alert, a duplicate noticed, a dry run);
+        with ``once``, only if the purchase has no such decision with that reason yet.
+        Returns whether it was recorded now."""
+        with self._writing() as rows:
+            if once:
+                fresh = rows.decide_once(purchase_key, decision, reason)
+            else:
+                rows.decide(purchase_key, decision, reason)
+                fresh = True
+            processed_in(rows.tx, inbox_id)
+            return fresh
 
     def decisions(self, purchase_key: str) -> list[Row]:
         with self.db.read() as tx:
@@ -257,134 +320,13 @@ class Payments:
             rows = tx.all("unlanded_payments", paid_before_ms=paid_before_ms, limit=limit)
         return [Payment.from_row(r) for r in rows]
 
-    # -- helpers ----------------------------------------------------------------------------
-
-    def _upsert(self, tx: Tx, **fields: object) -> None:
-        """``upsert_payment`` with every field not given unknown (``None``)."""
-        tx.all("upsert_payment", **(dict.fromkeys(_PAYMENT_FIELDS) | fields), now_ms=now_ms())
-
-    def _reverse(self, tx: Tx, purchase_key: str, reversals: Sequence[Reversal], why: str) -> int:
-        """Record each new reversal, then claw back its share under its own key."""
-        taken = 0
-        for r in reversals:
-            fresh = tx.one(
-                "insert_payment_reversal",
-                cause_id=r.cause_id,
-                purchase_key=purchase_key,
-                kind=r.kind,
-                amount=r.amount,
-                now_ms=now_ms(),
-            )
-            if fresh is None:
-                known = required(tx.one("payment_reversal", cause_id=r.cause_id))
-                if (known["purchase_key"], int(known["amount"])) != (purchase_key, r.amount):
-                    raise IdempotencyConflict(
-                        cause_id=r.cause_id, amount=r.amount, recorded=int(known["amount"])
-                    )
-                continue
-            tx.all("total_payment_reversals", purchase_key=purchase_key, now_ms=now_ms())
-            key = keys.clawback(purchase_key, r.cause_id)
-            taken += self._clawback(tx, purchase_key, key, f"{r.kind} {r.cause_id}: {why}")
-        return taken
-
-    def _twin(self, tx: Tx, p: Payment, window_ms: int) -> str | None:
-        """A granted purchase of the same customer, pack and amount paid within
-        ``window_ms`` of this one, before or after (events arrive in any order)."""
-        if p.customer is None or p.price_id is None or p.amount is None or p.paid_at_ms is None:
-            return None
-        tx.all("lock_customer", customer=p.customer)
-        row = tx.one(
-            "same_purchase_nearby",
-            purchase_key=p.purchase_key,
-            customer=p.customer,
-            price_id=p.price_id,
-            amount=p.amount,
-            paid_at_ms=p.paid_at_ms,
-            window_ms=window_ms,
-        )
-        return str(row["purchase_key"]) if row else None
-
-    def _clawback(self, tx: Tx, purchase_key: str, key: str, reason: str) -> int:
-        """Take back, under ``key``, the credits of the purchase's share reversed so far that
-        are not taken back yet (whole credits, rounded down until all is reversed)."""
-        p = self._lock(tx, purchase_key)
-        if p.credits is None or p.account_id is None or not p.amount:
-            return 0
-        if tx.one("entry_by_key", idempotency_key=keys.pack(p.purchase_key)) is None:
-            return 0  # not landed: the grant takes the reversals into account
-        share = min(p.refunded_amount, p.amount)
-        target = p.credits * share // p.amount if share < p.amount else p.credits
-        take = target - p.clawed_credits
-        balance = self._entry(tx, p, "clawback", key, -take, reason) if take > 0 else None
-        if balance is None:
-            return 0
-        flag = "negative_balance" if balance < 0 else None
-        tx.all(
-            "add_payment_clawback",
-            purchase_key=p.purchase_key,
-            credits=take,
-            flag=flag,
-            now_ms=now_ms(),
-        )
-        self._decide(tx, p.purchase_key, "clawback", f"{take} credits: {reason}")
-        if flag:
-            log.error(
-                "claw-back of %s left account %s at %d credits (flagged)",
-                p.purchase_key,
-                p.account_id,
-                balance,
-            )
-        return take
-
-    def _entry(
-        self, tx: Tx, p: Payment, kind: str, key: str, amount: int, reason: str
-    ) -> int | None:
-        """One pack ledger entry under ``key`` and its balance change: the balance after it,
-        or ``None`` when the key is taken already (nothing written)."""
-        assert p.account_id is not None
-        inserted = tx.one(
-            "insert_pack_entry",
-            idempotency_key=key,
-            account_id=p.account_id,
-            kind=kind,
-            amount=amount,
-            reason=reason,
-            policy_version=self.policy_version,
-            now_ms=now_ms(),
-            purchase_key=p.purchase_key,
-        )
-        if inserted is None:
-            return None
-        credited = tx.one(
-            "upsert_account_credit", account_id=p.account_id, amount=amount, now_ms=now_ms()
-        )
-        return int(required(credited)["balance"])
-
-    def _lock(self, tx: Tx, purchase_key: str) -> Payment:
-        row = tx.one("lock_payment", purchase_key=purchase_key)
-        if row is None:
-            raise LedgerError("no such purchase", purchase_key=purchase_key)
-        return Payment.from_row(row)
-
-    def _state(self, tx: Tx, purchase_key: str, state: str) -> None:
-        tx.all(
-            "update_payment_state",
-            purchase_key=purchase_key,
-            state=state,
-            refund_reason=None,
-            refund_id=None,
-            now_ms=now_ms(),
-        )
-
-    def _decide(self, tx: Tx, purchase_key: str, decision: str, reason: str) -> None:
-        tx.all(
-            "insert_payment_decision",
-            purchase_key=purchase_key,
-            decision=decision,
-            reason=reason,
-            now_ms=now_ms(),
-        )
+    @contextmanager
+    def _writing(self) -> Iterator[PaymentRows]:
+        """One write transaction, through the purchase rows' helpers."""
+        with self.db.write() as tx:
+            yield PaymentRows(tx, self.policy_version)
 
 
-_PAYMENT_FIELDS: tuple[str, ...] = ("account_id", "price_id", "credits", "amount", "currency")
-_PAYMENT_FIELDS += ("customer", "charge_id", "session_id", "paid_at_ms")
+def _paid_first(a: Payment, b: Payment) -> bool:
+    """Whether ``a`` was paid before ``b`` (the purchase key breaks a tie)."""
+    return (a.paid_at_ms or 0, a.purchase_key) < (b.paid_at_ms or 0, b.purchase_key)

@@ -20,6 +20,7 @@ from ledger.backends import Database, Row, Tx, required
 from ledger.clock import now_ms
 from ledger.errors import LedgerError
 from ledger.inbox import processed_in
+from ledger.payment_rows import decide_once as _decide_once
 from ledger.payments import refund_key
 
 __all__ = ["Cancellation", "SubscriptionCharge", "Subscriptions"]
@@ -243,13 +244,3 @@ class Subscriptions:
             refund_id=refund_id,
             now_ms=now_ms(),
         )
-
-
-def _decide_once(tx: Tx, invoice_id: str, decision: str, reason: str) -> None:
-    tx.all(
-        "insert_payment_decision_once",
-        purchase_key=invoice_id,
-        decision=decision,
-        reason=reason,
-        now_ms=now_ms(),
-    )

@@ -255,6 +255,21 @@ class StripeAPI:
             )
         )
 
+    def charge_disputes(self, charge_id: str) -> list[dict[str, Any]]:
+        """Every dispute of a charge, all pages (``GET /v1/disputes?charge=…``,
+        https://docs.stripe.com/api/disputes/list): each with its ``id``, ``amount`` (minor
+        unit) and ``status`` (``warning_*`` for an inquiry, ``needs_response``,
+        ``under_review``, ``won``, ``lost``)."""
+        return list(
+            self._pages(
+                lambda: self._client.v1.disputes.list(
+                    {"charge": charge_id, "limit": self.page_size}
+                ),
+                operation="charge_disputes",
+                id=charge_id,
+            )
+        )
+
     def retrieve_payment_intent(self, payment_intent: str) -> dict[str, Any]:
         return self.retrieve("payment_intent", payment_intent)
 

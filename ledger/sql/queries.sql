@@ -249,16 +249,27 @@ UPDATE payments SET state = :state, refund_reason = COALESCE(:refund_reason, ref
     refund_id = COALESCE(:refund_id, refund_id), updated_at_ms = :now_ms
 WHERE purchase_key = :purchase_key;
 
+-- name: next_refund_attempt
+UPDATE payments SET refund_attempt = refund_attempt + 1, updated_at_ms = :now_ms
+WHERE purchase_key = :purchase_key;
+
 -- name: add_payment_clawback
 UPDATE payments SET clawed_credits = clawed_credits + :credits,
     flag = COALESCE(:flag, flag), updated_at_ms = :now_ms
 WHERE purchase_key = :purchase_key;
 
 -- name: insert_payment_reversal
-INSERT INTO payment_reversals (cause_id, purchase_key, kind, amount, at_ms)
-VALUES (:cause_id, :purchase_key, :kind, :amount, :now_ms)
+INSERT INTO payment_reversals (cause_id, purchase_key, kind, amount, state, at_ms)
+VALUES (:cause_id, :purchase_key, :kind, :amount, :state, :now_ms)
 ON CONFLICT (cause_id) DO NOTHING
 RETURNING cause_id;
+
+-- name: update_payment_reversal_state
+UPDATE payment_reversals SET state = :state WHERE cause_id = :cause_id;
+
+-- name: payments_with_pending_refunds
+SELECT DISTINCT p.* FROM payments p JOIN payment_reversals r ON r.purchase_key = p.purchase_key
+WHERE r.state = 'pending' ORDER BY p.purchase_key LIMIT :limit;
 
 -- name: payment_reversal
 SELECT * FROM payment_reversals WHERE cause_id = :cause_id;
@@ -266,7 +277,8 @@ SELECT * FROM payment_reversals WHERE cause_id = :cause_id;
 -- name: total_payment_reversals
 UPDATE payments SET refunded_amount = (
     SELECT COALESCE(SUM(amount), 0) FROM payment_reversals
-    WHERE payment_reversals.purchase_key = payments.purchase_key), updated_at_ms = :now_ms
+    WHERE payment_reversals.purchase_key = payments.purchase_key
+      AND payment_reversals.state = 'succeeded'), updated_at_ms = :now_ms
 WHERE purchase_key = :purchase_key;
 
 -- name: insert_payment_decision
@@ -287,11 +299,19 @@ ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id;
 
 -- name: same_purchase_nearby
-SELECT purchase_key FROM payments
-WHERE purchase_key <> :purchase_key AND customer = :customer AND price_id = :price_id
-  AND amount = :amount AND state = 'granted'
+SELECT * FROM payments
+WHERE purchase_key <> :purchase_key AND COALESCE(customer, 'account:' || account_id) = :buyer
+  AND price_id = :price_id AND amount = :amount AND state = 'granted'
   AND paid_at_ms BETWEEN :paid_at_ms - :window_ms AND :paid_at_ms + :window_ms
-ORDER BY paid_at_ms LIMIT 1;
+ORDER BY paid_at_ms, purchase_key LIMIT 1;
+
+-- name: mark_payment_duplicate
+UPDATE payments SET duplicate_of = :duplicate_of, updated_at_ms = :now_ms
+WHERE purchase_key = :purchase_key;
+
+-- name: duplicates_refunding
+SELECT * FROM payments WHERE duplicate_of = :purchase_key AND state = 'refunding'
+ORDER BY paid_at_ms, purchase_key;
 
 -- name: lock_customer
 SELECT 1 AS locked;
@@ -381,7 +401,8 @@ INSERT INTO payment_decisions (purchase_key, decision, reason, at_ms)
 SELECT :purchase_key, :decision, :reason, :now_ms
 WHERE NOT EXISTS (
     SELECT 1 FROM payment_decisions
-    WHERE purchase_key = :purchase_key AND decision = :decision AND reason = :reason);
+    WHERE purchase_key = :purchase_key AND decision = :decision AND reason = :reason)
+RETURNING id;
 
 -- name: defer_inbox
 UPDATE inbox SET enqueued_at_ms = :until_ms

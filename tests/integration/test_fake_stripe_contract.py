@@ -269,7 +269,7 @@ def test_an_idempotency_key_replays_the_first_answer_and_refuses_other_parameter
     fake: FakeBilling, client: stripe.StripeClient
 ) -> None:
     made = a_bit_of_everything(fake)
-    pi = made["intent"]["id"]
+    pi = made["delayed"]["payment_intent"]  # the card payment is under chargeback
     params: Any = {"payment_intent": pi, "amount": 100}
     first = client.v1.refunds.create(params, {"idempotency_key": "k1"})
     again = client.v1.refunds.create(params, {"idempotency_key": "k1"})
@@ -287,3 +287,95 @@ def test_an_idempotency_key_replays_the_first_answer_and_refuses_other_parameter
     fresh = client.v1.refunds.create(params, {"idempotency_key": "k2"})
     assert fresh.id != first.id
     assert len(fake.objects("refund")) == 3  # the Dashboard's, k1's, k2's
+
+
+def test_a_500_kept_under_an_idempotency_key_is_replayed_to_every_retry_with_that_key(
+    fake: FakeBilling, client: stripe.StripeClient
+) -> None:
+    """ "Retries with the same key return the saved response, including 500 errors"
+    (https://docs.stripe.com/api/idempotent_requests); a 500 after the effect leaves the
+    refund made (Stripe calls a 500 indeterminate); another key is a request of its own."""
+    made = a_bit_of_everything(fake)
+    params: Any = {"payment_intent": made["delayed"]["payment_intent"], "amount": 100}
+    fake.fault("/v1/refunds", 1, method="POST", status=500, saved=True)
+    for _ in range(2):
+        with pytest.raises(stripe.APIError) as kept:
+            client.v1.refunds.create(params, {"idempotency_key": "saved"})
+        assert kept.value.http_status == 500
+    assert [(c.status, c.replayed) for c in fake.refund_calls] == [(500, False), (500, True)]
+    refunds_before = len(fake.objects("refund"))
+    fake.fault("/v1/refunds", 1, method="POST", status=500, after_effect=True)
+    with pytest.raises(stripe.APIError):
+        client.v1.refunds.create(params, {"idempotency_key": "made"})
+    assert len(fake.objects("refund")) == refunds_before + 1
+    again = client.v1.refunds.create(params, {"idempotency_key": "made"})  # answer not kept
+    assert again.last_response is not None
+    assert again.last_response.headers.get("Idempotent-Replayed") == "true"
+    assert len(fake.objects("refund")) == refunds_before + 1
+
+
+def test_a_charge_under_chargeback_cannot_be_refunded_and_an_inquiry_withdraws_nothing(
+    fake: FakeBilling, client: stripe.StripeClient
+) -> None:
+    """A chargeback makes the charge unrefundable (``is_charge_refundable`` false; Stripe's
+    error code ``charge_disputed``); an inquiry withdraws no funds and leaves it refundable;
+    a fully refunded charge cannot be disputed (https://docs.stripe.com/disputes)."""
+    fake.add_price("price_pack500", 1900)
+    charged = [fake.create_paid_checkout(f"acct_{n}", "price_pack500", 1900) for n in range(3)]
+    (_, disputed_pi, disputed), (_, asked_pi, asked), (_, refunded_pi, refunded) = charged
+    chargeback = fake.dispute(disputed["id"])
+    assert chargeback["is_charge_refundable"] is False
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.refunds.create({"payment_intent": disputed_pi["id"]})
+    assert refused.value.code == "charge_disputed"
+
+    inquiry = fake.dispute(asked["id"], "warning_needs_response")
+    assert inquiry["is_charge_refundable"] is True
+    kinds = [e["type"] for e in fake.events("charge.dispute.*", about=inquiry["id"])]
+    assert kinds == ["charge.dispute.created"]
+    assert client.v1.refunds.create({"payment_intent": asked_pi["id"]}).status == "succeeded"
+
+    fake.refund(refunded_pi["id"])
+    with pytest.raises(ValueError):
+        fake.dispute(refunded["id"], "lost")
+
+
+def test_a_refund_may_stay_pending_then_succeed_or_fail_as_its_events_tell(
+    fake: FakeBilling, client: stripe.StripeClient
+) -> None:
+    """Refund ``status`` pending → succeeded, or → failed with a failure balance transaction
+    and the charge's ``amount_refunded`` lowered (https://docs.stripe.com/refunds); each
+    change emits ``refund.updated`` and ``charge.refund.updated`` with the previous values,
+    a failure also ``refund.failed``."""
+    fake.add_price("price_pack500", 1900)
+    _, intent, charge = fake.create_paid_checkout("acct_r", "price_pack500", 1900)
+    waiting = fake.refund(intent["id"], 900, pending_reason="insufficient_funds")
+    failing = fake.refund(intent["id"], 1000)
+    listed = {r.id: r for r in client.v1.refunds.list({"charge": charge["id"]}).data}
+    assert (listed[waiting["id"]].status, listed[waiting["id"]].pending_reason) == (
+        "pending",
+        "insufficient_funds",
+    )
+    assert client.v1.charges.retrieve(charge["id"]).amount_refunded == 1900
+
+    fake.settle_refund(waiting["id"], succeeded=True)
+    fake.settle_refund(failing["id"], succeeded=False)
+    done = client.v1.refunds.retrieve(failing["id"])
+    assert (done.status, done.failure_reason) == ("failed", "expired_or_canceled_card")
+    assert isinstance(done.failure_balance_transaction, str)
+    assert client.v1.charges.retrieve(charge["id"]).amount_refunded == 900
+    events = stripe.ListObject.construct_from(
+        {"object": "list", "data": fake.events("*refund.*"), "has_more": False, "url": "/v1"}, KEY
+    ).data
+    said = [
+        (e.type, e.data.object.id, e.data.previous_attributes.status)
+        for e in events
+        if "previous_attributes" in e.data
+    ]
+    assert said == [
+        ("refund.updated", waiting["id"], "pending"),
+        ("charge.refund.updated", waiting["id"], "pending"),
+        ("refund.updated", failing["id"], "succeeded"),
+        ("charge.refund.updated", failing["id"], "succeeded"),
+    ]
+    assert [e["type"] for e in fake.events("refund.failed")] == ["refund.failed"]

@@ -163,8 +163,10 @@ def test_a_delayed_payment_that_fails_lands_nothing(shop: Shop) -> None:
     shop.fake.settle_delayed(session["id"], succeeded=False)
     events = shop.events(session)
     assert [e["type"] for e in events] == [
+        "charge.pending",
         "payment_intent.processing",
         "checkout.session.completed",
+        "charge.failed",
         "payment_intent.payment_failed",
         "checkout.session.async_payment_failed",
     ]
@@ -186,9 +188,9 @@ def test_the_same_pack_paid_twice_in_a_minute_is_refunded_once_as_a_duplicate(
     shop.workers.start(processes=2, threads=4)
     shop.settled()
     pis = [s["payment_intent"] for s in sessions]
-    states = {pi: shop.ledger.payments.get(pi).state for pi in pis}  # type: ignore[union-attr]
-    assert sorted(states.values()) == ["granted", "refunded"]
-    refunded = next(pi for pi, state in states.items() if state == "refunded")
+    states = [shop.ledger.payments.get(pi).state for pi in pis]  # type: ignore[union-attr]
+    assert states == ["granted", "refunded"]  # the later payment, in any order of events
+    refunded = pis[1]
     (refund,) = shop.fake.objects("refund")
     assert (refund["payment_intent"], refund["amount"], refund["reason"]) == (
         refunded,
@@ -199,7 +201,8 @@ def test_the_same_pack_paid_twice_in_a_minute_is_refunded_once_as_a_duplicate(
     shop.deliver(shop.fake.events("charge.refunded") + shop.fake.events("refund.created"))
     shop.settled()
     assert shop.ledger.balance("acct_dup") == CREDITS
-    assert pack_entries(shop.url, refunded) == []
+    # Nothing, or (when its events came first) its pack and the claw-back of all of it.
+    assert sum(amount for _, amount, _ in pack_entries(shop.url, refunded)) == 0
     assert len(shop.fake.objects("refund")) == 1
     assert audit(shop.ledger.db) == []
 

@@ -228,10 +228,10 @@ def test_a_refund_that_failed_at_stripe_records_an_alert(
     ledger: Ledger, fake: FakeStripe, api: StripeAPI
 ) -> None:
     intent, _ = granted(ledger, fake, api, "acct_refail")
+    fake.refund_pending_reason = "insufficient_funds"
     refund = api.refund_payment(intent["id"], amount=100, reason="x", idempotency_key="s")
-    fake.fail_refund(refund["id"], "expired_or_canceled_card")
-    (failed,) = fake.events("refund.failed", about=refund["id"])
-    said = apply(ledger, failed, api)
+    failed = fake.settle_refund(refund["id"], succeeded=False)
+    said = apply(ledger, envelope("refund.updated", failed), api)
     assert said == f"refund {refund['id']} failed: alerted"
     alert = ledger.payments.decisions(intent["id"])[-1]
     assert alert["decision"] == "alert"
@@ -342,8 +342,11 @@ def test_of_two_identical_purchases_landing_at_once_exactly_one_is_granted(
         t.start()
     for t in threads:
         t.join(timeout=60)
-    assert errors == []
-    assert sorted(x.rsplit(": ", 1)[1] for x in said) == ["duplicate, refunded", "granted"]
-    assert len(fake.objects("refund")) == 1
+    assert errors == [] and len(said) == 2
+    earlier, later = (str(s["payment_intent"]) for s in sessions)
+    states = [getattr(ledger.payments.get(pi), "state", None) for pi in (earlier, later)]
+    assert states == ["granted", "refunded"]  # the later payment is the duplicate
+    (refund,) = fake.objects("refund")
+    assert (refund["payment_intent"], refund["reason"]) == (later, "duplicate")
     assert ledger.balance("acct_race") == CREDITS
     assert audit(ledger.db) == []

@@ -58,11 +58,14 @@ class FakeStripe(StripeObjects):
         metadata: Json | None = None,
         intent_metadata: Json | None = None,
         created: int | None = None,
+        paid_at: int | None = None,
         delayed: bool = False,
     ) -> Json:
-        """A Checkout Session for ``items`` (price id, quantity), paid by the customer at
-        ``created``: by card (complete and ``paid``), or with a delayed method (complete,
-        ``unpaid``, its PaymentIntent ``processing`` until :meth:`settle_delayed`)."""
+        """A Checkout Session for ``items`` (price id, quantity), made at ``created`` and paid
+        by the customer then or at ``paid_at`` (the PaymentIntent is made when the customer
+        pays): by card (complete and ``paid``), or with a delayed method, ACH Direct
+        Debit (complete, ``unpaid``, its PaymentIntent ``processing`` and its Charge
+        ``pending`` until :meth:`settle_delayed`)."""
         with self._lock:
             params: Json = {
                 "mode": "payment",
@@ -73,11 +76,15 @@ class FakeStripe(StripeObjects):
                 "payment_intent_data": {"metadata": dict(intent_metadata or {})},
             }
             session = self._create_session(params, created)
+            created = session["created"] if paid_at is None else paid_at
             intent = self._intent(session["amount_total"], session["currency"], customer, created)
             intent["metadata"] = dict(intent_metadata or {})
             session.update(status="complete", url=None, payment_intent=intent["id"])
             if delayed:
-                intent["status"] = "processing"
+                intent.update(status="processing", payment_method_types=["us_bank_account"])
+                self._emit(
+                    "charge.pending", self._charge(intent, created, "us_bank_account"), created
+                )
                 self._emit("payment_intent.processing", intent, created)
             else:
                 self._succeed(intent, created)
@@ -95,6 +102,9 @@ class FakeStripe(StripeObjects):
                 session["payment_status"] = "paid"
                 self._emit("checkout.session.async_payment_succeeded", session, at)
             else:
+                charge = self._objects[intent["latest_charge"]]
+                charge.update(status="failed", failure_code="debit_not_authorized")
+                self._emit("charge.failed", charge, at)
                 intent["status"] = "requires_payment_method"
                 intent["last_payment_error"] = {"type": "card_error", "code": "payment_failed"}
                 self._emit("payment_intent.payment_failed", intent, at)
@@ -130,13 +140,52 @@ class FakeStripe(StripeObjects):
             params: Json = {"amount": str(amount), "confirm": "true", "metadata": metadata or {}}
             return copy.deepcopy(self._create_intent(params))
 
-    def refund(self, payment_intent: str, amount: int | None = None) -> Json:
-        """A refund made in the Dashboard (no idempotency key of ours)."""
+    def refund(
+        self, payment_intent: str, amount: int | None = None, *, pending_reason: str | None = None
+    ) -> Json:
+        """A refund made in the Dashboard (no idempotency key of ours); with
+        ``pending_reason`` (``insufficient_funds``, ``charge_pending``, ``processing``) it stays
+        ``pending`` until :meth:`settle_refund`, though ``charge.refunded`` already counts it
+        (https://docs.stripe.com/api/refunds/object, ``pending_reason``)."""
         with self._lock:
             params: Json = {"payment_intent": payment_intent}
             if amount is not None:
                 params["amount"] = str(amount)
-            return copy.deepcopy(self._create_refund(params))
+            self.refund_pending_reason, usual = pending_reason, self.refund_pending_reason
+            try:
+                return copy.deepcopy(self._create_refund(params))
+            finally:
+                self.refund_pending_reason = usual
+
+    def settle_refund(
+        self,
+        refund_id: str,
+        succeeded: bool,
+        failure_reason: str = "expired_or_canceled_card",
+        at: int | None = None,
+    ) -> Json:
+        """A refund ends (https://docs.stripe.com/refunds#failed-refunds): a pending one
+        succeeds; or one pending or succeeded fails (``failure_reason``), its amount goes back
+        to the merchant (``failure_balance_transaction``) and off the charge's
+        ``amount_refunded``. Emits ``refund.updated`` and ``charge.refund.updated`` (with
+        ``previous_attributes``), and ``refund.failed`` for a failure."""
+        with self._lock:
+            refund = self._objects[refund_id]
+            before = {"status": refund["status"], "pending_reason": refund["pending_reason"]}
+            if succeeded:
+                refund.update(status="succeeded", pending_reason=None)
+            else:
+                charge = self._objects[refund["charge"]]
+                charge["amount_refunded"] -= refund["amount"]
+                charge["refunded"] = False
+                refund.update(status="failed", pending_reason=None, failure_reason=failure_reason)
+                refund["failure_balance_transaction"] = f"txn_fake{next(self._ids):010d}"
+                before["failure_reason"] = None
+            self._emit("refund.updated", refund, at, before)
+            if not succeeded:
+                self._emit("refund.failed", refund, at)
+            self._emit("charge.refund.updated", refund, at, before)
+            return copy.deepcopy(refund)
 
     def fail_refund(self, refund_id: str, failure_reason: str = "expired_or_canceled_card") -> Json:
         """The refund fails after it was made (the card it went back to is closed, say): its
@@ -160,17 +209,27 @@ class FakeStripe(StripeObjects):
         amount: int | None = None,
         at: int | None = None,
     ) -> Json:
-        """The cardholder disputes ``amount`` (default: all) of a charge: the funds are
-        withdrawn at once; with ``status`` ``won`` or ``lost`` it is closed right away."""
+        """The cardholder disputes ``amount`` (default: all) of a charge
+        (https://docs.stripe.com/disputes/how-disputes-work): a chargeback withdraws the funds
+        at once and the charge can no longer be refunded (``is_charge_refundable`` false);
+        an inquiry (``status`` ``warning_needs_response``) withdraws nothing. With ``status``
+        ``won`` or ``lost`` it is closed right away. A fully refunded charge cannot be
+        disputed ("Disputes and chargebacks aren't possible on credit card charges that are
+        fully refunded", https://docs.stripe.com/refunds): ``ValueError``."""
         with self._lock:
             charge = self._objects[charge_id]
-            dispute = self._store("dp", "dispute", at, charge=charge_id, status="needs_response")
+            if charge["refunded"]:
+                raise ValueError("Stripe: a fully refunded charge cannot be disputed")
+            inquiry = status.startswith("warning_")
+            opened = "warning_needs_response" if inquiry else "needs_response"
+            dispute = self._store("dp", "dispute", at, charge=charge_id, status=opened)
             dispute.update(amount=amount or charge["amount"], currency=charge["currency"])
             dispute.update(payment_intent=charge["payment_intent"], reason="fraudulent")
-            dispute.update(is_charge_refundable=False, metadata={})
+            dispute.update(is_charge_refundable=inquiry, metadata={})
             charge["disputed"] = True
             self._emit("charge.dispute.created", dispute, at)
-            self._emit("charge.dispute.funds_withdrawn", dispute, at)
+            if not inquiry:
+                self._emit("charge.dispute.funds_withdrawn", dispute, at)
             if status in ("won", "lost"):
                 self.close_dispute(dispute["id"], status, at)
             return copy.deepcopy(self._objects[dispute["id"]])

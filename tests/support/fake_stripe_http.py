@@ -15,8 +15,10 @@ shares, built from Stripe's documentation rather than from what Refundry sends.
   ``starting_after`` / ``ending_before`` an object id, ``has_more``, ``url``.
 - Scripted faults (:meth:`StripeHTTP.fault`): 5xx, 429 with ``Retry-After``, or a request
   held unanswered (a timeout), before the idempotency layer as a load balancer would, or after
-  the effect (the answer is lost); and latency that lets something else happen meanwhile
-  (:meth:`StripeHTTP.meanwhile`).
+  the effect (the answer is lost, or a 5xx after the object was made: Stripe calls a 500
+  indeterminate); a 5xx ``saved`` under the request's idempotency key once the endpoint began
+  executing ("Retries with the same key return the saved response, including 500 errors");
+  and latency that lets something else happen meanwhile (:meth:`StripeHTTP.meanwhile`).
 """
 
 from __future__ import annotations
@@ -86,7 +88,10 @@ class Fault:
     """What :meth:`StripeHTTP.fault` does to the next ``times`` requests (``None``: all) whose
     path matches ``path`` (``*`` matches within it), of any method or of ``method``: answer
     ``status`` (with ``Retry-After: retry_after``), or with ``hang_s`` hold the request that
-    long (or until the fake closes) and drop it, after its effect if ``after_effect``."""
+    long (or until the fake closes) and drop it; after its effect if ``after_effect``. With
+    ``saved`` the endpoint began and failed: the ``status`` answer is kept under the request's
+    idempotency key and replayed to every retry with that key
+    (https://docs.stripe.com/api/idempotent_requests)."""
 
     path: str
     times: int | None = 1
@@ -95,6 +100,7 @@ class Fault:
     retry_after: int | None = None
     hang_s: float | None = None
     after_effect: bool = False
+    saved: bool = False
 
 
 def page(items: list[Json], url: str, params: Json, render: Callable[[Json], Json]) -> Json:
@@ -180,7 +186,9 @@ class StripeHTTP:
         reply = {"Request-Id": request_id}
         self._run_meanwhile(seen)
         fault = self._take_fault(seen)
-        if fault is not None and fault.hang_s is None:
+        hang = fault is not None and fault.hang_s is not None
+        inside = fault is not None and not hang and (fault.saved or fault.after_effect)
+        if fault is not None and not hang and not inside:  # before the idempotency layer
             with self._lock:
                 self._seen.append(replace(seen, status=fault.status))
             if fault.retry_after:
@@ -188,13 +196,13 @@ class StripeHTTP:
             code = "rate_limit" if fault.status == 429 else None
             return fault.status, StripeFault("Injected", None, code, fault.status).body, reply
         with self._lock:
-            skip = fault is not None and not fault.after_effect
-            if skip:
+            if hang and fault is not None and not fault.after_effect:
                 status, answer, replayed = 0, {}, False
             else:
-                status, answer, replayed = self._answer(seen, pairs, headers, request_id)
-            self._seen.append(replace(seen, status=0 if fault else status, replayed=replayed))
-        if fault is not None:
+                failing = fault if inside else None
+                status, answer, replayed = self._answer(seen, pairs, headers, request_id, failing)
+            self._seen.append(replace(seen, status=0 if hang else status, replayed=replayed))
+        if hang and fault is not None:
             self._closing.wait(fault.hang_s)
             return 0, {}, {}
         if replayed:
@@ -233,8 +241,15 @@ class StripeHTTP:
             return fault
 
     def _answer(
-        self, seen: Seen, pairs: list[tuple[str, str]], headers: Any, request_id: str
+        self,
+        seen: Seen,
+        pairs: list[tuple[str, str]],
+        headers: Any,
+        request_id: str,
+        fault: Fault | None = None,
     ) -> tuple[int, Json, bool]:
+        """(status, body, replayed) through authentication and the idempotency layer; a
+        ``saved`` or ``after_effect`` :class:`Fault` fails the endpoint once it has begun."""
         refused = _unauthorised(headers.get("Authorization"))
         if refused is not None:
             return 401, refused.body, False
@@ -249,15 +264,27 @@ class StripeHTTP:
             message += " you meant to execute a different request."
             error = StripeFault(message, kind="idempotency_error")
             return 400, error.body, False
+        error = None if fault is None else _server_error(fault.status)
         try:
+            if fault is not None and fault.saved and not fault.after_effect:
+                raise _server_error(fault.status)  # began, failed before making anything
             status, answer = 200, self._route(seen.method, seen.path, seen.params, request_id, key)
-        except StripeFault as fault:
-            if not fault.saved:
-                return fault.status, fault.body, False
-            status, answer = fault.status, fault.body
-        if key is not None:
+        except StripeFault as refused:
+            if not refused.saved:
+                return refused.status, refused.body, False
+            status, answer = refused.status, refused.body
+        if key is not None and error is not None and fault is not None and fault.saved:
+            self._keys[key] = (fingerprint, error.status, error.body)
+        elif key is not None:
             self._keys[key] = (fingerprint, status, copy.deepcopy(answer))
+        if error is not None:
+            return error.status, error.body, False  # made (after_effect) or not: an error
         return status, answer, False
+
+
+def _server_error(status: int) -> StripeFault:
+    """The error a failing Stripe endpoint answers (``api_error``)."""
+    return StripeFault("An unknown error occurred", status=status)
 
 
 def _unauthorised(header: str | None) -> StripeFault | None:

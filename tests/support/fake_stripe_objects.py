@@ -87,6 +87,9 @@ class StripeObjects(StripeHTTP):
         self._objects: dict[str, Json] = {}
         self._line_items: dict[str, list[Json]] = {}
         self._request: tuple[Opt, Opt] = (None, None)
+        self.refund_pending_reason: str | None = None
+        """When set (``insufficient_funds``, ``charge_pending``…), every new refund stays
+        ``pending`` with that reason until :meth:`FakeStripe.settle_refund`."""
 
     # -- the API ----------------------------------------------------------------------------------
 
@@ -178,11 +181,17 @@ class StripeObjects(StripeHTTP):
         self._objects[obj_id] = obj
         return obj
 
-    def _emit(self, kind: str, obj: Json, created: int | None = None) -> None:
-        """The event for a change of ``obj``, holding its snapshot as it is now."""
+    def _emit(
+        self, kind: str, obj: Json, created: int | None = None, previous: Json | None = None
+    ) -> None:
+        """The event for a change of ``obj``, holding its snapshot as it is now; an
+        ``*.updated`` event also holds ``previous``, the changed fields' values before
+        (``data.previous_attributes``, https://docs.stripe.com/api/events/object)."""
         request_id, key = self._request
         event = self._store("evt", "event", created, type=kind, api_version=API_VERSION)
         event.update(data={"object": copy.deepcopy(obj)}, pending_webhooks=1)
+        if previous is not None:
+            event["data"]["previous_attributes"] = copy.deepcopy(previous)
         event["request"] = {"id": request_id, "idempotency_key": key}
 
     def _line_item(self, price_id: str, quantity: int) -> Json:
@@ -221,17 +230,29 @@ class StripeObjects(StripeHTTP):
         intent.update(status="requires_payment_method", payment_method_types=["card"])
         return intent
 
-    def _succeed(self, intent: Json, when: int | None) -> Json:
-        """The PaymentIntent's money arrives: its Charge succeeds, then the intent."""
+    def _charge(self, intent: Json, when: int | None, method: str = "card") -> Json:
+        """The PaymentIntent's Charge, made ``pending`` (a delayed method's, until it settles:
+        https://docs.stripe.com/payments/ach-direct-debit/accept-a-payment)."""
         amount, currency = intent["amount"], intent["currency"]
         charge = self._store("ch", "charge", when, amount=amount, currency=currency)
-        charge.update(amount_captured=amount, amount_refunded=0, refunded=False, paid=True)
-        charge.update(captured=True, disputed=False, status="succeeded", metadata={})
+        charge.update(amount_captured=amount, amount_refunded=0, refunded=False, paid=False)
+        charge.update(captured=True, disputed=False, status="pending", metadata={})
         charge.update(customer=intent["customer"], payment_intent=intent["id"])
         fingerprint = f"Fp{(intent['customer'] or 'guest')[-12:]}"
-        card = {"brand": "visa", "last4": "4242", "fingerprint": fingerprint}
-        charge["payment_method_details"] = {"type": "card", "card": card}
-        intent.update(amount_received=amount, status="succeeded", latest_charge=charge["id"])
+        if method == "card":
+            details: Json = {"brand": "visa", "last4": "4242", "fingerprint": fingerprint}
+        else:
+            details = {"bank_name": "STRIPE TEST BANK", "last4": "6789", "fingerprint": fingerprint}
+        charge["payment_method_details"] = {"type": method, method: details}
+        intent["latest_charge"] = charge["id"]
+        return charge
+
+    def _succeed(self, intent: Json, when: int | None) -> Json:
+        """The PaymentIntent's money arrives: its Charge (made now for a card, pending since
+        the customer paid for a delayed method) succeeds, then the intent."""
+        charge = self._objects.get(intent["latest_charge"] or "") or self._charge(intent, when)
+        charge.update(status="succeeded", paid=True)
+        intent.update(amount_received=intent["amount"], status="succeeded")
         self._emit("charge.succeeded", charge, when)
         self._emit("payment_intent.succeeded", intent, when)
         return charge
@@ -253,6 +274,14 @@ class StripeObjects(StripeHTTP):
             raise StripeFault(message, "payment_intent", "resource_missing", 404)
         if params.get("reason") not in (None, *STRIPE_REASONS):
             raise invalid("Invalid reason", "reason", "parameter_invalid_string")
+        if any(
+            o["object"] == "dispute"
+            and o["charge"] == charge["id"]
+            and not o["is_charge_refundable"]
+            for o in self._objects.values()
+        ):
+            message = "The charge you're attempting to refund has been charged back."
+            raise StripeFault(message, None, "charge_disputed")
         left = charge["amount"] - charge["amount_refunded"]
         amount = int_param(params, "amount", max(left, 1), 1)
         if amount > left:
@@ -263,7 +292,12 @@ class StripeObjects(StripeHTTP):
         charge["refunded"] = charge["amount_refunded"] == charge["amount"]
         refund = self._store("re", "refund", None, amount=amount, currency=charge["currency"])
         refund.update(charge=charge["id"], payment_intent=charge["payment_intent"])
-        refund.update(reason=params.get("reason"), status="succeeded", failure_reason=None)
+        pending = self.refund_pending_reason
+        refund.update(reason=params.get("reason"), failure_reason=None, pending_reason=pending)
+        refund.update(status="pending" if pending else "succeeded", receipt_number=None)
+        refund.update(balance_transaction=f"txn_fake{next(self._ids):010d}")
+        refund.update(failure_balance_transaction=None, source_transfer_reversal=None)
+        refund.update(transfer_reversal=None, destination_details=None)
         refund["metadata"] = params.get("metadata") or {}
         self._emit("refund.created", refund)
         self._emit("charge.refunded", charge)
