@@ -26,6 +26,7 @@ from ledger.clock import now_ms
 from ledger.errors import IdempotencyConflict, LedgerError
 from ledger.inbox import processed_in
 from ledger.payment_types import GrantResult, Payment, Reversal, refund_key
+from ledger.redaction import redact_text
 
 __all__ = ["GrantResult", "Payment", "Payments", "Reversal", "refund_key"]
 
@@ -168,7 +169,7 @@ class Payments:
                 "update_payment_state",
                 purchase_key=purchase_key,
                 state="refunding",
-                refund_reason=reason,
+                refund_reason=redact_text(reason),
                 refund_id=None,
                 now_ms=now_ms(),
             )
@@ -348,7 +349,7 @@ class Payments:
             account_id=p.account_id,
             kind=kind,
             amount=amount,
-            reason=reason,
+            reason=redact_text(reason),
             policy_version=self.policy_version,
             now_ms=now_ms(),
             purchase_key=p.purchase_key,
@@ -381,7 +382,7 @@ class Payments:
             "insert_payment_decision",
             purchase_key=purchase_key,
             decision=decision,
-            reason=reason,
+            reason=redact_text(reason),
             now_ms=now_ms(),
         )
 

@@ -21,6 +21,7 @@ from ledger.clock import now_ms
 from ledger.errors import LedgerError
 from ledger.inbox import processed_in
 from ledger.payments import refund_key
+from ledger.redaction import redact_text
 
 __all__ = ["Cancellation", "SubscriptionCharge", "Subscriptions"]
 
@@ -250,6 +251,6 @@ def _decide_once(tx: Tx, invoice_id: str, decision: str, reason: str) -> None:
         "insert_payment_decision_once",
         purchase_key=invoice_id,
         decision=decision,
-        reason=reason,
+        reason=redact_text(reason),
         now_ms=now_ms(),
     )

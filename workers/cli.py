@@ -21,6 +21,7 @@ from typing import IO, Any
 import click
 
 from ledger.errors import LedgerNotFound, RefundryError
+from ledger.redaction import redact
 from providers.base import OPERATIONS
 from providers.registry import PROVIDER_NAMES, classify
 from workers import exit_codes, runtime, validation
@@ -136,7 +137,7 @@ def classify_command(provider: str, operation: str | None, file: IO[bytes]) -> N
     out: dict[str, Any] = {"outcome": result.outcome.value, "reason": result.reason}
     if result.provider_job_id is not None:
         out["provider_job_id"] = result.provider_job_id
-    click.echo(json.dumps(out))
+    click.echo(json.dumps(redact(out)))  # a provider's message may quote a credential
 
 
 @main.command()
