@@ -2,9 +2,9 @@
 
 | variable | default | meaning |
 | --- | --- | --- |
-| ``DATABASE_URL`` | SQLite file ``ledger.sqlite3`` in the home | ``postgresql://…`` in production |
+| ``DATABASE_URL`` | SQLite ``ledger.sqlite3`` in the home | ``postgresql://…`` in production (**) |
 | ``REFUNDRY_PG_SCHEMA`` | ``refundry`` | PostgreSQL schema that holds the ledger's tables |
-| ``REDIS_URL`` | unset: embedded ``redis-server`` | dramatiq's broker |
+| ``REDIS_URL`` | unset: embedded ``redis-server`` | dramatiq's broker (**) |
 | ``REFUNDRY_HOME`` | ``.refundry`` | local state: SQLite file, embedded Redis data |
 | ``REFUNDRY_POLICY_VERSION`` | ``2026-11-23`` | written on every ledger entry |
 | ``REFUNDRY_REFUND_CANCELLED`` | ``true`` | refund generations cancelled upstream |
@@ -50,6 +50,7 @@
 | ``REFUNDRY_INGRESS_DEADLINE_S`` | ``8`` | a delivery not kept by then is answered 503 |
 
 (*) Webhook secrets may be comma-separated: during a rotation any one of them verifies.
+(**) Parsed before any driver sees it (``ledger.server_urls``): the password percent-encoded.
 
 Every time budget derives from these values (``workers.budgets``), and a settings object
 whose worst cases would break the one-hour refund promise is refused. The default retry
@@ -64,6 +65,7 @@ interval (40 s by default), not after dramatiq's 60 s heartbeat lottery.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -72,9 +74,14 @@ from typing import Any
 from handlers.fal_signatures import FAL_JWKS_URL
 from handlers.sla import REFUND_SLA_MS, WARN_MS
 from ledger.audit import LANDING_WINDOW_MS
+from ledger.backends import database_location
 from ledger.errors import ConfigurationError
+from ledger.server_urls import ServerURL, parse_server_url
 
-__all__ = ["VARIABLES", "Settings"]
+__all__ = ["REDIS_SCHEMES", "VARIABLES", "Settings", "parse_redis_url"]
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+_REDIS_DB = re.compile(r"(?:/[0-9]{0,5})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,12 +149,22 @@ class Settings:
         if bool(values["kling_access_key"]) != bool(values["kling_secret_key"]):
             missing = "KLING_SECRET_KEY" if values["kling_access_key"] else "KLING_ACCESS_KEY"
             raise ConfigurationError("Kling needs both its access and secret key", variable=missing)
-        return cls(
-            database_url=env.get("DATABASE_URL") or f"sqlite:///{home / 'ledger.sqlite3'}",
-            redis_url=env.get("REDIS_URL") or None,
-            home=home,
-            **values,
-        )
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{home / 'ledger.sqlite3'}"
+        database_location(database_url)  # refuses a URL that cannot be used, never repeating it
+        redis_url = env.get("REDIS_URL") or None
+        if redis_url is not None:
+            parse_redis_url(redis_url)
+        return cls(database_url=database_url, redis_url=redis_url, home=home, **values)
+
+
+def parse_redis_url(url: str) -> ServerURL:
+    """``REDIS_URL`` parsed (``ledger.server_urls``): ``redis://``, ``rediss://`` or
+    ``unix://``, one host, a database number as the path. ``ConfigurationError`` naming
+    ``REDIS_URL`` for anything else, never repeating the URL."""
+    parsed = parse_server_url(url, variable="REDIS_URL", schemes=REDIS_SCHEMES)
+    if parsed.scheme != "unix" and (len(parsed.hosts) != 1 or not _REDIS_DB.fullmatch(parsed.path)):
+        raise ConfigurationError("one host, then a database number (/0)", variable="REDIS_URL")
+    return parsed
 
 
 def _text(env: Mapping[str, str], name: str, default: Any) -> str:
