@@ -9,16 +9,23 @@ the argument, and nothing is recorded.
   (10**12), else ``InvalidAmount`` (also a ``LedgerError``);
 - ids and keys (generation, account, provider job, idempotency key, message id): a string
   of 1 to ``MAX_ID_LENGTH`` (255) characters, no leading or trailing whitespace, no control
-  character, else ``InvalidIdentifier``;
+  character, no lone surrogate (not Unicode: no UTF-8 can hold it), else
+  ``InvalidIdentifier``;
 - a reason (free text): a string of 1 to ``MAX_TEXT_LENGTH`` (1000) characters, not blank,
-  no control character, else ``InvalidInput``;
+  no control character, no lone surrogate, else ``InvalidInput``;
 - operation: one of ``providers.base.OPERATIONS``, else ``UnknownOperation`` listing them;
 - provider: one of ``providers.registry.PROVIDER_NAMES`` (``stripe`` for payment events),
   else ``UnknownProvider`` listing them;
-- payload or event: a JSON object (string keys; strings, whole or finite numbers, booleans,
-  null, lists, objects), no NaN or Infinity, at most ``MAX_PAYLOAD_DEPTH`` (32) levels of
-  nesting and ``MAX_PAYLOAD_BYTES`` (1 MiB) as compact UTF-8 JSON, else ``InvalidPayload``
-  (also an ``Unclassifiable``). The error never repeats the payload, which may hold secrets.
+- payload or event: a JSON object (a ``dict`` with string keys; strings, whole or finite
+  numbers, booleans, null, lists, dicts), no NaN or Infinity, no integer of more than
+  ``MAX_INTEGER_DIGITS`` (4300) digits, no lone surrogate in a key or string, at most
+  ``MAX_PAYLOAD_DEPTH`` (32) levels of nesting and ``MAX_PAYLOAD_BYTES`` (1 MiB) as compact
+  UTF-8 JSON, else ``InvalidPayload`` (also an ``Unclassifiable``). Other mappings
+  (``UserDict``, ``MappingProxyType``) are refused: pass ``dict(mapping)``. The error never
+  repeats the payload, which may hold secrets;
+- a raw webhook body: ``bytes`` (or ``str``, taken as UTF-8) within ``MAX_PAYLOAD_BYTES``,
+  and its signature header a string of at most ``MAX_HEADER_LENGTH`` (8192) characters,
+  else ``InvalidPayload`` / ``InvalidInput``.
 
 Real provider payloads nest fewer than ten levels and weigh kilobytes; the caps leave them
 room while a hostile or broken body is refused before it reaches a worker.
@@ -28,8 +35,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import unicodedata
-from collections.abc import Mapping
 from typing import Any, Final
 
 from ledger.credits import MAX_CREDITS, whole_credits
@@ -45,7 +52,9 @@ from providers.registry import PROVIDER_NAMES
 
 __all__ = [
     "MAX_CREDITS",
+    "MAX_HEADER_LENGTH",
     "MAX_ID_LENGTH",
+    "MAX_INTEGER_DIGITS",
     "MAX_PAYLOAD_BYTES",
     "MAX_PAYLOAD_DEPTH",
     "MAX_TEXT_LENGTH",
@@ -58,6 +67,8 @@ __all__ = [
     "payload",
     "payload_size",
     "provider",
+    "raw_body",
+    "signature_header",
     "text",
 ]
 
@@ -65,6 +76,12 @@ MAX_ID_LENGTH: Final[int] = 255
 MAX_TEXT_LENGTH: Final[int] = 1000
 MAX_PAYLOAD_DEPTH: Final[int] = 32
 MAX_PAYLOAD_BYTES: Final[int] = 1024 * 1024
+MAX_INTEGER_DIGITS: Final[int] = 4300
+"""Python's own limit on turning an integer into text (``sys.get_int_max_str_digits``)."""
+MAX_HEADER_LENGTH: Final[int] = 8192
+
+_INTEGER_CAP: Final[int] = 10**MAX_INTEGER_DIGITS
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 _SHOWN_CHARACTERS = 64  # how much of a refused id an error repeats
 
@@ -125,9 +142,9 @@ def payload(value: object, *, field: str = "payload") -> dict[str, Any]:
     are JSON values, no NaN or Infinity, at most ``MAX_PAYLOAD_DEPTH`` levels deep and
     ``MAX_PAYLOAD_BYTES`` long encoded. Raises ``InvalidPayload`` naming ``field`` (and never
     repeating the payload, which may hold secrets)."""
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         raise InvalidPayload(
-            f"{field} must be a JSON object", field=field, type=type(value).__name__
+            f"{field} must be a JSON object (a dict)", field=field, type=type(value).__name__
         )
     _check_tree(value, field)
     encoded = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
@@ -144,6 +161,38 @@ def payload_size(raw: str | bytes, *, field: str = "payload") -> None:
         raise InvalidPayload(
             f"{field} is too large", field=field, bytes=size, maximum=MAX_PAYLOAD_BYTES
         )
+
+
+def raw_body(value: object, *, field: str = "payload") -> bytes:
+    """``value`` as the raw bytes of a webhook body: ``bytes`` as received, or ``str`` taken
+    as UTF-8, within ``MAX_PAYLOAD_BYTES``. ``InvalidPayload`` naming ``field`` for any
+    other type, a ``str`` that UTF-8 cannot hold (a lone surrogate) or a larger body."""
+    if isinstance(value, bytes | bytearray):
+        body = bytes(value)
+    elif isinstance(value, str):
+        if _has_surrogate(value):
+            raise _surrogate(field, field)
+        body = value.encode("utf-8")
+    else:
+        raise InvalidPayload(
+            f"{field} must be the raw request body (bytes)", field=field, type=type(value).__name__
+        )
+    payload_size(body, field=field)
+    return body
+
+
+def signature_header(value: object, *, field: str = "signature") -> str | None:
+    """``None``, or a signature header's value: a string of at most ``MAX_HEADER_LENGTH``
+    characters; else ``InvalidInput`` naming ``field``."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be a string", field=field, type=type(value).__name__)
+    if len(value) > MAX_HEADER_LENGTH:
+        raise InvalidInput(
+            f"{field} is longer than {MAX_HEADER_LENGTH} characters", field=field, value="…"
+        )
+    return value
 
 
 def json_document(raw: str | bytes, *, field: str = "payload") -> dict[str, Any]:
@@ -166,17 +215,17 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _check_tree(root: Mapping[Any, Any], field: str) -> None:
+def _check_tree(root: dict[Any, Any], field: str) -> None:
     """Walk the tree without recursion (a hostile depth must not exhaust the stack),
     refusing the first node that is not strict JSON."""
     stack: list[tuple[object, int, str]] = [(root, 1, field)]
     while stack:
         node, depth, path = stack.pop()
-        if isinstance(node, Mapping | list | tuple) and depth > MAX_PAYLOAD_DEPTH:
+        if isinstance(node, dict | list | tuple) and depth > MAX_PAYLOAD_DEPTH:
             raise InvalidPayload(
                 f"{field} is nested too deeply", field=field, maximum=MAX_PAYLOAD_DEPTH
             )
-        if isinstance(node, Mapping):
+        if isinstance(node, dict):
             for key, child in node.items():
                 if not isinstance(key, str):
                     raise InvalidPayload(
@@ -185,20 +234,49 @@ def _check_tree(root: Mapping[Any, Any], field: str) -> None:
                         at=path,
                         type=type(key).__name__,
                     )
+                if _has_surrogate(key):
+                    raise _surrogate(field, path)
                 stack.append((child, depth + 1, f"{path}.{key}"[:_SHOWN_CHARACTERS]))
         elif isinstance(node, list | tuple):
             stack.extend((child, depth + 1, f"{path}[{i}]") for i, child in enumerate(node))
-        elif isinstance(node, float) and not math.isfinite(node):
+        else:
+            _check_leaf(node, field, path)
+
+
+def _check_leaf(node: object, field: str, path: str) -> None:
+    """Refuse a scalar that strict JSON cannot hold or that UTF-8 JSON text cannot carry."""
+    if isinstance(node, str):
+        if _has_surrogate(node):
+            raise _surrogate(field, path)
+    elif isinstance(node, float):
+        if not math.isfinite(node):
             raise InvalidPayload(
                 f"{field} holds NaN or Infinity, which JSON does not allow", field=field, at=path
             )
-        elif node is not None and not isinstance(node, str | int | float):
+    elif isinstance(node, int):
+        if node.bit_length() > 14_000 and abs(node) >= _INTEGER_CAP:  # cheap test first
             raise InvalidPayload(
-                f"{field} holds a value JSON cannot represent",
+                f"{field} holds an integer of more than {MAX_INTEGER_DIGITS} digits",
                 field=field,
                 at=path,
-                type=type(node).__name__,
             )
+    elif node is not None:
+        raise InvalidPayload(
+            f"{field} holds a value JSON cannot represent",
+            field=field,
+            at=path,
+            type=type(node).__name__,
+        )
+
+
+def _has_surrogate(text: str) -> bool:
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
+def _surrogate(field: str, path: str) -> InvalidPayload:
+    return InvalidPayload(
+        f"{field} holds a lone surrogate (text that is not valid UTF-8)", field=field, at=path
+    )
 
 
 def _string_problem(value: object, max_length: int) -> str | None:
@@ -210,6 +288,8 @@ def _string_problem(value: object, max_length: int) -> str | None:
         return f"is longer than {max_length} characters"
     if any(unicodedata.category(ch) == "Cc" for ch in value):
         return "holds a control character"
+    if _has_surrogate(value):
+        return "holds a lone surrogate (text that is not valid UTF-8)"
     return None
 
 
@@ -217,5 +297,6 @@ def _shown(value: object) -> str:
     """The refused value as an error may repeat it: a string cut to a readable length, or
     only the type of anything else (``<int>``)."""
     if isinstance(value, str):
-        return value if len(value) <= _SHOWN_CHARACTERS else value[:_SHOWN_CHARACTERS] + "…"
+        cut = value if len(value) <= _SHOWN_CHARACTERS else value[:_SHOWN_CHARACTERS] + "…"
+        return cut.encode("utf-8", "backslashreplace").decode("utf-8")  # a surrogate, escaped
     return f"<{type(value).__name__}>"

@@ -71,6 +71,27 @@ def test_classify_refuses_what_is_not_strict_json(tmp_path: Path, text: str, pro
     assert problem in line
 
 
+def test_text_that_is_not_valid_utf8_is_refused_in_one_line_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """A lone surrogate, as a JSON escape or as its raw bytes in a file, or bytes that are not
+    UTF-8 in an argument (Python hands them over as lone surrogates)."""
+    env = clean_env(tmp_path)
+    escaped = _write(tmp_path / "escaped.json", '{"request_id": "r", "status": "\\ud800"}')
+    raw = tmp_path / "raw.json"
+    raw.write_bytes(b'{"request_id": "r", "status": "\xed\xa0\x80"}')
+    for file in (escaped, raw):
+        line = _one_line(
+            refundry(env, "classify", "--provider", "fal", str(file)), 2, "InvalidPayload"
+        )
+        assert "lone surrogate" in line and "at='payload.status'" in line
+    assert refundry(env, "ledger", "migrate").returncode == 0
+    not_utf8 = "acct-\udcff"  # the argument's bytes: b"acct-\xff"
+    for command in (["ledger", "balance", not_utf8], ["dlq", "show", not_utf8]):
+        line = _one_line(refundry(env, *command), 2, "InvalidIdentifier")
+        assert "value='acct-\\\\udcff'" in line, line
+
+
 # --------------------------------------------------------------------------- settings
 
 

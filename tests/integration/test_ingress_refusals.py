@@ -314,8 +314,8 @@ _OWN_FIELDS = {
 
 @pytest.mark.parametrize(
     "hostile",
-    ['{"a": ' * 100 + "1" + "}" * 100, "1e400", "-1e999"],
-    ids=["100-levels", "1e400", "-1e999"],
+    ['{"a": ' * 100 + "1" + "}" * 100, "1e400", "-1e999", '"x\\ud800y"'],
+    ids=["100-levels", "1e400", "-1e999", "lone-surrogate"],
 )
 @pytest.mark.parametrize("route", ["stripe", "kling", "fal"])
 def test_a_verified_body_is_held_to_the_payload_rule_of_every_door(
