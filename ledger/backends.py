@@ -36,6 +36,7 @@ from ledger.errors import (
     LedgerNotFound,
     LedgerUnavailable,
 )
+from ledger.private_files import private_folder
 from ledger.queries import query, to_pyformat
 from ledger.server_urls import ServerURL, parse_server_url
 
@@ -207,9 +208,7 @@ def _private_file(path: Path) -> None:
     """Create the ledger file readable by its owner only (0600; folders it creates 0700):
     it holds balances and event payloads. SQLite gives its -wal and -shm files the same
     mode as the database file."""
-    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
-    for folder in reversed(missing):
-        folder.mkdir(mode=0o700, exist_ok=True)
+    private_folder(path.parent)
     try:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except FileExistsError:

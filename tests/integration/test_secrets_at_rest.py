@@ -4,6 +4,7 @@ embedded services are the owner's alone."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import stat
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import redis
 
 from ledger import Ledger, Outcome, open_ledger
+from ledger.private_files import open_private
 from ledger.redaction import MASK
 from workers.embedded_redis import EmbeddedRedis
 
@@ -108,6 +110,31 @@ def test_the_embedded_redis_answers_only_its_owner(tmp_path: Path) -> None:
         assert {p.name: _mode(p) for p in files} == {p.name: 0o600 for p in files}
     finally:
         server.stop()
+
+
+def test_every_folder_and_file_refundry_creates_is_its_owners_alone(tmp_path: Path) -> None:
+    """Whichever creates the home folder first (here the embedded Redis, two missing parents
+    above it), every folder it creates is 0700 and every file 0600, whatever the umask; a
+    log reopened after an older version left it 0644 is narrowed."""
+    home = tmp_path / "a" / "b" / "home"
+    previous = os.umask(0o022)
+    try:
+        server = EmbeddedRedis(home)
+        server.ensure()
+        try:
+            log = home / "demo-worker.log"
+            log.write_text("left by an older version")
+            log.chmod(0o644)
+            with open_private(log, "ab") as reopened:
+                reopened.write(b"more")
+        finally:
+            server.stop()
+    finally:
+        os.umask(previous)
+    created = [tmp_path / "a", tmp_path / "a" / "b", *home.parent.rglob("*")]
+    modes = {str(p.relative_to(tmp_path)): _mode(p) for p in created}
+    assert modes == {str(p.relative_to(tmp_path)): 0o700 if p.is_dir() else 0o600 for p in created}
+    assert {"a", "a/b", "a/b/home", "a/b/home/redis", "a/b/home/demo-worker.log"} <= set(modes)
 
 
 def test_the_sqlite_ledger_is_readable_by_its_owner_only(tmp_path: Path) -> None:
