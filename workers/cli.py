@@ -3,7 +3,7 @@
 Every argument goes through the rules every door shares (``workers.validation``), and every
 ``RefundryError`` ends as one line on stderr with the exit code of its kind
 (``workers.exit_codes``), never a traceback. Read-only commands (``ledger balance``,
-``ledger check``, ``dlq …``, ``sla``, ``status``) never create a
+``ledger check``, ``dlq …``, ``sla``, ``status``), ``sweep`` and ``reconcile`` never create a
 ledger: where there is none, they say where they looked and exit 3.
 """
 
@@ -184,11 +184,13 @@ def scheduler() -> None:
     "--grace-ms", type=opt.GRACE_MS, default=None, help="override REFUNDRY_INBOX_GRACE_MS"
 )
 def sweep(grace_ms: int | None) -> None:
-    """Run every sweep once and print what it did as JSON."""
+    """Run every sweep once and print what it did as JSON. Creates nothing: where there is
+    no ledger it says where it looked (exit 3); Redis is only reached to enqueue."""
     from dataclasses import asdict
 
     from workers.sweeps import run_inbox_sweep, run_sla_check, run_stuck_sweep
 
+    runtime.ledger(create=False)  # the process's ledger from now on, never a new one
     inbox = run_inbox_sweep(grace_ms)
     stuck = run_stuck_sweep()
     sla = run_sla_check()
@@ -215,9 +217,12 @@ def sla(window_s: int) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="report the decisions, change nothing")
 def reconcile_command(since: int | None, dry_run: bool) -> None:
-    """Compare paid packs at the payment provider with the ledger and settle the unlanded."""
+    """Compare paid packs at the payment provider with the ledger and settle the unlanded.
+    Creates no ledger (exit 3 where there is none; a dry run changes nothing at all)."""
     from workers.sweeps import run_reconciliation
 
+    runtime.stripe_api()  # no key: refused before anything is opened
+    runtime.ledger(create=False)
     report = run_reconciliation(since, dry_run=dry_run)
     for decision in report.decisions:
         click.echo(json.dumps(decision))

@@ -156,11 +156,5 @@ def _record_and_enqueue(
         generation_id=generation_id,
         operation=operation,
     )
-    recorded = record_and_enqueue(runtime.ledger().inbox, _enqueue, event)
+    recorded = record_and_enqueue(runtime.ledger().inbox, runtime.enqueue, event)
     return recorded.id
-
-
-def _enqueue(kind: str, inbox_id: str) -> None:
-    from workers.actors import enqueue_event  # the broker is built on first use
-
-    enqueue_event(kind, inbox_id)

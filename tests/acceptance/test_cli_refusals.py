@@ -149,6 +149,27 @@ def test_read_only_commands_run_elsewhere_create_no_ledger_and_say_where_they_lo
     assert not (tmp_path / ".refundry").exists(), "a read-only command created a ledger"
 
 
+def test_one_shot_commands_that_would_act_on_a_ledger_create_nothing_in_a_fresh_folder(
+    tmp_path: Path,
+) -> None:
+    """``sweep`` and ``reconcile`` (a dry run above all) run in the wrong folder: they say
+    where they looked, and no ledger, home folder or embedded Redis comes into being."""
+    env = _outside_any_project(tmp_path)
+    expected = str(tmp_path / ".refundry" / "ledger.sqlite3")
+    keyed = env | {"STRIPE_API_KEY": "sk_test_fresh_folder_0123456789"}
+    for command, environment in (
+        (["sweep"], env),
+        (["sweep", "--grace-ms", "0"], env),
+        (["reconcile", "--dry-run"], keyed),
+        (["reconcile"], keyed),
+    ):
+        line = _one_line(refundry(environment, *command, cwd=tmp_path), 3, "LedgerNotFound")
+        assert f"location='{expected}'" in line, command
+    line = _one_line(refundry(env, "reconcile", "--dry-run", cwd=tmp_path), 4, "ConfigurationError")
+    assert "STRIPE_API_KEY" in line
+    assert not (tmp_path / ".refundry").exists(), "a command created a ledger or a Redis"
+
+
 def test_status_and_help_show_where_the_ledger_is(tmp_path: Path) -> None:
     env = _outside_any_project(tmp_path)
     expected = str(tmp_path / ".refundry" / "ledger.sqlite3")
