@@ -9,8 +9,10 @@ the argument, and nothing is recorded.
   (10**12), else ``InvalidAmount`` (also a ``LedgerError``);
 - ids and keys (generation, account, provider job, idempotency key, message id): a string
   of 1 to ``MAX_ID_LENGTH`` (255) characters, no leading or trailing whitespace, no control
-  character, no lone surrogate (not Unicode: no UTF-8 can hold it), else
-  ``InvalidIdentifier``;
+  character, no lone surrogate (not Unicode: no UTF-8 can hold it), no invisible format
+  character (Unicode category Cf: zero-width spaces and joiners, BOM, bidirectional
+  overrides) or line/paragraph separator, and in Unicode NFC form (``café`` composed, so one
+  id is never stored as two that look the same), else ``InvalidIdentifier``;
 - a reason (free text): a string of 1 to ``MAX_TEXT_LENGTH`` (1000) characters, not blank,
   no control character, no lone surrogate, else ``InvalidInput``;
 - operation: one of ``providers.base.OPERATIONS``, else ``UnknownOperation`` listing them;
@@ -95,9 +97,7 @@ def identifier(value: object, *, field: str) -> str:
     """``value`` as an id or key; ``InvalidIdentifier`` naming ``field`` when it is not a
     string, is empty or blank, has leading or trailing whitespace, holds a control
     character, or is longer than ``MAX_ID_LENGTH`` characters."""
-    problem = _string_problem(value, MAX_ID_LENGTH)
-    if problem is None and value != str(value).strip():
-        problem = "has leading or trailing whitespace"
+    problem = _string_problem(value, MAX_ID_LENGTH) or _lookalike_problem(str(value))
     if problem is not None:
         raise InvalidIdentifier(f"{field} {problem}", field=field, value=_shown(value))
     return str(value)
@@ -290,6 +290,20 @@ def _string_problem(value: object, max_length: int) -> str | None:
         return "holds a control character"
     if _has_surrogate(value):
         return "holds a lone surrogate (text that is not valid UTF-8)"
+    return None
+
+
+_INVISIBLE: Final = frozenset({"Cf", "Zl", "Zp"})
+
+
+def _lookalike_problem(value: str) -> str | None:
+    """Why an id could be confused with another that looks the same, or None."""
+    if value != value.strip():
+        return "has leading or trailing whitespace"
+    if any(unicodedata.category(ch) in _INVISIBLE for ch in value):
+        return "holds an invisible format character or a line separator"
+    if not unicodedata.is_normalized("NFC", value):
+        return "is not in Unicode NFC form (normalize it with unicodedata.normalize('NFC', …))"
     return None
 
 

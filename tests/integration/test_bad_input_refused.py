@@ -129,6 +129,22 @@ def test_grant_keys_reasons_and_result_ids_follow_the_same_rules(funded: dict[st
 
 
 @ONE_BACKEND
+def test_an_id_that_is_invisible_or_looks_like_another_is_refused(funded: dict[str, str]) -> None:
+    """Ids of zero-width characters only, a bidirectional override inside, and ``café``
+    decomposed (NFD) next to composed (NFC): refused, so that two ids that print the same are
+    never charged as two generations. The composed form is accepted."""
+    for value in ("\u200b", "\u200d", "\ufeff", "g\u202ex", "g\u2028x", "cafe\u0301"):
+        for field in ("generation_id", "account_id", "provider_job_id"):
+            with pytest.raises(InvalidIdentifier) as caught:
+                _charge(**{field: value})
+            assert caught.value.fields["field"] == field
+        with pytest.raises(InvalidIdentifier):
+            client.grant(account_id="acct", credits=1, idempotency_key=value, reason="t")
+    _nothing_stored(funded)
+    assert _charge(generation_id="caf\u00e9") == TOP_UP - 40
+
+
+@ONE_BACKEND
 def test_an_id_of_the_maximum_length_is_accepted(funded: dict[str, str]) -> None:
     longest = "g" * MAX_ID_LENGTH
     assert _charge(generation_id=longest) == TOP_UP - 40

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from collections import UserDict
 from typing import Any
 
@@ -49,13 +50,22 @@ def _acceptable_id(text: str) -> bool:
         and text == text.strip()
         and not any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
         and not any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+        and not any(unicodedata.category(c) in ("Cf", "Zl", "Zp") for c in text)
+        and unicodedata.normalize("NFC", text) == text
     )
 
 
 any_text = st.text(st.characters(exclude_categories=()), max_size=300)  # lone surrogates too
+lookalikes = st.lists(
+    st.sampled_from(
+        ["g", "e", "\u0301", "\u00e9", "\u200b", "\u200d", "\ufeff", "\u202e", "\u2028"]
+    ),
+    min_size=1,
+    max_size=6,
+).map("".join)
 
 
-@given(any_text)
+@given(any_text | lookalikes)
 def test_an_identifier_is_accepted_exactly_when_the_rule_holds(text: str) -> None:
     if _acceptable_id(text):
         assert validation.identifier(text, field="generation_id") == text
