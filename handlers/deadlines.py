@@ -14,9 +14,9 @@ task for tens of minutes), LoRA training up to half an hour. Override per operat
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
+from handlers.setting_json import json_object_setting, whole_number_setting
 from handlers.sla import REFUND_SLA_MS
 from ledger.errors import ConfigurationError
 from providers.base import MUSIC_OPERATIONS
@@ -61,19 +61,29 @@ class DeadlinePolicy:
 
     @classmethod
     def from_json(cls, text: str) -> DeadlinePolicy:
-        """Parse ``REFUNDRY_DEADLINES``; refuses deadlines that would break the SLA."""
+        """Parse ``REFUNDRY_DEADLINES``: a JSON object of ``[poll_after_s, hard_s]`` pairs of
+        whole seconds; refuses anything else, and deadlines that would break the SLA, with
+        ``ConfigurationError`` naming the variable."""
         if not text.strip():
             return cls()
-        try:
-            raw = json.loads(text)
-            overrides = {
-                str(key): Deadline(int(pair[0]) * 1000, int(pair[1]) * 1000)
-                for key, pair in raw.items()
-            }
-        except (ValueError, TypeError, IndexError, AttributeError) as exc:
-            raise ConfigurationError(
-                "not a JSON object of [poll_after_s, hard_s] pairs", variable="REFUNDRY_DEADLINES"
-            ) from exc
+        overrides: dict[str, Deadline] = {}
+        for key, pair in json_object_setting(text, variable="REFUNDRY_DEADLINES").items():
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise ConfigurationError(
+                    "not a [poll_after_s, hard_s] pair", variable="REFUNDRY_DEADLINES", key=key
+                )
+            poll_s, hard_s = (
+                whole_number_setting(
+                    seconds,
+                    variable="REFUNDRY_DEADLINES",
+                    what="a deadline",
+                    low=0,
+                    high=REFUND_SLA_MS // 1000,
+                    key=key,
+                )
+                for seconds in pair
+            )
+            overrides[key] = Deadline(poll_s * 1000, hard_s * 1000)
         for key, d in overrides.items():
             if not 0 <= d.poll_after_ms <= d.hard_ms <= REFUND_SLA_MS - 5 * MINUTE:
                 raise ConfigurationError(

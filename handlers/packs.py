@@ -3,15 +3,27 @@ do with unlanded packs, duplicate charges and fraud warnings."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
+from handlers.setting_json import json_object_setting, whole_number_setting
 from ledger.audit import LANDING_WINDOW_MS
+from ledger.credits import MAX_CREDITS
 from ledger.errors import ConfigurationError, RefundryError
 from providers.stripe import LineItem
 
-__all__ = ["Pack", "PackCatalog", "PackUnknown", "PaymentPolicy"]
+__all__ = [
+    "FRAUD_ACTIONS",
+    "UNLANDED_ACTIONS",
+    "Pack",
+    "PackCatalog",
+    "PackUnknown",
+    "PaymentPolicy",
+]
+
+UNLANDED_ACTIONS: Final = ("complete", "refund")
+FRAUD_ACTIONS: Final = ("refund_and_revoke", "alert")
 
 
 class PackUnknown(RefundryError):
@@ -55,19 +67,25 @@ class PackCatalog:
 
     @classmethod
     def from_json(cls, text: str) -> PackCatalog:
-        """``REFUNDRY_PACKS``: a JSON object of price id → credits (a positive integer)."""
+        """``REFUNDRY_PACKS``: a JSON object of price id → credits, each a whole number from
+        1 to ``MAX_CREDITS`` (``2.5``, ``true`` or ``1e400`` are refused, never rounded);
+        ``ConfigurationError`` naming the variable otherwise."""
         if not text.strip():
             return cls()
-        try:
-            raw = json.loads(text)
-            packs = {str(k): int(v) for k, v in raw.items()}
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise ConfigurationError(
-                "not a JSON object of price id → credits", variable="REFUNDRY_PACKS"
-            ) from exc
-        if any(v <= 0 for v in packs.values()):
-            raise ConfigurationError("credits must be positive", variable="REFUNDRY_PACKS")
-        return cls(packs)
+        raw = json_object_setting(text, variable="REFUNDRY_PACKS")
+        return cls(
+            {
+                price: whole_number_setting(
+                    credits,
+                    variable="REFUNDRY_PACKS",
+                    what="credits",
+                    low=1,
+                    high=MAX_CREDITS,
+                    key=price,
+                )
+                for price, credits in raw.items()
+            }
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +102,9 @@ class PaymentPolicy:
     """On an early fraud warning: ``refund_and_revoke`` or ``alert`` only."""
 
     def __post_init__(self) -> None:
-        if self.unlanded_action not in ("complete", "refund"):
+        if self.unlanded_action not in UNLANDED_ACTIONS:
             raise ConfigurationError("must be complete or refund", variable="UNLANDED_PACK_ACTION")
-        if self.fraud_action not in ("refund_and_revoke", "alert"):
+        if self.fraud_action not in FRAUD_ACTIONS:
             raise ConfigurationError(
                 "must be refund_and_revoke or alert", variable="REFUNDRY_FRAUD_ACTION"
             )

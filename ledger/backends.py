@@ -9,7 +9,9 @@ on PostgreSQL.
 Opening a database that cannot be reached fails within ``CONNECT_TIMEOUT_S`` with
 ``LedgerUnavailable`` naming where it looked (never the password); opened with
 ``create=False``, a ledger that does not exist yet raises ``LedgerNotFound`` and nothing
-is created.
+is created. A ``DATABASE_URL`` is parsed here (``ledger.server_urls``) before libpq sees it:
+one that cannot be used (another scheme, a libpq key/value string, a password that is not
+percent-encoded, a bad port) raises ``ConfigurationError`` without repeating it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_random_exponential
@@ -35,7 +36,9 @@ from ledger.errors import (
     LedgerNotFound,
     LedgerUnavailable,
 )
+from ledger.private_files import private_folder
 from ledger.queries import query, to_pyformat
+from ledger.server_urls import ServerURL, parse_server_url
 
 __all__ = [
     "CONNECT_TIMEOUT_S",
@@ -205,9 +208,7 @@ def _private_file(path: Path) -> None:
     """Create the ledger file readable by its owner only (0600; folders it creates 0700):
     it holds balances and event payloads. SQLite gives its -wal and -shm files the same
     mode as the database file."""
-    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
-    for folder in reversed(missing):
-        folder.mkdir(mode=0o700, exist_ok=True)
+    private_folder(path.parent)
     try:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except FileExistsError:
@@ -271,6 +272,7 @@ class PostgresDatabase:
             raise ConfigurationError("invalid schema name", schema=schema)
         self.schema = schema
         self.location = database_location(url, pg_schema=schema)
+        self._parsed = _postgres_url(url)
         self._probe(url, create)
         self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
             url,
@@ -300,7 +302,7 @@ class PostgresDatabase:
             raise LedgerUnavailable(
                 "cannot reach the ledger's database",
                 location=self.location,
-                error=_one_line(str(exc), url),
+                error=_one_line(str(exc), self._parsed),
             ) from exc
         if not create and not (row and row[0]):
             raise _not_found(self.location)
@@ -353,24 +355,22 @@ def _not_found(location: str) -> LedgerNotFound:
     )
 
 
-def _one_line(text: str, url: str) -> str:
+def _one_line(text: str, url: ServerURL) -> str:
     """A driver's error message as one line, without the URL's password."""
     line = " ".join(text.split())
-    password = _conninfo(url).get("password")
-    return line.replace(password, "***") if password else line
+    return line.replace(url.password, "***") if url.password else line
 
 
-def _conninfo(url: str) -> dict[str, Any]:
-    try:
-        return conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        raise ConfigurationError(
-            "DATABASE_URL is not a valid PostgreSQL URL", variable="DATABASE_URL"
-        ) from None
+_KEY_VALUE = re.compile(r"\s*+[A-Za-z_]++\s*+=")
+"""The start of a libpq key/value string (``host=… password=…``)."""
+
+
+def _postgres_url(url: str) -> ServerURL:
+    return parse_server_url(url, variable="DATABASE_URL", schemes=("postgresql", "postgres"))
 
 
 def _is_postgres(url: str) -> bool:
-    return url.startswith(SUPPORTED_SCHEMES[:2])
+    return url.lower().startswith(SUPPORTED_SCHEMES[:2])
 
 
 def _sqlite_path(url: str) -> Path:
@@ -379,18 +379,26 @@ def _sqlite_path(url: str) -> Path:
 
 def database_location(url: str, *, pg_schema: str = "refundry") -> str:
     """Where a ledger URL points, for people: the SQLite file's absolute path, or the
-    PostgreSQL server, database and schema. Built from the parsed URL without its password,
-    so it is safe to print. Raises ``ConfigurationError`` for a URL it cannot use."""
+    PostgreSQL server, database and schema. Built from the parsed URL without its password
+    or query, so it is safe to print. Raises ``ConfigurationError`` for a URL it cannot use:
+    another scheme (naming the supported ones), a libpq key/value string, a PostgreSQL URL
+    that is ambiguous or has a bad port (``ledger.server_urls``)."""
     if _is_postgres(url):
-        info = _conninfo(url)
-        user = f"{info['user']}@" if info.get("user") else ""
-        where = f"{info.get('host', 'localhost')}:{info.get('port', '5432')}"
-        return f"postgresql://{user}{where}/{info.get('dbname', '')} (schema {pg_schema})"
+        return f"{_postgres_url(url).location} (schema {pg_schema})"
+    supported = ", ".join(SUPPORTED_SCHEMES)
     if "://" in url and not url.startswith(SUPPORTED_SCHEMES[2]):
+        scheme = url.split("://", 1)[0]
         raise ConfigurationError(
             "unsupported DATABASE_URL scheme",
-            scheme=url.split("://", 1)[0],
-            supported=", ".join(SUPPORTED_SCHEMES),
+            variable="DATABASE_URL",
+            scheme=scheme if re.fullmatch(r"[\w+.-]{1,32}", scheme) else "?",
+            supported=supported,
+        )
+    if _KEY_VALUE.match(url):
+        raise ConfigurationError(
+            "a libpq key/value string is not supported: use a postgresql:// URL",
+            variable="DATABASE_URL",
+            supported=supported,
         )
     return str(_sqlite_path(url))
 

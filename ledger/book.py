@@ -3,6 +3,9 @@
 Every money effect is one entry with a unique idempotency key, written in the same
 transaction as the balance change; the dedupe lives in the database's unique indexes, never
 in application code. A key replayed with other inputs raises ``IdempotencyConflict``.
+
+Every free-text reason (an entry's, an outcome's) is stored as ``ledger.redaction`` leaves
+it: a provider's error message may quote the credential it refused.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from ledger.generations import Generation, Settlement
 from ledger.inbox import Inbox, settle_in
 from ledger.outcomes import TERMINAL, Outcome
 from ledger.payments import Payments
+from ledger.redaction import redact_text
 from ledger.subscriptions import Subscriptions
 
 __all__ = ["Generation", "Ledger", "Settlement", "now_ms"]
@@ -175,6 +179,7 @@ class Ledger:
             raise LedgerError(
                 "a succeeded generation is never refunded", generation_id=generation_id
             )
+        reason = redact_text(reason)
         with self.db.write() as tx:
             row = tx.one("lock_generation", generation_id=generation_id)
             if row is None:
@@ -318,7 +323,7 @@ class Ledger:
             kind=kind,
             amount=amount,
             generation_id=generation_id,
-            reason=reason,
+            reason=redact_text(reason),
             policy_version=self.policy_version,
             now_ms=now_ms(),
             failure_known_at_ms=failure_known_at_ms,

@@ -12,6 +12,7 @@ schema enforces the same bound (migration ``0006_whole_credits``).
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 from ledger.errors import InvalidAmount
@@ -33,9 +34,17 @@ def whole_credits(value: object, *, field: str = "credits") -> int:
             "credits must be a whole number (int)", field=field, type=type(value).__name__, **shown
         )
     if value <= 0:
-        raise InvalidAmount("credits must be positive", field=field, value=int(value))
+        raise InvalidAmount("credits must be positive", field=field, value=_shown(value))
     if value > MAX_CREDITS:
         raise InvalidAmount(
-            "credits above the maximum", field=field, value=int(value), maximum=MAX_CREDITS
+            "credits above the maximum", field=field, value=_shown(value), maximum=MAX_CREDITS
         )
     return int(value)
+
+
+def _shown(value: int) -> int | str:
+    """The refused amount as an error may repeat it: the number, or about how many digits it
+    has when it is too long to print (Python refuses to print one of over 4300 digits)."""
+    if value.bit_length() <= 64:
+        return int(value)
+    return f"<about {int(value.bit_length() * math.log10(2)) + 1} digits>"

@@ -12,6 +12,7 @@ from ledger.backends import Tx, required
 from ledger.clock import now_ms
 from ledger.errors import IdempotencyConflict, LedgerError
 from ledger.payment_types import Payment, Reversal
+from ledger.redaction import redact_text
 
 __all__ = ["PaymentRows", "decide_once"]
 
@@ -116,7 +117,7 @@ class PaymentRows:
             "update_payment_state",
             purchase_key=purchase_key,
             state="refunding",
-            refund_reason=reason,
+            refund_reason=redact_text(reason),
             refund_id=None,
             now_ms=now_ms(),
         )
@@ -177,7 +178,7 @@ class PaymentRows:
             account_id=p.account_id,
             kind=kind,
             amount=amount,
-            reason=reason,
+            reason=redact_text(reason),
             policy_version=self.policy_version,
             now_ms=now_ms(),
             purchase_key=p.purchase_key,
@@ -210,7 +211,7 @@ class PaymentRows:
             "insert_payment_decision",
             purchase_key=purchase_key,
             decision=decision,
-            reason=reason,
+            reason=redact_text(reason),
             now_ms=now_ms(),
         )
 
@@ -229,7 +230,7 @@ def decide_once(tx: Tx, purchase_key: str, decision: str, reason: str) -> bool:
         "insert_payment_decision_once",
         purchase_key=purchase_key,
         decision=decision,
-        reason=reason,
+        reason=redact_text(reason),
         now_ms=now_ms(),
     )
     return bool(rows)

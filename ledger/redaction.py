@@ -3,12 +3,17 @@ reasons, applied inbox payloads, CLI output and error reports.
 
 One place decides what a secret looks like, by key name and by value:
 
-- a key whose words name a secret (``api_key``, ``accessKey``, ``private_key``, ``passwd``,
-  ``X-Auth``, ``Stripe-Signature``, ``client_secret``…) has its value masked, whatever it
-  holds; a key that merely contains such a word (``tokens_used``, ``author``) does not;
-- in any string: ``Bearer``/``Basic`` credentials, JWTs, well-known API key formats
-  (``sk_live_…``, ``whsec_…``, ``sk-…``, ``r8_…``), ``password=…``-style pairs, and in URLs
-  the password of ``scheme://user:password@host`` and the whole query string (presigned
+- a key whose words name a secret (``api_key``, ``apiKeys``, ``accessKey``, ``private_key``,
+  ``passwd``, ``pass``, ``X-Auth``, ``Stripe-Signature``, ``sig``, ``client_secret``,
+  ``Ocp-Apim-Subscription-Key``…) has its value masked, whatever it holds; a key that merely
+  contains such a word (``tokens_used``, ``author``, ``passed``) does not. A header given as a
+  ``[name, value]`` pair (a list of headers) is treated like a key and its value;
+- in any string: ``Bearer``/``Basic`` credentials, JWTs, PEM private key blocks, well-known
+  API key formats (``sk_live_…``, ``whsec_…``, ``sk-…``, ``r8_…``, ``hf_…``, ``ghp_…``,
+  ``AIza…``, ``xoxb-…``, ``AKIA…``, fal's ``Key <id>:<secret>``), ``secret_key=…``-style pairs
+  (also quoted, JSON-escaped, URL-encoded ``%3D``, a ``('x-api-key', '…')`` pair, and a value
+  after an ``Authorization`` scheme word such as ``Bearer``, ``Key`` or ``ApiKey``), and in
+  URLs the password of ``scheme://user:password@host`` and the whole query string (presigned
   artifact URLs carry their credentials there).
 
 Limits, so that no input can stall a worker or escape the dead-letter queue: strings are cut
@@ -22,6 +27,7 @@ APIs Refundry talks to), and general-purpose scrubbers work on key names only.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from typing import Any
@@ -40,39 +46,84 @@ _SECRET_WORDS = frozenset(
         "apikey",
         "auth",
         "authorization",
+        "bearer",
         "cookie",
+        "cookies",
         "credential",
         "credentials",
         "dsn",
+        "hmac",
+        "jwt",
+        "otp",
+        "passcode",
         "passphrase",
         "passwd",
         "password",
         "pwd",
         "secret",
+        "secrets",
+        "sig",
         "signature",
         "token",
     }
 )
-_KEY_QUALIFIERS = frozenset({"access", "api", "encryption", "master", "private", "signing"})
+_KEY_QUALIFIERS = frozenset(
+    {
+        "access",
+        "api",
+        "client",
+        "encryption",
+        "master",
+        "private",
+        "secret",
+        "signing",
+        "subscription",
+    }
+)
+_KEY_WORDS = frozenset({"key", "keys"})
+_LAST_WORDS = frozenset({"pass"})
+"""Secret only as a key's last word: ``pass``, ``db_pass`` (``pass_rate`` is not)."""
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 _CREDENTIAL_AFTER_SCHEME = re.compile(r"(?i)\b(bearer|basic|token)(\s++)[^\s\"',;]{8,}+")
+_FAL_KEY = re.compile(r"\b(Key)(\s++)[\w.-]{4,}+:[\w.-]{8,}+")
+"""fal's ``Authorization: Key <key id>:<key secret>`` (https://docs.fal.ai/model-apis/authentication)."""
 _JWT = re.compile(r"(?<![\w-])eyJ[\w-]*+\.[\w-]*+\.[\w-]*+")
 _KNOWN_KEY = re.compile(
-    r"(?<![\w-])(?:(?:sk|rk)_(?:live|test)_[\w-]++|whsec_[\w+/=-]++|sk-[\w-]{16,}+|r8_[\w-]{16,}+)"
+    r"(?<![\w-])(?:"
+    r"(?:sk|rk)_(?:live|test)_[\w-]++"  # Stripe secret and restricted keys
+    r"|whsec_[\w+/=-]++"  # webhook signing secrets
+    r"|sk-[\w-]{16,}+"  # OpenAI, Anthropic
+    r"|r8_[\w-]{16,}+"  # Replicate
+    r"|hf_[A-Za-z0-9]{20,}+"  # Hugging Face
+    r"|gh[pousr]_[A-Za-z0-9]{20,}+|github_pat_\w{20,}+"  # GitHub
+    r"|AIza[\w-]{20,}+"  # Google API keys
+    r"|xox[abposr]-[\w-]{4,}+"  # Slack
+    r"|(?:AKIA|ASIA)[0-9A-Z]{12,}+"  # AWS access key ids
+    r")"
 )
-_PAIR_KEY = re.compile(r"(?<![\w-])([\w-]{1,64}+)[\"']?\s*+[=:]\s*+[\"']?")
-_PAIR_VALUE = re.compile(r"[^\s\"',;&}]++")
+_PEM_BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]{0,40}+)-----")
+_PEM_END = "-----END "
+_PAIR_KEY = re.compile(
+    r"(?<![\w-])([\w-]{1,64}+)"
+    r"(?:(\\?[\"'])\s*+[=:,]|\s*+(?:[=:]|%3[DdAa]))"  # a quoted key may precede a comma
+    r"\s*+(\\?[\"'])?+"
+)
+_PAIR_VALUE = re.compile(r"[^\s\"'\\;&}\]]++")
+_SCHEME_WORD = re.compile(r"(?i)(?:bearer|basic|digest|token|key|apikey|api-key|hmac|dsn)\s++")
+"""An ``Authorization`` scheme before the credential: kept, the credential after it masked."""
+_QUOTED_VALUE_CHARS = 1024
 _PLAIN_USER = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,31}")
 _URL = re.compile(r"(?i)(?<![\w+.-])[a-z][a-z0-9+.-]{0,31}+://[^\s\"'<>]++")
 
 
+@functools.lru_cache(maxsize=4096)  # the same few key names come back in every payload
 def is_secret_key(name: str) -> bool:
     """True when a mapping key names a secret (``api_key``, ``X-Auth``, ``privateKey``)."""
     words = [w.lower() for w in _WORD.findall(name[:256])]
-    if any(w in _SECRET_WORDS for w in words):
+    if any(w in _SECRET_WORDS for w in words) or (words and words[-1] in _LAST_WORDS):
         return True
-    return any(a in _KEY_QUALIFIERS and b == "key" for a, b in itertools.pairwise(words))
+    return any(a in _KEY_QUALIFIERS and b in _KEY_WORDS for a, b in itertools.pairwise(words))
 
 
 def redact_text(text: str, *, limit: int = MAX_STRING_CHARS) -> str:
@@ -80,8 +131,10 @@ def redact_text(text: str, *, limit: int = MAX_STRING_CHARS) -> str:
     ``limit`` characters."""
     if len(text) > limit:
         text = f"{text[:limit]}…[{len(text) - limit} chars cut]"
+    text = _redact_pem(text)
     text = _URL.sub(_redact_url, text)
-    text = _CREDENTIAL_AFTER_SCHEME.sub(lambda m: f"{m[1]}{m[2]}{MASK}", text)
+    text = _CREDENTIAL_AFTER_SCHEME.sub(_keep_scheme, text)
+    text = _FAL_KEY.sub(_keep_scheme, text)
     text = _JWT.sub(MASK, text)
     text = _KNOWN_KEY.sub(MASK, text)
     return _redact_pairs(text)
@@ -117,12 +170,38 @@ def redact(value: Any) -> Any:
                 continue
             items: list[Any] = [None] * len(item)
             parent[slot] = items
+            if _is_secret_pair(item):  # ["x-api-key", "…"]: a header as a name, value pair
+                items[:] = [redact_text(item[0]), MASK]
+                continue
             stack.extend((v, items, i, depth + 1) for i, v in enumerate(item))
         elif isinstance(item, str):
             parent[slot] = redact_text(item)
         else:
             parent[slot] = item
     return root[0]
+
+
+def _is_secret_pair(item: list[Any] | tuple[Any, ...]) -> bool:
+    return len(item) == 2 and isinstance(item[0], str) and is_secret_key(item[0])
+
+
+def _keep_scheme(match: re.Match[str]) -> str:
+    return f"{match[1]}{match[2]}{MASK}"
+
+
+def _redact_pem(text: str) -> str:
+    """Mask the body of every PEM private key block (up to its END line, or the end of the
+    text when it was cut). Each block is found once and skipped: linear."""
+    out: list[str] = []
+    done = 0
+    for begin in _PEM_BEGIN.finditer(text):
+        if begin.start() < done or not begin[1].endswith("PRIVATE KEY"):
+            continue
+        end = text.find(_PEM_END, begin.end())
+        out += [text[done : begin.end()], MASK]
+        done = len(text) if end < 0 else end
+    out.append(text[done:])
+    return "".join(out)
 
 
 def _redact_url(match: re.Match[str]) -> str:
@@ -153,16 +232,34 @@ def _redact_url(match: re.Match[str]) -> str:
 def _redact_pairs(text: str) -> str:
     """Mask the value after every ``secret_key=`` / ``secret-key: `` in free text. Keys are
     found one after another (a non-secret key consumes only itself and its separator, so
-    ``failed: password=…`` still finds ``password``)."""
+    ``failed: password=…`` still finds ``password``). A quoted value is masked up to its
+    closing quote; an ``Authorization``-style scheme word (``Bearer``, ``Key``) is kept and
+    the credential after it masked."""
     out: list[str] = []
     done = 0
     for match in _PAIR_KEY.finditer(text):
         if match.start() < done or not is_secret_key(match[1]):
             continue
-        value = _PAIR_VALUE.match(text, match.end())
-        if value is None or value[0] == MASK:
+        start = match.end()
+        scheme = _SCHEME_WORD.match(text, start)
+        if scheme is not None:
+            start = scheme.end()
+        end = _value_end(text, start, match[3])
+        if end is None or text.startswith(MASK, start):
             continue
-        out += [text[done : match.end()], MASK]
-        done = value.end()
+        out += [text[done:start], MASK]
+        done = end
     out.append(text[done:])
     return "".join(out)
+
+
+def _value_end(text: str, start: int, quote: str | None) -> int | None:
+    """Where the value starting at ``start`` ends: at its closing ``quote`` when it was
+    opened by one (within ``_QUOTED_VALUE_CHARS``), else after its run of value characters;
+    ``None`` when there is no value."""
+    if quote:
+        end = text.find(quote, start, start + _QUOTED_VALUE_CHARS)
+        if end > start:
+            return end
+    value = _PAIR_VALUE.match(text, start)
+    return None if value is None else value.end()

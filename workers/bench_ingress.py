@@ -32,6 +32,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from ledger import open_ledger
+from ledger.private_files import open_private
 
 __all__ = ["run_ingress_bench"]
 
@@ -121,7 +122,7 @@ def run_ingress_bench(deliveries: int, concurrency: int, processes: int) -> int:
         "FAL_JWKS_URL": "off",
     }
     command = [sys.executable, "-m", "workers.cli", "web", "--host", HOST, "--port", str(port)]
-    with open(home / "web.log", "wb") as log:
+    with open_private(home / "web.log", "wb") as log:
         proc = subprocess.Popen(
             [*command, "-p", str(processes)], env=env, stdout=log, stderr=subprocess.STDOUT
         )

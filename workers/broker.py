@@ -9,7 +9,6 @@ started it exits. ``refundry worker`` waits for an unreachable ``REDIS_URL``
 from __future__ import annotations
 
 import atexit
-from urllib.parse import urlsplit
 
 import dramatiq
 import redis
@@ -24,7 +23,7 @@ from dramatiq.middleware import (
 
 from workers.budgets import Budgets
 from workers.embedded_redis import EmbeddedRedis
-from workers.settings import Settings
+from workers.settings import Settings, parse_redis_url
 
 __all__ = [
     "NAMESPACE",
@@ -53,14 +52,9 @@ def resolve_redis_url(settings: Settings) -> str:
 
 def redis_location(url: str) -> str:
     """``url`` rebuilt from its parts without the password or the query (which may carry
-    one), so that it is safe to print: ``redis://user@host:port/db``."""
-    parts = urlsplit(url)
-    user = f"{parts.username}@" if parts.username else ""
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:  # a port that is not a number: shown as absent
-        port = ""
-    return f"{parts.scheme}://{user}{parts.hostname or ''}{port}{parts.path}"
+    one), so that it is safe to print: ``redis://user@host:port/db``. Raises
+    ``ConfigurationError`` for a URL that cannot be used (``workers.settings``)."""
+    return parse_redis_url(url).location
 
 
 def build_broker(settings: Settings) -> RedisBroker:

@@ -66,7 +66,12 @@ class Budgets:
     def retry_backoff_worst_ms(self) -> int:
         """All of dramatiq's backoff before a failing message is dead-lettered."""
         s = self.settings
-        return sum(min(2 * s.min_backoff_ms * 2**n, s.max_backoff_ms) for n in range(s.max_retries))
+        total, delay = 0, 2 * s.min_backoff_ms
+        for done in range(s.max_retries):
+            if delay >= s.max_backoff_ms:  # every later delay is the cap: no power computed
+                return total + (s.max_retries - done) * s.max_backoff_ms
+            total, delay = total + delay, delay * 2
+        return total
 
     @property
     def result_path_worst_ms(self) -> int:

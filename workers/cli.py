@@ -3,7 +3,7 @@
 Every argument goes through the rules every door shares (``workers.validation``), and every
 ``RefundryError`` ends as one line on stderr with the exit code of its kind
 (``workers.exit_codes``), never a traceback. Read-only commands (``ledger balance``,
-``ledger check``, ``dlq …``, ``sla``, ``status``) never create a
+``ledger check``, ``dlq …``, ``sla``, ``status``), ``sweep`` and ``reconcile`` never create a
 ledger: where there is none, they say where they looked and exit 3.
 """
 
@@ -14,15 +14,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from datetime import UTC, datetime
 from typing import IO, Any
 
 import click
 
 from ledger.errors import LedgerNotFound, RefundryError
+from ledger.redaction import redact
 from providers.base import OPERATIONS
 from providers.registry import PROVIDER_NAMES, classify
+from workers import cli_options as opt
 from workers import exit_codes, runtime, validation
 from workers.cli_ledger import dlq, ledger
 from workers.logs import install_redaction
@@ -70,12 +70,11 @@ def _report(line: str) -> None:
     click.echo(f"refundry: {line}", err=True)
 
 
-_COUNT = click.IntRange(min=1)
-
-
 @main.command()
-@click.option("-p", "--processes", type=_COUNT, default=2, show_default=True, help="processes")
-@click.option("-t", "--threads", type=_COUNT, default=8, show_default=True, help="per process")
+@click.option(
+    "-p", "--processes", type=opt.PROCESSES, default=2, show_default=True, help="processes"
+)
+@click.option("-t", "--threads", type=opt.THREADS, default=8, show_default=True, help="per process")
 def worker(processes: int, threads: int) -> None:
     """Run the dramatiq workers (embedded Redis when REDIS_URL is unset).
 
@@ -113,9 +112,15 @@ def worker(processes: int, threads: int) -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
-@click.option("--port", default=8000, show_default=True, envvar="PORT", help="or $PORT")
-@click.option("-p", "--processes", type=_COUNT, default=1, show_default=True, help="processes")
+@click.option(
+    "--host", type=opt.HOST, default="127.0.0.1", show_default=True, help="address to listen on"
+)
+@click.option(
+    "--port", type=opt.PORT, default=8000, show_default=True, envvar="PORT", help="or $PORT"
+)
+@click.option(
+    "-p", "--processes", type=opt.PROCESSES, default=1, show_default=True, help="processes"
+)
 def web(host: str, port: int, processes: int) -> None:
     """Serve the webhook ingress, /healthz and /readyz (Procfile web)."""
     from workers.web import serve
@@ -136,7 +141,7 @@ def classify_command(provider: str, operation: str | None, file: IO[bytes]) -> N
     out: dict[str, Any] = {"outcome": result.outcome.value, "reason": result.reason}
     if result.provider_job_id is not None:
         out["provider_job_id"] = result.provider_job_id
-    click.echo(json.dumps(out))
+    click.echo(json.dumps(redact(out)))  # a provider's message may quote a credential
 
 
 @main.command()
@@ -176,14 +181,16 @@ def scheduler() -> None:
 
 @main.command()
 @click.option(
-    "--grace-ms", type=click.IntRange(min=0), default=None, help="override REFUNDRY_INBOX_GRACE_MS"
+    "--grace-ms", type=opt.GRACE_MS, default=None, help="override REFUNDRY_INBOX_GRACE_MS"
 )
 def sweep(grace_ms: int | None) -> None:
-    """Run every sweep once and print what it did as JSON."""
+    """Run every sweep once and print what it did as JSON. Creates nothing: where there is
+    no ledger it says where it looked (exit 3); Redis is only reached to enqueue."""
     from dataclasses import asdict
 
     from workers.sweeps import run_inbox_sweep, run_sla_check, run_stuck_sweep
 
+    runtime.ledger(create=False)  # the process's ledger from now on, never a new one
     inbox = run_inbox_sweep(grace_ms)
     stuck = run_stuck_sweep()
     sla = run_sla_check()
@@ -191,7 +198,9 @@ def sweep(grace_ms: int | None) -> None:
 
 
 @main.command()
-@click.option("--window", "window_s", type=_COUNT, default=3600, show_default=True, help="seconds")
+@click.option(
+    "--window", "window_s", type=opt.WINDOW_S, default=3600, show_default=True, help="seconds"
+)
 def sla(window_s: int) -> None:
     """Refund latency over a window: count, p50, p99, max and breaches of the SLA."""
     from handlers.sla import sla_report
@@ -202,33 +211,19 @@ def sla(window_s: int) -> None:
     click.echo(json.dumps(report.as_dict()))
 
 
-def _since(text: str | None) -> int | None:
-    """``--since``: epoch seconds, an ISO date or time, or an age such as ``48h``, ``90m``,
-    ``2d`` (a two-line parser, not worth a dependency)."""
-    if text is None:
-        return None
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if text[:-1].isdigit() and text[-1] in units:
-        return int(time.time()) - int(text[:-1]) * units[text[-1]]
-    if text.isdigit():
-        return int(text)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter("epoch seconds, an ISO date/time, or 48h / 90m / 2d") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
-
-
 @main.command("reconcile")
-@click.option("--since", default=None, help="epoch s, ISO date/time or age (48h); default 24h")
+@click.option(
+    "--since", type=opt.SINCE, default=None, help="epoch s, ISO date/time or age (48h); default 24h"
+)
 @click.option("--dry-run", is_flag=True, help="report the decisions, change nothing")
-def reconcile_command(since: str | None, dry_run: bool) -> None:
-    """Compare paid packs at the payment provider with the ledger and settle the unlanded."""
+def reconcile_command(since: int | None, dry_run: bool) -> None:
+    """Compare paid packs at the payment provider with the ledger and settle the unlanded.
+    Creates no ledger (exit 3 where there is none; a dry run changes nothing at all)."""
     from workers.sweeps import run_reconciliation
 
-    report = run_reconciliation(_since(since), dry_run=dry_run)
+    runtime.stripe_api()  # no key: refused before anything is opened
+    runtime.ledger(create=False)
+    report = run_reconciliation(since, dry_run=dry_run)
     for decision in report.decisions:
         click.echo(json.dumps(decision))
     click.echo(
@@ -236,14 +231,11 @@ def reconcile_command(since: str | None, dry_run: bool) -> None:
     )
 
 
-_POSITIVE_S = click.FloatRange(min=0, min_open=True)
-
-
 @main.command()
-@click.option("--generations", type=_COUNT, default=3000, show_default=True)
-@click.option("-p", "--processes", type=_COUNT, default=2, show_default=True)
-@click.option("-t", "--threads", type=_COUNT, default=8, show_default=True)
-@click.option("--timeout", "timeout_s", type=_POSITIVE_S, default=600.0, show_default=True)
+@click.option("--generations", type=opt.GENERATIONS, default=3000, show_default=True)
+@click.option("-p", "--processes", type=opt.PROCESSES, default=2, show_default=True)
+@click.option("-t", "--threads", type=opt.THREADS, default=8, show_default=True)
+@click.option("--timeout", "timeout_s", type=opt.TIMEOUT_S, default=600.0, show_default=True)
 @click.option("--seed", default=7, show_default=True)
 def demo(generations: int, processes: int, threads: int, timeout_s: float, seed: int) -> None:
     """Charge and report thousands of generations end to end; print one JSON line."""
@@ -253,15 +245,24 @@ def demo(generations: int, processes: int, threads: int, timeout_s: float, seed:
 
 
 @main.command()
-@click.option("--generations", type=_COUNT, default=3000, show_default=True)
+@click.option("--generations", type=opt.GENERATIONS, default=3000, show_default=True)
 @click.option(
-    "-p", "--processes", type=_COUNT, default=2, show_default=True, help="worker (or web) processes"
+    "-p",
+    "--processes",
+    type=opt.PROCESSES,
+    default=2,
+    show_default=True,
+    help="worker (or web) processes",
 )
-@click.option("-t", "--threads", type=_COUNT, default=8, show_default=True)
+@click.option("-t", "--threads", type=opt.THREADS, default=8, show_default=True)
 @click.option("--seed", default=7, show_default=True)
 @click.option("--ingress", is_flag=True, help="measure verified webhooks/s of refundry web")
-@click.option("--deliveries", default=20000, show_default=True, help="with --ingress")
-@click.option("--concurrency", default=32, show_default=True, help="with --ingress")
+@click.option(
+    "--deliveries", type=opt.DELIVERIES, default=20000, show_default=True, help="with --ingress"
+)
+@click.option(
+    "--concurrency", type=opt.CONCURRENCY, default=32, show_default=True, help="with --ingress"
+)
 def bench(
     generations: int,
     processes: int,

@@ -126,11 +126,14 @@ def report_stripe_webhook(*, payload: bytes, signature: str | None) -> str:
     ``Stripe-Signature`` header with ``STRIPE_WEBHOOK_SECRET`` (comma-separated during a
     rotation: any one verifies; a wrong secret, a forged or garbled header, or a timestamp
     more than five minutes old or ahead is refused with ``SignatureInvalid``, nothing
-    recorded), then report it like ``report_payment``. A body over the payload size cap is
-    refused with ``InvalidPayload`` before it is verified."""
-    validation.payload_size(payload, field="payload")
+    recorded), then report it like ``report_payment``. A body that is not ``bytes`` (or a
+    UTF-8 ``str``) or is over the payload size cap is refused with ``InvalidPayload``, and a
+    signature that is not a string (or ``None``) with ``InvalidInput``, before anything is
+    verified."""
+    body = validation.raw_body(payload, field="payload")
+    header = validation.signature_header(signature, field="signature")
     secrets = split_secrets(runtime.settings().stripe_webhook_secret)  # several: a rotation
-    event = verify_stripe(payload, signature, secrets)
+    event = verify_stripe(body, header, secrets)
     return report_payment(provider="stripe", event=event)
 
 
@@ -153,11 +156,5 @@ def _record_and_enqueue(
         generation_id=generation_id,
         operation=operation,
     )
-    recorded = record_and_enqueue(runtime.ledger().inbox, _enqueue, event)
+    recorded = record_and_enqueue(runtime.ledger().inbox, runtime.enqueue, event)
     return recorded.id
-
-
-def _enqueue(kind: str, inbox_id: str) -> None:
-    from workers.actors import enqueue_event  # the broker is built on first use
-
-    enqueue_event(kind, inbox_id)

@@ -18,11 +18,11 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
-from urllib.parse import urlsplit
 
 from dramatiq.worker import CONSUMER_RESTART_DELAY_SECS
 
 from workers.broker import redis_location
+from workers.settings import parse_redis_url
 
 __all__ = ["RedisOutageLog", "install"]
 
@@ -45,7 +45,7 @@ class RedisOutageLog(logging.Filter):
     ) -> None:
         super().__init__()
         self._where = redis_location(redis_url)
-        self._password = urlsplit(redis_url).password
+        self._password = parse_redis_url(redis_url).password
         self._first_wait_s = first_wait_s
         self._max_wait_s = max_wait_s
         self._quiet_s = quiet_s

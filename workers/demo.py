@@ -24,6 +24,7 @@ import redis
 
 from handlers.sla import percentile
 from ledger import Outcome, audit, now_ms
+from ledger.private_files import open_private
 from workers import client, runtime
 from workers.actors import RESULTS_QUEUE
 from workers.broker import queue_idle, resolve_redis_url
@@ -100,10 +101,9 @@ def run_demo(
     ledger = runtime.ledger()
     redis_url = resolve_redis_url(settings)
     env = os.environ | {"REDIS_URL": redis_url, "DATABASE_URL": settings.database_url}
-    settings.home.mkdir(parents=True, exist_ok=True)
     log_path = settings.home / "demo-worker.log"
     click.echo(f"workers log to {log_path}", err=True)
-    with open(log_path, "ab") as log:
+    with open_private(log_path, "ab") as log:
         worker = subprocess.Popen(
             [
                 sys.executable,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 import redis
 
@@ -20,6 +19,7 @@ from ledger import Ledger
 from ledger.errors import LedgerUnavailable
 from workers import runtime
 from workers.broker import redis_location
+from workers.settings import parse_redis_url
 
 __all__ = ["wait_for", "wait_for_ledger", "wait_for_redis"]
 
@@ -70,7 +70,7 @@ def wait_for_ledger(report: Report) -> Ledger:
 
 def wait_for_redis(url: str, report: Report) -> None:
     """Return once the Redis server at ``url`` answers a PING."""
-    password = urlsplit(url).password
+    password = parse_redis_url(url).password
 
     def ping() -> None:
         client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)

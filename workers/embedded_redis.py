@@ -25,11 +25,11 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import IO, Any
 
 import redis
 
 from ledger.errors import ConfigurationError
+from ledger.private_files import open_private, private_folder
 
 __all__ = ["EmbeddedRedis", "redis_server_binary"]
 
@@ -63,14 +63,6 @@ def _alive(url: str) -> bool:
         client.close()
 
 
-def _private_open(path: Path, mode: str = "w") -> IO[Any]:
-    """Open ``path`` for writing, created readable by its owner only (0600)."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC)
-    fd = os.open(path, flags, 0o600)
-    os.fchmod(fd, 0o600)  # a file left by an older version may be wider
-    return os.fdopen(fd, mode)
-
-
 class EmbeddedRedis:
     """A redis-server for this checkout: reused when running, else started and owned."""
 
@@ -86,9 +78,9 @@ class EmbeddedRedis:
 
     def ensure(self, timeout_s: float = 20.0) -> str:
         """Return the URL of a running server, starting one if needed."""
-        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_folder(self.dir)  # the home folder too, if this is the first to need it
         self.dir.chmod(0o700)
-        with _private_open(self.dir / "start.lock") as lock:
+        with open_private(self.dir / "start.lock") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one starter at a time per checkout
             if self.state_file.exists():
                 url = str(json.loads(self.state_file.read_text())["url"])
@@ -102,7 +94,7 @@ class EmbeddedRedis:
         port = _free_port()
         password = secrets.token_urlsafe(32)
         config = self.dir / "redis.conf"
-        with _private_open(config) as conf:
+        with open_private(config) as conf:
             conf.write(
                 "\n".join(
                     [
@@ -120,7 +112,7 @@ class EmbeddedRedis:
                     ]
                 )
             )
-        log = _private_open(self.dir / "redis.log", "ab")
+        log = open_private(self.dir / "redis.log", "ab")
         self._process = subprocess.Popen(
             [redis_server_binary(), str(config)],
             stdout=log,
@@ -140,7 +132,7 @@ class EmbeddedRedis:
                 )
             time.sleep(0.05)  # polling a bounded condition
         self.url = url
-        with _private_open(self.state_file) as state:
+        with open_private(self.state_file) as state:
             state.write(json.dumps({"url": url, "pid": self._process.pid}))
 
     def stop(self) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "budgets",
     "catalog",
     "deadlines",
+    "enqueue",
     "fetch_job",
     "job_fetchers",
     "ledger",
@@ -94,6 +95,15 @@ def ledger(*, create: bool = True) -> Ledger:
                 create=create,
             )
         return _ledger
+
+
+def enqueue(kind: str, inbox_id: str) -> None:
+    """Send an inbox event to the workers (``workers.actors.enqueue_event``). The broker, an
+    embedded Redis perhaps, is built on the first call only: a command with nothing to
+    enqueue starts none."""
+    from workers.actors import enqueue_event
+
+    enqueue_event(kind, inbox_id)
 
 
 def ledger_location() -> str:

@@ -2,9 +2,9 @@
 
 | variable | default | meaning |
 | --- | --- | --- |
-| ``DATABASE_URL`` | SQLite file ``ledger.sqlite3`` in the home | ``postgresql://…`` in production |
+| ``DATABASE_URL`` | SQLite ``ledger.sqlite3`` in the home | ``postgresql://…`` in production (**) |
 | ``REFUNDRY_PG_SCHEMA`` | ``refundry`` | PostgreSQL schema that holds the ledger's tables |
-| ``REDIS_URL`` | unset: embedded ``redis-server`` | dramatiq's broker |
+| ``REDIS_URL`` | unset: embedded ``redis-server`` | dramatiq's broker (**) |
 | ``REFUNDRY_HOME`` | ``.refundry`` | local state: SQLite file, embedded Redis data |
 | ``REFUNDRY_POLICY_VERSION`` | ``2026-11-23`` | written on every ledger entry |
 | ``REFUNDRY_REFUND_CANCELLED`` | ``true`` | refund generations cancelled upstream |
@@ -50,6 +50,36 @@
 | ``REFUNDRY_INGRESS_DEADLINE_S`` | ``8`` | a delivery not kept by then is answered 503 |
 
 (*) Webhook secrets may be comma-separated: during a rotation any one of them verifies.
+(**) Parsed before any driver sees it (``ledger.server_urls``): the password percent-encoded.
+
+Each whole-number setting is written in ASCII digits and lies in its range (inclusive):
+
+| variable | range |
+| --- | --- |
+| ``REFUNDRY_MAX_RETRIES`` | 0 to 100 |
+| ``REFUNDRY_MIN_BACKOFF_MS`` | 1 to 3600000 |
+| ``REFUNDRY_MAX_BACKOFF_MS`` | 1 to 3600000 |
+| ``REFUNDRY_INBOX_GRACE_MS`` | 0 to 86400000 |
+| ``REFUNDRY_INBOX_GIVE_UP_MS`` | 0 to 2592000000 |
+| ``REFUNDRY_SWEEP_INTERVAL_S`` | 1 to 86400 |
+| ``REFUNDRY_REFUND_SLA_MS`` | 1 to 604800000 |
+| ``REFUNDRY_SLA_WARN_MS`` | 0 to 604800000 |
+| ``REFUNDRY_POLL_INTERVAL_S`` | 1 to 86400 |
+| ``REFUNDRY_POLL_BUDGET_S`` | 1 to 3600 |
+| ``REFUNDRY_POLL_CONCURRENCY`` | 1 to 256 |
+| ``REFUNDRY_STATUS_ATTEMPTS`` | 1 to 100 |
+| ``REFUNDRY_STATUS_TIMEOUT_S`` | 1 to 600 |
+| ``REFUNDRY_STATUS_MAX_WAIT_S`` | 0 to 3600 |
+| ``REFUNDRY_LANDING_WINDOW_S`` | 0 to 2592000 |
+| ``REFUNDRY_DUPLICATE_WINDOW_S`` | 0 to 2592000 |
+| ``REFUNDRY_MAX_BODY_BYTES`` | 1 to 67108864 |
+| ``REFUNDRY_INGRESS_DEADLINE_S`` | 1 to 300 |
+
+Text settings hold no control character; the two actions are one of the values named
+above; ``REFUNDRY_PACKS`` and ``REFUNDRY_DEADLINES`` are read strictly
+(``handlers.setting_json``: whole numbers only, at most 64 KiB); an API base URL is
+``http(s)://host…`` without credentials, query or fragment. Anything else is refused with
+``ConfigurationError`` naming the variable.
 
 Every time budget derives from these values (``workers.budgets``), and a settings object
 whose worst cases would break the one-hour refund promise is refused. The default retry
@@ -64,17 +94,27 @@ interval (40 s by default), not after dramatiq's 60 s heartbeat lottery.
 from __future__ import annotations
 
 import os
+import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from handlers.deadlines import DeadlinePolicy
 from handlers.fal_signatures import FAL_JWKS_URL
+from handlers.packs import FRAUD_ACTIONS, UNLANDED_ACTIONS, PackCatalog
 from handlers.sla import REFUND_SLA_MS, WARN_MS
 from ledger.audit import LANDING_WINDOW_MS
+from ledger.backends import database_location
 from ledger.errors import ConfigurationError
+from ledger.server_urls import ServerURL, parse_server_url
 
-__all__ = ["VARIABLES", "Settings"]
+__all__ = ["REDIS_SCHEMES", "VARIABLES", "Settings", "WholeNumber", "parse_redis_url"]
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+_REDIS_DB = re.compile(r"(?:/[0-9]{0,5})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +173,7 @@ class Settings:
         """Read every variable of :data:`VARIABLES`; an unusable value raises
         ``ConfigurationError`` naming its variable."""
         env = os.environ if env is None else env
-        home = Path(env.get("REFUNDRY_HOME", ".refundry")).absolute()
+        home = Path(_text(env, "REFUNDRY_HOME", ".refundry")).absolute()
         defaults = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
         values: dict[str, Any] = {
             name: parse(env, variable, defaults[name])
@@ -142,39 +182,74 @@ class Settings:
         if bool(values["kling_access_key"]) != bool(values["kling_secret_key"]):
             missing = "KLING_SECRET_KEY" if values["kling_access_key"] else "KLING_ACCESS_KEY"
             raise ConfigurationError("Kling needs both its access and secret key", variable=missing)
-        return cls(
-            database_url=env.get("DATABASE_URL") or f"sqlite:///{home / 'ledger.sqlite3'}",
-            redis_url=env.get("REDIS_URL") or None,
-            home=home,
-            **values,
-        )
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{home / 'ledger.sqlite3'}"
+        database_location(database_url)  # refuses a URL that cannot be used, never repeating it
+        redis_url = env.get("REDIS_URL") or None
+        if redis_url is not None:
+            parse_redis_url(redis_url)
+        return cls(database_url=database_url, redis_url=redis_url, home=home, **values)
+
+
+def parse_redis_url(url: str) -> ServerURL:
+    """``REDIS_URL`` parsed (``ledger.server_urls``): ``redis://``, ``rediss://`` or
+    ``unix://``, one host, a database number as the path. ``ConfigurationError`` naming
+    ``REDIS_URL`` for anything else, never repeating the URL."""
+    parsed = parse_server_url(url, variable="REDIS_URL", schemes=REDIS_SCHEMES)
+    if parsed.scheme != "unix" and (len(parsed.hosts) != 1 or not _REDIS_DB.fullmatch(parsed.path)):
+        raise ConfigurationError("one host, then a database number (/0)", variable="REDIS_URL")
+    return parsed
 
 
 def _text(env: Mapping[str, str], name: str, default: Any) -> str:
-    return (env.get(name) or "").strip() or str(default)
+    value = (env.get(name) or "").strip() or str(default)
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ConfigurationError("holds a control character", variable=name)
+    return value
 
 
 def _secret(env: Mapping[str, str], name: str, default: Any) -> str:
     return env.get(name, "").strip()
 
 
-def _int(env: Mapping[str, str], name: str, default: Any) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return int(default)
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError("not an integer", variable=name) from None
-    if value < 0:
-        raise ConfigurationError("must not be negative", variable=name)
+@dataclass(frozen=True, slots=True)
+class WholeNumber:
+    """A whole-number setting in ASCII digits from ``low`` to ``high`` (the module's range
+    table); ``ConfigurationError`` naming the variable for anything else."""
+
+    low: int
+    high: int
+
+    def __call__(self, env: Mapping[str, str], name: str, default: Any) -> int:
+        raw = (env.get(name) or "").strip()
+        if not raw:
+            return int(default)
+        if not re.fullmatch(r"-?[0-9]++", raw):
+            raise ConfigurationError("not a whole number in ASCII digits", variable=name)
+        value = int(raw) if len(raw) <= 20 else None  # longer: out of range, whatever it is
+        if value is None or not self.low <= value <= self.high:
+            raise ConfigurationError(f"must be from {self.low} to {self.high}", variable=name)
+        return value
+
+
+def _choice(*allowed: str) -> Callable[[Mapping[str, str], str, Any], str]:
+    def parse(env: Mapping[str, str], name: str, default: Any) -> str:
+        value = _text(env, name, default)
+        if value not in allowed:
+            raise ConfigurationError(f"must be one of: {', '.join(allowed)}", variable=name)
+        return value
+
+    return parse
+
+
+def _packs(env: Mapping[str, str], name: str, default: Any) -> str:
+    value = _text(env, name, default)
+    PackCatalog.from_json(value)  # refuses what the catalog cannot use, naming the variable
     return value
 
 
-def _positive(env: Mapping[str, str], name: str, default: Any) -> int:
-    value = _int(env, name, default)
-    if value < 1:
-        raise ConfigurationError("must be at least 1", variable=name)
+def _deadlines(env: Mapping[str, str], name: str, default: Any) -> str:
+    value = _text(env, name, default)
+    DeadlinePolicy.from_json(value)
     return value
 
 
@@ -186,9 +261,20 @@ def _fal_jwks_url(env: Mapping[str, str], name: str, default: Any) -> str:
 
 
 def _url(env: Mapping[str, str], name: str, default: Any) -> str:
+    """An API base: ``http(s)://host[:port][/path]``; credentials go in their own variables
+    (a password here would be sent and printed), and a query or fragment has no place."""
     raw = _text(env, name, default)
-    if not raw.startswith(("https://", "http://")):
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ConfigurationError("not a usable http(s) URL", variable=name) from None
+    if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigurationError("not an http(s) URL", variable=name)
+    if "@" in parts.netloc or parts.query or parts.fragment:
+        raise ConfigurationError(
+            "an API base URL takes no credentials, query or fragment", variable=name
+        )
     return raw
 
 
@@ -210,29 +296,29 @@ VARIABLES: dict[str, tuple[str, Parse]] = {
     "REFUNDRY_PG_SCHEMA": ("pg_schema", _text),
     "REFUNDRY_POLICY_VERSION": ("policy_version", _text),
     "REFUNDRY_REFUND_CANCELLED": ("refund_cancelled", _flag),
-    "REFUNDRY_MAX_RETRIES": ("max_retries", _int),
-    "REFUNDRY_MIN_BACKOFF_MS": ("min_backoff_ms", _positive),
-    "REFUNDRY_MAX_BACKOFF_MS": ("max_backoff_ms", _positive),
-    "REFUNDRY_INBOX_GRACE_MS": ("inbox_grace_ms", _int),
-    "REFUNDRY_INBOX_GIVE_UP_MS": ("inbox_give_up_ms", _int),
-    "REFUNDRY_SWEEP_INTERVAL_S": ("sweep_interval_s", _positive),
-    "REFUNDRY_REFUND_SLA_MS": ("refund_sla_ms", _positive),
-    "REFUNDRY_SLA_WARN_MS": ("sla_warn_ms", _int),
-    "REFUNDRY_DEADLINES": ("deadlines_json", _text),
-    "REFUNDRY_POLL_INTERVAL_S": ("poll_interval_s", _positive),
-    "REFUNDRY_POLL_BUDGET_S": ("poll_budget_s", _positive),
-    "REFUNDRY_POLL_CONCURRENCY": ("poll_concurrency", _positive),
-    "REFUNDRY_STATUS_ATTEMPTS": ("status_attempts", _positive),
-    "REFUNDRY_STATUS_TIMEOUT_S": ("status_timeout_s", _positive),
-    "REFUNDRY_STATUS_MAX_WAIT_S": ("status_max_wait_s", _int),
+    "REFUNDRY_MAX_RETRIES": ("max_retries", WholeNumber(0, 100)),
+    "REFUNDRY_MIN_BACKOFF_MS": ("min_backoff_ms", WholeNumber(1, 3_600_000)),
+    "REFUNDRY_MAX_BACKOFF_MS": ("max_backoff_ms", WholeNumber(1, 3_600_000)),
+    "REFUNDRY_INBOX_GRACE_MS": ("inbox_grace_ms", WholeNumber(0, 86_400_000)),
+    "REFUNDRY_INBOX_GIVE_UP_MS": ("inbox_give_up_ms", WholeNumber(0, 2_592_000_000)),
+    "REFUNDRY_SWEEP_INTERVAL_S": ("sweep_interval_s", WholeNumber(1, 86_400)),
+    "REFUNDRY_REFUND_SLA_MS": ("refund_sla_ms", WholeNumber(1, 604_800_000)),
+    "REFUNDRY_SLA_WARN_MS": ("sla_warn_ms", WholeNumber(0, 604_800_000)),
+    "REFUNDRY_DEADLINES": ("deadlines_json", _deadlines),
+    "REFUNDRY_POLL_INTERVAL_S": ("poll_interval_s", WholeNumber(1, 86_400)),
+    "REFUNDRY_POLL_BUDGET_S": ("poll_budget_s", WholeNumber(1, 3_600)),
+    "REFUNDRY_POLL_CONCURRENCY": ("poll_concurrency", WholeNumber(1, 256)),
+    "REFUNDRY_STATUS_ATTEMPTS": ("status_attempts", WholeNumber(1, 100)),
+    "REFUNDRY_STATUS_TIMEOUT_S": ("status_timeout_s", WholeNumber(1, 600)),
+    "REFUNDRY_STATUS_MAX_WAIT_S": ("status_max_wait_s", WholeNumber(0, 3_600)),
     "STRIPE_API_KEY": ("stripe_api_key", _secret),
     "STRIPE_API_BASE": ("stripe_api_base", _url),
     "STRIPE_WEBHOOK_SECRET": ("stripe_webhook_secret", _secret),
-    "REFUNDRY_PACKS": ("packs_json", _text),
-    "UNLANDED_PACK_ACTION": ("unlanded_action", _text),
-    "REFUNDRY_LANDING_WINDOW_S": ("landing_window_s", _int),
-    "REFUNDRY_DUPLICATE_WINDOW_S": ("duplicate_window_s", _int),
-    "REFUNDRY_FRAUD_ACTION": ("fraud_action", _text),
+    "REFUNDRY_PACKS": ("packs_json", _packs),
+    "UNLANDED_PACK_ACTION": ("unlanded_action", _choice(*UNLANDED_ACTIONS)),
+    "REFUNDRY_LANDING_WINDOW_S": ("landing_window_s", WholeNumber(0, 2_592_000)),
+    "REFUNDRY_DUPLICATE_WINDOW_S": ("duplicate_window_s", WholeNumber(0, 2_592_000)),
+    "REFUNDRY_FRAUD_ACTION": ("fraud_action", _choice(*FRAUD_ACTIONS)),
     "OPENAI_API_KEY": ("openai_api_key", _secret),
     "OPENAI_API_BASE": ("openai_api_base", _url),
     "REPLICATE_API_TOKEN": ("replicate_api_token", _secret),
@@ -248,8 +334,8 @@ VARIABLES: dict[str, tuple[str, Parse]] = {
     "SUNO_WEBHOOK_SECRET": ("suno_webhook_secret", _secret),
     "FAL_JWKS_URL": ("fal_jwks_url", _fal_jwks_url),
     "FAL_WEBHOOK_USER_IDS": ("fal_webhook_user_ids", _text),
-    "REFUNDRY_MAX_BODY_BYTES": ("max_body_bytes", _positive),
-    "REFUNDRY_INGRESS_DEADLINE_S": ("ingress_deadline_s", _positive),
+    "REFUNDRY_MAX_BODY_BYTES": ("max_body_bytes", WholeNumber(1, 67_108_864)),
+    "REFUNDRY_INGRESS_DEADLINE_S": ("ingress_deadline_s", WholeNumber(1, 300)),
 }
 """Environment variable → (the ``Settings`` field it sets, how it is read). ``DATABASE_URL``,
 ``REDIS_URL`` and ``REFUNDRY_HOME`` are read on their own (their defaults depend on each

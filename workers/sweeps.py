@@ -19,13 +19,12 @@ __all__ = ["run_inbox_sweep", "run_reconciliation", "run_sla_check", "run_stuck_
 
 
 def run_inbox_sweep(grace_ms: int | None = None) -> InboxSweepResult:
-    """One inbox sweep; ``grace_ms`` overrides ``REFUNDRY_INBOX_GRACE_MS``."""
-    from workers.actors import enqueue_event
-
+    """One inbox sweep; ``grace_ms`` overrides ``REFUNDRY_INBOX_GRACE_MS``. The broker is
+    only reached when an event is due."""
     s = runtime.settings()
     return sweep_inbox(
         runtime.ledger(),
-        enqueue_event,
+        runtime.enqueue,
         grace_ms=s.inbox_grace_ms if grace_ms is None else grace_ms,
         give_up_ms=s.inbox_give_up_ms,
     )
@@ -63,9 +62,10 @@ def run_reconciliation(since_s: int | None = None, dry_run: bool = False) -> Rec
     s = runtime.settings()
     if since_s is None:
         since_s = now_ms() // 1000 - max(24 * 3600, 2 * s.landing_window_s)
+    stripe = runtime.stripe_api()  # without a key, refused before the ledger is opened
     return reconcile(
         runtime.ledger(),
-        runtime.stripe_api(),
+        stripe,
         catalog=runtime.catalog(),
         policy=runtime.payment_policy(),
         since_s=since_s,

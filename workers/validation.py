@@ -9,9 +9,12 @@ the argument, and nothing is recorded.
   (10**12), else ``InvalidAmount`` (also a ``LedgerError``);
 - ids and keys (generation, account, provider job, idempotency key, message id): a string
   of 1 to ``MAX_ID_LENGTH`` (255) characters, no leading or trailing whitespace, no control
-  character, else ``InvalidIdentifier``;
+  character, no lone surrogate (not Unicode: no UTF-8 can hold it), no invisible format
+  character (Unicode category Cf: zero-width spaces and joiners, BOM, bidirectional
+  overrides) or line/paragraph separator, and in Unicode NFC form (``café`` composed, so one
+  id is never stored as two that look the same), else ``InvalidIdentifier``;
 - a reason (free text): a string of 1 to ``MAX_TEXT_LENGTH`` (1000) characters, not blank,
-  no control character, else ``InvalidInput``;
+  no control character, no lone surrogate, else ``InvalidInput``;
 - operation: one of ``providers.base.OPERATIONS``, else ``UnknownOperation`` listing them;
 - provider: one of ``providers.registry.PROVIDER_NAMES`` (``stripe`` for payment events),
   else ``UnknownProvider`` listing them;
@@ -22,6 +25,10 @@ the argument, and nothing is recorded.
   ``Unclassifiable``); given as text, it must be UTF-8. The JSON rules live with the one
   decoder every door uses, ``providers.json_bodies``. The error never repeats the payload,
   which may hold secrets.
+  Other mappings (``UserDict``, ``MappingProxyType``) are refused: pass ``dict(mapping)``;
+- a raw webhook body: ``bytes`` (or ``str``, taken as UTF-8) within ``MAX_PAYLOAD_BYTES``,
+  and its signature header a string of at most ``MAX_HEADER_LENGTH`` (8192) characters,
+  else ``InvalidPayload`` / ``InvalidInput``.
 
 Real provider payloads nest fewer than ten levels and weigh kilobytes; the caps leave them
 room while a hostile or broken body is refused before it reaches a worker.
@@ -30,8 +37,8 @@ room while a hostile or broken body is refused before it reaches a worker.
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
-from collections.abc import Mapping
 from typing import Any, Final
 
 from ledger.credits import MAX_CREDITS, whole_credits
@@ -48,6 +55,7 @@ from providers.registry import PROVIDER_NAMES
 
 __all__ = [
     "MAX_CREDITS",
+    "MAX_HEADER_LENGTH",
     "MAX_ID_LENGTH",
     "MAX_PAYLOAD_BYTES",
     "MAX_PAYLOAD_DEPTH",
@@ -61,6 +69,8 @@ __all__ = [
     "payload",
     "payload_size",
     "provider",
+    "raw_body",
+    "signature_header",
     "text",
 ]
 
@@ -68,6 +78,9 @@ MAX_ID_LENGTH: Final[int] = 255
 MAX_TEXT_LENGTH: Final[int] = 1000
 MAX_PAYLOAD_DEPTH: Final[int] = MAX_DEPTH
 MAX_PAYLOAD_BYTES: Final[int] = 1024 * 1024
+MAX_HEADER_LENGTH: Final[int] = 8192
+
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 _SHOWN_CHARACTERS = 64  # how much of a refused id an error repeats
 
@@ -81,9 +94,7 @@ def identifier(value: object, *, field: str) -> str:
     """``value`` as an id or key; ``InvalidIdentifier`` naming ``field`` when it is not a
     string, is empty or blank, has leading or trailing whitespace, holds a control
     character, or is longer than ``MAX_ID_LENGTH`` characters."""
-    problem = _string_problem(value, MAX_ID_LENGTH)
-    if problem is None and value != str(value).strip():
-        problem = "has leading or trailing whitespace"
+    problem = _string_problem(value, MAX_ID_LENGTH) or _lookalike_problem(str(value))
     if problem is not None:
         raise InvalidIdentifier(f"{field} {problem}", field=field, value=_shown(value))
     return str(value)
@@ -129,9 +140,9 @@ def payload(value: object, *, field: str = "payload") -> dict[str, Any]:
     more than 100 digits, no lone surrogate), at most ``MAX_PAYLOAD_DEPTH`` levels deep and
     ``MAX_PAYLOAD_BYTES`` long encoded. Raises ``InvalidPayload`` naming ``field`` (and never
     repeating the payload, which may hold secrets)."""
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         raise InvalidPayload(
-            f"{field} must be a JSON object", field=field, type=type(value).__name__
+            f"{field} must be a JSON object (a dict)", field=field, type=type(value).__name__
         )
     check_tree(value, field=field, max_depth=MAX_PAYLOAD_DEPTH)
     encoded = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
@@ -150,6 +161,38 @@ def payload_size(raw: str | bytes, *, field: str = "payload") -> None:
         )
 
 
+def raw_body(value: object, *, field: str = "payload") -> bytes:
+    """``value`` as the raw bytes of a webhook body: ``bytes`` as received, or ``str`` taken
+    as UTF-8, within ``MAX_PAYLOAD_BYTES``. ``InvalidPayload`` naming ``field`` for any
+    other type, a ``str`` that UTF-8 cannot hold (a lone surrogate) or a larger body."""
+    if isinstance(value, bytes | bytearray):
+        body = bytes(value)
+    elif isinstance(value, str):
+        if _has_surrogate(value):
+            raise _surrogate(field, field)
+        body = value.encode("utf-8")
+    else:
+        raise InvalidPayload(
+            f"{field} must be the raw request body (bytes)", field=field, type=type(value).__name__
+        )
+    payload_size(body, field=field)
+    return body
+
+
+def signature_header(value: object, *, field: str = "signature") -> str | None:
+    """``None``, or a signature header's value: a string of at most ``MAX_HEADER_LENGTH``
+    characters; else ``InvalidInput`` naming ``field``."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be a string", field=field, type=type(value).__name__)
+    if len(value) > MAX_HEADER_LENGTH:
+        raise InvalidInput(
+            f"{field} is longer than {MAX_HEADER_LENGTH} characters", field=field, value="…"
+        )
+    return value
+
+
 def json_document(raw: str | bytes, *, field: str = "payload") -> dict[str, Any]:
     """Parse a JSON text with the one decoder every door uses
     (``providers.json_bodies.decode_json``: UTF-8 only, ``NaN`` and ``Infinity`` are not JSON)
@@ -157,6 +200,16 @@ def json_document(raw: str | bytes, *, field: str = "payload") -> dict[str, Any]
     malformed, oversized or too deeply nested; never another exception."""
     payload_size(raw, field=field)
     return payload(decode_json(raw, field=field), field=field)
+
+
+def _has_surrogate(text: str) -> bool:
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
+def _surrogate(field: str, path: str) -> InvalidPayload:
+    return InvalidPayload(
+        f"{field} holds a lone surrogate (text that is not valid UTF-8)", field=field, at=path
+    )
 
 
 def _string_problem(value: object, max_length: int) -> str | None:
@@ -168,6 +221,22 @@ def _string_problem(value: object, max_length: int) -> str | None:
         return f"is longer than {max_length} characters"
     if any(unicodedata.category(ch) == "Cc" for ch in value):
         return "holds a control character"
+    if _has_surrogate(value):
+        return "holds a lone surrogate (text that is not valid UTF-8)"
+    return None
+
+
+_INVISIBLE: Final = frozenset({"Cf", "Zl", "Zp"})
+
+
+def _lookalike_problem(value: str) -> str | None:
+    """Why an id could be confused with another that looks the same, or None."""
+    if value != value.strip():
+        return "has leading or trailing whitespace"
+    if any(unicodedata.category(ch) in _INVISIBLE for ch in value):
+        return "holds an invisible format character or a line separator"
+    if not unicodedata.is_normalized("NFC", value):
+        return "is not in Unicode NFC form (normalize it with unicodedata.normalize('NFC', …))"
     return None
 
 
@@ -175,5 +244,6 @@ def _shown(value: object) -> str:
     """The refused value as an error may repeat it: a string cut to a readable length, or
     only the type of anything else (``<int>``)."""
     if isinstance(value, str):
-        return value if len(value) <= _SHOWN_CHARACTERS else value[:_SHOWN_CHARACTERS] + "…"
+        cut = value if len(value) <= _SHOWN_CHARACTERS else value[:_SHOWN_CHARACTERS] + "…"
+        return cut.encode("utf-8", "backslashreplace").decode("utf-8")  # a surrogate, escaped
     return f"<{type(value).__name__}>"

@@ -9,11 +9,13 @@
 
 A delivery is refused with an empty body: 404 when its route is disabled (no secret), 413
 over ``REFUNDRY_MAX_BODY_BYTES`` (the ``Content-Length`` and the bytes actually streamed are
-both counted), 400 malformed, 401 not verified. It is answered 200 only once its inbox row is
-committed; anything else, a database outage included or no answer within
-``REFUNDRY_INGRESS_DEADLINE_S``, is 503 so that the provider delivers it again. A delivery
-still being kept when its deadline passes finishes in the background: its retry is then
-known as a redelivery.
+both counted), 400 malformed, 401 not verified. A verified body is then held to the payload
+rule every door applies (``workers.validation``: a strict JSON object, at most 32 levels
+deep, no number that overflows to Infinity …): 400 when it breaks it, and nothing is kept.
+It is answered 200 only once its inbox row is committed; anything else, a database outage
+included or no answer within ``REFUNDRY_INGRESS_DEADLINE_S``, is 503 so that the provider
+delivers it again. A delivery still being kept when its deadline passes finishes in the
+background: its retry is then known as a redelivery.
 
 Routes verified by arithmetic alone (Stripe, Standard Webhooks) are verified on the event
 loop and await their inbox row's group commit; fal (its key set may need fetching) and the
@@ -24,12 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any, Final
 
 import anyio
@@ -41,7 +44,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from handlers.ingress import ROUTES, Accepted, Ingress, IngressConfig, build_routes, refusal
+from handlers.ingress import (
+    ROUTES,
+    Accepted,
+    Delivery,
+    Ingress,
+    IngressConfig,
+    RouteVerifier,
+    build_routes,
+    refusal,
+)
 from handlers.webhook_verification import (
     BodyMalformed,
     BodyTooLarge,
@@ -50,12 +62,13 @@ from handlers.webhook_verification import (
     RouteDisabled,
     split_secrets,
 )
+from ledger.errors import InvalidPayload
 from providers.pollers import SunoPoller
-from workers import runtime
+from workers import runtime, validation
 from workers.logs import install_redaction
 from workers.settings import Settings
 
-__all__ = ["READY_TIMEOUT_S", "build_ingress", "create_app", "serve"]
+__all__ = ["READY_TIMEOUT_S", "build_ingress", "create_app", "serve", "strict_routes"]
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +113,28 @@ def build_ingress(settings: Settings) -> Ingress:
     if settings.suno_api_key:
         fetch = SunoPoller(settings.suno_api_key, settings.suno_api_base, **HINT_FETCH).poll
     ledger = runtime.ledger()
-    return Ingress(ledger, enqueue_event, build_routes(config, ledger, fetch=fetch))
+    return Ingress(ledger, enqueue_event, strict_routes(build_routes(config, ledger, fetch=fetch)))
+
+
+def strict_routes(routes: dict[str, RouteVerifier]) -> dict[str, RouteVerifier]:
+    """Each route, its verified delivery then held to the payload rule of every door
+    (``workers.validation.payload``) before it can be recorded; a payload that breaks it is
+    refused as ``BodyMalformed`` (400) naming the rule, never repeating the body."""
+    return {name: _strict(verify) for name, verify in routes.items()}
+
+
+def _strict(verify: RouteVerifier) -> RouteVerifier:
+    def checked(body: bytes, headers: Mapping[str, str]) -> Delivery | None:
+        delivery = verify(body, headers)
+        if delivery is None:
+            return None
+        try:
+            payload = validation.payload(delivery.payload)
+        except InvalidPayload as refused:
+            raise BodyMalformed(str(refused)) from None
+        return dataclasses.replace(delivery, payload=payload)
+
+    return checked
 
 
 async def _body(request: Request, limit: int) -> bytes:

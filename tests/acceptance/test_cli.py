@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import stat
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -405,6 +406,10 @@ def test_demo_on_embedded_redis(tmp_path: Path) -> None:
     _assert_every_generation_accounted_for(tmp_path / "ledger.sqlite3", summary, 50)
     assert redis_dir.is_dir(), "the demo did not start its embedded Redis under REFUNDRY_HOME"
     assert not (redis_dir / "redis.json").exists(), "the embedded Redis state file was left"
+    home = tmp_path / "home"
+    modes = {p.relative_to(home): stat.S_IMODE(p.stat().st_mode) for p in [home, *home.rglob("*")]}
+    assert modes[Path("demo-worker.log")] == 0o600
+    assert modes == {p: 0o700 if (home / p).is_dir() else 0o600 for p in modes}
     wait_until(
         lambda: not redis_servers_under(redis_dir),
         timeout=10,

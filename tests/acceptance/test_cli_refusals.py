@@ -99,6 +99,27 @@ def test_json_doors_refuse_undecodable_input_in_one_line(
     assert len(line) < 300, line
 
 
+def test_text_that_is_not_valid_utf8_is_refused_in_one_line_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """A lone surrogate, as a JSON escape or as its raw bytes in a file, or bytes that are not
+    UTF-8 in an argument (Python hands them over as lone surrogates)."""
+    env = clean_env(tmp_path)
+    escaped = _write(tmp_path / "escaped.json", '{"request_id": "r", "status": "\\ud800"}')
+    raw = tmp_path / "raw.json"
+    raw.write_bytes(b'{"request_id": "r", "status": "\xed\xa0\x80"}')
+    for file in (escaped, raw):
+        line = _one_line(
+            refundry(env, "classify", "--provider", "fal", str(file)), 2, "InvalidPayload"
+        )
+        assert "surrogate" in line
+    assert refundry(env, "ledger", "migrate").returncode == 0
+    not_utf8 = "acct-\udcff"  # the argument's bytes: b"acct-\xff"
+    for command in (["ledger", "balance", not_utf8], ["dlq", "show", not_utf8]):
+        line = _one_line(refundry(env, *command), 2, "InvalidIdentifier")
+        assert "value='acct-\\\\udcff'" in line, line
+
+
 # --------------------------------------------------------------------------- settings
 
 
@@ -154,6 +175,27 @@ def test_read_only_commands_run_elsewhere_create_no_ledger_and_say_where_they_lo
         line = _one_line(refundry(env, *command, cwd=tmp_path), 3, "LedgerNotFound")
         assert f"location='{expected}'" in line, command
     assert not (tmp_path / ".refundry").exists(), "a read-only command created a ledger"
+
+
+def test_one_shot_commands_that_would_act_on_a_ledger_create_nothing_in_a_fresh_folder(
+    tmp_path: Path,
+) -> None:
+    """``sweep`` and ``reconcile`` (a dry run above all) run in the wrong folder: they say
+    where they looked, and no ledger, home folder or embedded Redis comes into being."""
+    env = _outside_any_project(tmp_path)
+    expected = str(tmp_path / ".refundry" / "ledger.sqlite3")
+    keyed = env | {"STRIPE_API_KEY": "sk_test_fresh_folder_0123456789"}
+    for command, environment in (
+        (["sweep"], env),
+        (["sweep", "--grace-ms", "0"], env),
+        (["reconcile", "--dry-run"], keyed),
+        (["reconcile"], keyed),
+    ):
+        line = _one_line(refundry(environment, *command, cwd=tmp_path), 3, "LedgerNotFound")
+        assert f"location='{expected}'" in line, command
+    line = _one_line(refundry(env, "reconcile", "--dry-run", cwd=tmp_path), 4, "ConfigurationError")
+    assert "STRIPE_API_KEY" in line
+    assert not (tmp_path / ".refundry").exists(), "a command created a ledger or a Redis"
 
 
 def test_status_and_help_show_where_the_ledger_is(tmp_path: Path) -> None:

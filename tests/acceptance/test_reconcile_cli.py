@@ -56,7 +56,8 @@ def received_not_granted(ledger: Ledger, session: Json, fake: FakeStripe) -> str
 
 
 def cli_env(tmp_path: Path, fake: FakeStripe) -> dict[str, str]:
-    return clean_env(
+    """The command's environment, over a ledger that exists (``reconcile`` creates none)."""
+    env = clean_env(
         tmp_path,
         STRIPE_API_KEY=KEY,
         STRIPE_API_BASE=fake.url,
@@ -64,6 +65,8 @@ def cli_env(tmp_path: Path, fake: FakeStripe) -> dict[str, str]:
         REFUNDRY_LANDING_WINDOW_S="60",
         UNLANDED_PACK_ACTION="complete",
     )
+    cli_ledger(env).db.close()
+    return env
 
 
 def lines(stdout: str) -> tuple[list[Json], Json]:

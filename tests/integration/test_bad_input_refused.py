@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import UserDict
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -127,6 +129,22 @@ def test_grant_keys_reasons_and_result_ids_follow_the_same_rules(funded: dict[st
 
 
 @ONE_BACKEND
+def test_an_id_that_is_invisible_or_looks_like_another_is_refused(funded: dict[str, str]) -> None:
+    """Ids of zero-width characters only, a bidirectional override inside, and ``café``
+    decomposed (NFD) next to composed (NFC): refused, so that two ids that print the same are
+    never charged as two generations. The composed form is accepted."""
+    for value in ("\u200b", "\u200d", "\ufeff", "g\u202ex", "g\u2028x", "cafe\u0301"):
+        for field in ("generation_id", "account_id", "provider_job_id"):
+            with pytest.raises(InvalidIdentifier) as caught:
+                _charge(**{field: value})
+            assert caught.value.fields["field"] == field
+        with pytest.raises(InvalidIdentifier):
+            client.grant(account_id="acct", credits=1, idempotency_key=value, reason="t")
+    _nothing_stored(funded)
+    assert _charge(generation_id="caf\u00e9") == TOP_UP - 40
+
+
+@ONE_BACKEND
 def test_an_id_of_the_maximum_length_is_accepted(funded: dict[str, str]) -> None:
     longest = "g" * MAX_ID_LENGTH
     assert _charge(generation_id=longest) == TOP_UP - 40
@@ -206,6 +224,63 @@ def test_a_payment_event_that_is_not_strict_json_is_refused(funded: dict[str, st
     with pytest.raises(InvalidPayload) as caught:
         client.report_payment(provider="stripe", event=event)
     assert caught.value.fields["field"] == "event"
+    _nothing_stored(funded)
+
+
+class _Mapping(UserDict[str, Any]):
+    """A mapping that is not a dict: json cannot encode it."""
+
+
+PYTHON_ONLY = {
+    "lone-surrogate-value": {"task_id": "t", "x": "\ud800"},
+    "lone-surrogate-key": {"\udc80": 1},
+    "5000-digit-int": {"task_id": "t", "n": 10**5000},
+    "UserDict": _Mapping({"task_id": "t"}),
+    "MappingProxyType": MappingProxyType({"task_id": "t"}),
+    "nested-UserDict": {"a": _Mapping({"b": 1})},
+}
+
+
+@ONE_BACKEND
+def test_values_python_holds_but_json_or_utf8_cannot_are_refused_not_crashed(
+    funded: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lone surrogates, integers too long to print, mappings that are not dicts, a webhook
+    body that is not bytes: each door refuses them with its ``InvalidInput`` (never a
+    ``UnicodeEncodeError``, ``ValueError`` or ``TypeError`` from deep inside)."""
+    for name, payload in PYTHON_ONLY.items():
+        with pytest.raises(InvalidPayload) as result:
+            client.report_result(provider="kling", payload=payload)  # type: ignore[arg-type]
+        assert result.value.fields["field"] == "payload", name
+        with pytest.raises(InvalidPayload) as payment:
+            client.report_payment(provider="stripe", event=payload)  # type: ignore[arg-type]
+        assert payment.value.fields["field"] == "event", name
+    for credits in (10**5000, -(10**5000)):
+        with pytest.raises(InvalidAmount) as amount:
+            _charge(credits=credits)
+        assert "digits" in str(amount.value)
+    for field in ("generation_id", "account_id", "provider_job_id"):
+        with pytest.raises(InvalidIdentifier) as ident:
+            _charge(**{field: "g\ud800x"})
+        assert "surrogate" in str(ident.value) and ident.value.reason.isprintable()
+    with pytest.raises(InvalidInput) as reason:
+        client.grant(account_id="acct", credits=1, idempotency_key="k", reason="r\udc80")
+    assert reason.value.fields["field"] == "reason"
+    secret = "whsec_bad_input_test_0123456789abcdef"
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", secret)
+    runtime.reset()
+    for body in (None, 5, [1], {"id": "evt"}):
+        with pytest.raises(InvalidPayload) as raw:
+            client.report_stripe_webhook(payload=body, signature="t=1,v1=ab")  # type: ignore[arg-type]
+        assert raw.value.fields["field"] == "payload"
+    for signature in (5, "t=1," + "v1=ab," * 2000):
+        with pytest.raises(InvalidInput) as header:
+            client.report_stripe_webhook(payload=b"{}", signature=signature)  # type: ignore[arg-type]
+        assert header.value.fields["field"] == "signature"
+    text = '{"id": "evt_s", "object": "event", "type": "customer.created", "x": "\\ud800"}'
+    signed = stripe.WebhookSignature.generate_signature_header(text, secret, int(time.time()))
+    with pytest.raises(InvalidPayload):
+        client.report_stripe_webhook(payload=text.encode(), signature=signed)
     _nothing_stored(funded)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 
 import pytest
 
@@ -44,13 +45,25 @@ def test_secret_named_keys_are_masked_at_any_depth() -> None:
         "sentry_dsn",
         "refresh_token",
         "Set-Cookie",
+        "api_keys",
+        "apiKeys",
+        "pass",
+        "db_pass",
+        "subscription_key",
+        "Ocp-Apim-Subscription-Key",
+        "x-goog-api-key",
+        "sig",
+        "hmac",
+        "jwt",
     ],
 )
 def test_every_spelling_of_a_secret_key_is_masked(key: str) -> None:
     assert redact({key: PLANTED}) == {key: MASK}
 
 
-@pytest.mark.parametrize("key", ["tokens_used", "author", "idempotency_key", "keyword", "status"])
+@pytest.mark.parametrize(
+    "key", ["tokens_used", "author", "idempotency_key", "keyword", "status", "passed", "pass_rate"]
+)
 def test_a_key_that_merely_contains_a_secret_word_keeps_its_value(key: str) -> None:
     assert redact({key: "visible"}) == {key: "visible"}
 
@@ -78,6 +91,97 @@ def test_secrets_are_masked_by_value_wherever_they_stand(text: str) -> None:
     for shown in (redact_text(f"failed: {text} (retry)"), json.dumps(redact({"note": text}))):
         assert PLANTED not in shown
         assert MASK in shown
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"Authorization: Key 1a2b3c4d-5e6f-7a8b:{PLANTED}",  # fal's scheme
+        f"Authorization: Key {PLANTED}",
+        f"Authorization: ApiKey {PLANTED}",
+        "Authorization: Bearer s3cr3t",  # shorter than a free-standing Bearer credential
+        f"Authorization=Bearer {PLANTED}",
+        f"Stripe-Signature: t=1700000000,v1={PLANTED},v0={PLANTED}",
+        f"[('x-api-key', '{PLANTED}')]",
+        f'[["Authorization", "Key {PLANTED}"]]',
+        f'{{\\"api_key\\": \\"{PLANTED}\\"}}',  # JSON inside a JSON string
+        f"api_key%3D{PLANTED}",
+        f"https://x.blob.example/v.mp4 sig={PLANTED}&se=2030",
+        f"Ocp-Apim-Subscription-Key: {PLANTED}",
+        f'password: "{PLANTED} with spaces"',
+        f"db_pass={PLANTED}",
+        f"Key 1a2b3c4d-{PLANTED}:0123456789abcdef",
+    ],
+)
+def test_a_credential_after_a_secret_name_is_masked_however_the_pair_is_written(
+    text: str,
+) -> None:
+    for shown in (redact_text(f"failed: {text} (retry)"), json.dumps(redact({"note": text}))):
+        assert PLANTED not in shown and "s3cr3t" not in shown, shown
+        assert MASK in shown
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "ghp_" + "A1b2C3d4" * 5,
+        "github_pat_" + "A1b2C3d4" * 5,
+        "AIzaSy" + "A1b2C3d4" * 4,
+        "xoxb-1234-" + PLANTED,
+        "AKIA" + "QAPWAWS1234567890",
+        "hf_" + "A1b2C3d4" * 5,
+        "sk-ant-api03-" + PLANTED,
+    ],
+)
+def test_a_well_known_token_format_is_masked_wherever_it_stands(token: str) -> None:
+    for shown in (redact_text(f"retry with {token}, then"), json.dumps(redact([token]))):
+        assert token not in shown and MASK in shown
+
+
+def test_a_pem_private_key_block_is_masked_whole() -> None:
+    body = f"MIIEvQIBADANBgkq{PLANTED}\nhkiG9w0BAQEFAASC"
+    for kind in ("", "RSA ", "OPENSSH "):
+        text = f"key: -----BEGIN {kind}PRIVATE KEY-----\n{body}\n-----END {kind}PRIVATE KEY----- ok"
+        shown = redact_text(text)
+        assert PLANTED not in shown and "hkiG9w0" not in shown
+        assert shown.endswith(f"-----END {kind}PRIVATE KEY----- ok")
+    cut = redact_text(f"-----BEGIN PRIVATE KEY-----\n{body}")  # cut before its END line
+    assert PLANTED not in cut
+
+
+def test_a_header_list_of_name_value_pairs_masks_the_secret_ones() -> None:
+    headers = {"headers": [["x-api-key", PLANTED], ("Authorization", "Key a:b"), ["Accept", "*/*"]]}
+    assert redact(headers) == {
+        "headers": [["x-api-key", MASK], ["Authorization", MASK], ["Accept", "*/*"]]
+    }
+
+
+@pytest.mark.parametrize(
+    "filler",
+    [
+        "a=",
+        "a:",
+        "'a', '",
+        'a\\"',
+        "a%3D",
+        "Key a",
+        "Authorization: Bearer ",
+        "-----BEGIN ",
+        "ghp_",
+    ],
+)
+def test_redaction_time_grows_linearly_with_adversarial_input(filler: str) -> None:
+    def seconds(size: int) -> float:
+        text = (filler * (size // len(filler) + 1))[:size]
+        runs = []
+        for _ in range(2):
+            started = time.perf_counter()
+            redact_text(text, limit=size)
+            runs.append(time.perf_counter() - started)
+        return min(runs)
+
+    small, large = seconds(32_768), seconds(262_144)  # eight times longer
+    assert large < 32 * small + 0.05, (small, large)  # quadratic would be 64 times slower
 
 
 def test_a_url_keeps_what_an_engineer_needs_and_loses_its_credentials() -> None:

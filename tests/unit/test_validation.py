@@ -4,7 +4,10 @@ are restated here, not asked of the module."""
 
 from __future__ import annotations
 
+import json
 import math
+import unicodedata
+from collections import UserDict
 from typing import Any
 
 import pytest
@@ -46,10 +49,23 @@ def _acceptable_id(text: str) -> bool:
         0 < len(text) <= 255
         and text == text.strip()
         and not any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
+        and not any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+        and not any(unicodedata.category(c) in ("Cf", "Zl", "Zp") for c in text)
+        and unicodedata.normalize("NFC", text) == text
     )
 
 
-@given(st.text(max_size=300))
+any_text = st.text(st.characters(exclude_categories=()), max_size=300)  # lone surrogates too
+lookalikes = st.lists(
+    st.sampled_from(
+        ["g", "e", "\u0301", "\u00e9", "\u200b", "\u200d", "\ufeff", "\u202e", "\u2028"]
+    ),
+    min_size=1,
+    max_size=6,
+).map("".join)
+
+
+@given(any_text | lookalikes)
 def test_an_identifier_is_accepted_exactly_when_the_rule_holds(text: str) -> None:
     if _acceptable_id(text):
         assert validation.identifier(text, field="generation_id") == text
@@ -73,3 +89,31 @@ def test_credits_that_are_not_ints_are_refused_whatever_their_value(value: objec
     with pytest.raises(InvalidAmount) as caught:
         validation.credits(value)
     assert caught.value.fields["field"] == "credits"
+
+
+python_leaf = (
+    json_leaf
+    | any_text
+    | st.sampled_from([4300, -4300, 4299]).map(lambda exp: (-1 if exp < 0 else 1) * 10 ** abs(exp))
+    | st.just(math.nan)
+    | st.builds(UserDict, st.dictionaries(st.text(), st.integers(), max_size=2))
+)
+python_tree = st.recursive(
+    python_leaf,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(any_text, python_tree, max_size=4) | python_tree)
+def test_any_python_value_is_a_strict_json_copy_or_refused_as_invalid_payload(value: Any) -> None:
+    """Whatever Python can hold (lone surrogates, integers too long to print, mappings that
+    are not dicts, NaN): the payload rule answers with a copy UTF-8 JSON can carry, or with
+    ``InvalidPayload``; never another exception."""
+    try:
+        copy = validation.payload(value)
+    except InvalidPayload as refused:
+        assert refused.fields["field"] == "payload"
+        return
+    assert copy == value
+    json.dumps(copy, ensure_ascii=False).encode("utf-8")
