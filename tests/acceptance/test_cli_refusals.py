@@ -112,7 +112,7 @@ def test_text_that_is_not_valid_utf8_is_refused_in_one_line_not_a_traceback(
         line = _one_line(
             refundry(env, "classify", "--provider", "fal", str(file)), 2, "InvalidPayload"
         )
-        assert "surrogate" in line
+        assert "surrogate" in line or "not UTF-8" in line, line
     assert refundry(env, "ledger", "migrate").returncode == 0
     not_utf8 = "acct-\udcff"  # the argument's bytes: b"acct-\xff"
     for command in (["ledger", "balance", not_utf8], ["dlq", "show", not_utf8]):
