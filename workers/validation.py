@@ -145,7 +145,12 @@ def payload(value: object, *, field: str = "payload") -> dict[str, Any]:
             f"{field} must be a JSON object (a dict)", field=field, type=type(value).__name__
         )
     check_tree(value, field=field, max_depth=MAX_PAYLOAD_DEPTH)
-    encoded = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    try:
+        encoded = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:  # a nested mapping that is not a dict, say
+        raise InvalidPayload(
+            f"{field} holds a value JSON cannot represent", field=field, type=type(exc).__name__
+        ) from None
     payload_size(encoded, field=field)
     copy: dict[str, Any] = decode_json(encoded, field=field)
     return copy
