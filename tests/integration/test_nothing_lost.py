@@ -116,8 +116,11 @@ def test_a_worker_killed_while_holding_messages_loses_none_and_doubles_none(
 
     workers.start(processes=1, threads=8)
     # Kill while the worker holds fetched, unacknowledged messages.
-    # A bound on reaching the moment to kill, not a measured figure: generous on a busy host.
-    wait_until(lambda: _settled(n) >= 50 and held() > 0, timeout=180, interval=0.01)
+    # Kill while the worker holds unacknowledged messages: one cheap query for the refunds so
+    # far (every result here is a failure), so the moment is not missed while 600 rows are
+    # read one by one. The bound is generous for a busy host; it is not a measured figure.
+    refunds = runtime.ledger().refund_latencies_ms
+    wait_until(lambda: held() > 0 and len(refunds()) >= 50, timeout=180, interval=0.01)
     workers.kill()
     killed_at = time.monotonic()
     holding = held()
