@@ -82,6 +82,7 @@ def apply_result(
         failure_known_at_ms=failure_known_at_ms,
         message_id=message_id,
         inbox_id=inbox_id,
+        provider_job_id=classification.provider_job_id,
     )
     if settlement is Settlement.CONFLICT:
         log.warning(

@@ -22,6 +22,7 @@ from ledger.errors import (
     IdempotencyConflict,
     InsufficientCredits,
     LedgerError,
+    ResultForAnotherJob,
 )
 from ledger.generations import Generation, Settlement
 from ledger.inbox import Inbox, settle_in
@@ -92,7 +93,8 @@ class Ledger:
 
         Raises ``InvalidAmount`` unless ``credits`` is a whole number in range
         (``ledger.credits``), ``InsufficientCredits`` rather than overdraw, and
-        ``IdempotencyConflict`` when the generation was already charged with other inputs.
+        ``IdempotencyConflict`` when the generation was already charged with other inputs (a
+        replay without ``provider_job_id`` matches a charge whose job a result recorded since).
         """
         credits = whole_credits(credits)
         ts = now_ms()
@@ -116,7 +118,7 @@ class Ledger:
                 held = (
                     existing.account_id,
                     existing.provider,
-                    existing.provider_job_id,
+                    existing.provider_job_id if provider_job_id is not None else None,
                     existing.operation,
                     existing.credits,
                 )
@@ -164,12 +166,19 @@ class Ledger:
         failure_known_at_ms: int,
         message_id: str | None = None,
         inbox_id: str | None = None,
+        provider_job_id: str | None = None,
     ) -> Settlement:
         """Record a classified outcome; the first terminal one wins, atomically.
 
         ``refund`` is the handler's policy decision for this outcome. A later contradicting
         outcome is recorded as a conflict and never applied. ``inbox_id`` is marked processed
         in the same transaction.
+
+        ``provider_job_id`` is the job the result names. A generation charged without one
+        takes the first result's job, compare-and-set in this transaction; from then on, as
+        for one charged with a job, a result naming another job raises
+        ``ResultForAnotherJob`` (so does one naming a job another generation holds), and
+        nothing is recorded.
         """
         if outcome not in TERMINAL:
             if inbox_id is not None:
@@ -185,6 +194,8 @@ class Ledger:
             if row is None:
                 raise ChargeNotFound(generation_id=generation_id)
             gen = Generation.from_row(row)
+            if provider_job_id is not None:
+                self._same_job(tx, gen, provider_job_id)
             ts = now_ms()
             if inbox_id is not None:
                 settle_in(tx, inbox_id, state="processed")
@@ -226,6 +237,29 @@ class Ledger:
                 failure_known_at_ms=failure_known_at_ms,
             )
             return Settlement.REFUNDED
+
+    def _same_job(self, tx: Tx, gen: Generation, job_id: str) -> None:
+        """The result's job is the generation's: the one charged, or, for a charge made
+        without one, recorded now unless another generation of the provider holds it."""
+        held = gen.provider_job_id
+        if held is None:
+            other = tx.one(
+                "generation_by_provider_job", provider=gen.provider, provider_job_id=job_id
+            )
+            if other is None:
+                tx.all(
+                    "claim_generation_job", generation_id=gen.generation_id, provider_job_id=job_id
+                )
+                return
+            raise ResultForAnotherJob(
+                generation_id=gen.generation_id,
+                reported_job_id=job_id,
+                held_by=other["generation_id"],
+            )
+        if held != job_id:
+            raise ResultForAnotherJob(
+                generation_id=gen.generation_id, charged_job_id=held, reported_job_id=job_id
+            )
 
     def _refund(self, tx: Tx, gen: Generation, *, reason: str, failure_known_at_ms: int) -> bool:
         """Give back exactly the charge, at most once (the key is the generation's). Only

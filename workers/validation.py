@@ -13,8 +13,9 @@ the argument, and nothing is recorded.
   character (Unicode category Cf: zero-width spaces and joiners, BOM, bidirectional
   overrides) or line/paragraph separator, and in Unicode NFC form (``café`` composed, so one
   id is never stored as two that look the same), else ``InvalidIdentifier``;
-- a reason (free text): a string of 1 to ``MAX_TEXT_LENGTH`` (1000) characters, not blank,
-  no control character, no lone surrogate, else ``InvalidInput``;
+- a reason (free text): a string of 1 to ``MAX_TEXT_LENGTH`` (1000) characters, not blank
+  (whitespace and invisible format characters only), no control character, no lone
+  surrogate, else ``InvalidInput``;
 - operation: one of ``providers.base.OPERATIONS``, else ``UnknownOperation`` listing them;
 - provider: one of ``providers.registry.PROVIDER_NAMES`` (``stripe`` for payment events),
   else ``UnknownProvider`` listing them;
@@ -220,8 +221,8 @@ def _surrogate(field: str, path: str) -> InvalidPayload:
 def _string_problem(value: object, max_length: int) -> str | None:
     if not isinstance(value, str):
         return "must be a string"
-    if not value.strip():
-        return "is empty"
+    if all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in value):
+        return "is empty"  # or holds only whitespace and invisible format characters
     if len(value) > max_length:
         return f"is longer than {max_length} characters"
     if any(unicodedata.category(ch) == "Cc" for ch in value):

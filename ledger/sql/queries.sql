@@ -175,6 +175,11 @@ RETURNING id, kind, enqueue_count, received_at_ms;
 -- name: lock_generation
 SELECT * FROM generations WHERE generation_id = :generation_id;
 
+-- name: claim_generation_job
+UPDATE generations SET provider_job_id = :provider_job_id
+WHERE generation_id = :generation_id AND provider_job_id IS NULL
+RETURNING generation_id;
+
 -- name: lock_generation@postgresql
 SELECT * FROM generations WHERE generation_id = :generation_id FOR UPDATE;
 

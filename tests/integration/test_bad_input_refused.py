@@ -121,7 +121,7 @@ def test_grant_keys_reasons_and_result_ids_follow_the_same_rules(funded: dict[st
         assert gen.value.fields["field"] == "generation_id"
         with pytest.raises(InvalidIdentifier):
             client.balance(value)  # type: ignore[arg-type]
-    for reason in ("", "\x1b[2J", "r" * 1001):
+    for reason in ("", "\x1b[2J", "r" * 1001, "\u200b\ufeff "):
         with pytest.raises(InvalidInput) as caught:
             client.grant(account_id="acct", credits=1, idempotency_key="k3", reason=reason)
         assert caught.value.fields["field"] == "reason"

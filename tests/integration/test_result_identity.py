@@ -1,5 +1,7 @@
 """A result settles only the generation whose job it names: a result for job X reported for
-generation Y is a permanent dead letter naming both jobs, and nothing is fetched for it."""
+generation Y is a permanent dead letter naming both jobs, and nothing is fetched for it. A
+generation charged without a job takes the first result's job; from then on the same rule
+holds."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from ledger.errors import ResultForAnotherJob
 CREDITS = 30
 
 
-def _charged(ledger: Ledger, provider: str, job_id: str) -> str:
+def _charged(ledger: Ledger, provider: str, job_id: str | None) -> str:
     ledger.grant(account_id="acct", credits=100, idempotency_key="top", reason="t")
     ledger.charge(
         generation_id="gen-1",
@@ -84,3 +86,56 @@ def test_a_result_naming_the_charged_job_is_applied(ledger: Ledger) -> None:
     assert ledger.balance("acct") == 100
     generation = ledger.generation(gen)
     assert generation is not None and generation.outcome is not None
+
+
+def test_a_charge_without_a_job_takes_the_first_results_job_and_refuses_any_other(
+    ledger: Ledger,
+) -> None:
+    """Decided: the first result reported for a generation charged without a job id records
+    its job on the charge (compare-and-set, in the settlement's transaction). A later result
+    naming another job is ``ResultForAnotherJob``, as if the job had been charged; a replay
+    of the charge without a job id is still the same charge."""
+    gen = _charged(ledger, "replicate", None)
+    _report(ledger, "replicate", {"id": "j-first", "status": "failed", "error": "boom"}, [])
+    generation = ledger.generation(gen)
+    assert generation is not None and generation.provider_job_id == "j-first"
+    assert ledger.balance("acct") == 100
+
+    for other in ({"id": "j-somebody-else", "status": "succeeded", "output": ["x"]},):
+        with pytest.raises(ResultForAnotherJob) as caught:
+            _report(ledger, "replicate", other, [])
+        assert caught.value.fields["charged_job_id"] == "j-first"
+    assert [r["outcome"] for r in ledger.outcome_reports(gen)] == ["failed"]
+    assert (
+        ledger.charge(
+            generation_id=gen,
+            account_id="acct",
+            provider="replicate",
+            operation="video",
+            credits=CREDITS,
+        )
+        == 100
+    )
+
+
+def test_a_result_naming_a_job_another_generation_holds_settles_nothing(ledger: Ledger) -> None:
+    _charged(ledger, "replicate", None)
+    ledger.charge(
+        generation_id="gen-2",
+        account_id="acct",
+        provider="replicate",
+        operation="video",
+        credits=CREDITS,
+        provider_job_id="j2",
+    )
+    with pytest.raises(ResultForAnotherJob) as caught:
+        _report(ledger, "replicate", {"id": "j2", "status": "failed", "error": "boom"}, [])
+    assert caught.value.fields == {
+        "generation_id": "gen-1",
+        "reported_job_id": "j2",
+        "held_by": "gen-2",
+    }
+    for gen in ("gen-1", "gen-2"):
+        generation = ledger.generation(gen)
+        assert generation is not None and generation.outcome is None
+    assert ledger.balance("acct") == 100 - 2 * CREDITS
