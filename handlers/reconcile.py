@@ -159,6 +159,8 @@ def _settle_unlanded(
             refund_purchase(ledger, p, reason=reason, gateway=source, expected_state="refunding")
         return
     action = policy.unlanded_action
+    if p.purchase_key == p.session_id:  # no_payment_required: no money to give back
+        action = "complete"
     if action == "complete" and not dry_run and (p.account_id is None or p.credits is None):
         p = _read_again(ledger, source, catalog, p)
     if action == "complete" and (p.account_id is None or p.credits is None):

@@ -314,3 +314,31 @@ def test_a_refund_may_stay_pending_then_succeed_or_fail_as_its_events_tell(
         ("charge.refund.updated", failing["id"], "succeeded"),
     ]
     assert [e["type"] for e in fake.events("refund.failed")] == ["refund.failed"]
+
+
+def test_sessions_with_nothing_to_pay_and_expired_ones_as_the_library_reads_them(
+    fake: FakeBilling, client: stripe.StripeClient
+) -> None:
+    """A 100%-off session completes ``no_payment_required`` with no PaymentIntent
+    (https://docs.stripe.com/payments/checkout/no-cost-orders); an open one expires with
+    ``checkout.session.expired``; both carry the fields of the Session object."""
+    fake.add_price("price_pack500", 1900)
+    free = fake.checkout([("price_pack500", 2)], client_reference_id="acct_f", percent_off=100)
+    opened = fake.open_checkout([("price_pack500", 1)], percent_off=50)
+    fake.expire(opened["id"])
+    read = client.v1.checkout.sessions.retrieve(free["id"], {"expand": ["line_items"]})
+    assert (read.payment_status, read.amount_total, read.payment_intent) == (
+        "no_payment_required",
+        0,
+        None,
+    )
+    assert read.total_details is not None and read.total_details.amount_discount == 3800
+    assert read.line_items is not None and read.line_items.data[0].amount_discount == 3800
+    assert read.customer_details is not None and read.customer_details.email
+    gone = client.v1.checkout.sessions.retrieve(opened["id"])
+    assert (gone.status, gone.amount_total, len(gone.discounts or [])) == ("expired", 950, 1)
+    (expired,) = fake.events("checkout.session.expired")
+    assert expired["data"]["object"]["status"] == "expired"
+    for session in (read, gone):
+        for name in ("customer_creation", "payment_method_types", "invoice", "payment_link"):
+            assert name in session, name

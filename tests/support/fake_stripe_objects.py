@@ -162,14 +162,16 @@ class StripeObjects(StripeHTTP):
             event["data"]["previous_attributes"] = copy.deepcopy(previous)
         event["request"] = {"id": request_id, "idempotency_key": key}
 
-    def _line_item(self, price_id: str, quantity: int) -> Json:
+    def _line_item(self, price_id: str, quantity: int, percent_off: int = 0) -> Json:
         price = self._objects.get(price_id, {})
         if price.get("object") != "price":
             raise StripeFault(f"No such price: '{price_id}'", "line_items", "resource_missing")
         amount = price["unit_amount"] * quantity
+        off = amount * percent_off // 100
         item: Json = {"id": f"li_fake{next(self._ids):010d}", "object": "item"}
-        item.update(amount_discount=0, amount_subtotal=amount, amount_tax=0, amount_total=amount)
-        item.update(currency=price["currency"], description=price["product"])
+        item.update(amount_discount=off, amount_subtotal=amount, amount_tax=0)
+        item.update(amount_total=amount - off, currency=price["currency"], metadata={})
+        item.update(description=price["product"], adjustable_quantity=None)
         item.update(price=copy.deepcopy(price), quantity=quantity)
         return item
 
@@ -177,18 +179,27 @@ class StripeObjects(StripeHTTP):
         wanted = params.get("line_items")
         if not isinstance(wanted, list) or not wanted:
             raise invalid("Missing required param: line_items.", "line_items", "parameter_missing")
+        off = int(params.get("percent_off") or 0)  # a coupon's, set by the fake's customer
         items = [
-            self._line_item(str(i.get("price")), int_param(i, "quantity", 1, 1)) for i in wanted
+            self._line_item(str(i.get("price")), int_param(i, "quantity", 1, 1), off)
+            for i in wanted
         ]
+        subtotal = sum(item["amount_subtotal"] for item in items)
         total = sum(item["amount_total"] for item in items)
         session = self._store("cs_test", "checkout.session", created, mode="payment")
         session.update(status="open", payment_status="unpaid", payment_intent=None)
-        session.update(amount_subtotal=total, amount_total=total, currency=items[0]["currency"])
+        session.update(amount_subtotal=subtotal, amount_total=total, currency=items[0]["currency"])
         session.update(customer=params.get("customer"), metadata=params.get("metadata") or {})
         session["client_reference_id"] = params.get("client_reference_id")
         session["expires_at"] = session["created"] + 86_400
         session["url"] = f"https://checkout.stripe.com/c/pay/{session['id']}"
         session["success_url"] = params.get("success_url")
+        session.update(customer_creation="if_required", customer_details=None, invoice=None)
+        session.update(payment_link=None, payment_method_types=["card"], locale=None)
+        discounts = [{"coupon": f"co_fake{off}off", "promotion_code": None}] if off else []
+        session.update(discounts=discounts, currency_conversion=None)
+        amounts = {"amount_discount": subtotal - total, "amount_shipping": 0, "amount_tax": 0}
+        session["total_details"] = amounts
         self._line_items[session["id"]] = items
         return session
 
