@@ -42,8 +42,14 @@ class Reconciliation:
     seen: int = 0
     decisions: list[dict[str, str]] = field(default_factory=list)
 
-    def decide(self, purchase_key: str, action: str, why: str) -> None:
-        self.decisions.append({"purchase": purchase_key, "action": action, "why": why})
+    def decide(self, purchase_key: str, action: str, why: str) -> bool:
+        """Report one decision, once per run (the same purchase can be listed twice: its
+        session and its PaymentIntent); False when it was reported already."""
+        decision = {"purchase": purchase_key, "action": action, "why": why}
+        if decision in self.decisions:
+            return False
+        self.decisions.append(decision)
+        return True
 
 
 def _as_event(obj: Mapping[str, Any], event_type: str) -> CheckoutSession | PaymentSucceeded:
@@ -80,8 +86,8 @@ def reconcile(
                 observe(ledger, event, catalog, source)
             except RefundryError as exc:  # a price outside the catalog, an outage: the rest go on
                 key = purchase_key(event) or event.event_id
-                log.error("reconcile: purchase %s: %s", key, exc.reason)
-                report.decide(key, "alert", exc.reason)
+                if report.decide(key, "alert", exc.reason):
+                    log.error("reconcile: purchase %s: %s", key, exc.reason)
     for p in ledger.payments.unlanded(paid_before_ms=paid_before):
         try:
             _settle_unlanded(ledger, source, catalog, p, policy, dry_run, report)
