@@ -257,6 +257,13 @@ class FakeStripe(StripeObjects):
             dispute.update(amount=amount or charge["amount"], currency=charge["currency"])
             dispute.update(payment_intent=charge["payment_intent"], reason="fraudulent")
             dispute.update(is_charge_refundable=inquiry, metadata={})
+            due = dispute["created"] + 7 * 86_400
+            dispute["evidence_details"] = {"due_by": due, "has_evidence": False}
+            dispute["evidence_details"].update(past_due=False, submission_count=0)
+            withdrawn = {"id": f"txn_fake{next(self._ids):010d}", "object": "balance_transaction"}
+            withdrawn.update(amount=-dispute["amount"], currency=dispute["currency"])
+            withdrawn.update(type="adjustment", reporting_category="dispute")
+            dispute["balance_transactions"] = [] if inquiry else [withdrawn]
             charge["disputed"] = True
             self._emit("charge.dispute.created", dispute, at)
             if not inquiry:
@@ -286,6 +293,13 @@ class FakeStripe(StripeObjects):
             return copy.deepcopy(warning)
 
     # -- what tests read ------------------------------------------------------------------------
+
+    def delivered(self, *event_ids: str) -> None:
+        """The endpoint acknowledged these events: ``pending_webhooks`` 0, so
+        ``GET /v1/events?delivery_success=false`` no longer lists them."""
+        with self._lock:
+            for event_id in event_ids:
+                self._objects[event_id]["pending_webhooks"] = 0
 
     def get(self, object_id: str) -> Json:
         """A copy of one stored object, as it is now."""

@@ -59,6 +59,16 @@ CREATE_PARAMS = {
     "payment_intent": {"amount", "currency", "customer", "metadata", "confirm", "payment_method"},
     "refund": {"payment_intent", "charge", "amount", "reason", "metadata"},
 }
+EXPANDABLE = {
+    "checkout.session": ("line_items", "payment_intent", "invoice", "payment_link"),
+    "payment_intent": ("latest_charge",),
+    "charge": ("payment_intent", "balance_transaction"),
+    "refund": ("charge", "payment_intent", "balance_transaction"),
+    "dispute": ("charge", "payment_intent"),
+    "radar.early_fraud_warning": ("charge", "payment_intent"),
+}
+"""The fields each object may have expanded (its id fields of other objects, and a Checkout
+Session's ``line_items``); any other is refused, as Stripe refuses it."""
 STRIPE_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 Opt = str | None
 
@@ -128,16 +138,26 @@ class StripeObjects(StripeHTTP):
         types = [params["type"]] if "type" in params else list(params.get("types") or [])
         if types:
             items = [o for o in items if any(fnmatch.fnmatchcase(o["type"], t) for t in types)]
+        if params.get("delivery_success") in ("true", "false"):  # pending or failed: false
+            undelivered = params["delivery_success"] == "false"
+            items = [o for o in items if (o["pending_webhooks"] > 0) == undelivered]
         return page(items, url, params, lambda o: self._render(o, params, "data."))
 
     def _render(self, obj: Json, params: Json, prefix: str) -> Json:
-        """The object as the API returns it: expandable fields only when asked for."""
+        """The object as the API returns it: expandable fields only when asked for
+        (``expand[]``, https://docs.stripe.com/api/expanding_objects): an id field named in
+        :data:`EXPANDABLE` becomes the object it names; ``line_items`` appears (first page)."""
         out = copy.deepcopy(obj)
         for wanted in params.get("expand") or []:
-            if obj["object"] != "checkout.session" or wanted != f"{prefix}line_items":
+            name = wanted.removeprefix(prefix) if wanted.startswith(prefix) else None
+            if name not in EXPANDABLE.get(obj["object"], ()):
                 raise invalid(f"This property cannot be expanded ({wanted}).", "expand", "")
-            url = f"/v1/checkout/sessions/{obj['id']}/line_items"
-            out["line_items"] = page(list(self._line_items[obj["id"]]), url, {}, copy.deepcopy)
+            if name == "line_items":
+                url = f"/v1/checkout/sessions/{obj['id']}/line_items"
+                items = list(self._line_items[obj["id"]])
+                out["line_items"] = page(items, url, {}, copy.deepcopy)
+            elif obj.get(name) in self._objects:
+                out[name] = copy.deepcopy(self._objects[obj[name]])
         return out
 
     # -- objects ----------------------------------------------------------------------------------
@@ -217,6 +237,9 @@ class StripeObjects(StripeHTTP):
         charge.update(amount_captured=amount, amount_refunded=0, refunded=False, paid=False)
         charge.update(captured=True, disputed=False, status="pending", metadata={})
         charge.update(customer=intent["customer"], payment_intent=intent["id"])
+        charge.update(balance_transaction=f"txn_fake{next(self._ids):010d}", description=None)
+        charge.update(failure_code=None, failure_message=None, outcome=None, refunds=None)
+        charge["billing_details"] = {"address": None, "email": None, "name": None, "phone": None}
         fingerprint = f"Fp{(intent['customer'] or 'guest')[-12:]}"
         if method == "card":
             details: Json = {"brand": "visa", "last4": "4242", "fingerprint": fingerprint}
@@ -231,6 +254,9 @@ class StripeObjects(StripeHTTP):
         the customer paid for a delayed method) succeeds, then the intent."""
         charge = self._objects.get(intent["latest_charge"] or "") or self._charge(intent, when)
         charge.update(status="succeeded", paid=True)
+        charge["outcome"] = {"network_status": "approved_by_network", "reason": None}
+        charge["outcome"].update(risk_level="normal", seller_message="Payment complete.")
+        charge["outcome"]["type"] = "authorized"
         intent.update(amount_received=intent["amount"], status="succeeded")
         self._emit("charge.succeeded", charge, when)
         self._emit("payment_intent.succeeded", intent, when)
