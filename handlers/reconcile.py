@@ -3,11 +3,14 @@
 Events can be lost or never created, so the sweep reads the provider's objects: the Checkout
 Sessions and PaymentIntents made in the window and those its events say were paid in it,
 each stamped with when it was paid (``handlers.paid_purchases``); it merges what they say
-into the ledger, and settles every purchase paid longer ago than the landing window that has
-not landed: ``complete`` grants it now, ``refund`` gives the money back. Purchases stuck
-``refunding`` are carried on (``handlers.purchase_refunds``). Two runs
-at once are safe: every step is keyed and locked in the ledger, and the provider's
-idempotency key makes a repeated refund call return the first refund.
+into the ledger, reads again the refunds still pending at Stripe, and settles every purchase
+paid longer ago than the landing window that has not landed, once what Stripe already gave
+back for it (refunds, lost disputes) is recorded (``handlers.provider_reversals``):
+``complete`` grants it now, ``refund`` gives the money back, and an open chargeback waits
+until it closes. Purchases stuck ``refunding`` are carried on
+(``handlers.purchase_refunds``). Two runs at once are safe: every step is keyed and locked in
+the ledger, and the provider's idempotency key makes a repeated refund call return the first
+refund. Each decision is reported once per run.
 """
 
 from __future__ import annotations
@@ -76,11 +79,10 @@ def reconcile(
     )
     report.seen = len(listed)
     paid_before = now - policy.landing_window_ms
-    if not dry_run:
-        sync_pending_refunds(ledger, source)
     if dry_run:
         _report_unrecorded(ledger, listed, paid_before, policy, report)
     else:
+        sync_pending_refunds(ledger, source)
         for event in listed:
             try:
                 observe(ledger, event, catalog, source)
