@@ -52,8 +52,9 @@ class PaidSource(Protocol):
 
 
 def session_paid(session: Mapping[str, Any]) -> bool:
-    """A complete Checkout Session whose money is in."""
-    return session.get("status") == "complete" and session.get("payment_status") == "paid"
+    """A complete Checkout Session to fulfil: its money is in, or nothing was to pay."""
+    fulfil = session.get("payment_status") in ("paid", "no_payment_required")
+    return session.get("status") == "complete" and fulfil
 
 
 def paid_purchases(

@@ -3,11 +3,14 @@
 Events can be lost or never created, so the sweep reads the provider's objects: the Checkout
 Sessions and PaymentIntents made in the window and those its events say were paid in it,
 each stamped with when it was paid (``handlers.paid_purchases``); it merges what they say
-into the ledger, and settles every purchase paid longer ago than the landing window that has
-not landed: ``complete`` grants it now, ``refund`` gives the money back. Purchases stuck
-``refunding`` are carried on (``handlers.purchase_refunds``). Two runs
-at once are safe: every step is keyed and locked in the ledger, and the provider's
-idempotency key makes a repeated refund call return the first refund.
+into the ledger, reads again the refunds still pending at Stripe, and settles every purchase
+paid longer ago than the landing window that has not landed, once what Stripe already gave
+back for it (refunds, lost disputes) is recorded (``handlers.provider_reversals``):
+``complete`` grants it now, ``refund`` gives the money back, and an open chargeback waits
+until it closes. Purchases stuck ``refunding`` are carried on
+(``handlers.purchase_refunds``). Two runs at once are safe: every step is keyed and locked in
+the ledger, and the provider's idempotency key makes a repeated refund call return the first
+refund. Each decision is reported once per run.
 """
 
 from __future__ import annotations
@@ -42,8 +45,14 @@ class Reconciliation:
     seen: int = 0
     decisions: list[dict[str, str]] = field(default_factory=list)
 
-    def decide(self, purchase_key: str, action: str, why: str) -> None:
-        self.decisions.append({"purchase": purchase_key, "action": action, "why": why})
+    def decide(self, purchase_key: str, action: str, why: str) -> bool:
+        """Report one decision, once per run (the same purchase can be listed twice: its
+        session and its PaymentIntent); False when it was reported already."""
+        decision = {"purchase": purchase_key, "action": action, "why": why}
+        if decision in self.decisions:
+            return False
+        self.decisions.append(decision)
+        return True
 
 
 def _as_event(obj: Mapping[str, Any], event_type: str) -> CheckoutSession | PaymentSucceeded:
@@ -70,18 +79,17 @@ def reconcile(
     )
     report.seen = len(listed)
     paid_before = now - policy.landing_window_ms
-    if not dry_run:
-        sync_pending_refunds(ledger, source)
     if dry_run:
         _report_unrecorded(ledger, listed, paid_before, policy, report)
     else:
+        sync_pending_refunds(ledger, source)
         for event in listed:
             try:
                 observe(ledger, event, catalog, source)
             except RefundryError as exc:  # a price outside the catalog, an outage: the rest go on
                 key = purchase_key(event) or event.event_id
-                log.error("reconcile: purchase %s: %s", key, exc.reason)
-                report.decide(key, "alert", exc.reason)
+                if report.decide(key, "alert", exc.reason):
+                    log.error("reconcile: purchase %s: %s", key, exc.reason)
     for p in ledger.payments.unlanded(paid_before_ms=paid_before):
         try:
             _settle_unlanded(ledger, source, catalog, p, policy, dry_run, report)
@@ -159,6 +167,8 @@ def _settle_unlanded(
             refund_purchase(ledger, p, reason=reason, gateway=source, expected_state="refunding")
         return
     action = policy.unlanded_action
+    if p.purchase_key == p.session_id:  # no_payment_required: no money to give back
+        action = "complete"
     if action == "complete" and not dry_run and (p.account_id is None or p.credits is None):
         p = _read_again(ledger, source, catalog, p)
     if action == "complete" and (p.account_id is None or p.credits is None):

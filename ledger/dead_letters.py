@@ -35,7 +35,8 @@ class DeadLetters:
         """Keep a dead letter with its reason; both are redacted here, whatever the caller did.
 
         A permanent failure also closes its inbox row (``dead``): no sweep can fix it. A
-        transient one leaves the row pending, so the inbox sweep still applies it later.
+        transient one leaves the row pending, so the inbox sweep still applies it later; the
+        dead letter is then marked resolved (``resolved_at_ms``) and no longer listed.
         """
         with self.db.write() as tx:
             tx.all(
@@ -50,6 +51,13 @@ class DeadLetters:
             )
             if inbox_id is not None and permanent:
                 settle_in(tx, inbox_id, state="dead", dead_reason=reason)
+            if inbox_id is not None:  # applied meanwhile by another delivery: resolved now
+                tx.all(
+                    "resolve_dead_letter_if_applied",
+                    message_id=message_id,
+                    inbox_id=inbox_id,
+                    now_ms=now_ms(),
+                )
 
     def get(self, message_id: str) -> Row | None:
         with self.db.read() as tx:
@@ -67,5 +75,6 @@ class DeadLetters:
             return str(row["kind"]) if row and row["state"] == "pending" else None
 
     def all(self) -> list[Row]:
+        """The dead letters not resolved, oldest first."""
         with self.db.read() as tx:
             return tx.all("dead_letters")

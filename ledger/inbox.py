@@ -185,7 +185,8 @@ def settle_in(tx: Tx, id: str, *, state: str, dead_reason: str | None = None) ->
     Retention: a processed row keeps only the redacted payload (``ledger.redaction``), written
     in the same transaction as its effect, so API keys and signed URLs a provider echoed are
     not kept once the event is applied. A dead row keeps its raw payload, which a replay
-    needs, until an engineer replays or purges it; its reason is stored redacted.
+    needs, until an engineer replays or purges it; its reason is stored redacted. An event
+    processed after a transient dead letter marks that dead letter resolved.
     """
     row = tx.one("pending_inbox_payload", id=id)
     if row is None:
@@ -201,6 +202,8 @@ def settle_in(tx: Tx, id: str, *, state: str, dead_reason: str | None = None) ->
         payload=payload,
         now_ms=now_ms(),
     )
+    if state == "processed":  # applied after all: its dead letter (same id) is resolved
+        tx.all("resolve_dead_letter", message_id=id, now_ms=now_ms())
 
 
 def processed_in(tx: Tx, id: str | None) -> None:

@@ -138,8 +138,12 @@ class CheckoutSession(PaymentEvent):
 
     @property
     def paid(self) -> bool:
-        """True when the money is in: the only state in which credits may be granted."""
-        return self.payment_status == "paid" and self.kind != EventKind.CHECKOUT_ASYNC_FAILED
+        """True when the order is to be fulfilled: the money is in (``paid``), or nothing was
+        to pay (``no_payment_required``: a 100% discount; Stripe's fulfillment guidance
+        fulfils whenever ``payment_status`` is not ``unpaid``,
+        https://docs.stripe.com/checkout/fulfillment)."""
+        fulfil = self.payment_status in ("paid", "no_payment_required")
+        return fulfil and self.kind != EventKind.CHECKOUT_ASYNC_FAILED
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -296,8 +296,9 @@ class StripeAPI:
         return found
 
     def list_paid_sessions(self, created_gte: int) -> Iterator[dict[str, Any]]:
-        """Complete, paid Checkout Sessions created at or after ``created_gte``, newest first,
-        with ``line_items`` expanded; every page is fetched as the iterator is consumed."""
+        """Complete Checkout Sessions created at or after ``created_gte`` whose order is to be
+        fulfilled (``payment_status`` ``paid`` or ``no_payment_required``), newest first, with
+        ``line_items`` expanded; every page is fetched as the iterator is consumed."""
         pages = self._pages(
             lambda: self._client.v1.checkout.sessions.list(
                 {
@@ -309,7 +310,8 @@ class StripeAPI:
             ),
             operation="list_paid_sessions",
         )
-        return (session for session in pages if session.get("payment_status") == "paid")
+        fulfil = ("paid", "no_payment_required")
+        return (session for session in pages if session.get("payment_status") in fulfil)
 
     def list_succeeded_payment_intents(self, created_gte: int) -> Iterator[dict[str, Any]]:
         """PaymentIntents created at or after ``created_gte`` whose status is ``succeeded``."""

@@ -56,13 +56,23 @@ INSERT INTO dead_letters (message_id, actor, queue, reason, error_class, message
 VALUES (:message_id, :actor, :queue, :reason, :error_class, :message, :now_ms)
 ON CONFLICT (message_id) DO UPDATE
     SET reason = excluded.reason, error_class = excluded.error_class,
-        message = excluded.message, created_at_ms = excluded.created_at_ms;
+        message = excluded.message, created_at_ms = excluded.created_at_ms,
+        resolved_at_ms = NULL;
+
+-- name: resolve_dead_letter
+UPDATE dead_letters SET resolved_at_ms = :now_ms
+WHERE message_id = :message_id AND resolved_at_ms IS NULL;
+
+-- name: resolve_dead_letter_if_applied
+UPDATE dead_letters SET resolved_at_ms = :now_ms
+WHERE message_id = :message_id AND resolved_at_ms IS NULL
+  AND EXISTS (SELECT 1 FROM inbox WHERE inbox.id = :inbox_id AND inbox.state = 'processed');
 
 -- name: dead_letters
-SELECT * FROM dead_letters ORDER BY id;
+SELECT * FROM dead_letters WHERE resolved_at_ms IS NULL ORDER BY id;
 
 -- name: count_dead_letters
-SELECT count(*) AS n FROM dead_letters;
+SELECT count(*) AS n FROM dead_letters WHERE resolved_at_ms IS NULL;
 
 -- name: refund_latencies_since
 SELECT applied_at_ms - failure_known_at_ms AS latency_ms

@@ -241,7 +241,7 @@ def test_errors_reach_the_library_as_its_own_exceptions(
         client.v1.charges.retrieve("ch_nobody")
     assert (missing.value.http_status, missing.value.code) == (404, "resource_missing")
     with pytest.raises(stripe.InvalidRequestError) as unknown:
-        client.v1.payment_intents.retrieve(made["intent"]["id"], {"expand": ["latest_charge"]})
+        client.v1.payment_intents.retrieve(made["intent"]["id"], {"expand": ["metadata"]})
     assert unknown.value.http_status == 400 and unknown.value.param == "expand"
     with pytest.raises(stripe.InvalidRequestError) as extra:
         client.v1.checkout.sessions.list({"no_such_filter": "x"})  # type: ignore[typeddict-unknown-key]
@@ -379,3 +379,64 @@ def test_a_refund_may_stay_pending_then_succeed_or_fail_as_its_events_tell(
         ("charge.refund.updated", failing["id"], "succeeded"),
     ]
     assert [e["type"] for e in fake.events("refund.failed")] == ["refund.failed"]
+
+
+def test_sessions_with_nothing_to_pay_and_expired_ones_as_the_library_reads_them(
+    fake: FakeBilling, client: stripe.StripeClient
+) -> None:
+    """A 100%-off session completes ``no_payment_required`` with no PaymentIntent
+    (https://docs.stripe.com/payments/checkout/no-cost-orders); an open one expires with
+    ``checkout.session.expired``; both carry the fields of the Session object."""
+    fake.add_price("price_pack500", 1900)
+    free = fake.checkout([("price_pack500", 2)], client_reference_id="acct_f", percent_off=100)
+    opened = fake.open_checkout([("price_pack500", 1)], percent_off=50)
+    fake.expire(opened["id"])
+    read = client.v1.checkout.sessions.retrieve(free["id"], {"expand": ["line_items"]})
+    assert (read.payment_status, read.amount_total, read.payment_intent) == (
+        "no_payment_required",
+        0,
+        None,
+    )
+    assert read.total_details is not None and read.total_details.amount_discount == 3800
+    assert read.line_items is not None and read.line_items.data[0].amount_discount == 3800
+    assert read.customer_details is not None and read.customer_details.email
+    gone = client.v1.checkout.sessions.retrieve(opened["id"])
+    assert (gone.status, gone.amount_total, len(gone.discounts or [])) == ("expired", 950, 1)
+    (expired,) = fake.events("checkout.session.expired")
+    assert expired["data"]["object"]["status"] == "expired"
+    for session in (read, gone):
+        for name in ("customer_creation", "payment_method_types", "invoice", "payment_link"):
+            assert name in session, name
+
+
+def test_expandable_references_expand_and_the_event_list_filters_on_delivery(
+    fake: FakeBilling, client: stripe.StripeClient
+) -> None:
+    """``expand[]`` turns an id field into its object (https://docs.stripe.com/api/expanding_objects);
+    ``delivery_success=false`` lists the events not delivered yet; the objects carry the
+    fields of their reference pages that a reader of payments looks at."""
+    made = a_bit_of_everything(fake)
+    session = client.v1.checkout.sessions.retrieve(
+        made["card"]["id"], {"expand": ["payment_intent"]}
+    )
+    assert isinstance(session.payment_intent, stripe.PaymentIntent)
+    intent = client.v1.payment_intents.retrieve(made["intent"]["id"], {"expand": ["latest_charge"]})
+    assert isinstance(intent.latest_charge, stripe.Charge)
+    charge = intent.latest_charge
+    assert charge.outcome is not None and charge.outcome.type == "authorized"
+    assert isinstance(charge.balance_transaction, str) and charge.billing_details is not None
+    dispute = client.v1.disputes.retrieve(made["dispute"]["id"])
+    assert dispute.evidence_details.submission_count == 0
+    assert [bt.amount for bt in dispute.balance_transactions] == [-500]
+    (refund, *_) = client.v1.refunds.list({"charge": charge.id}).data
+    assert (
+        isinstance(refund.balance_transaction, str) and refund.failure_balance_transaction is None
+    )
+
+    every = [e["id"] for e in fake.events()]
+    fake.delivered(*every[1:])
+    undelivered = client.v1.events.list({"delivery_success": False, "limit": 100}).data
+    assert [e.id for e in undelivered] == every[:1]
+    assert (
+        len(client.v1.events.list({"delivery_success": True, "limit": 100}).data) == len(every) - 1
+    )

@@ -49,6 +49,30 @@ class FakeStripe(StripeObjects):
             price.update(product=f"prod_{price_id}", recurring=None, billing_scheme="per_unit")
             return copy.deepcopy(price)
 
+    def open_checkout(
+        self,
+        items: Iterable[tuple[str, int]],
+        *,
+        client_reference_id: str | None = None,
+        customer: str | None = None,
+        metadata: Json | None = None,
+        created: int | None = None,
+        percent_off: int = 0,
+    ) -> Json:
+        """A Checkout Session for ``items`` (price id, quantity) that a customer opened at
+        ``created`` and has not paid (``open``, ``unpaid``, no PaymentIntent yet);
+        ``percent_off``: a coupon taking that share of every line off."""
+        with self._lock:
+            params: Json = {
+                "mode": "payment",
+                "line_items": [{"price": p, "quantity": str(q)} for p, q in items],
+                "client_reference_id": client_reference_id,
+                "customer": customer,
+                "metadata": dict(metadata or {}),
+                "percent_off": percent_off,
+            }
+            return copy.deepcopy(self._create_session(params, created))
+
     def checkout(
         self,
         items: Iterable[tuple[str, int]],
@@ -60,28 +84,39 @@ class FakeStripe(StripeObjects):
         created: int | None = None,
         paid_at: int | None = None,
         delayed: bool = False,
+        percent_off: int = 0,
     ) -> Json:
         """A Checkout Session for ``items`` (price id, quantity), made at ``created`` and paid
         by the customer then or at ``paid_at`` (the PaymentIntent is made when the customer
         pays): by card (complete and ``paid``), or with a delayed method, ACH Direct
         Debit (complete, ``unpaid``, its PaymentIntent ``processing`` and its Charge
-        ``pending`` until :meth:`settle_delayed`)."""
+        ``pending`` until :meth:`settle_delayed`). With ``percent_off`` 100 nothing is to pay:
+        the session completes ``no_payment_required`` with no PaymentIntent
+        (https://docs.stripe.com/payments/checkout/no-cost-orders)."""
         with self._lock:
-            params: Json = {
-                "mode": "payment",
-                "line_items": [{"price": p, "quantity": str(q)} for p, q in items],
-                "client_reference_id": client_reference_id,
-                "customer": customer,
-                "metadata": dict(metadata or {}),
-                "payment_intent_data": {"metadata": dict(intent_metadata or {})},
-            }
-            session = self._create_session(params, created)
+            opened = self.open_checkout(
+                items,
+                client_reference_id=client_reference_id,
+                customer=customer,
+                metadata=metadata,
+                created=created,
+                percent_off=percent_off,
+            )
+            session = self._objects[opened["id"]]
             created = session["created"] if paid_at is None else paid_at
+            email = f"{client_reference_id or 'guest'}@example.com"
+            session["customer_details"] = {"email": email, "name": None, "phone": None}
+            session["customer_details"].update(address=None, tax_exempt="none", tax_ids=[])
+            if session["amount_total"] == 0:
+                session.update(status="complete", url=None, payment_status="no_payment_required")
+                self._emit("checkout.session.completed", session, created)
+                return copy.deepcopy(session)
             intent = self._intent(session["amount_total"], session["currency"], customer, created)
             intent["metadata"] = dict(intent_metadata or {})
             session.update(status="complete", url=None, payment_intent=intent["id"])
             if delayed:
                 intent.update(status="processing", payment_method_types=["us_bank_account"])
+                session["payment_method_types"] = ["card", "us_bank_account"]
                 self._emit(
                     "charge.pending", self._charge(intent, created, "us_bank_account"), created
                 )
@@ -90,6 +125,17 @@ class FakeStripe(StripeObjects):
                 self._succeed(intent, created)
                 session["payment_status"] = "paid"
             self._emit("checkout.session.completed", session, created)
+            return copy.deepcopy(session)
+
+    def expire(self, session_id: str, at: int | None = None) -> Json:
+        """An open session expires unpaid (24 hours after it was made, or expired early):
+        ``checkout.session.expired`` (https://docs.stripe.com/api/checkout/sessions/expire)."""
+        with self._lock:
+            session = self._objects[session_id]
+            if session["status"] != "open":
+                raise ValueError("Stripe: only an open session can expire")
+            session.update(status="expired", url=None)
+            self._emit("checkout.session.expired", session, at)
             return copy.deepcopy(session)
 
     def settle_delayed(self, session_id: str, succeeded: bool, at: int | None = None) -> Json:
@@ -226,6 +272,13 @@ class FakeStripe(StripeObjects):
             dispute.update(amount=amount or charge["amount"], currency=charge["currency"])
             dispute.update(payment_intent=charge["payment_intent"], reason="fraudulent")
             dispute.update(is_charge_refundable=inquiry, metadata={})
+            due = dispute["created"] + 7 * 86_400
+            dispute["evidence_details"] = {"due_by": due, "has_evidence": False}
+            dispute["evidence_details"].update(past_due=False, submission_count=0)
+            withdrawn = {"id": f"txn_fake{next(self._ids):010d}", "object": "balance_transaction"}
+            withdrawn.update(amount=-dispute["amount"], currency=dispute["currency"])
+            withdrawn.update(type="adjustment", reporting_category="dispute")
+            dispute["balance_transactions"] = [] if inquiry else [withdrawn]
             charge["disputed"] = True
             self._emit("charge.dispute.created", dispute, at)
             if not inquiry:
@@ -255,6 +308,13 @@ class FakeStripe(StripeObjects):
             return copy.deepcopy(warning)
 
     # -- what tests read ------------------------------------------------------------------------
+
+    def delivered(self, *event_ids: str) -> None:
+        """The endpoint acknowledged these events: ``pending_webhooks`` 0, so
+        ``GET /v1/events?delivery_success=false`` no longer lists them."""
+        with self._lock:
+            for event_id in event_ids:
+                self._objects[event_id]["pending_webhooks"] = 0
 
     def get(self, object_id: str) -> Json:
         """A copy of one stored object, as it is now."""

@@ -53,12 +53,6 @@ LIST_FILTERS = {
     "subscription": {"customer", "status"},
     "invoice": {"customer", "status"},
 }
-EXPANDABLE = {
-    ("checkout.session", "line_items"): "_expanded_line_items",
-    ("checkout.session", "payment_intent"): "_expanded_intent",
-    ("invoice", "payments"): "_expanded_payments",
-}
-"""(object type, field) → the method rendering the field expanded; nothing else expands."""
 CREATE_PARAMS = {
     "checkout.session": {
         "mode",
@@ -73,6 +67,17 @@ CREATE_PARAMS = {
     "payment_intent": {"amount", "currency", "customer", "metadata", "confirm", "payment_method"},
     "refund": {"payment_intent", "charge", "amount", "reason", "metadata"},
 }
+EXPANDABLE = {
+    "checkout.session": ("line_items", "payment_intent", "invoice", "payment_link"),
+    "payment_intent": ("latest_charge",),
+    "charge": ("payment_intent", "balance_transaction"),
+    "refund": ("charge", "payment_intent", "balance_transaction"),
+    "dispute": ("charge", "payment_intent"),
+    "radar.early_fraud_warning": ("charge", "payment_intent"),
+    "invoice": ("payments",),
+}
+"""The fields each object may have expanded (its id fields of other objects, and a Checkout
+Session's ``line_items``); any other is refused, as Stripe refuses it."""
 STRIPE_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 Opt = str | None
 
@@ -142,26 +147,31 @@ class StripeObjects(StripeHTTP):
         types = [params["type"]] if "type" in params else list(params.get("types") or [])
         if types:
             items = [o for o in items if any(fnmatch.fnmatchcase(o["type"], t) for t in types)]
+        if params.get("delivery_success") in ("true", "false"):  # pending or failed: false
+            undelivered = params["delivery_success"] == "false"
+            items = [o for o in items if (o["pending_webhooks"] > 0) == undelivered]
         return page(items, url, params, lambda o: self._render(o, params, "data."))
 
     def _render(self, obj: Json, params: Json, prefix: str) -> Json:
-        """The object as the API returns it: expandable fields only when asked for."""
+        """The object as the API returns it: expandable fields only when asked for
+        (``expand[]``, https://docs.stripe.com/api/expanding_objects): an id field named in
+        :data:`EXPANDABLE` becomes the object it names; ``line_items`` appears (first page)."""
         out = copy.deepcopy(obj)
         for wanted in params.get("expand") or []:
-            field = wanted[len(prefix) :] if wanted.startswith(prefix) else ""
-            expand = EXPANDABLE.get((obj["object"], field))
-            if expand is None:
+            name = wanted.removeprefix(prefix) if wanted.startswith(prefix) else None
+            if name not in EXPANDABLE.get(obj["object"], ()):
                 raise invalid(f"This property cannot be expanded ({wanted}).", "expand", "")
-            out[field] = getattr(self, expand)(obj)
+            if name == "line_items":
+                out["line_items"] = self._expanded_line_items(obj)
+            elif name == "payments":
+                out["payments"] = self._expanded_payments(obj)
+            elif obj.get(name) in self._objects:
+                out[name] = copy.deepcopy(self._objects[obj[name]])
         return out
 
     def _expanded_line_items(self, session: Json) -> Json:
         url = f"/v1/checkout/sessions/{session['id']}/line_items"
         return page(list(self._line_items[session["id"]]), url, {}, copy.deepcopy)
-
-    def _expanded_intent(self, session: Json) -> Json | None:
-        intent = session.get("payment_intent")
-        return copy.deepcopy(self._objects[intent]) if intent else None
 
     def _expanded_payments(self, invoice: Json) -> Json:
         found = [
@@ -194,14 +204,16 @@ class StripeObjects(StripeHTTP):
             event["data"]["previous_attributes"] = copy.deepcopy(previous)
         event["request"] = {"id": request_id, "idempotency_key": key}
 
-    def _line_item(self, price_id: str, quantity: int) -> Json:
+    def _line_item(self, price_id: str, quantity: int, percent_off: int = 0) -> Json:
         price = self._objects.get(price_id, {})
         if price.get("object") != "price":
             raise StripeFault(f"No such price: '{price_id}'", "line_items", "resource_missing")
         amount = price["unit_amount"] * quantity
+        off = amount * percent_off // 100
         item: Json = {"id": f"li_fake{next(self._ids):010d}", "object": "item"}
-        item.update(amount_discount=0, amount_subtotal=amount, amount_tax=0, amount_total=amount)
-        item.update(currency=price["currency"], description=price["product"])
+        item.update(amount_discount=off, amount_subtotal=amount, amount_tax=0)
+        item.update(amount_total=amount - off, currency=price["currency"], metadata={})
+        item.update(description=price["product"], adjustable_quantity=None)
         item.update(price=copy.deepcopy(price), quantity=quantity)
         return item
 
@@ -209,18 +221,27 @@ class StripeObjects(StripeHTTP):
         wanted = params.get("line_items")
         if not isinstance(wanted, list) or not wanted:
             raise invalid("Missing required param: line_items.", "line_items", "parameter_missing")
+        off = int(params.get("percent_off") or 0)  # a coupon's, set by the fake's customer
         items = [
-            self._line_item(str(i.get("price")), int_param(i, "quantity", 1, 1)) for i in wanted
+            self._line_item(str(i.get("price")), int_param(i, "quantity", 1, 1), off)
+            for i in wanted
         ]
+        subtotal = sum(item["amount_subtotal"] for item in items)
         total = sum(item["amount_total"] for item in items)
         session = self._store("cs_test", "checkout.session", created, mode="payment")
         session.update(status="open", payment_status="unpaid", payment_intent=None)
-        session.update(amount_subtotal=total, amount_total=total, currency=items[0]["currency"])
+        session.update(amount_subtotal=subtotal, amount_total=total, currency=items[0]["currency"])
         session.update(customer=params.get("customer"), metadata=params.get("metadata") or {})
         session["client_reference_id"] = params.get("client_reference_id")
         session["expires_at"] = session["created"] + 86_400
         session["url"] = f"https://checkout.stripe.com/c/pay/{session['id']}"
         session["success_url"] = params.get("success_url")
+        session.update(customer_creation="if_required", customer_details=None, invoice=None)
+        session.update(payment_link=None, payment_method_types=["card"], locale=None)
+        discounts = [{"coupon": f"co_fake{off}off", "promotion_code": None}] if off else []
+        session.update(discounts=discounts, currency_conversion=None)
+        amounts = {"amount_discount": subtotal - total, "amount_shipping": 0, "amount_tax": 0}
+        session["total_details"] = amounts
         self._line_items[session["id"]] = items
         return session
 
@@ -238,6 +259,9 @@ class StripeObjects(StripeHTTP):
         charge.update(amount_captured=amount, amount_refunded=0, refunded=False, paid=False)
         charge.update(captured=True, disputed=False, status="pending", metadata={})
         charge.update(customer=intent["customer"], payment_intent=intent["id"])
+        charge.update(balance_transaction=f"txn_fake{next(self._ids):010d}", description=None)
+        charge.update(failure_code=None, failure_message=None, outcome=None, refunds=None)
+        charge["billing_details"] = {"address": None, "email": None, "name": None, "phone": None}
         fingerprint = f"Fp{(intent['customer'] or 'guest')[-12:]}"
         if method == "card":
             details: Json = {"brand": "visa", "last4": "4242", "fingerprint": fingerprint}
@@ -252,6 +276,9 @@ class StripeObjects(StripeHTTP):
         the customer paid for a delayed method) succeeds, then the intent."""
         charge = self._objects.get(intent["latest_charge"] or "") or self._charge(intent, when)
         charge.update(status="succeeded", paid=True)
+        charge["outcome"] = {"network_status": "approved_by_network", "reason": None}
+        charge["outcome"].update(risk_level="normal", seller_message="Payment complete.")
+        charge["outcome"]["type"] = "authorized"
         intent.update(amount_received=intent["amount"], status="succeeded")
         self._emit("charge.succeeded", charge, when)
         self._emit("payment_intent.succeeded", intent, when)
