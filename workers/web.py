@@ -4,7 +4,7 @@
 | --- | --- |
 | ``POST /webhooks/{stripe,openai,kling,replicate,fal,suno}`` | 200 once the event is kept |
 | ``GET /healthz`` | 200 while the process serves |
-| ``GET /readyz`` | 200 when the database and the broker answer, else 503 |
+| ``GET /readyz`` | 200 when the ledger takes a write and the broker answers, else 503 |
 | ``GET /metrics`` | deliveries by route and outcome (Prometheus text format) |
 
 A delivery is refused with an empty body: 404 when its route is disabled (no secret), 413
@@ -65,6 +65,10 @@ hold the event loop)."""
 
 READY_TIMEOUT_S: Final = 2.0
 """``/readyz`` answers 503 for a check that takes longer than this."""
+
+WRITE_PROBE_S: Final = 1.5
+"""The ledger's write probe bounds itself by this (within :data:`READY_TIMEOUT_S`, so that
+its own error is the one logged)."""
 
 HINT_FETCH: Final[dict[str, Any]] = {"max_attempts": 2, "max_wait_s": 2.0}
 """The Suno-style hint route fetches the task while the provider waits for our answer: a
@@ -176,9 +180,10 @@ def _webhook(route: str, ingress: Ingress, settings: Settings) -> Callable[..., 
     return receive
 
 
-def _database_answers() -> None:
-    with runtime.ledger().db.read() as tx:
-        tx.all("applied_migrations")
+def _ledger_takes_a_write() -> None:
+    """A write transaction rolled back (``Database.probe_write``): reachable is not enough,
+    a locked, read-only, removed or replaced ledger refuses every delivery."""
+    runtime.ledger().db.probe_write(WRITE_PROBE_S)
 
 
 def _broker_answers() -> None:
@@ -202,7 +207,7 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     checks = {
-        "database": await _check(_database_answers),
+        "database": await _check(_ledger_takes_a_write),
         "broker": await _check(_broker_answers),
     }
     return JSONResponse(checks, status_code=200 if all(checks.values()) else 503)
