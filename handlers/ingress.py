@@ -19,12 +19,17 @@ provider's status API and keeps only that answer; the callback's body is never k
 provider whose callbacks are unsigned or do not sign the body is served the same way
 (:func:`hint_route`).
 
-Nothing unverified is kept. A delivery is answered as accepted only once its inbox row is
-committed: a database error propagates to the transport, which answers "try again".
+Nothing unverified is kept, and nothing verified either unless it is within the payload
+rule every door into Refundry applies (the ``payload_rule`` the transport passes:
+``workers.validation.payload``) and the job id a worker will put into a status URL has the
+shape its provider documents (``providers.job_ids``); else ``BodyMalformed``. A delivery is
+answered as accepted only once its inbox row is committed: a database error propagates to
+the transport, which answers "try again".
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections import Counter
@@ -35,6 +40,7 @@ from typing import Any, Final
 
 from handlers.fal_signatures import FalKeys, FalSignatures
 from handlers.intake import Enqueue, GroupCommit, LaterEnqueue, announce, new_event
+from handlers.thin_events import THIN_EVENTS
 from handlers.webhook_verification import (
     BodyMalformed,
     BodyTooLarge,
@@ -49,10 +55,11 @@ from handlers.webhook_verification import (
     verify_stripe,
 )
 from ledger import Ledger
-from ledger.errors import ConfigurationError
+from ledger.errors import ConfigurationError, InvalidJobId, InvalidPayload
 from ledger.inbox import NewEvent, Recorded
 from providers import openai
 from providers import stripe as stripe_events
+from providers.job_ids import check_job_id
 from providers.stripe_subscriptions import parse_subscription_event
 
 __all__ = [
@@ -63,6 +70,7 @@ __all__ = [
     "Fetch",
     "Ingress",
     "IngressConfig",
+    "PayloadRule",
     "RouteVerifier",
     "build_routes",
     "hint_route",
@@ -99,6 +107,10 @@ class Accepted:
 RouteVerifier = Callable[[bytes, Mapping[str, str]], Delivery | None]
 """``(body, headers with lower-case names) -> the verified delivery`` (``None``: verified
 but of no use), or raises ``DeliveryRefused``."""
+
+PayloadRule = Callable[[object], dict[str, Any]]
+"""``payload -> the payload as kept``, or raises ``InvalidPayload``: the rule every door
+applies (``workers.validation.payload``)."""
 
 Fetch = Callable[[str, str, str | None], Mapping[str, Any]]
 """``(provider, job id, operation) -> the job as the provider's status API answers``
@@ -238,10 +250,12 @@ class Ingress:
         enqueue: Enqueue,
         routes: Mapping[str, RouteVerifier],
         *,
+        payload_rule: PayloadRule,
         group_commit: bool = True,
     ) -> None:
         self.ledger = ledger
         self.routes = dict(routes)
+        self._payload_rule = payload_rule
         self._enqueue: Enqueue = LaterEnqueue(enqueue) if group_commit else enqueue
         self._group = GroupCommit(ledger.inbox, on_kept=self._announce) if group_commit else None
         self._lock = threading.Lock()
@@ -278,6 +292,8 @@ class Ingress:
             if verify is None:
                 raise RouteDisabled(route=route)
             delivery = verify(body, headers)
+            if delivery is not None:
+                delivery = self._within_the_rule(delivery)
         except DeliveryRefused as refused:
             self.count(route, refusal(refused))
             raise
@@ -291,6 +307,20 @@ class Ingress:
             operation=delivery.operation,
             webhook_id=delivery.webhook_id,
         )
+
+    def _within_the_rule(self, delivery: Delivery) -> Delivery:
+        """``delivery`` with its payload as the payload rule keeps it, once the job id a
+        thin event names (fetched by a worker later) has its documented shape. Raises
+        ``BodyMalformed``: verified, but nothing any door would keep."""
+        try:
+            payload = self._payload_rule(delivery.payload)
+            job_id_of = THIN_EVENTS.get(delivery.provider)
+            job_id = job_id_of(payload) if job_id_of is not None else None
+            if job_id is not None:
+                check_job_id(delivery.provider, job_id)
+        except (InvalidPayload, InvalidJobId) as exc:
+            raise BodyMalformed("outside the payload rule", error=type(exc).__name__) from None
+        return dataclasses.replace(delivery, payload=payload)
 
     def submit(self, event: NewEvent) -> Future[Recorded]:
         """Keep ``event``: the future is done once its row is committed and the event

@@ -51,7 +51,7 @@ from handlers.webhook_verification import (
     split_secrets,
 )
 from providers.pollers import SunoPoller
-from workers import runtime
+from workers import runtime, validation
 from workers.logs import install_redaction
 from workers.settings import Settings
 
@@ -104,7 +104,8 @@ def build_ingress(settings: Settings) -> Ingress:
     if settings.suno_api_key:
         fetch = SunoPoller(settings.suno_api_key, settings.suno_api_base, **HINT_FETCH).poll
     ledger = runtime.ledger()
-    return Ingress(ledger, enqueue_event, build_routes(config, ledger, fetch=fetch))
+    routes = build_routes(config, ledger, fetch=fetch)
+    return Ingress(ledger, enqueue_event, routes, payload_rule=validation.payload)
 
 
 async def _body(request: Request, limit: int) -> bytes:

@@ -14,8 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.integration.test_ingress_refusals import base_env, start
-from tests.support.ingress import IngressServer, body, inbox_rows, standard_headers
+from tests.support.ingress import IngressServer, base_env, body, inbox_rows, standard_headers, start
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
 

@@ -146,8 +146,10 @@ def test_a_suno_style_callback_proves_only_its_task_id() -> None:
         signatures.verify(body, _suno_headers("kie-key", "t-2", now))
     with pytest.raises(SignatureUnreadable):
         signatures.verify(body, {"x-webhook-timestamp": str(now), "x-webhook-signature": "!!"})
-    with pytest.raises(BodyMalformed):
-        signatures.verify(b'{"code":200}', _suno_headers("kie-key", "t-1", now))
+    for unverifiable in (b'{"code":200}', b'{"data":{"task_id":"t-\xff"}}', b"[]"):
+        with pytest.raises(SignatureRefused) as refused:  # no task id to check it against
+            signatures.verify(unverifiable, _suno_headers("kie-key", "t-1", now))
+        assert refused.value.why == "forged"
 
 
 def test_kie_ais_documented_hmac_matches_the_research_vector() -> None:
