@@ -185,10 +185,16 @@ def hint_route(
     """A route for callbacks whose signature does not cover the body: ``verify_job_id``
     proves only which job the provider named; the job is fetched from the provider's API
     (with the operation charged for it, which picks the endpoint) and that answer is kept.
-    A fetch error propagates (the provider retries; the stuck sweep polls regardless)."""
+    A verified job id of a shape the provider never sends is ``BodyMalformed`` (no retry
+    could fix it; nothing is fetched). A fetch error propagates (the provider retries; the
+    stuck sweep polls regardless)."""
 
     def verify(body: bytes, headers: Mapping[str, str]) -> Delivery:
         job_id = verify_job_id(body, headers)
+        try:
+            check_job_id(provider, job_id)  # before it reaches the ledger or a URL
+        except InvalidJobId:
+            raise BodyMalformed("the callback names an id of no documented shape") from None
         charged = ledger.generation_by_job(provider, job_id)
         operation = charged.operation if charged is not None else None
         answer = fetch(provider, job_id, operation)
@@ -351,7 +357,8 @@ class Ingress:
 
     def counts(self) -> dict[tuple[str, str], int]:
         """``(route, outcome) -> deliveries`` since start: ``accepted``, ``redelivery``,
-        ``ignored``, ``unavailable``, and each refusal (:func:`refusal`)."""
+        ``ignored``, ``unavailable``, ``disconnected`` (the sender hung up mid-body), and each
+        refusal (:func:`refusal`)."""
         with self._lock:
             return dict(self._counts)
 

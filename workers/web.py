@@ -3,6 +3,7 @@
 | method and path | answer |
 | --- | --- |
 | ``POST /webhooks/{stripe,openai,kling,replicate,fal,suno}`` | 200 once the event is kept |
+| ``POST /webhooks/{…}/`` | the same route (a trailing slash is never redirected) |
 | ``GET /healthz`` | 200 while the process serves |
 | ``GET /readyz`` | 200 when the ledger takes a write and the broker answers, else 503 |
 | ``GET /metrics`` | deliveries by route and outcome (Prometheus text format) |
@@ -37,7 +38,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -154,6 +155,10 @@ def _webhook(route: str, ingress: Ingress, settings: Settings) -> Callable[..., 
             ingress.count(route, refusal(refused))
             log.info("webhook %s refused: %s", route, refusal(refused))
             return Response(status_code=_status(refused))
+        except ClientDisconnect:  # the sender hung up mid-body: it will deliver again
+            ingress.count(route, "disconnected")
+            log.info("webhook %s: the sender disconnected before its body was complete", route)
+            return Response(status_code=400)  # sent to no one
         headers = dict(request.headers.items())  # names in lower case
         try:
             with anyio.fail_after(settings.ingress_deadline_s):
@@ -242,8 +247,9 @@ def create_app(settings: Settings | None = None, ingress: Ingress | None = None)
         return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
 
     routes = [
-        Route(f"/webhooks/{name}", _webhook(name, ingress, settings), methods=["POST"])
+        Route(path, _webhook(name, ingress, settings), methods=["POST"])
         for name in ROUTES
+        for path in (f"/webhooks/{name}", f"/webhooks/{name}/")  # as pasted in a dashboard
     ]
     routes += [
         Route("/healthz", healthz, methods=["GET"]),
@@ -257,6 +263,7 @@ def create_app(settings: Settings | None = None, ingress: Ingress | None = None)
         await anyio.to_thread.run_sync(ingress.close)  # uvicorn has finished the requests
 
     app = Starlette(routes=routes, lifespan=lifespan)
+    app.router.redirect_slashes = False  # a webhook sender counts a 3xx as a failed delivery
     app.state.ingress = ingress
     log.info("webhook routes enabled: %s", ", ".join(sorted(ingress.routes)) or "none")
     return app
