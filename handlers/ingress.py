@@ -52,6 +52,7 @@ from handlers.webhook_verification import (
     SunoSignatures,
     json_object,
     stripe_refusal,
+    stripe_secrets,
     verify_stripe,
 )
 from ledger import Ledger
@@ -64,6 +65,7 @@ from providers.stripe_subscriptions import parse_subscription_event
 
 __all__ = [
     "INLINE_ROUTES",
+    "NEEDS_API_KEY",
     "ROUTES",
     "Accepted",
     "Delivery",
@@ -129,9 +131,26 @@ class IngressConfig:
     fal_jwks_url: str = ""
     """Empty: the fal route is disabled."""
     fal_user_ids: tuple[str, ...] = ()
+    api_keys: frozenset[str] = frozenset()
+    """The provider API keys that are set, by variable (:data:`NEEDS_API_KEY`)."""
+
+
+NEEDS_API_KEY: Final = {
+    "stripe": "STRIPE_API_KEY",
+    "openai": "OPENAI_API_KEY",
+    "suno": "SUNO_API_KEY",
+}
+"""The routes whose deliveries can only be applied through their provider's API, and the
+key that needs: every Stripe event is confirmed at Stripe before it moves money, an OpenAI
+video event names a video that is fetched, a Suno-style hint names a task that is fetched.
+Such a route, its secret set and its key not, would keep what no worker can apply (dead
+letters later): :func:`build_routes` refuses it at start instead. Kling, Replicate and fal
+deliveries carry the whole result and need no key."""
 
 
 def _stripe_route(secrets: tuple[str, ...]) -> RouteVerifier:
+    secrets = stripe_secrets(secrets, variable="STRIPE_WEBHOOK_SECRET")
+
     def verify(body: bytes, headers: Mapping[str, str]) -> Delivery:
         header = headers.get("stripe-signature")
         try:
@@ -212,7 +231,14 @@ def build_routes(
 ) -> dict[str, RouteVerifier]:
     """The enabled routes. ``fetch`` serves the Suno-style hint route (required when its
     secret is set); ``fal_keys`` replaces the key set read from ``config.fal_jwks_url``.
-    Raises ``ConfigurationError`` for a secret that cannot be used."""
+    Raises ``ConfigurationError`` naming the variable (never its value) for a secret that
+    cannot be used, or for a route whose API key (:data:`NEEDS_API_KEY`) is unset."""
+    for route, key in NEEDS_API_KEY.items():
+        if getattr(config, route) and key not in config.api_keys:
+            raise ConfigurationError(
+                f"/webhooks/{route} cannot apply what it keeps without its provider's API",
+                variable=key,
+            )
     routes: dict[str, RouteVerifier] = {}
     if config.stripe:
         routes["stripe"] = _stripe_route(config.stripe)

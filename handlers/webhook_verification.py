@@ -48,6 +48,7 @@ from providers import stripe as stripe_events
 from providers.json_bodies import decode_json
 
 __all__ = [
+    "MIN_SECRET_BYTES",
     "TOLERANCE_S",
     "BodyMalformed",
     "BodyTooLarge",
@@ -62,6 +63,7 @@ __all__ = [
     "json_object",
     "split_secrets",
     "stripe_refusal",
+    "stripe_secrets",
     "timestamp_header",
     "verify_stripe",
     "window",
@@ -69,6 +71,10 @@ __all__ = [
 
 TOLERANCE_S: Final = 300
 """How far from now a delivery's signed timestamp may lie, in seconds, either way."""
+
+MIN_SECRET_BYTES: Final = 24
+"""A Standard Webhooks signing secret holds at least this many bytes ("Random. At least 24
+bytes", spec/standard-webhooks.md, "Signature scheme")."""
 
 
 class DeliveryRefused(RefundryError):
@@ -218,15 +224,23 @@ class StandardWebhooks:
 
 
 def _secret_key(secret: str, variable: str) -> bytes:
-    """The key of a ``whsec_<base64>`` secret (the prefix optional, padding too, as the
-    library reads it); ``ConfigurationError`` naming ``variable``, never the secret."""
+    """The key of a ``whsec_<base64>`` secret (the prefix and the padding optional, as the
+    library reads them): strict base64 of at least :data:`MIN_SECRET_BYTES`, else
+    ``ConfigurationError`` naming ``variable``, never the secret. The library itself decodes
+    leniently (skipping characters that are not base64) and accepts any length, so a
+    mistyped secret would start and then refuse every genuine delivery as forged."""
+    encoded = secret.removeprefix("whsec_")
     try:
-        key = base64.b64decode(secret.removeprefix("whsec_") + "==")
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except (ValueError, binascii.Error):
-        key = b""
-    if not key:
         raise ConfigurationError(
             "not a Standard Webhooks secret (whsec_ + base64)", variable=variable
+        ) from None
+    if len(key) < MIN_SECRET_BYTES:
+        raise ConfigurationError(
+            "a Standard Webhooks secret is too short",
+            variable=variable,
+            minimum_bytes=MIN_SECRET_BYTES,
         )
     return key
 
@@ -247,6 +261,18 @@ def _readable_entry(entry: str) -> bool:
 
 
 # --------------------------------------------------------------------------- Stripe
+
+
+def stripe_secrets(secrets: Sequence[str], *, variable: str) -> tuple[str, ...]:
+    """``secrets`` when each is a Stripe endpoint signing secret (``whsec_…``, as the
+    Dashboard and ``stripe listen`` show it: https://docs.stripe.com/webhooks/signature);
+    else ``ConfigurationError`` naming ``variable``, never the secret (an API key pasted in
+    its place would refuse every genuine event as forged)."""
+    if not secrets:
+        raise ConfigurationError("no signing secret", variable=variable)
+    if not all(secret.startswith("whsec_") and len(secret) > 6 for secret in secrets):
+        raise ConfigurationError("not a Stripe webhook signing secret (whsec_…)", variable=variable)
+    return tuple(secrets)
 
 
 def verify_stripe(body: bytes, header: str | None, secrets: Sequence[str]) -> dict[str, Any]:

@@ -50,6 +50,9 @@
 | ``REFUNDRY_INGRESS_DEADLINE_S`` | ``8`` | a delivery not kept by then is answered 503 |
 
 (*) Webhook secrets may be comma-separated: during a rotation any one of them verifies.
+``refundry web`` checks them at start (``handlers.ingress.build_routes``): Standard Webhooks
+secrets are ``whsec_`` + base64 of at least 24 bytes, Stripe's ``whsec_…``, and a route
+whose provider API key is unset does not start (exit 4, naming the variable).
 
 Every time budget derives from these values (``workers.budgets``), and a settings object
 whose worst cases would break the one-hour refund promise is refused. The default retry

@@ -42,7 +42,15 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from handlers.ingress import ROUTES, Accepted, Ingress, IngressConfig, build_routes, refusal
+from handlers.ingress import (
+    ROUTES,
+    Accepted,
+    Ingress,
+    IngressConfig,
+    RouteVerifier,
+    build_routes,
+    refusal,
+)
 from handlers.webhook_verification import (
     BodyMalformed,
     BodyTooLarge,
@@ -87,12 +95,13 @@ def _status(refused: DeliveryRefused) -> int:
     return next((status for kind, status in _STATUS if isinstance(refused, kind)), 400)
 
 
-def build_ingress(settings: Settings) -> Ingress:
-    """The ingress over this process's ledger and broker, with the routes whose secrets are
-    set. Raises ``ConfigurationError`` for a secret that cannot be used."""
-    from workers.actors import enqueue_event  # builds the broker
-
-    config = IngressConfig(
+def _ingress_config(settings: Settings) -> IngressConfig:
+    keys = {
+        "STRIPE_API_KEY": settings.stripe_api_key,
+        "OPENAI_API_KEY": settings.openai_api_key,
+        "SUNO_API_KEY": settings.suno_api_key,
+    }
+    return IngressConfig(
         stripe=split_secrets(settings.stripe_webhook_secret),
         openai=split_secrets(settings.openai_webhook_secret),
         kling=split_secrets(settings.kling_webhook_secret),
@@ -100,13 +109,26 @@ def build_ingress(settings: Settings) -> Ingress:
         suno=split_secrets(settings.suno_webhook_secret),
         fal_jwks_url=settings.fal_jwks_url,
         fal_user_ids=split_secrets(settings.fal_webhook_user_ids),
+        api_keys=frozenset(name for name, value in keys.items() if value),
     )
+
+
+def _routes(settings: Settings) -> dict[str, RouteVerifier]:
+    """The enabled routes over this process's ledger; ``ConfigurationError`` for a secret
+    that cannot be used or a route that could not apply what it keeps."""
     fetch = None
     if settings.suno_api_key:
         fetch = SunoPoller(settings.suno_api_key, settings.suno_api_base, **HINT_FETCH).poll
-    ledger = runtime.ledger()
-    routes = build_routes(config, ledger, fetch=fetch)
-    return Ingress(ledger, enqueue_event, routes, payload_rule=validation.payload)
+    return build_routes(_ingress_config(settings), runtime.ledger(), fetch=fetch)
+
+
+def build_ingress(settings: Settings) -> Ingress:
+    """The ingress over this process's ledger and broker, with the routes whose secrets are
+    set. Raises ``ConfigurationError`` (see ``handlers.ingress.build_routes``)."""
+    routes = _routes(settings)
+    from workers.actors import enqueue_event  # builds the broker
+
+    return Ingress(runtime.ledger(), enqueue_event, routes, payload_rule=validation.payload)
 
 
 async def _body(request: Request, limit: int) -> bytes:
@@ -281,6 +303,7 @@ def serve(host: str, port: int, *, processes: int = 1) -> None:
     settings = runtime.settings()
     runtime.ledger()  # migrations applied once, before any request
     if processes > 1:
+        _routes(settings)  # a bad secret or key stops this command, not each server process
         from workers.broker import resolve_redis_url
 
         os.environ["REDIS_URL"] = resolve_redis_url(settings)  # one broker for every process

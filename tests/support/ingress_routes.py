@@ -29,7 +29,18 @@ KLING_OLD = "whsec_" + "a2xpbmctb2xkLWluZ3Jlc3MtdGVzdC1zZWNyZXQtMzI="
 STRIPE_NEW, STRIPE_OLD = "whsec_stripe_ingress_new_0123456789", "whsec_stripe_ingress_old_987654"
 SUNO_KEY = "kie-hmac-ingress-test-key"
 SUNO_API_KEY = "suno-api-key-ingress-test"
-SECRETS = (OPENAI, KLING_NEW, KLING_OLD, STRIPE_NEW, STRIPE_OLD, SUNO_KEY, SUNO_API_KEY)
+STRIPE_API_KEY, OPENAI_API_KEY = "sk_test_ingress_routes", "sk-ingress-routes"
+SECRETS = (
+    OPENAI,
+    KLING_NEW,
+    KLING_OLD,
+    STRIPE_NEW,
+    STRIPE_OLD,
+    SUNO_KEY,
+    SUNO_API_KEY,
+    STRIPE_API_KEY,
+    OPENAI_API_KEY,
+)
 OTHER = "whsec_" + "c29tZW9uZS1lbHNlLWVudGlyZWx5LXNlY3JldC0zMmI="
 LIMIT = 4096
 FAL_USER = "fal-user-1"
@@ -50,6 +61,8 @@ def routes_env(
         "SUNO_WEBHOOK_SECRET": SUNO_KEY,
         "SUNO_API_KEY": SUNO_API_KEY,
         "SUNO_API_BASE": suno.url,
+        "STRIPE_API_KEY": STRIPE_API_KEY,  # the routes that apply through the provider's API
+        "OPENAI_API_KEY": OPENAI_API_KEY,  # start only with its key; nothing here calls it
     }
 
 
