@@ -48,6 +48,7 @@
 | ``FAL_WEBHOOK_USER_IDS`` | empty: any fal account | fal accounts whose deliveries are accepted |
 | ``REFUNDRY_MAX_BODY_BYTES`` | ``1048576`` | larger webhook bodies are refused (413) |
 | ``REFUNDRY_INGRESS_DEADLINE_S`` | ``8`` | a delivery not kept by then is answered 503 |
+| ``REFUNDRY_BODY_TIMEOUT_S`` | ``10`` | a webhook body not received by then: 408, closed |
 
 (*) Webhook secrets may be comma-separated: during a rotation any one of them verifies.
 ``refundry web`` checks them at start (``handlers.ingress.build_routes``): Standard Webhooks
@@ -130,6 +131,7 @@ class Settings:
     fal_webhook_user_ids: str = ""
     max_body_bytes: int = 1_048_576
     ingress_deadline_s: int = 8
+    body_timeout_s: int = 10
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -253,6 +255,7 @@ VARIABLES: dict[str, tuple[str, Parse]] = {
     "FAL_WEBHOOK_USER_IDS": ("fal_webhook_user_ids", _text),
     "REFUNDRY_MAX_BODY_BYTES": ("max_body_bytes", _positive),
     "REFUNDRY_INGRESS_DEADLINE_S": ("ingress_deadline_s", _positive),
+    "REFUNDRY_BODY_TIMEOUT_S": ("body_timeout_s", _positive),
 }
 """Environment variable → (the ``Settings`` field it sets, how it is read). ``DATABASE_URL``,
 ``REDIS_URL`` and ``REFUNDRY_HOME`` are read on their own (their defaults depend on each

@@ -8,10 +8,11 @@
 | ``GET /readyz`` | 200 when the ledger takes a write and the broker answers, else 503 |
 | ``GET /metrics`` | deliveries by route and outcome (Prometheus text format) |
 
-A delivery is refused with an empty body: 404 when its route is disabled (no secret), 413
-over ``REFUNDRY_MAX_BODY_BYTES`` (the ``Content-Length`` and the bytes actually streamed are
-both counted), 400 malformed, 401 not verified. It is answered 200 only once its inbox row is
-committed; anything else, a database outage included or no answer within
+A delivery is refused with an empty body: 404 when its route is disabled (no secret), 408
+when its body is not received within ``REFUNDRY_BODY_TIMEOUT_S`` (and the connection is
+closed), 413 over ``REFUNDRY_MAX_BODY_BYTES`` (the ``Content-Length`` and the bytes actually
+streamed are both counted), 400 malformed, 401 not verified. It is answered 200 only once
+its inbox row is committed; anything else, a database outage included or no answer within
 ``REFUNDRY_INGRESS_DEADLINE_S``, is 503 so that the provider delivers it again. A delivery
 still being kept when its deadline passes finishes in the background: its retry is then
 known as a redelivery.
@@ -79,6 +80,10 @@ WRITE_PROBE_S: Final = 1.5
 """The ledger's write probe bounds itself by this (within :data:`READY_TIMEOUT_S`, so that
 its own error is the one logged)."""
 
+MAX_HEADER_BYTES: Final = 16_384
+"""The request line and headers together, in bytes (h11's own default, made explicit): a
+webhook's headers take well under 4 KiB."""
+
 HINT_FETCH: Final[dict[str, Any]] = {"max_attempts": 2, "max_wait_s": 2.0}
 """The Suno-style hint route fetches the task while the provider waits for our answer: a
 short retry budget; past it the provider is answered 503 and delivers again."""
@@ -131,8 +136,10 @@ def build_ingress(settings: Settings) -> Ingress:
     return Ingress(runtime.ledger(), enqueue_event, routes, payload_rule=validation.payload)
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    """The request body, refused past ``limit`` bytes whatever ``Content-Length`` claims."""
+async def _body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The request body, refused past ``limit`` bytes whatever ``Content-Length`` claims;
+    ``TimeoutError`` when it is not all received within ``timeout_s`` (a stalled sender
+    must not hold a connection and its file descriptor)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -140,11 +147,12 @@ async def _body(request: Request, limit: int) -> bytes:
         if int(declared) > limit:
             raise BodyTooLarge(limit=limit)
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(limit=limit)
-        chunks.append(chunk)
+    with anyio.fail_after(timeout_s):
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(limit=limit)
+            chunks.append(chunk)
     return b"".join(chunks)
 
 
@@ -172,7 +180,7 @@ def _webhook(route: str, ingress: Ingress, settings: Settings) -> Callable[..., 
         try:
             if not ingress.enabled(route):
                 raise RouteDisabled(route=route)
-            body = await _body(request, settings.max_body_bytes)
+            body = await _body(request, settings.max_body_bytes, settings.body_timeout_s)
         except DeliveryRefused as refused:  # refused before the ingress saw it
             ingress.count(route, refusal(refused))
             log.info("webhook %s refused: %s", route, refusal(refused))
@@ -181,6 +189,12 @@ def _webhook(route: str, ingress: Ingress, settings: Settings) -> Callable[..., 
             ingress.count(route, "disconnected")
             log.info("webhook %s: the sender disconnected before its body was complete", route)
             return Response(status_code=400)  # sent to no one
+        except TimeoutError:  # the sender stalled mid-body: it will deliver again
+            ingress.count(route, "slow_body")
+            log.info(
+                "webhook %s: body not received within %d s; closed", route, settings.body_timeout_s
+            )
+            return Response(status_code=408, headers={"Connection": "close"})
         headers = dict(request.headers.items())  # names in lower case
         try:
             with anyio.fail_after(settings.ingress_deadline_s):
@@ -308,13 +322,25 @@ def serve(host: str, port: int, *, processes: int = 1) -> None:
 
         os.environ["REDIS_URL"] = resolve_redis_url(settings)  # one broker for every process
         uvicorn.run(
-            "workers.web:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=processes,
-            access_log=False,
-            server_header=False,
+            "workers.web:create_app", factory=True, workers=processes, **_server(host, port)
         )
         return
-    uvicorn.run(create_app(settings), host=host, port=port, access_log=False, server_header=False)
+    uvicorn.run(create_app(settings), **_server(host, port))
+
+
+def _server(host: str, port: int) -> dict[str, Any]:
+    """uvicorn's options. h11, not httptools: h11 bounds the request line and headers
+    (:data:`MAX_HEADER_BYTES`; past it the request is refused before it is read whole),
+    while uvicorn offers no header bound for httptools (a 64 MiB header was read whole;
+    https://github.com/Kludex/uvicorn/issues/157). Neither times out a client that stalls
+    before its headers are complete: internet-facing deployments sit behind a reverse proxy
+    with header and body timeouts (README, "Behind a reverse proxy"); the body has its own
+    deadline here (``REFUNDRY_BODY_TIMEOUT_S``)."""
+    return {
+        "host": host,
+        "port": port,
+        "http": "h11",
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+        "access_log": False,
+        "server_header": False,
+    }
