@@ -51,8 +51,8 @@
 | ``REFUNDRY_BODY_TIMEOUT_S`` | ``10`` | a webhook body not received by then: 408, closed |
 
 (*) Webhook secrets may be comma-separated: during a rotation any one of them verifies.
-``refundry web`` checks them at start (``handlers.ingress.build_routes``): Standard Webhooks
-secrets are ``whsec_`` + base64 of at least 24 bytes, Stripe's ``whsec_…``, and a route
+``refundry web`` checks them at start (``handlers.ingress_routes.build_routes``): Standard
+Webhooks secrets are ``whsec_`` + base64 of at least 24 bytes, Stripe's ``whsec_…``, and a route
 whose provider API key is unset does not start (exit 4, naming the variable).
 
 Every time budget derives from these values (``workers.budgets``), and a settings object

@@ -43,15 +43,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from handlers.ingress import (
-    ROUTES,
-    Accepted,
-    Ingress,
-    IngressConfig,
-    RouteVerifier,
-    build_routes,
-    refusal,
-)
+from handlers.ingress import Accepted, Ingress, refusal
+from handlers.ingress_routes import ROUTES, IngressConfig, RouteVerifier, build_routes
 from handlers.webhook_verification import (
     BodyMalformed,
     BodyTooLarge,
@@ -129,7 +122,7 @@ def _routes(settings: Settings) -> dict[str, RouteVerifier]:
 
 def build_ingress(settings: Settings) -> Ingress:
     """The ingress over this process's ledger and broker, with the routes whose secrets are
-    set. Raises ``ConfigurationError`` (see ``handlers.ingress.build_routes``)."""
+    set. Raises ``ConfigurationError`` (see ``handlers.ingress_routes.build_routes``)."""
     routes = _routes(settings)
     from workers.actors import enqueue_event  # builds the broker
 
