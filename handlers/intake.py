@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, Final, Protocol
 
+from ledger.errors import LedgerUnavailable
 from ledger.inbox import NewEvent, Recorded
 from providers.deliveries import delivery_key
 
@@ -210,7 +211,9 @@ class GroupCommit:
 
 
 def _database_unavailable(exc: BaseException) -> bool:
-    """A DB-API ``OperationalError`` (PEP 249: disconnects, timeouts, a locked database;
-    psycopg's pool timeout is one): trying the batch's events one by one would only wait
-    that many times longer."""
+    """``LedgerUnavailable``, or a DB-API ``OperationalError`` (PEP 249: disconnects,
+    timeouts, a locked database; psycopg's pool timeout is one): trying the batch's events
+    one by one would only wait that many times longer."""
+    if isinstance(exc, LedgerUnavailable):
+        return True
     return any(cls.__name__ == "OperationalError" for cls in type(exc).__mro__)

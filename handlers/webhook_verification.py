@@ -37,17 +37,18 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import standardwebhooks
 
-from ledger.errors import ConfigurationError, RefundryError
+from ledger.errors import ConfigurationError, InvalidPayload, RefundryError
 from providers import stripe as stripe_events
+from providers.json_bodies import decode_json
 
 __all__ = [
+    "MIN_SECRET_BYTES",
     "TOLERANCE_S",
     "BodyMalformed",
     "BodyTooLarge",
@@ -62,6 +63,7 @@ __all__ = [
     "json_object",
     "split_secrets",
     "stripe_refusal",
+    "stripe_secrets",
     "timestamp_header",
     "verify_stripe",
     "window",
@@ -69,6 +71,10 @@ __all__ = [
 
 TOLERANCE_S: Final = 300
 """How far from now a delivery's signed timestamp may lie, in seconds, either way."""
+
+MIN_SECRET_BYTES: Final = 24
+"""A Standard Webhooks signing secret holds at least this many bytes ("Random. At least 24
+bytes", spec/standard-webhooks.md, "Signature scheme")."""
 
 
 class DeliveryRefused(RefundryError):
@@ -123,17 +129,15 @@ def window(timestamp: int, *, now: float | None = None) -> str | None:
     return None
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def json_object(body: bytes | str) -> dict[str, Any]:
-    """The body as a JSON object; ``BodyMalformed`` for anything else (bad UTF-8 or JSON,
-    ``NaN``, nesting too deep for the parser, an array or scalar)."""
+    """The body as a JSON object, read by the one JSON decoder of every door
+    (``providers.json_bodies.decode_json``); ``BodyMalformed`` for anything else (not UTF-8
+    or not JSON, ``NaN`` or ``Infinity``, a lone surrogate, a number of more than 100 digits,
+    nesting past its depth, an array or scalar)."""
     try:
-        value = json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
-        raise BodyMalformed("the body is not JSON") from None
+        value = decode_json(body, field="body")
+    except InvalidPayload:
+        raise BodyMalformed("the body is not strict JSON") from None
     if not isinstance(value, dict):
         raise BodyMalformed("the body is not a JSON object", type=type(value).__name__)
     return value
@@ -157,37 +161,44 @@ def check_window(timestamp: int) -> None:
 
 class StandardWebhooks:
     """One route's Standard Webhooks secrets (``whsec_<base64>``), verified with the
-    ``standardwebhooks`` library (which also enforces the five-minute window both ways)."""
+    ``standardwebhooks`` library (which also enforces the five-minute window both ways).
+
+    The signature is checked before the body is read: a body no secret verifies is
+    ``forged`` whatever it holds. Every entry of the space-separated ``webhook-signature``
+    list is tried until one matches (the spec: "try to verify each signature until one
+    matches"); entries the scheme cannot parse are skipped, and only a list of nothing
+    else is ``unreadable``.
+    """
 
     def __init__(self, secrets: Sequence[str], *, variable: str) -> None:
-        hooks = []
-        for secret in secrets:
-            try:
-                hooks.append(standardwebhooks.Webhook(secret))
-            except (ValueError, binascii.Error, standardwebhooks.webhooks.EmptyWebhookSecretError):
-                raise ConfigurationError(
-                    "not a Standard Webhooks secret (whsec_ + base64)", variable=variable
-                ) from None
-        if not hooks:
+        if not secrets:
             raise ConfigurationError("no signing secret", variable=variable)
-        self._hooks = tuple(hooks)
+        self._keys = tuple(_secret_key(secret, variable) for secret in secrets)
+        self._hooks = tuple(standardwebhooks.Webhook(key) for key in self._keys)
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
         """``(webhook-id, the JSON object)`` of a genuine delivery. ``headers`` have lower-case
-        names. Raises ``SignatureRefused``, ``SignatureUnreadable`` or ``BodyMalformed``."""
+        names. Raises ``SignatureRefused``, ``SignatureUnreadable`` or (verified, but not a
+        JSON object) ``BodyMalformed``."""
         webhook_id = headers.get("webhook-id", "")
         signature = headers.get("webhook-signature", "")
-        if not (webhook_id and signature and headers.get("webhook-timestamp")):
+        stamp = headers.get("webhook-timestamp", "")
+        if not (webhook_id and signature and stamp):
             raise SignatureRefused("missing")
-        check_window(timestamp_header(headers.get("webhook-timestamp")))
+        check_window(timestamp_header(stamp))
+        listed = [entry for entry in signature.split(" ") if _readable_entry(entry)]
+        if not listed:
+            raise SignatureUnreadable("no entry of the webhook-signature header is readable")
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
-            raise BodyMalformed("the body is not UTF-8") from None
+            if self._signed_bytes(webhook_id, stamp, body, listed):
+                raise BodyMalformed("the body is not UTF-8") from None
+            raise SignatureRefused("forged") from None
         wanted = {
             "webhook-id": webhook_id,
-            "webhook-timestamp": headers["webhook-timestamp"],
-            "webhook-signature": signature,
+            "webhook-timestamp": stamp,
+            "webhook-signature": " ".join(listed),
         }
         for hook in self._hooks:
             try:
@@ -199,8 +210,69 @@ class StandardWebhooks:
             return webhook_id, json_object(text)
         raise SignatureRefused("forged")
 
+    def _signed_bytes(self, webhook_id: str, stamp: str, body: bytes, listed: list[str]) -> bool:
+        """Whether a body that is not UTF-8 carries a genuine signature. Hand-written: the
+        library verifies text only, while the spec signs the body's bytes; the same
+        HMAC-SHA256 of ``{id}.{timestamp}.{body}`` under the decoded secret."""
+        signed = f"{webhook_id}.{stamp}.".encode() + body
+        given = [base64.b64decode(entry.split(",")[1]) for entry in listed if entry[:3] == "v1,"]
+        for key in self._keys:
+            expected = hmac.new(key, signed, hashlib.sha256).digest()
+            if any(hmac.compare_digest(expected, each) for each in given):
+                return True
+        return False
+
+
+def _secret_key(secret: str, variable: str) -> bytes:
+    """The key of a ``whsec_<base64>`` secret (the prefix and the padding optional, as the
+    library reads them): strict base64 of at least :data:`MIN_SECRET_BYTES`, else
+    ``ConfigurationError`` naming ``variable``, never the secret. The library itself decodes
+    leniently (skipping characters that are not base64) and accepts any length, so a
+    mistyped secret would start and then refuse every genuine delivery as forged."""
+    encoded = secret.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (ValueError, binascii.Error):
+        raise ConfigurationError(
+            "not a Standard Webhooks secret (whsec_ + base64)", variable=variable
+        ) from None
+    if len(key) < MIN_SECRET_BYTES:
+        raise ConfigurationError(
+            "a Standard Webhooks secret is too short",
+            variable=variable,
+            minimum_bytes=MIN_SECRET_BYTES,
+        )
+    return key
+
+
+def _readable_entry(entry: str) -> bool:
+    """A ``webhook-signature`` list entry the library can parse: ``<version>,<signature>``,
+    base64 for ``v1`` (decoded as leniently as the library decodes it)."""
+    parts = entry.split(",")
+    if len(parts) != 2:
+        return False
+    if parts[0] != "v1":
+        return True  # another scheme's entry: the library skips it
+    try:
+        base64.b64decode(parts[1])
+    except (ValueError, binascii.Error):
+        return False
+    return True
+
 
 # --------------------------------------------------------------------------- Stripe
+
+
+def stripe_secrets(secrets: Sequence[str], *, variable: str) -> tuple[str, ...]:
+    """``secrets`` when each is a Stripe endpoint signing secret (``whsec_…``, as the
+    Dashboard and ``stripe listen`` show it: https://docs.stripe.com/webhooks/signature);
+    else ``ConfigurationError`` naming ``variable``, never the secret (an API key pasted in
+    its place would refuse every genuine event as forged)."""
+    if not secrets:
+        raise ConfigurationError("no signing secret", variable=variable)
+    if not all(secret.startswith("whsec_") and len(secret) > 6 for secret in secrets):
+        raise ConfigurationError("not a Stripe webhook signing secret (whsec_…)", variable=variable)
+    return tuple(secrets)
 
 
 def verify_stripe(body: bytes, header: str | None, secrets: Sequence[str]) -> dict[str, Any]:
@@ -261,11 +333,10 @@ class SunoSignatures:
         self._keys = tuple(secret.encode("utf-8") for secret in secrets)
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> str:
-        """The task id a genuine callback names. Raises ``BodyMalformed`` (no task id to
-        check the signature against), ``SignatureRefused`` or ``SignatureUnreadable``."""
-        task_id = _task_id(json_object(body))
-        if task_id is None:
-            raise BodyMalformed("the callback names no task")
+        """The task id a genuine callback names. Raises ``SignatureRefused`` (missing, stale,
+        future, or forged: no key signs the task id read from the body, or the body names
+        none that could be checked) or ``SignatureUnreadable``. The headers are checked
+        before the body is read; the body is read only for the task id its signature covers."""
         signature = headers.get("x-webhook-signature", "")
         if not signature or not headers.get("x-webhook-timestamp"):
             raise SignatureRefused("missing")
@@ -275,6 +346,12 @@ class SunoSignatures:
             given = base64.b64decode(signature, validate=True)
         except (ValueError, binascii.Error):
             raise SignatureUnreadable("the signature is not base64") from None
+        try:
+            task_id = _task_id(json_object(body))
+        except BodyMalformed:
+            task_id = None
+        if task_id is None:  # nothing the signature could be checked against
+            raise SignatureRefused("forged")
         signed = f"{task_id}.{timestamp}".encode()
         if not any(_matches(key, signed, given) for key in self._keys):
             raise SignatureRefused("forged")

@@ -1,10 +1,10 @@
 """The two databases the ledger runs on, behind one small interface.
 
-SQLite is the embedded default (one file under ``.refundry/``); PostgreSQL is production,
-with the tables in their own schema. Each write runs in one transaction that holds the
-write lock from its first statement: ``BEGIN IMMEDIATE`` on SQLite (a deferred transaction
-that reads then writes fails at once with "database is locked"), row locks (``FOR UPDATE``)
-on PostgreSQL.
+SQLite is the embedded default (one file under ``.refundry/``, ``ledger.sqlite_database``);
+PostgreSQL is production, with the tables in their own schema. Each write runs in one
+transaction that holds the write lock from its first statement: ``BEGIN IMMEDIATE`` on
+SQLite (a deferred transaction that reads then writes fails at once with "database is
+locked"), row locks (``FOR UPDATE``) on PostgreSQL. The interface is ``ledger.database``.
 
 Opening a database that cannot be reached fails within ``CONNECT_TIMEOUT_S`` with
 ``LedgerUnavailable`` naming where it looked (never the password); opened with
@@ -16,35 +16,28 @@ percent-encoded, a bad port) raises ``ConfigurationError`` without repeating it.
 
 from __future__ import annotations
 
-import os
 import re
-import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
-from ledger.errors import (
-    ConfigurationError,
-    LedgerError,
-    LedgerNotFound,
-    LedgerUnavailable,
-)
-from ledger.private_files import private_folder
+from ledger.database import Database, Row, Tx, required, split_statements
+from ledger.errors import ConfigurationError, LedgerNotFound, LedgerUnavailable
 from ledger.queries import query, to_pyformat
 from ledger.server_urls import ServerURL, parse_server_url
+from ledger.sqlite_database import SqliteDatabase
 
 __all__ = [
     "CONNECT_TIMEOUT_S",
     "SUPPORTED_SCHEMES",
     "Database",
     "PostgresDatabase",
+    "Row",
     "SqliteDatabase",
     "Tx",
     "database_location",
@@ -52,7 +45,6 @@ __all__ = [
     "required",
 ]
 
-Row = dict[str, Any]
 
 #: The URL schemes ``open_database`` understands (a plain path is a SQLite file too).
 SUPPORTED_SCHEMES: Final[tuple[str, ...]] = ("postgresql://", "postgres://", "sqlite:///")
@@ -61,166 +53,6 @@ CONNECT_TIMEOUT_S: Final[int] = 5
 #: How long a PostgreSQL read or write waits for a pooled connection before
 #: ``LedgerUnavailable`` (the server is down, or every connection is busy).
 CHECKOUT_TIMEOUT_S: Final[float] = 10.0
-
-
-class Tx(Protocol):
-    """One open transaction (or one read)."""
-
-    def all(self, name: str, /, **params: Any) -> list[Row]:
-        """Run the named query, return every row."""
-        ...
-
-    def one(self, name: str, /, **params: Any) -> Row | None:
-        """Run the named query, return its first row or None."""
-        ...
-
-    def script(self, sql: str) -> None:
-        """Run raw DDL (migrations only)."""
-        ...
-
-
-class Database(Protocol):
-    dialect: str
-
-    def write(self) -> AbstractContextManager[Tx]:
-        """One write transaction, committed on success."""
-        ...
-
-    def read(self) -> AbstractContextManager[Tx]:
-        """A consistent read."""
-        ...
-
-    def schema_change(self) -> AbstractContextManager[Tx]:
-        """The write transaction a migration runs in."""
-        ...
-
-    def close(self) -> None:
-        """Release connections."""
-        ...
-
-
-class _SqliteTx:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def all(self, name: str, /, **params: Any) -> list[Row]:
-        cur = self._conn.execute(query(name, "sqlite"), params)
-        return [dict(row) for row in cur.fetchall()]
-
-    def one(self, name: str, /, **params: Any) -> Row | None:
-        rows = self.all(name, **params)
-        return rows[0] if rows else None
-
-    def script(self, sql: str) -> None:
-        # executescript() would COMMIT first and break the migration's transaction.
-        for statement in _split_statements(sql):
-            self._conn.execute(statement)
-
-
-class SqliteDatabase:
-    """SQLite in WAL mode; one connection per thread (sqlite3 objects are thread-bound)."""
-
-    dialect = "sqlite"
-
-    def __init__(self, path: Path, busy_timeout_s: float = 60.0) -> None:
-        self.path = path
-        self._busy_timeout_s = busy_timeout_s
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        try:
-            _private_file(path)
-        except OSError as exc:
-            raise ConfigurationError(
-                "cannot create the ledger's folder", folder=str(path.parent), error=exc.strerror
-            ) from exc
-
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(
-                self.path,
-                timeout=self._busy_timeout_s,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            conn.row_factory = sqlite3.Row
-            _enable_wal(conn)
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
-
-    @contextmanager
-    def write(self) -> Iterator[Tx]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield _SqliteTx(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-    @contextmanager
-    def read(self) -> Iterator[Tx]:
-        conn = self._conn()
-        conn.execute("BEGIN")
-        try:
-            yield _SqliteTx(conn)
-        finally:
-            conn.execute("COMMIT")
-
-    @contextmanager
-    def schema_change(self) -> Iterator[Tx]:
-        """A write transaction with foreign keys off, checked before it commits: SQLite's
-        documented way to rebuild a table other tables reference
-        (https://www.sqlite.org/lang_altertable.html#otheralter). The pragma is a no-op
-        inside a transaction, so it is set before ``BEGIN`` and restored after."""
-        conn = self._conn()
-        conn.execute("PRAGMA foreign_keys=OFF")
-        try:
-            with self.write() as tx:
-                yield tx
-                broken = conn.execute("PRAGMA foreign_key_check").fetchall()
-                if broken:
-                    raise LedgerError("a migration broke a foreign key", table=broken[0][0])
-        finally:
-            conn.execute("PRAGMA foreign_keys=ON")
-
-    def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
-
-
-@retry(
-    retry=retry_if_exception_type(sqlite3.OperationalError),
-    wait=wait_random_exponential(multiplier=0.01, max=0.5),
-    stop=stop_after_delay(30),
-    reraise=True,
-)
-def _private_file(path: Path) -> None:
-    """Create the ledger file readable by its owner only (0600; folders it creates 0700):
-    it holds balances and event payloads. SQLite gives its -wal and -shm files the same
-    mode as the database file."""
-    private_folder(path.parent)
-    try:
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    except FileExistsError:
-        status = path.stat()
-        if status.st_mode & 0o077 and status.st_uid == os.getuid():
-            path.chmod(0o600)
-
-
-def _enable_wal(conn: sqlite3.Connection) -> None:
-    """Switching a new database to WAL takes an exclusive lock and, unlike ordinary writes,
-    does not wait on the busy handler: several processes opening it at once retry here."""
-    conn.execute("PRAGMA journal_mode=WAL")
 
 
 class _PostgresTx:
@@ -239,7 +71,7 @@ class _PostgresTx:
         return list(cur.fetchall()) if cur.description else []
 
     def script(self, sql: str) -> None:
-        for statement in _split_statements(sql):
+        for statement in split_statements(sql):
             self._conn.execute(statement.encode())
 
     def raw(self, sql: str, params: dict[str, Any]) -> list[Row]:
@@ -330,21 +162,36 @@ class PostgresDatabase:
             with conn.transaction():
                 yield _PostgresTx(conn)
 
+    def probe_write(self, timeout_s: float) -> None:
+        """A pooled connection within ``timeout_s``, then one row rewritten and rolled back
+        under statement and lock timeouts of ``timeout_s``: ``LedgerUnavailable`` when the
+        server is down, every connection busy, the row locked that long, or the database
+        read-only (``default_transaction_read_only``, a standby after a failover)."""
+        budget_ms = str(max(1, int(timeout_s * 1000)))
+        try:
+            with (
+                self._pool.connection(timeout=timeout_s) as conn,
+                conn.transaction(force_rollback=True),
+            ):
+                conn.execute(
+                    "SELECT set_config('statement_timeout', %(ms)s, true),"
+                    " set_config('lock_timeout', %(ms)s, true)",
+                    {"ms": budget_ms},
+                )
+                _PostgresTx(conn).all("write_probe")
+        except PoolTimeout as exc:
+            raise LedgerUnavailable(
+                "no connection to the ledger's database", location=self.location, waited_s=timeout_s
+            ) from exc
+        except psycopg.Error as exc:
+            raise LedgerUnavailable(
+                "the ledger does not take a write",
+                location=self.location,
+                error=type(exc).__name__,
+            ) from exc
+
     def close(self) -> None:
         self._pool.close()
-
-
-def required(row: Row | None) -> Row:
-    """A row the caller's own transaction just wrote or locked: its absence is a bug."""
-    if row is None:
-        raise LedgerError("row vanished inside its own transaction")
-    return row
-
-
-def _split_statements(sql: str) -> list[str]:
-    """Split a migration into statements (our migrations have no ``;`` inside literals)."""
-    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
 def _not_found(location: str) -> LedgerNotFound:

@@ -48,6 +48,7 @@
 | ``FAL_WEBHOOK_USER_IDS`` | empty: any fal account | fal accounts whose deliveries are accepted |
 | ``REFUNDRY_MAX_BODY_BYTES`` | ``1048576`` | larger webhook bodies are refused (413) |
 | ``REFUNDRY_INGRESS_DEADLINE_S`` | ``8`` | a delivery not kept by then is answered 503 |
+| ``REFUNDRY_BODY_TIMEOUT_S`` | ``10`` | a webhook body not received by then: 408, closed |
 
 (*) Webhook secrets may be comma-separated: during a rotation any one of them verifies.
 (**) Parsed before any driver sees it (``ledger.server_urls``): the password percent-encoded.
@@ -74,12 +75,17 @@ Each whole-number setting is written in ASCII digits and lies in its range (incl
 | ``REFUNDRY_DUPLICATE_WINDOW_S`` | 0 to 2592000 |
 | ``REFUNDRY_MAX_BODY_BYTES`` | 1 to 67108864 |
 | ``REFUNDRY_INGRESS_DEADLINE_S`` | 1 to 300 |
+| ``REFUNDRY_BODY_TIMEOUT_S`` | 1 to 300 |
 
 Text settings hold no control character; the two actions are one of the values named
 above; ``REFUNDRY_PACKS`` and ``REFUNDRY_DEADLINES`` are read strictly
 (``handlers.setting_json``: whole numbers only, at most 64 KiB); an API base URL is
 ``http(s)://host…`` without credentials, query or fragment. Anything else is refused with
 ``ConfigurationError`` naming the variable.
+
+``refundry web`` checks them at start (``handlers.ingress_routes.build_routes``): Standard
+Webhooks secrets are ``whsec_`` + base64 of at least 24 bytes, Stripe's ``whsec_…``, and a route
+whose provider API key is unset does not start (exit 4, naming the variable).
 
 Every time budget derives from these values (``workers.budgets``), and a settings object
 whose worst cases would break the one-hour refund promise is refused. The default retry
@@ -167,6 +173,7 @@ class Settings:
     fal_webhook_user_ids: str = ""
     max_body_bytes: int = 1_048_576
     ingress_deadline_s: int = 8
+    body_timeout_s: int = 10
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -336,6 +343,7 @@ VARIABLES: dict[str, tuple[str, Parse]] = {
     "FAL_WEBHOOK_USER_IDS": ("fal_webhook_user_ids", _text),
     "REFUNDRY_MAX_BODY_BYTES": ("max_body_bytes", WholeNumber(1, 67_108_864)),
     "REFUNDRY_INGRESS_DEADLINE_S": ("ingress_deadline_s", WholeNumber(1, 300)),
+    "REFUNDRY_BODY_TIMEOUT_S": ("body_timeout_s", WholeNumber(1, 300)),
 }
 """Environment variable → (the ``Settings`` field it sets, how it is read). ``DATABASE_URL``,
 ``REDIS_URL`` and ``REFUNDRY_HOME`` are read on their own (their defaults depend on each

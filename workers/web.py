@@ -3,19 +3,22 @@
 | method and path | answer |
 | --- | --- |
 | ``POST /webhooks/{stripe,openai,kling,replicate,fal,suno}`` | 200 once the event is kept |
+| ``POST /webhooks/{…}/`` | the same route (a trailing slash is never redirected) |
 | ``GET /healthz`` | 200 while the process serves |
-| ``GET /readyz`` | 200 when the database and the broker answer, else 503 |
+| ``GET /readyz`` | 200 when the ledger takes a write and the broker answers, else 503 |
 | ``GET /metrics`` | deliveries by route and outcome (Prometheus text format) |
 
-A delivery is refused with an empty body: 404 when its route is disabled (no secret), 413
-over ``REFUNDRY_MAX_BODY_BYTES`` (the ``Content-Length`` and the bytes actually streamed are
-both counted), 400 malformed, 401 not verified. A verified body is then held to the payload
-rule every door applies (``workers.validation``: a strict JSON object, at most 32 levels
-deep, no number that overflows to Infinity …): 400 when it breaks it, and nothing is kept.
-It is answered 200 only once its inbox row is committed; anything else, a database outage
-included or no answer within ``REFUNDRY_INGRESS_DEADLINE_S``, is 503 so that the provider
-delivers it again. A delivery still being kept when its deadline passes finishes in the
-background: its retry is then known as a redelivery.
+A delivery is refused with an empty body: 404 when its route is disabled (no secret), 408
+when its body is not received within ``REFUNDRY_BODY_TIMEOUT_S`` (and the connection is
+closed), 413 over ``REFUNDRY_MAX_BODY_BYTES`` (the ``Content-Length`` and the bytes actually
+streamed are both counted), 400 malformed, 401 not verified. A verified body is then held to
+the payload rule every door applies (``workers.validation``: a strict JSON object, at most 32
+levels deep, no number that overflows to Infinity …): 400 when it breaks it, and nothing is
+kept. It is answered 200 only once
+its inbox row is committed; anything else, a database outage included or no answer within
+``REFUNDRY_INGRESS_DEADLINE_S``, is 503 so that the provider delivers it again. A delivery
+still being kept when its deadline passes finishes in the background: its retry is then
+known as a redelivery.
 
 Routes verified by arithmetic alone (Stripe, Standard Webhooks) are verified on the event
 loop and await their inbox row's group commit; fal (its key set may need fetching) and the
@@ -26,13 +29,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Final
 
 import anyio
@@ -40,20 +42,12 @@ import uvicorn
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from handlers.ingress import (
-    ROUTES,
-    Accepted,
-    Delivery,
-    Ingress,
-    IngressConfig,
-    RouteVerifier,
-    build_routes,
-    refusal,
-)
+from handlers.ingress import Accepted, Ingress, refusal
+from handlers.ingress_routes import ROUTES, IngressConfig, RouteVerifier, build_routes
 from handlers.webhook_verification import (
     BodyMalformed,
     BodyTooLarge,
@@ -62,13 +56,12 @@ from handlers.webhook_verification import (
     RouteDisabled,
     split_secrets,
 )
-from ledger.errors import InvalidPayload
 from providers.pollers import SunoPoller
 from workers import runtime, validation
 from workers.logs import install_redaction
 from workers.settings import Settings
 
-__all__ = ["READY_TIMEOUT_S", "build_ingress", "create_app", "serve", "strict_routes"]
+__all__ = ["READY_TIMEOUT_S", "build_ingress", "create_app", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +71,14 @@ hold the event loop)."""
 
 READY_TIMEOUT_S: Final = 2.0
 """``/readyz`` answers 503 for a check that takes longer than this."""
+
+WRITE_PROBE_S: Final = 1.5
+"""The ledger's write probe bounds itself by this (within :data:`READY_TIMEOUT_S`, so that
+its own error is the one logged)."""
+
+MAX_HEADER_BYTES: Final = 16_384
+"""The request line and headers together, in bytes (h11's own default, made explicit): a
+webhook's headers take well under 4 KiB."""
 
 HINT_FETCH: Final[dict[str, Any]] = {"max_attempts": 2, "max_wait_s": 2.0}
 """The Suno-style hint route fetches the task while the provider waits for our answer: a
@@ -95,12 +96,13 @@ def _status(refused: DeliveryRefused) -> int:
     return next((status for kind, status in _STATUS if isinstance(refused, kind)), 400)
 
 
-def build_ingress(settings: Settings) -> Ingress:
-    """The ingress over this process's ledger and broker, with the routes whose secrets are
-    set. Raises ``ConfigurationError`` for a secret that cannot be used."""
-    from workers.actors import enqueue_event  # builds the broker
-
-    config = IngressConfig(
+def _ingress_config(settings: Settings) -> IngressConfig:
+    keys = {
+        "STRIPE_API_KEY": settings.stripe_api_key,
+        "OPENAI_API_KEY": settings.openai_api_key,
+        "SUNO_API_KEY": settings.suno_api_key,
+    }
+    return IngressConfig(
         stripe=split_secrets(settings.stripe_webhook_secret),
         openai=split_secrets(settings.openai_webhook_secret),
         kling=split_secrets(settings.kling_webhook_secret),
@@ -108,37 +110,32 @@ def build_ingress(settings: Settings) -> Ingress:
         suno=split_secrets(settings.suno_webhook_secret),
         fal_jwks_url=settings.fal_jwks_url,
         fal_user_ids=split_secrets(settings.fal_webhook_user_ids),
+        api_keys=frozenset(name for name, value in keys.items() if value),
     )
+
+
+def _routes(settings: Settings) -> dict[str, RouteVerifier]:
+    """The enabled routes over this process's ledger; ``ConfigurationError`` for a secret
+    that cannot be used or a route that could not apply what it keeps."""
     fetch = None
     if settings.suno_api_key:
         fetch = SunoPoller(settings.suno_api_key, settings.suno_api_base, **HINT_FETCH).poll
-    ledger = runtime.ledger()
-    return Ingress(ledger, enqueue_event, strict_routes(build_routes(config, ledger, fetch=fetch)))
+    return build_routes(_ingress_config(settings), runtime.ledger(), fetch=fetch)
 
 
-def strict_routes(routes: dict[str, RouteVerifier]) -> dict[str, RouteVerifier]:
-    """Each route, its verified delivery then held to the payload rule of every door
-    (``workers.validation.payload``) before it can be recorded; a payload that breaks it is
-    refused as ``BodyMalformed`` (400) naming the rule, never repeating the body."""
-    return {name: _strict(verify) for name, verify in routes.items()}
+def build_ingress(settings: Settings) -> Ingress:
+    """The ingress over this process's ledger and broker, with the routes whose secrets are
+    set. Raises ``ConfigurationError`` (see ``handlers.ingress_routes.build_routes``)."""
+    routes = _routes(settings)
+    from workers.actors import enqueue_event  # builds the broker
+
+    return Ingress(runtime.ledger(), enqueue_event, routes, payload_rule=validation.payload)
 
 
-def _strict(verify: RouteVerifier) -> RouteVerifier:
-    def checked(body: bytes, headers: Mapping[str, str]) -> Delivery | None:
-        delivery = verify(body, headers)
-        if delivery is None:
-            return None
-        try:
-            payload = validation.payload(delivery.payload)
-        except InvalidPayload as refused:
-            raise BodyMalformed(str(refused)) from None
-        return dataclasses.replace(delivery, payload=payload)
-
-    return checked
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    """The request body, refused past ``limit`` bytes whatever ``Content-Length`` claims."""
+async def _body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The request body, refused past ``limit`` bytes whatever ``Content-Length`` claims;
+    ``TimeoutError`` when it is not all received within ``timeout_s`` (a stalled sender
+    must not hold a connection and its file descriptor)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -146,11 +143,12 @@ async def _body(request: Request, limit: int) -> bytes:
         if int(declared) > limit:
             raise BodyTooLarge(limit=limit)
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(limit=limit)
-        chunks.append(chunk)
+    with anyio.fail_after(timeout_s):
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(limit=limit)
+            chunks.append(chunk)
     return b"".join(chunks)
 
 
@@ -178,11 +176,21 @@ def _webhook(route: str, ingress: Ingress, settings: Settings) -> Callable[..., 
         try:
             if not ingress.enabled(route):
                 raise RouteDisabled(route=route)
-            body = await _body(request, settings.max_body_bytes)
+            body = await _body(request, settings.max_body_bytes, settings.body_timeout_s)
         except DeliveryRefused as refused:  # refused before the ingress saw it
             ingress.count(route, refusal(refused))
             log.info("webhook %s refused: %s", route, refusal(refused))
             return Response(status_code=_status(refused))
+        except ClientDisconnect:  # the sender hung up mid-body: it will deliver again
+            ingress.count(route, "disconnected")
+            log.info("webhook %s: the sender disconnected before its body was complete", route)
+            return Response(status_code=400)  # sent to no one
+        except TimeoutError:  # the sender stalled mid-body: it will deliver again
+            ingress.count(route, "slow_body")
+            log.info(
+                "webhook %s: body not received within %d s; closed", route, settings.body_timeout_s
+            )
+            return Response(status_code=408, headers={"Connection": "close"})
         headers = dict(request.headers.items())  # names in lower case
         try:
             with anyio.fail_after(settings.ingress_deadline_s):
@@ -210,9 +218,10 @@ def _webhook(route: str, ingress: Ingress, settings: Settings) -> Callable[..., 
     return receive
 
 
-def _database_answers() -> None:
-    with runtime.ledger().db.read() as tx:
-        tx.all("applied_migrations")
+def _ledger_takes_a_write() -> None:
+    """A write transaction rolled back (``Database.probe_write``): reachable is not enough,
+    a locked, read-only, removed or replaced ledger refuses every delivery."""
+    runtime.ledger().db.probe_write(WRITE_PROBE_S)
 
 
 def _broker_answers() -> None:
@@ -236,7 +245,7 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     checks = {
-        "database": await _check(_database_answers),
+        "database": await _check(_ledger_takes_a_write),
         "broker": await _check(_broker_answers),
     }
     return JSONResponse(checks, status_code=200 if all(checks.values()) else 503)
@@ -270,8 +279,9 @@ def create_app(settings: Settings | None = None, ingress: Ingress | None = None)
         return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
 
     routes = [
-        Route(f"/webhooks/{name}", _webhook(name, ingress, settings), methods=["POST"])
+        Route(path, _webhook(name, ingress, settings), methods=["POST"])
         for name in ROUTES
+        for path in (f"/webhooks/{name}", f"/webhooks/{name}/")  # as pasted in a dashboard
     ]
     routes += [
         Route("/healthz", healthz, methods=["GET"]),
@@ -285,6 +295,7 @@ def create_app(settings: Settings | None = None, ingress: Ingress | None = None)
         await anyio.to_thread.run_sync(ingress.close)  # uvicorn has finished the requests
 
     app = Starlette(routes=routes, lifespan=lifespan)
+    app.router.redirect_slashes = False  # a webhook sender counts a 3xx as a failed delivery
     app.state.ingress = ingress
     log.info("webhook routes enabled: %s", ", ".join(sorted(ingress.routes)) or "none")
     return app
@@ -302,17 +313,30 @@ def serve(host: str, port: int, *, processes: int = 1) -> None:
     settings = runtime.settings()
     runtime.ledger()  # migrations applied once, before any request
     if processes > 1:
+        _routes(settings)  # a bad secret or key stops this command, not each server process
         from workers.broker import resolve_redis_url
 
         os.environ["REDIS_URL"] = resolve_redis_url(settings)  # one broker for every process
         uvicorn.run(
-            "workers.web:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=processes,
-            access_log=False,
-            server_header=False,
+            "workers.web:create_app", factory=True, workers=processes, **_server(host, port)
         )
         return
-    uvicorn.run(create_app(settings), host=host, port=port, access_log=False, server_header=False)
+    uvicorn.run(create_app(settings), **_server(host, port))
+
+
+def _server(host: str, port: int) -> dict[str, Any]:
+    """uvicorn's options. h11, not httptools: h11 bounds the request line and headers
+    (:data:`MAX_HEADER_BYTES`; past it the request is refused before it is read whole),
+    while uvicorn offers no header bound for httptools (a 64 MiB header was read whole;
+    https://github.com/Kludex/uvicorn/issues/157). Neither times out a client that stalls
+    before its headers are complete: internet-facing deployments sit behind a reverse proxy
+    with header and body timeouts (README, "Behind a reverse proxy"); the body has its own
+    deadline here (``REFUNDRY_BODY_TIMEOUT_S``)."""
+    return {
+        "host": host,
+        "port": port,
+        "http": "h11",
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+        "access_log": False,
+        "server_header": False,
+    }

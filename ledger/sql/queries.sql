@@ -121,6 +121,12 @@ UNION ALL
 SELECT 'generations', generation_id, credits FROM generations
 WHERE credits <> CAST(credits AS BIGINT);
 
+-- name: write_probe
+-- Rewrites the newest migration's row unchanged; run in a transaction that is rolled back
+-- (/readyz: proves the ledger takes a write without leaving one).
+UPDATE schema_migrations SET applied_at_ms = applied_at_ms
+WHERE version = (SELECT MAX(version) FROM schema_migrations);
+
 -- name: applied_migrations
 SELECT version FROM schema_migrations;
 

@@ -13,7 +13,20 @@ from ledger import Ledger, open_ledger
 from providers.stripe_api import StripeAPI
 from tests.support.commands import RefundryProcess, WorkerProcesses
 from tests.support.fake_billing import FakeBilling
+from tests.support.fake_status_apis import suno_api
 from tests.support.fake_stripe import FakeStripe
+from tests.support.ingress import FalSigner, IngressServer, jwks_server, start
+from tests.support.ingress_routes import (
+    Signed,
+    fal_delivery,
+    kling_delivery,
+    openai_delivery,
+    routes_env,
+    stripe_delivery,
+    suno_delivery,
+)
+from tests.support.redis_server import RedisServer
+from tests.support.scripted_http import ScriptedHTTPServer
 from tests.support.settings import configure
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -125,3 +138,53 @@ def stripe_settings(
         )
 
     return point
+
+
+# The webhook ingress with every route on (tests/support/ingress_routes.py), one per module.
+
+
+@pytest.fixture(scope="module")
+def fal_key() -> FalSigner:
+    return FalSigner("fal-key-1")
+
+
+@pytest.fixture(scope="module")
+def jwks(fal_key: FalSigner) -> Iterator[ScriptedHTTPServer]:
+    with jwks_server(fal_key) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def suno() -> Iterator[ScriptedHTTPServer]:
+    with suno_api() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_server: RedisServer,
+    jwks: ScriptedHTTPServer,
+    suno: ScriptedHTTPServer,
+) -> Iterator[IngressServer]:
+    folder = tmp_path_factory.mktemp("ingress")
+    env = routes_env(folder, redis_server, jwks, suno)
+    web = start(env, folder)
+    web.database_url = env["DATABASE_URL"]  # type: ignore[attr-defined]
+    yield web
+    web.close()
+
+
+@pytest.fixture
+def signer(fal_key: FalSigner, suno: ScriptedHTTPServer) -> Callable[..., Signed]:
+    def sign(route: str, **how: object) -> Signed:
+        makers: dict[str, Callable[..., Signed]] = {
+            "stripe": stripe_delivery,
+            "openai": openai_delivery,
+            "kling": kling_delivery,
+            "fal": lambda **kw: fal_delivery(fal_key, **kw),
+            "suno": lambda **kw: suno_delivery(suno, **kw),
+        }
+        return makers[route](**how)
+
+    return sign

@@ -10,8 +10,7 @@ import pytest
 
 from ledger import audit
 from tests.integration.conftest import WorkerProcesses
-from tests.integration.test_ingress_refusals import start
-from tests.support.ingress import body, inbox_rows, standard_headers
+from tests.support.ingress import body, inbox_rows, standard_headers, start
 from tests.support.postgres_server import PostgresServer
 from tests.support.waiting import wait_until
 from workers import client, runtime

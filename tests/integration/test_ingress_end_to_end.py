@@ -13,7 +13,6 @@ import pytest
 
 from ledger import Outcome, audit
 from tests.integration.conftest import WorkerProcesses
-from tests.integration.test_ingress_refusals import start
 from tests.support.fake_status_apis import replicate_prediction, suno_api, suno_record
 from tests.support.fake_stripe import FakeStripe
 from tests.support.fake_videos_api import FakeVideosAPI, video
@@ -24,6 +23,7 @@ from tests.support.ingress import (
     jwks_server,
     jwks_url,
     standard_headers,
+    start,
     stripe_headers,
     suno_headers,
 )

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_ingress_refusals import base_env, start
 from tests.support.ingress import (
     FalSigner,
     IngressServer,
+    base_env,
     body,
     jwks_reply,
     jwks_server,
     jwks_url,
+    start,
 )
 from tests.support.redis_server import RedisServer
 from tests.support.scripted_http import Reply, ScriptedHTTPServer

@@ -12,163 +12,37 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.fake_status_apis import suno_api, suno_record
+from tests.support.fake_status_apis import suno_record
 from tests.support.ingress import (
     FalSigner,
     IngressServer,
+    base_env,
     body,
-    inbox_rows,
-    jwks_server,
-    jwks_url,
     now,
     standard_headers,
+    start,
     stripe_headers,
-    suno_headers,
 )
-from tests.support.processes import ServerStartError
+from tests.support.ingress_routes import (
+    KLING_NEW,
+    KLING_OLD,
+    LIMIT,
+    OPENAI,
+    OTHER,
+    ROUTES,
+    SECRETS,
+    STRIPE_NEW,
+    STRIPE_OLD,
+    SUNO_API_KEY,
+    Signed,
+    fal_delivery,
+    kept,
+    kling_delivery,
+    stripe_delivery,
+    suno_delivery,
+)
 from tests.support.redis_server import RedisServer
-from tests.support.scripted_http import Reply, ScriptedHTTPServer
-
-OPENAI = "whsec_" + "b3BlbmFpLWluZ3Jlc3MtdGVzdC1zZWNyZXQtMzItYnl0ZXM="
-KLING_NEW = "whsec_" + "a2xpbmctbmV3LWluZ3Jlc3MtdGVzdC1zZWNyZXQtMzI="
-KLING_OLD = "whsec_" + "a2xpbmctb2xkLWluZ3Jlc3MtdGVzdC1zZWNyZXQtMzI="
-STRIPE_NEW, STRIPE_OLD = "whsec_stripe_ingress_new_0123456789", "whsec_stripe_ingress_old_987654"
-SUNO_KEY = "kie-hmac-ingress-test-key"
-SUNO_API_KEY = "suno-api-key-ingress-test"
-SECRETS = (OPENAI, KLING_NEW, KLING_OLD, STRIPE_NEW, STRIPE_OLD, SUNO_KEY, SUNO_API_KEY)
-OTHER = "whsec_" + "c29tZW9uZS1lbHNlLWVudGlyZWx5LXNlY3JldC0zMmI="
-LIMIT = 4096
-FAL_USER = "fal-user-1"
-
-
-@pytest.fixture(scope="module")
-def fal_key() -> FalSigner:
-    return FalSigner("fal-key-1")
-
-
-@pytest.fixture(scope="module")
-def jwks(fal_key: FalSigner) -> Iterator[ScriptedHTTPServer]:
-    with jwks_server(fal_key) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def suno() -> Iterator[ScriptedHTTPServer]:
-    with suno_api() as server:
-        yield server
-
-
-def start(env: dict[str, str], folder: Path) -> IngressServer:
-    server = IngressServer(env, folder / "web.log")
-    try:
-        server.start()
-    except ServerStartError as exc:
-        server.close()
-        pytest.fail(f"could not start refundry web:\n{exc}", pytrace=False)
-    return server
-
-
-def base_env(folder: Path, redis_server: RedisServer) -> dict[str, str]:
-    redis_server.start()  # no-op unless an earlier test left it stopped
-    return {
-        "REDIS_URL": redis_server.url,
-        "DATABASE_URL": f"sqlite:///{folder / 'ledger.sqlite3'}",
-        "REFUNDRY_HOME": str(folder / "home"),
-        "REFUNDRY_MAX_BODY_BYTES": str(LIMIT),
-    }
-
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory,
-    redis_server: RedisServer,
-    jwks: ScriptedHTTPServer,
-    suno: ScriptedHTTPServer,
-) -> Iterator[IngressServer]:
-    folder = tmp_path_factory.mktemp("ingress")
-    env = base_env(folder, redis_server) | {
-        "STRIPE_WEBHOOK_SECRET": f"{STRIPE_NEW}, {STRIPE_OLD}",
-        "OPENAI_WEBHOOK_SECRET": OPENAI,
-        "KLING_WEBHOOK_SECRET": f"{KLING_NEW},{KLING_OLD}",
-        "FAL_JWKS_URL": jwks_url(jwks),
-        "FAL_WEBHOOK_USER_IDS": FAL_USER,
-        "SUNO_WEBHOOK_SECRET": SUNO_KEY,
-        "SUNO_API_KEY": SUNO_API_KEY,
-        "SUNO_API_BASE": suno.url,
-    }
-    web = start(env, folder)
-    web.database_url = env["DATABASE_URL"]  # type: ignore[attr-defined]
-    yield web
-    web.close()
-
-
-def kept(server: IngressServer) -> list[tuple[str, dict[str, object]]]:
-    return inbox_rows(server.database_url)  # type: ignore[attr-defined]
-
-
-# One genuine delivery per route: (route, body, headers) signed as the provider signs it.
-Signed = tuple[str, str, dict[str, str]]
-
-
-def _kling(at: int | None = None, secret: str = KLING_NEW) -> Signed:
-    text = body({"task_id": f"kt-{uuid.uuid4().hex[:8]}", "task_status": "failed"})
-    return "kling", text, standard_headers(secret, text, webhook_id=f"wh-{uuid.uuid4()}", at=at)
-
-
-def _openai(at: int | None = None, secret: str = OPENAI) -> Signed:
-    event = {
-        "id": f"evt_{uuid.uuid4().hex}",
-        "object": "event",
-        "created_at": now(),
-        "type": "video.failed",
-        "data": {"id": f"video_{uuid.uuid4().hex[:12]}"},
-    }
-    text = body(event)
-    return "openai", text, standard_headers(secret, text, webhook_id=f"wh_{uuid.uuid4()}", at=at)
-
-
-def _stripe(at: int | None = None, secret: str = STRIPE_NEW) -> Signed:
-    event = {
-        "id": f"evt_{uuid.uuid4().hex[:24]}",
-        "object": "event",
-        "type": "customer.created",
-        "created": now(),
-        "data": {"object": {"id": "cus_ingress", "object": "customer"}},
-    }
-    text = body(event)
-    return "stripe", text, stripe_headers(secret, text, at=at)
-
-
-def _fal(key: FalSigner, at: int | None = None, user: str = FAL_USER) -> Signed:
-    request_id = str(uuid.uuid4())
-    payload = {"request_id": request_id, "status": "ERROR", "error": "boom", "payload": None}
-    text = body(payload)
-    return "fal", text, key.headers(text, request_id=request_id, user_id=user, at=at)
-
-
-def _suno(suno: ScriptedHTTPServer, at: int | None = None, key: str = SUNO_KEY) -> Signed:
-    task = f"task-{uuid.uuid4().hex[:10]}"
-    suno.script(task, Reply(200, suno_record(task, "GENERATE_AUDIO_FAILED")))
-    claimed = {"code": 200, "msg": "ok", "data": {"callbackType": "complete", "task_id": task}}
-    return "suno", body(claimed), suno_headers(key, task, at=at)
-
-
-ROUTES = ["stripe", "openai", "kling", "fal", "suno"]
-
-
-@pytest.fixture
-def signer(fal_key: FalSigner, suno: ScriptedHTTPServer) -> Callable[..., Signed]:
-    def sign(route: str, **how: object) -> Signed:
-        makers: dict[str, Callable[..., Signed]] = {
-            "stripe": _stripe,
-            "openai": _openai,
-            "kling": _kling,
-            "fal": lambda **kw: _fal(fal_key, **kw),
-            "suno": lambda **kw: _suno(suno, **kw),
-        }
-        return makers[route](**how)
-
-    return sign
+from tests.support.scripted_http import ScriptedHTTPServer
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -191,7 +65,7 @@ def test_a_genuine_delivery_is_kept_once_and_its_redelivery_is_known(
 def test_a_suno_callback_is_a_hint_only_the_fetched_task_is_kept(
     server: IngressServer, suno: ScriptedHTTPServer
 ) -> None:
-    name, text, headers = _suno(suno)
+    name, text, headers = suno_delivery(suno)
     task = json.loads(text)["data"]["task_id"]
     assert server.post(name, text, headers).status_code == 200
     provider, payload = kept(server)[-1]
@@ -210,7 +84,7 @@ def _refused_variant(signer: Callable[..., Signed], route: str, case: str) -> Si
         return signer(route, at=now() + 400)
     if case == "forged":
         if route == "fal":
-            return _fal(FalSigner("not-fal"))
+            return fal_delivery(FalSigner("not-fal"))
         key = {"stripe": "whsec_forger", "suno": "forger-key"}.get(route, OTHER)
         return signer(route, secret=key) if route != "suno" else signer(route, key=key)
     name, text, headers = signer(route)
@@ -280,7 +154,7 @@ def test_the_previous_secret_of_a_rotation_is_still_accepted(
     server: IngressServer, route: str
 ) -> None:
     name, text, headers = (
-        _kling(secret=KLING_OLD) if route == "kling" else _stripe(secret=STRIPE_OLD)
+        kling_delivery(secret=KLING_OLD) if route == "kling" else stripe_delivery(secret=STRIPE_OLD)
     )
     assert server.post(name, text, headers).status_code == 200
 
@@ -354,7 +228,7 @@ def test_an_oversized_body_is_413_by_its_length_and_by_what_is_streamed(
 
 
 def test_a_foreign_fal_account_is_refused(server: IngressServer, fal_key: FalSigner) -> None:
-    name, text, headers = _fal(fal_key, user="someone-else")
+    name, text, headers = fal_delivery(fal_key, user="someone-else")
     before = server.metric("fal", "foreign_account")
     assert server.post(name, text, headers).status_code == 401
     assert server.metric("fal", "foreign_account") == before + 1
@@ -363,7 +237,7 @@ def test_a_foreign_fal_account_is_refused(server: IngressServer, fal_key: FalSig
 def test_a_forged_suno_callback_fetches_nothing(
     server: IngressServer, suno: ScriptedHTTPServer
 ) -> None:
-    name, text, headers = _suno(suno, key="forger-key")
+    name, text, headers = suno_delivery(suno, key="forger-key")
     task = json.loads(text)["data"]["task_id"]
     assert server.post(name, text, headers).status_code == 401
     assert suno.seen(task) == []

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import psycopg
+import pytest
 import stripe
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -30,18 +31,21 @@ from standardwebhooks import Webhook
 
 from tests.integration.conftest import RefundryProcess
 from tests.support.processes import LOOPBACK, ServerStartError, _log_section, free_port
+from tests.support.redis_server import RedisServer
 from tests.support.scripted_http import Reply, ScriptedHTTPServer
 from tests.support.waiting import wait_until
 
 __all__ = [
     "FalSigner",
     "IngressServer",
+    "base_env",
     "body",
     "inbox_rows",
     "jwks_reply",
     "jwks_server",
     "jwks_url",
     "standard_headers",
+    "start",
     "stripe_headers",
     "suno_headers",
 ]
@@ -192,3 +196,27 @@ def inbox_rows(url: str) -> list[tuple[str, dict[str, Any]]]:
         finally:
             conn_.close()
     return [(str(provider), json.loads(payload)) for provider, payload in rows]
+
+
+def start(env: dict[str, str], folder: Path) -> IngressServer:
+    """``refundry web`` started in ``env`` (its log in ``folder``); the test fails if it cannot."""
+    server = IngressServer(env, folder / "web.log")
+    try:
+        server.start()
+    except ServerStartError as exc:
+        server.close()
+        pytest.fail(f"could not start refundry web:\n{exc}", pytrace=False)
+    return server
+
+
+def base_env(
+    folder: Path, redis_server: RedisServer, *, max_body_bytes: int = 4096
+) -> dict[str, str]:
+    """A fresh SQLite ledger and home in ``folder``, the session's Redis, a small body limit."""
+    redis_server.start()  # no-op unless an earlier test left it stopped
+    return {
+        "REDIS_URL": redis_server.url,
+        "DATABASE_URL": f"sqlite:///{folder / 'ledger.sqlite3'}",
+        "REFUNDRY_HOME": str(folder / "home"),
+        "REFUNDRY_MAX_BODY_BYTES": str(max_body_bytes),
+    }

@@ -146,8 +146,10 @@ def test_a_suno_style_callback_proves_only_its_task_id() -> None:
         signatures.verify(body, _suno_headers("kie-key", "t-2", now))
     with pytest.raises(SignatureUnreadable):
         signatures.verify(body, {"x-webhook-timestamp": str(now), "x-webhook-signature": "!!"})
-    with pytest.raises(BodyMalformed):
-        signatures.verify(b'{"code":200}', _suno_headers("kie-key", "t-1", now))
+    for unverifiable in (b'{"code":200}', b'{"data":{"task_id":"t-\xff"}}', b"[]"):
+        with pytest.raises(SignatureRefused) as refused:  # no task id to check it against
+            signatures.verify(unverifiable, _suno_headers("kie-key", "t-1", now))
+        assert refused.value.why == "forged"
 
 
 def test_kie_ais_documented_hmac_matches_the_research_vector() -> None:
@@ -160,3 +162,25 @@ def test_the_window_is_three_hundred_seconds_both_ways() -> None:
     assert window(1_000, now=1_300) is None and window(1_000, now=700) is None
     assert window(1_000, now=1_301) == "stale"
     assert window(1_000, now=699) == "future"
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "whsec_this-is-not-base64!",
+        "whsec_QUJD",  # 3 bytes
+        "whsec_" + base64.b64encode(b"x" * 23).decode(),
+        "whsec_",
+        "whsec_" + base64.urlsafe_b64encode(b"\xfb" * 30).decode(),  # not standard base64
+    ],
+)
+def test_a_secret_the_spec_would_not_issue_is_a_configuration_error(secret: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        StandardWebhooks([SECRET, secret], variable="KLING_WEBHOOK_SECRET")
+    assert caught.value.fields["variable"] == "KLING_WEBHOOK_SECRET"
+    assert secret.removeprefix("whsec_") not in str(caught.value) or secret == "whsec_"
+
+
+def test_a_secret_of_24_bytes_unpadded_or_without_its_prefix_is_accepted() -> None:
+    raw = base64.b64encode(b"y" * 25).decode()
+    StandardWebhooks([raw.rstrip("="), "whsec_" + raw], variable="KLING_WEBHOOK_SECRET")
