@@ -77,7 +77,8 @@ class PaymentPolicy:
     unlanded_action: str = "complete"
     """``complete`` (grant now) or ``refund`` (give the money back)."""
     duplicate_window_ms: int = 10 * 60_000
-    """Same customer, pack and amount paid twice within this window: the later is refunded."""
+    """Same customer, pack and amount paid twice within this window: the one that would land
+    second (events arrive in any order) is refunded, reason ``duplicate``."""
     fraud_action: str = "refund_and_revoke"
     """On an early fraud warning: ``refund_and_revoke`` or ``alert`` only."""
 

@@ -4,8 +4,10 @@ A paid purchase lands its pack once (``ledger.payments`` keys it by the PaymentI
 second identical purchase within the duplicate window is refunded as ``duplicate`` instead;
 money that goes back takes its share of the pack back, once per cause (a refund by its id, a
 lost dispute by its id, whichever event tells of it); an early fraud warning refunds and
-revokes, by policy; a failed refund raises an alert. A refund decided from a purchase's state
-happens only if the purchase is still in that state.
+revokes, by policy, even when it comes before the purchase's own events (the purchase is then
+read from the API); a failed refund raises an alert. A refund decided from a purchase's state
+happens only if the purchase is still in that state; one that finds all the money given back
+already (Stripe's ``charge_already_refunded``) records those refunds and is done.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from handlers.packs import PackCatalog, PaymentPolicy
-from handlers.purchases import CheckoutSource, observe
+from handlers.purchases import CheckoutSource, observe, read_purchase
 from ledger import Ledger
 from ledger.payments import GrantResult, Payment, Reversal
 from providers.stripe import (
@@ -27,12 +29,14 @@ from providers.stripe import (
     PaymentSucceeded,
     RefundUpdated,
 )
+from providers.stripe_api import PaymentRejected
 
 __all__ = [
     "PaymentGateway",
     "apply_payment_event",
     "land",
     "processed_alone",
+    "record_provider_refunds",
     "refund_purchase",
 ]
 
@@ -73,6 +77,8 @@ def apply_payment_event(
         return _dispute_closed(ledger, event, inbox_id)
     if isinstance(event, EarlyFraudWarning):
         p = _purchase_of(ledger, event.payment_intent, event.charge)
+        if p is None and event.payment_intent is not None:  # told before its purchase
+            p = read_purchase(ledger, event.payment_intent, catalog, gateway)
         if p is not None:
             return _fraud_warning(ledger, event, p, gateway, policy, inbox_id)
     if isinstance(event, RefundUpdated):
@@ -121,16 +127,55 @@ def refund_purchase(
 
     The provider call carries a key derived from the purchase: a rerun after the call
     succeeded but before the ledger recorded it gets the same refund back, not a second one.
+    When the provider has nothing left to refund (``charge_already_refunded``,
+    https://docs.stripe.com/error-codes#charge-already-refunded: refunded in full outside
+    Refundry, not told yet), its refunds are recorded by their ids and the purchase is
+    refunded without one of ours.
     """
     key = ledger.payments.begin_refund(
         p.purchase_key, reason=reason, expected_state=expected_state, inbox_id=inbox_id
     )
     if key is None:
         return False
-    refund = gateway.refund_payment(p.purchase_key, amount=None, reason=reason, idempotency_key=key)
+    try:
+        refund = gateway.refund_payment(
+            p.purchase_key, amount=None, reason=reason, idempotency_key=key
+        )
+    except PaymentRejected as exc:
+        if exc.fields.get("code") != "charge_already_refunded":
+            raise
+        record_provider_refunds(ledger, gateway, p)
+        why = f"{reason}: nothing left to refund, all given back at the provider"
+        ledger.payments.mark_refunded_at_provider(
+            p.purchase_key, reason=why, expected_state="refunding", inbox_id=inbox_id
+        )
+        return True
     done = Reversal(str(refund["id"]), "refund", int(refund["amount"]))
     ledger.payments.confirm_refund(p.purchase_key, refund=done, inbox_id=inbox_id)
     return True
+
+
+def record_provider_refunds(ledger: Ledger, gateway: PaymentGateway, p: Payment) -> Payment:
+    """Read what the provider already gave back for this purchase (a Dashboard refund leaves
+    the session ``paid`` and the intent ``succeeded``) and record each refund by its id;
+    returns the purchase as it is then."""
+    charge_id = p.charge_id
+    if charge_id is None:
+        charge_id = gateway.retrieve_payment_intent(p.purchase_key).get("latest_charge")
+        if isinstance(charge_id, dict):
+            charge_id = charge_id.get("id")
+    if not isinstance(charge_id, str):
+        return p
+    refunds = [
+        Reversal(str(r["id"]), "refund", int(r["amount"]))
+        for r in gateway.charge_refunds(charge_id)
+        if r.get("status") == "succeeded"
+    ]
+    if refunds:
+        ledger.payments.record_reversals(
+            p.purchase_key, refunds, charge_id=charge_id, reason="refunded at the provider"
+        )
+    return ledger.payments.get(p.purchase_key) or p
 
 
 def _purchase(

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from handlers.packs import PackCatalog, PaymentPolicy
-from handlers.payments import PaymentGateway, land, refund_purchase
-from handlers.purchases import observe
+from handlers.payments import PaymentGateway, land, record_provider_refunds, refund_purchase
+from handlers.purchases import observe, read_purchase
 from ledger import Ledger, now_ms
 from ledger.errors import RefundryError
-from ledger.payments import Payment, Reversal
+from ledger.payments import Payment
 from providers.stripe import CheckoutSession, PaymentSucceeded, from_api_object, purchase_key
 
 __all__ = ["ReconcileSource", "Reconciliation", "reconcile"]
@@ -132,7 +132,7 @@ def _settle_unlanded(
 ) -> None:
     decided_from = p.state  # every change below is a compare-and-set on it
     if not dry_run and p.state == "paid":
-        p = _sync_provider_refunds(ledger, source, p)
+        p = record_provider_refunds(ledger, source, p)
         if p.amount and p.refunded_amount >= p.amount:
             report.decide(p.purchase_key, "refunded_at_provider", "money already given back")
             ledger.payments.mark_refunded_at_provider(
@@ -179,32 +179,4 @@ def _read_again(
     provider again, as a ``payment_intent.succeeded`` would."""
     if p.purchase_key == p.session_id:  # keyed by its session: no PaymentIntent to read
         return p
-    intent = source.retrieve_payment_intent(p.purchase_key)
-    if intent.get("status") != "succeeded":
-        return p
-    event = _as_event(intent, "payment_intent.succeeded")
-    assert isinstance(event, PaymentSucceeded)
-    return observe(ledger, event, catalog, source) or p
-
-
-def _sync_provider_refunds(ledger: Ledger, source: ReconcileSource, p: Payment) -> Payment:
-    """Read what the provider already gave back for this purchase (a dashboard refund leaves
-    the session ``paid`` and the intent ``succeeded``) and record each refund by its id
-    before deciding."""
-    charge_id = p.charge_id
-    if charge_id is None:
-        charge_id = source.retrieve_payment_intent(p.purchase_key).get("latest_charge")
-        if isinstance(charge_id, dict):
-            charge_id = charge_id.get("id")
-    if not isinstance(charge_id, str):
-        return p
-    refunds = [
-        Reversal(str(r["id"]), "refund", int(r["amount"]))
-        for r in source.charge_refunds(charge_id)
-        if r.get("status") == "succeeded"
-    ]
-    if refunds:
-        ledger.payments.record_reversals(
-            p.purchase_key, refunds, charge_id=charge_id, reason="refunded at the provider"
-        )
-    return ledger.payments.get(p.purchase_key) or p
+    return read_purchase(ledger, p.purchase_key, catalog, source) or p

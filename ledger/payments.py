@@ -10,6 +10,8 @@ through ``refunding`` → ``refunded`` around the provider's API call, whose ide
 Money that goes back is recorded once per cause (:class:`Reversal`: a refund id, a lost
 dispute's id) and each claw-back entry is keyed ``clawback:<purchase_key>:<cause>``, never
 by a running total: a cause told again, by the same event or another, takes nothing more.
+A purchase ``refunded`` in full keeps none of its credits, whichever refunds were told yet:
+the rest goes back under ``clawback:<purchase_key>:refunded``.
 Every state change is decided under the purchase's row lock and, where the caller decided
 from a state read earlier, compared with that state first. Each method that applies an
 event's effect takes the event's ``inbox_id`` and marks it processed in the same transaction.
@@ -164,14 +166,7 @@ class Payments:
             if p.state != expected_state or p.state == "refunded":
                 processed_in(tx, inbox_id)
                 return None
-            tx.all(
-                "update_payment_state",
-                purchase_key=purchase_key,
-                state="refunding",
-                refund_reason=reason,
-                refund_id=None,
-                now_ms=now_ms(),
-            )
+            self._state(tx, purchase_key, "refunding", reason)
             self._decide(tx, purchase_key, "refund", reason)
             return refund_key(purchase_key)
 
@@ -186,15 +181,9 @@ class Payments:
             processed_in(tx, inbox_id)
             if p.state == "refunded":
                 return
-            tx.all(
-                "update_payment_state",
-                purchase_key=purchase_key,
-                state="refunded",
-                refund_reason=None,
-                refund_id=refund.cause_id,
-                now_ms=now_ms(),
-            )
+            self._state(tx, purchase_key, "refunded", refund=refund.cause_id)
             self._reverse(tx, purchase_key, [refund], f"refund {refund.cause_id}")
+            self._take_the_rest(tx, purchase_key, f"refund {refund.cause_id}")
 
     def record_reversals(
         self,
@@ -227,17 +216,24 @@ class Payments:
             return taken
 
     def mark_refunded_at_provider(
-        self, purchase_key: str, *, reason: str, expected_state: str
+        self,
+        purchase_key: str,
+        *,
+        reason: str,
+        expected_state: str,
+        inbox_id: str | None = None,
     ) -> bool:
-        """A purchase in ``expected_state`` whose money went back in full outside Refundry
-        (its reversals, recorded already, clawed its credits back): refunded. False when its
-        state moved on since the decision."""
+        """A purchase in ``expected_state`` whose money went back in full outside Refundry is
+        refunded, every credit it landed taken back; False when its state moved on since the
+        decision. ``inbox_id`` is marked processed in the same transaction either way."""
         with self.db.write() as tx:
             p = self._lock(tx, purchase_key)
+            processed_in(tx, inbox_id)
             if p.state != expected_state:
                 return False
             self._state(tx, purchase_key, "refunded")
             self._decide(tx, purchase_key, "refunded_at_provider", reason)
+            self._take_the_rest(tx, purchase_key, reason)
             return True
 
     def note(
@@ -287,6 +283,11 @@ class Payments:
             taken += self._clawback(tx, purchase_key, key, f"{r.kind} {r.cause_id}: {why}")
         return taken
 
+    def _take_the_rest(self, tx: Tx, purchase_key: str, why: str) -> int:
+        """What a refunded purchase still kept (refunds untold, or told before it was)."""
+        key, reason = keys.clawback(purchase_key, "refunded"), f"refunded ({why}): none is kept"
+        return self._clawback(tx, purchase_key, key, reason)
+
     def _twin(self, tx: Tx, p: Payment, window_ms: int) -> str | None:
         """A granted purchase of the same customer, pack and amount paid within
         ``window_ms`` of this one, before or after (events arrive in any order)."""
@@ -306,14 +307,16 @@ class Payments:
 
     def _clawback(self, tx: Tx, purchase_key: str, key: str, reason: str) -> int:
         """Take back, under ``key``, the credits of the purchase's share reversed so far that
-        are not taken back yet (whole credits, rounded down until all is reversed)."""
+        are not taken back yet (whole credits, rounded down until all is reversed; all of
+        them once the purchase is refunded)."""
         p = self._lock(tx, purchase_key)
         if p.credits is None or p.account_id is None or not p.amount:
             return 0
         if tx.one("entry_by_key", idempotency_key=keys.pack(p.purchase_key)) is None:
             return 0  # not landed: the grant takes the reversals into account
         share = min(p.refunded_amount, p.amount)
-        target = p.credits * share // p.amount if share < p.amount else p.credits
+        whole = share == p.amount or p.state == "refunded"
+        target = p.credits if whole else p.credits * share // p.amount
         take = target - p.clawed_credits
         balance = self._entry(tx, p, "clawback", key, -take, reason) if take > 0 else None
         if balance is None:
@@ -366,13 +369,16 @@ class Payments:
             raise LedgerError("no such purchase", purchase_key=purchase_key)
         return Payment.from_row(row)
 
-    def _state(self, tx: Tx, purchase_key: str, state: str) -> None:
+    def _state(
+        self, tx: Tx, key: str, state: str, reason: str | None = None, refund: str | None = None
+    ) -> None:
+        """Move the purchase to ``state``, with the reason of our refund or its id."""
         tx.all(
             "update_payment_state",
-            purchase_key=purchase_key,
+            purchase_key=key,
             state=state,
-            refund_reason=None,
-            refund_id=None,
+            refund_reason=reason,
+            refund_id=refund,
             now_ms=now_ms(),
         )
 

@@ -7,6 +7,9 @@ every invoice paid (``subscription_charges``, keyed by the invoice). A charge st
 whose idempotency key is derived from the PaymentIntent alone (:func:`refund_key`), so a
 rerun between the call and the ledger write gets the same refund back, not a second one.
 Every decision about a charge lands in ``payment_decisions`` under its invoice id, once.
+Remembering either side and looking for the other is serialized per subscription (an
+advisory lock on PostgreSQL; SQLite has a single writer): a cancellation and an invoice
+applied at the same instant cannot each miss the other.
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ class Subscriptions:
         wins), and return it with the subscription's recorded charges, oldest first. With no
         charge to settle, ``inbox_id`` is marked processed in the same transaction."""
         with self.db.write() as tx:
+            tx.all("lock_subscription", subscription_id=subscription_id)
             row = tx.one(
                 "upsert_subscription_cancellation",
                 subscription_id=subscription_id,
@@ -122,6 +126,7 @@ class Subscriptions:
         PaymentIntent, if it had none yet), and return it with its subscription's cancellation
         if one is known. With none, ``inbox_id`` is marked processed in the same transaction."""
         with self.db.write() as tx:
+            tx.all("lock_subscription", subscription_id=subscription_id)
             row = tx.one(
                 "upsert_subscription_charge",
                 invoice_id=invoice_id,

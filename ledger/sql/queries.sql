@@ -322,6 +322,12 @@ UPDATE inbox SET state = 'pending', dead_reason = NULL, settled_at_ms = NULL,
     enqueued_at_ms = :now_ms
 WHERE id = :id AND state = 'dead';
 
+-- name: lock_subscription
+SELECT 1 AS locked;
+
+-- name: lock_subscription@postgresql
+SELECT pg_advisory_xact_lock(hashtext('subscription:' || :subscription_id)) IS NULL AS locked;
+
 -- name: upsert_subscription_cancellation
 INSERT INTO subscription_cancellations (subscription_id, customer, cancelled_at_ms, recorded_at_ms)
 VALUES (:subscription_id, :customer, :cancelled_at_ms, :now_ms)
