@@ -3,7 +3,7 @@ real server (a fresh database per test)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,19 @@ def ledger(ledger_url: str) -> Iterator[Ledger]:
     book = open_ledger(ledger_url, policy_version="test-1")
     yield book
     book.db.close()
+
+
+@pytest.fixture
+def fresh_ledgers(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Ledger]:
+    """For the state machines (parametrized ``indirect``, ``sqlite`` or ``postgresql``): a
+    function that opens a new, empty ledger for each example (a new file, or a new schema)."""
+    count = iter(range(10**9))
+    if request.param == "sqlite":
+        return lambda: open_ledger(
+            f"sqlite:///{tmp_path / f'sm{next(count)}.sqlite3'}", policy_version="sm"
+        )
+    url: str = request.getfixturevalue("postgres_url")
+    return lambda: open_ledger(url, policy_version="sm", pg_schema=f"sm{next(count)}")
 
 
 @pytest.fixture
