@@ -13,7 +13,6 @@ and ``REFUNDRY_STATEFUL_STEPS`` make the run longer (see README).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -30,7 +29,7 @@ from hypothesis.stateful import (
 from handlers.generation import RefundPolicy, apply_result
 from ledger import Ledger, audit, now_ms
 from providers.deliveries import delivery_key
-from tests.support.stateful import examples_and_steps, run_machine, sweep_onto
+from tests.support.stateful import examples_and_steps, inbox_ids, run_machine, sweep_onto
 from tests.support.stuck import MINUTE, sweep_at
 from workers.demo_payloads import DEMO_OUTCOMES, demo_payload
 
@@ -57,6 +56,7 @@ class Generations(RuleBasedStateMachine):
         self.provider: dict[str, str] = {}
         self.first: dict[str, str] = {}  # the model: each generation's first applied terminal
         self.queue: list[str] = []  # the broker's messages (inbox ids), in no promised order
+        self.inbox_ids = inbox_ids()
         self.reported: dict[str, list[str]] = {}  # every terminal outcome reported
 
     generations = Bundle("generations")
@@ -89,7 +89,7 @@ class Generations(RuleBasedStateMachine):
             self.reported.setdefault(gen, []).append(outcome)
         for _ in range(copies):
             recorded = self.ledger.inbox.record(
-                id=uuid.uuid4().hex,
+                id=next(self.inbox_ids),
                 kind="result",
                 provider=provider,
                 payload=payload,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -40,7 +39,7 @@ from providers.stripe_api import StripeAPI
 from providers.stripe_subscriptions import parse_subscription_event
 from tests.support.fake_billing import FakeBilling
 from tests.support.payments_model import Invoice, Pack, PaymentsModel
-from tests.support.stateful import examples_and_steps, run_machine, sweep_onto
+from tests.support.stateful import examples_and_steps, inbox_ids, run_machine, sweep_onto
 
 EXAMPLES, STEPS = examples_and_steps(15, 40)
 
@@ -87,6 +86,7 @@ class Payments(RuleBasedStateMachine):
         self.warned: set[str] = set()
         self.delivered: set[str] = set()  # events Stripe delivered at least once
         self.queue: list[str] = []  # the broker's messages (inbox ids), in no promised order
+        self.inbox_ids = inbox_ids()
 
     @initialize(
         fraud=st.sampled_from(["refund_and_revoke", "alert"]),
@@ -320,7 +320,7 @@ class Payments(RuleBasedStateMachine):
         the inbox under its delivery identity, and enqueue the first."""
         for _ in range(copies):
             recorded = self.ledger.inbox.record(
-                id=uuid.uuid4().hex,
+                id=next(self.inbox_ids),
                 kind="payment",
                 provider="stripe",
                 payload=event,

@@ -1,6 +1,11 @@
 """What the state machines (``tests/integration/test_*_state_machine.py``) share: how long
-they run, the inbox sweep onto a machine's own broker queue, and running one machine with a
-fresh ledger per example.
+they run, the inbox ids they make, the inbox sweep onto a machine's own broker queue, and
+running one machine with a fresh ledger per example.
+
+A replayed example must draw the same choices from the same state (Hypothesis checks it), so
+nothing a machine draws from may depend on the clock or on chance: inbox ids come from a
+counter, and the sweep puts what it sends again on the queue in the order of those ids,
+not in the order of their enqueue times (rows claimed in the same millisecond tie).
 
 ``REFUNDRY_STATEFUL_EXAMPLES`` and ``REFUNDRY_STATEFUL_STEPS`` make every machine run longer
 than its default (see README, "Longer property runs").
@@ -8,8 +13,9 @@ than its default (see README, "Longer property runs").
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine
@@ -17,7 +23,7 @@ from hypothesis.stateful import RuleBasedStateMachine
 from handlers.inbox_sweep import sweep_inbox
 from ledger import Ledger
 
-__all__ = ["examples_and_steps", "run_machine", "sweep_onto"]
+__all__ = ["examples_and_steps", "inbox_ids", "run_machine", "sweep_onto"]
 
 
 def examples_and_steps(examples: int, steps: int) -> tuple[int, int]:
@@ -28,15 +34,22 @@ def examples_and_steps(examples: int, steps: int) -> tuple[int, int]:
     )
 
 
+def inbox_ids() -> Iterator[str]:
+    """One example's inbox ids, in the order they are made (they sort as made)."""
+    return (f"inbox{n:08d}" for n in itertools.count())
+
+
 def sweep_onto(ledger: Ledger, queue: list[str], *, give_up_ms: int) -> None:
     """The inbox sweep with no grace period: every pending inbox row is sent again, onto
-    ``queue`` (the machine's broker: inbox ids, taken in any order)."""
+    ``queue`` (the machine's broker: inbox ids, taken in any order), oldest id first."""
+    sent: list[str] = []
     sweep_inbox(
         ledger,
-        lambda kind, inbox_id: queue.append(inbox_id),
+        lambda kind, inbox_id: sent.append(inbox_id),
         grace_ms=-1,
         give_up_ms=give_up_ms,
     )
+    queue.extend(sorted(sent))
 
 
 def run_machine(
