@@ -4,7 +4,8 @@ A paid purchase lands its pack once (``ledger.payments`` keys it by the PaymentI
 second identical purchase within the duplicate window is refunded as ``duplicate`` instead;
 money that goes back takes its share of the pack back, once per cause (a refund by its id, a
 lost dispute by its id, whichever event tells of it); an early fraud warning refunds and
-revokes, by policy; a failed refund raises an alert. A refund decided from a purchase's state
+revokes, by policy, even when it comes before the purchase's own events (the purchase is then
+read from the API); a failed refund raises an alert. A refund decided from a purchase's state
 happens only if the purchase is still in that state. Every event is first confirmed at the
 payment provider (``handlers.confirmation``): what it posted is only a hint.
 """
@@ -19,7 +20,7 @@ from handlers.confirmation import EventSource, confirm_payment_event
 from handlers.packs import PackCatalog, PaymentPolicy
 from handlers.provider_reversals import record_charge_refunds
 from handlers.purchase_refunds import refund_later_duplicates, refund_purchase
-from handlers.purchases import CheckoutSource, observe
+from handlers.purchases import CheckoutSource, observe, read_purchase
 from ledger import Ledger
 from ledger.payments import GrantResult, Payment, Reversal
 from providers.stripe import (
@@ -82,6 +83,8 @@ def apply_payment_event(
         return _dispute_closed(ledger, event, inbox_id)
     if isinstance(event, EarlyFraudWarning):
         p = _purchase_of(ledger, event.payment_intent, event.charge)
+        if p is None and event.payment_intent is not None:  # told before its purchase
+            p = read_purchase(ledger, event.payment_intent, catalog, gateway)
         if p is not None:
             return _fraud_warning(ledger, event, p, gateway, policy, inbox_id)
     if isinstance(event, RefundUpdated):

@@ -14,7 +14,8 @@ before any call under a later key the payment's refunds are listed at Stripe
 the key kept in its metadata, is confirmed instead of asking again. A timeout or a 409/429
 keeps the same key (the first call may still be running). Every refund of ours is of all
 that is left of the charge, so two keys can never both take money: Stripe refuses the second
-(``charge_already_refunded``), which is read as "look for ours".
+(``charge_already_refunded``), which is read as "look for ours"; when none of the refunds
+is ours, the money went back outside Refundry and the purchase is refunded without one.
 
 A refund that keeps failing raises one alert (``STUCK_AFTER_ATTEMPTS``) and stays
 ``refunding``, retried by the event's retries, the inbox sweep and every reconciliation. A
@@ -103,10 +104,14 @@ def refund_purchase(
         _failed(ledger, current, exc)
         raise
     except PaymentRejected as exc:
-        found = _ours(current, _listed_refunds(gateway, current))
+        listed = _listed_refunds(gateway, current)
+        found = _ours(current, listed)
         if found is None and exc.fields.get("code") == "charge_disputed":
             _refused_under_chargeback(ledger, current, inbox_id)
             return False
+        if found is None and exc.fields.get("code") == "charge_already_refunded":
+            _refunded_by_others(ledger, current, listed, reason, inbox_id)
+            return True
         if found is None:  # refused, and no refund of ours exists: not made
             raise
         refund = found  # made by an earlier attempt (charge_already_refunded)
@@ -184,6 +189,28 @@ def _failed(ledger: Ledger, p: Payment, exc: PaymentProviderUnavailable) -> None
         p.purchase_key, "alert", why, once=True
     ):
         log.error("purchase %s: %s (last: %s)", p.purchase_key, why, exc.reason)
+
+
+def _refunded_by_others(
+    ledger: Ledger, p: Payment, listed: list[dict[str, Any]], reason: str, inbox_id: str | None
+) -> None:
+    """Stripe has nothing left to refund (``charge_already_refunded``,
+    https://docs.stripe.com/error-codes#charge-already-refunded) and none of it is ours: the
+    money went back outside Refundry (a Dashboard refund not told yet). Those refunds are
+    recorded by their ids, as their own events would record them, and the purchase is
+    refunded without one of ours, every credit it landed taken back."""
+    made = [r for r in listed if r.get("status") not in _NOT_MADE]
+    if made:
+        ledger.payments.record_reversals(
+            p.purchase_key,
+            [Reversal(str(r["id"]), "refund", int(r["amount"])) for r in made],
+            charge_id=p.charge_id,
+            reason="refunded at the provider",
+        )
+    why = f"{reason}: nothing left to refund, all given back at the provider"
+    ledger.payments.mark_refunded_at_provider(
+        p.purchase_key, reason=why, expected_state="refunding", inbox_id=inbox_id
+    )
 
 
 def _refused_under_chargeback(ledger: Ledger, p: Payment, inbox_id: str | None) -> None:

@@ -36,7 +36,7 @@ from providers.stripe import (
 )
 from providers.stripe_fields import LineItem, read_line_items
 
-__all__ = ["CheckoutSource", "observe", "read_session"]
+__all__ = ["CheckoutSource", "observe", "read_purchase", "read_session"]
 
 
 class CheckoutSource(Protocol):
@@ -87,6 +87,21 @@ def observe(
     if no_session and no_price:
         return None  # no Checkout Session made it and nothing names a price: not a pack
     return _merge(ledger, session, event, catalog, source, inbox_id)
+
+
+def read_purchase(
+    ledger: Ledger, payment_intent: str, catalog: PackCatalog, source: CheckoutSource
+) -> Payment | None:
+    """Read a purchase from the provider's API by its PaymentIntent (``GET
+    /v1/payment_intents/{id}``) and merge it into the ledger, as its
+    ``payment_intent.succeeded`` event would; ``None`` when the PaymentIntent has not
+    succeeded or bought no pack. Raises what :func:`observe` raises."""
+    intent = source.retrieve_payment_intent(payment_intent)
+    if intent.get("status") != "succeeded":
+        return None
+    event = from_api_object(EventKind.PAYMENT_SUCCEEDED, intent)
+    assert isinstance(event, PaymentSucceeded)
+    return observe(ledger, event, catalog, source)
 
 
 def _merge(

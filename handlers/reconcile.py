@@ -25,7 +25,7 @@ from handlers.paid_purchases import PaidSource, paid_purchases
 from handlers.payments import PaymentGateway, land
 from handlers.provider_reversals import DisputeSource, sync_pending_refunds, sync_reversals
 from handlers.purchase_refunds import refund_purchase
-from handlers.purchases import observe
+from handlers.purchases import observe, read_purchase
 from ledger import Ledger, now_ms
 from ledger.errors import RefundryError
 from ledger.payments import Payment
@@ -200,9 +200,4 @@ def _read_again(
     provider again, as a ``payment_intent.succeeded`` would."""
     if p.purchase_key == p.session_id:  # keyed by its session: no PaymentIntent to read
         return p
-    intent = source.retrieve_payment_intent(p.purchase_key)
-    if intent.get("status") != "succeeded":
-        return p
-    event = _as_event(intent, "payment_intent.succeeded")
-    assert isinstance(event, PaymentSucceeded)
-    return observe(ledger, event, catalog, source) or p
+    return read_purchase(ledger, p.purchase_key, catalog, source) or p

@@ -33,8 +33,9 @@ def pack(purchase_key: str) -> str:
 
 
 def clawback(purchase_key: str, cause: str) -> str:
-    """Credits taken back from a purchase because of ``cause``: a refund or dispute id, or
-    ``at-grant`` for money already gone when the pack landed."""
+    """Credits taken back from a purchase because of ``cause``: a refund or dispute id,
+    ``at-grant`` for money already gone when the pack landed, or ``refunded`` for what was
+    left when the purchase was refunded in full."""
     return f"clawback:{purchase_key}:{cause}"
 
 

@@ -125,8 +125,16 @@ class PaymentRows:
 
     def clawback(self, purchase_key: str, key: str, reason: str) -> int:
         """Take back, under ``key``, the credits of the purchase's share reversed so far that
-        are not taken back yet (whole credits, rounded down until all is reversed)."""
+        are not taken back yet (whole credits, rounded down until all is reversed; all of them
+        once the purchase is refunded)."""
         return self._to_target(purchase_key, key, reason, "clawback")
+
+    def take_the_rest(self, purchase_key: str, why: str) -> int:
+        """What a purchase refunded in full still kept (refunds not told yet, or told before
+        it was refunded, rounded down), taken back under ``clawback:<purchase>:refunded``: a
+        refunded purchase keeps no credit, whichever order its refunds were told in."""
+        key = keys.clawback(purchase_key, "refunded")
+        return self.clawback(purchase_key, key, f"refunded ({why}): none is kept")
 
     def restore(self, purchase_key: str, key: str, reason: str) -> int:
         """Give back, under ``key``, the credits taken back beyond the purchase's share
@@ -143,7 +151,8 @@ class PaymentRows:
         if self.tx.one("entry_by_key", idempotency_key=keys.pack(p.purchase_key)) is None:
             return 0  # not landed: the grant takes the reversals into account
         share = min(p.refunded_amount, p.amount)
-        target = p.credits * share // p.amount if share < p.amount else p.credits
+        whole = share == p.amount or (p.state == "refunded" and kind == "clawback")
+        target = p.credits if whole else p.credits * share // p.amount
         take = target - p.clawed_credits
         if (take if kind == "clawback" else -take) <= 0:
             return 0

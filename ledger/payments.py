@@ -239,6 +239,7 @@ class Payments:
                 now_ms=now_ms(),
             )
             rows.reverse(purchase_key, [refund], f"refund {refund.cause_id}")
+            rows.take_the_rest(purchase_key, f"refund {refund.cause_id}")
 
     def record_reversals(
         self,
@@ -277,17 +278,24 @@ class Payments:
         return [Payment.from_row(r) for r in rows]
 
     def mark_refunded_at_provider(
-        self, purchase_key: str, *, reason: str, expected_state: str
+        self,
+        purchase_key: str,
+        *,
+        reason: str,
+        expected_state: str,
+        inbox_id: str | None = None,
     ) -> bool:
-        """A purchase in ``expected_state`` whose money went back in full outside Refundry
-        (its reversals, recorded already, clawed its credits back): refunded. False when its
-        state moved on since the decision."""
+        """A purchase in ``expected_state`` whose money went back in full outside Refundry is
+        refunded, every credit it landed taken back; False when its state moved on since the
+        decision. ``inbox_id`` is marked processed in the same transaction either way."""
         with self._writing() as rows:
             p = rows.lock(purchase_key)
+            processed_in(rows.tx, inbox_id)
             if p.state != expected_state:
                 return False
             rows.set_state(purchase_key, "refunded")
             rows.decide(purchase_key, "refunded_at_provider", reason)
+            rows.take_the_rest(purchase_key, reason)
             return True
 
     def note(

@@ -13,14 +13,10 @@ and ``REFUNDRY_STATEFUL_STEPS`` make the run longer (see README).
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -31,14 +27,13 @@ from hypothesis.stateful import (
 )
 
 from handlers.generation import RefundPolicy, apply_result
-from handlers.inbox_sweep import sweep_inbox
-from ledger import Ledger, audit, now_ms, open_ledger
+from ledger import Ledger, audit, now_ms
 from providers.deliveries import delivery_key
+from tests.support.stateful import examples_and_steps, inbox_ids, run_machine, sweep_onto
 from tests.support.stuck import MINUTE, sweep_at
 from workers.demo_payloads import DEMO_OUTCOMES, demo_payload
 
-EXAMPLES = int(os.environ.get("REFUNDRY_STATEFUL_EXAMPLES", "12"))
-STEPS = int(os.environ.get("REFUNDRY_STATEFUL_STEPS", "25"))
+EXAMPLES, STEPS = examples_and_steps(12, 25)
 TOP_UP = 10_000
 
 # The model's own rules, written out, not imported.
@@ -61,6 +56,7 @@ class Generations(RuleBasedStateMachine):
         self.provider: dict[str, str] = {}
         self.first: dict[str, str] = {}  # the model: each generation's first applied terminal
         self.queue: list[str] = []  # the broker's messages (inbox ids), in no promised order
+        self.inbox_ids = inbox_ids()
         self.reported: dict[str, list[str]] = {}  # every terminal outcome reported
 
     generations = Bundle("generations")
@@ -93,7 +89,7 @@ class Generations(RuleBasedStateMachine):
             self.reported.setdefault(gen, []).append(outcome)
         for _ in range(copies):
             recorded = self.ledger.inbox.record(
-                id=uuid.uuid4().hex,
+                id=next(self.inbox_ids),
                 kind="result",
                 provider=provider,
                 payload=payload,
@@ -113,12 +109,7 @@ class Generations(RuleBasedStateMachine):
 
     @rule()
     def inbox_sweep(self) -> None:
-        sweep_inbox(
-            self.ledger,
-            lambda kind, inbox_id: self.queue.append(inbox_id),
-            grace_ms=-1,
-            give_up_ms=60 * MINUTE,
-        )
+        sweep_onto(self.ledger, self.queue, give_up_ms=60 * MINUTE)
 
     @rule()
     def stuck_sweep_past_every_deadline(self) -> None:
@@ -173,32 +164,10 @@ class Generations(RuleBasedStateMachine):
             self.ledger.db.close()
 
 
-@pytest.fixture
-def fresh_ledgers(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Ledger]:
-    """A function that opens a new, empty ledger for each example."""
-    count = iter(range(10**9))
-    if request.param == "sqlite":
-        return lambda: open_ledger(
-            f"sqlite:///{tmp_path / f'sm{next(count)}.sqlite3'}", policy_version="sm"
-        )
-    url: str = request.getfixturevalue("postgres_url")
-    return lambda: open_ledger(url, policy_version="sm", pg_schema=f"sm{next(count)}")
-
-
 @pytest.mark.parametrize("fresh_ledgers", ["sqlite", "postgresql"], indirect=True)
 def test_generations_under_redelivery_loss_and_sweeps(fresh_ledgers: Callable[[], Ledger]) -> None:
-    machine = type(
-        "GenerationsRun", (Generations,), {"open_fresh_ledger": staticmethod(fresh_ledgers)}
-    )
-    run = machine.TestCase
-    run.settings = settings(
-        max_examples=EXAMPLES,
-        stateful_step_count=STEPS,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-    )
     Generations.ran.update(examples=0, steps=0)
-    run().runTest()
+    run_machine(Generations, fresh_ledgers, examples=EXAMPLES, steps=STEPS)
     print(
         f"generation state machine: {Generations.ran['examples']} examples, "
         f"{Generations.ran['steps']} steps"

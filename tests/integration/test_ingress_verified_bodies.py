@@ -120,6 +120,8 @@ BEYOND_THE_RULE = {
     "-Infinity": "-Infinity",
     "101 digits": "1" * 101,
     "33 levels": json.dumps(_deep(33)),
+    "1e400": "1e400",
+    "-1e999": "-1e999",
 }
 """JSON values outside the payload rule, placed inside an otherwise genuine delivery."""
 

@@ -179,12 +179,22 @@ class FakeStripe(StripeObjects):
             charge = self._objects[intent["latest_charge"]]
             return session, copy.deepcopy(intent), copy.deepcopy(charge)
 
-    def pay_without_checkout(self, amount: int, metadata: Json | None = None) -> Json:
-        """A PaymentIntent created and confirmed directly, as an invoice's payment or another
-        product's would be: no Checkout Session made it. Returns a copy of it, succeeded."""
+    def pay_without_checkout(
+        self,
+        amount: int,
+        metadata: Json | None = None,
+        *,
+        customer: str | None = None,
+        created: int | None = None,
+    ) -> Json:
+        """A PaymentIntent created and confirmed directly (at ``created``), as an invoice's
+        payment or another product's would be: no Checkout Session made it. Returns a copy of
+        it, succeeded."""
         with self._lock:
             params: Json = {"amount": str(amount), "confirm": "true", "metadata": metadata or {}}
-            return copy.deepcopy(self._create_intent(params))
+            if customer is not None:
+                params["customer"] = customer
+            return copy.deepcopy(self._create_intent(params, created))
 
     def refund(
         self, payment_intent: str, amount: int | None = None, *, pending_reason: str | None = None

@@ -284,13 +284,14 @@ class StripeObjects(StripeHTTP):
         self._emit("payment_intent.succeeded", intent, when)
         return charge
 
-    def _create_intent(self, params: Json) -> Json:
+    def _create_intent(self, params: Json, created: int | None = None) -> Json:
         amount = int_param(params, "amount", 0, 1)
-        intent = self._intent(amount, params.get("currency", "usd"), params.get("customer"), None)
+        customer = params.get("customer")
+        intent = self._intent(amount, params.get("currency", "usd"), customer, created)
         intent["metadata"] = params.get("metadata") or {}
-        self._emit("payment_intent.created", intent)
+        self._emit("payment_intent.created", intent, created)
         if params.get("confirm") == "true":
-            self._succeed(intent, None)
+            self._succeed(intent, created)
         return intent
 
     def _create_refund(self, params: Json) -> Json:
