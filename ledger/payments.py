@@ -205,7 +205,7 @@ class Payments:
         """The provider refused our refund for good (a charge under chargeback): the purchase
         leaves ``refunding`` for the state it was begun from (``granted`` when its pack landed,
         else ``paid``), with the decision and one alert saying ``why``; ``inbox_id`` is
-        marked processed. A compare-and-set on ``refunding``: False when it was not."""
+        marked processed. A refund decided after this one goes under the next attempt's key. A compare-and-set on ``refunding``: False when it was not."""
         with self._writing() as rows:
             p = rows.lock(purchase_key)
             processed_in(rows.tx, inbox_id)
@@ -215,6 +215,9 @@ class Payments:
                 rows.tx.one("entry_by_key", idempotency_key=keys.pack(purchase_key)) is not None
             )
             rows.set_state(purchase_key, "granted" if landed else "paid")
+            # Stripe keeps the refused answer under the attempt's key: a refund decided later
+            # (the chargeback won, then a duplicate found) is a new request, under a new key.
+            rows.tx.all("next_refund_attempt", purchase_key=purchase_key, now_ms=now_ms())
             rows.decide(purchase_key, "refund_refused", why)
             rows.decide_once(purchase_key, "alert", why)
             return True

@@ -48,6 +48,19 @@ def ledger(ledger_url: str) -> Iterator[Ledger]:
 
 
 @pytest.fixture
+def fresh_ledgers(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Ledger]:
+    """For the state machines (parametrized ``indirect``, ``sqlite`` or ``postgresql``): a
+    function that opens a new, empty ledger for each example (a new file, or a new schema)."""
+    count = iter(range(10**9))
+    if request.param == "sqlite":
+        return lambda: open_ledger(
+            f"sqlite:///{tmp_path / f'sm{next(count)}.sqlite3'}", policy_version="sm"
+        )
+    url: str = request.getfixturevalue("postgres_url")
+    return lambda: open_ledger(url, policy_version="sm", pg_schema=f"sm{next(count)}")
+
+
+@pytest.fixture
 def refundry_env(
     redis_url: str, ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, str]]:

@@ -138,6 +138,33 @@ def test_a_purchase_we_refunded_keeps_no_credits_though_an_earlier_refund_is_tol
     assert audit(ledger.db) == []
 
 
+def test_a_refund_decided_after_stripe_refused_one_goes_under_a_new_key(
+    ledger: Ledger, fake: FakeStripe, api: StripeAPI
+) -> None:
+    """Kind: an idempotency key reused after Stripe kept an answer under it. A fraud
+    warning's refund is refused while a chargeback is open (``charge_disputed``), and Stripe
+    keeps that answer under the key; then an earlier identical purchase is told, and the
+    disputed one is to be refunded as its duplicate. Under the first key, with another reason,
+    Stripe would refuse the request as a key reuse and the refund would be retried forever:
+    the second decision is a new request, refused for what it is, and given up once more."""
+    customer = "cus_refused_once"
+    earlier, _, _ = fake.create_paid_checkout("acct_refused_once", PRICE, AMOUNT, customer=customer)
+    session, intent, charge = fake.create_paid_checkout(
+        "acct_refused_once", PRICE, AMOUNT, customer=customer
+    )
+    told(ledger, fake, api, "checkout.session.completed", session["id"])
+    fake.dispute(charge["id"])
+    warning = fake.early_fraud_warning(charge["id"])
+    told(ledger, fake, api, "radar.early_fraud_warning.created", warning["id"])
+    told(ledger, fake, api, "checkout.session.completed", earlier["id"])  # no key reuse error
+    disputed = ledger.payments.get(intent["id"])
+    assert disputed is not None
+    assert (disputed.state, disputed.refund_attempt) == ("granted", 2)
+    assert ours(fake, intent["id"]) == []
+    assert ledger.balance("acct_refused_once") == 2 * CREDITS  # the chargeback decides
+    assert audit(ledger.db) == []
+
+
 # --------------------------------------------------------------------------- told at once
 
 _HOLD_AT_COMMIT = [
