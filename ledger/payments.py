@@ -205,7 +205,8 @@ class Payments:
         """The provider refused our refund for good (a charge under chargeback): the purchase
         leaves ``refunding`` for the state it was begun from (``granted`` when its pack landed,
         else ``paid``), with the decision and one alert saying ``why``; ``inbox_id`` is
-        marked processed. A refund decided after this one goes under the next attempt's key. A compare-and-set on ``refunding``: False when it was not."""
+        marked processed. A refund decided after this one goes under the next attempt's key.
+        A compare-and-set on ``refunding``: False when it was not."""
         with self._writing() as rows:
             p = rows.lock(purchase_key)
             processed_in(rows.tx, inbox_id)
