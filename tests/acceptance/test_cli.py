@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-import stat
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -19,19 +18,7 @@ import pytest
 
 from ledger import open_ledger
 from ledger.queries import migrations
-from tests.support.commands import clean_env, refundry
-from tests.support.waiting import wait_until
-
-DEMO_KEYS = {
-    "events",
-    "refunded",
-    "kept",
-    "dead_lettered",
-    "ledger_check",
-    "p50_refund_ms",
-    "p99_refund_ms",
-}
-
+from tests.support.commands import assert_check_ok, clean_env, refundry
 
 # --------------------------------------------------------------------------- helpers
 
@@ -55,28 +42,6 @@ def grant(url: str, account: str, credits: int) -> None:
         book.grant(account_id=account, credits=credits, idempotency_key=account, reason="test")
     finally:
         book.db.close()
-
-
-def redis_servers_under(directory: Path) -> list[int]:
-    """Pids of live redis-server processes working in ``directory`` (their ``--dir``).
-
-    redis-server rewrites its command line into a process title, so it is found through its
-    working directory, which ``--dir`` sets.
-    """
-    target = directory.resolve()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cwd = (entry / "cwd").resolve(strict=True)
-            comm = (entry / "comm").read_text().strip()
-            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
-        except OSError:
-            continue
-        if cwd == target and "redis" in comm and state not in ("Z", "X"):
-            found.append(int(entry.name))
-    return found
 
 
 # --------------------------------------------------------------------------- payloads
@@ -243,12 +208,6 @@ def test_ledger_migrate_then_up_to_date(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- 5 check
 
 
-def _assert_check_ok(env: dict[str, str]) -> None:
-    done = refundry(env, "ledger", "check")
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.strip() == "ok"
-
-
 def _assert_check_finds_balance_mismatch(env: dict[str, str], account: str) -> None:
     done = refundry(env, "ledger", "check")
     assert done.returncode == 1, done.stdout + done.stderr
@@ -272,7 +231,7 @@ def test_ledger_check_sqlite(tmp_path: Path) -> None:
     _assert_no_ledger(refundry(env, "ledger", "check"), str(tmp_path / "ledger.sqlite3"))
     assert not (tmp_path / "ledger.sqlite3").exists(), "a read-only command created a ledger"
     grant(url, "acct-1", 100)
-    _assert_check_ok(env)  # a consistent ledger
+    assert_check_ok(env)  # a consistent ledger
 
     with contextlib.closing(sqlite3.connect(tmp_path / "ledger.sqlite3")) as conn, conn:
         conn.execute("UPDATE accounts SET balance = balance + 5 WHERE account_id = 'acct-1'")
@@ -286,9 +245,9 @@ def test_ledger_check_postgres(tmp_path: Path, postgres_url: str) -> None:
 
     _assert_no_ledger(refundry(env, "ledger", "check"), "(schema refundry)")
     assert refundry(env, "ledger", "migrate").returncode == 0
-    _assert_check_ok(env)  # a fresh ledger
+    assert_check_ok(env)  # a fresh ledger
     grant(postgres_url, "acct-pg", 100)
-    _assert_check_ok(env)
+    assert_check_ok(env)
 
     with psycopg.connect(postgres_url) as conn:
         conn.execute(
@@ -328,92 +287,3 @@ def test_ledger_balance_tells_an_unknown_account_from_a_real_zero(tmp_path: Path
     padded = refundry(env, "ledger", "balance", " acct-b")
     assert (padded.returncode, padded.stdout) == (2, "")
     assert padded.stderr.startswith("refundry: InvalidIdentifier: account_id has leading")
-
-
-# --------------------------------------------------------------------------- 7-8 demo
-
-
-def _demo_summary(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr tail:\n{done.stderr[-4000:]}"
-    lines = done.stdout.strip().splitlines()
-    assert lines, "the demo printed nothing on stdout"
-    summary = json.loads(lines[-1])
-    assert isinstance(summary, dict)
-    assert set(summary) == DEMO_KEYS
-    assert summary["ledger_check"] == "ok"
-    return summary
-
-
-def _assert_every_generation_accounted_for(
-    db: Path, summary: dict[str, Any], generations: int
-) -> None:
-    """Read the ledger the demo wrote, not the demo's own counts: every generation it charged
-    ended kept, refunded once, or unsettled because its only results were unclassifiable
-    (each of those dead-lettered); nothing is left pending."""
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        charged = conn.execute(
-            "SELECT generation_id, provider_job_id, outcome FROM generations"
-        ).fetchall()
-        refunds = conn.execute("SELECT generation_id FROM entries WHERE kind = 'refund'")
-        refunded = [g for (g,) in refunds]
-        inbox = conn.execute("SELECT state, generation_id, payload FROM inbox").fetchall()
-        dead_letters = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
-    assert len(charged) == generations
-    kept = {g for g, _, outcome in charged if outcome == "succeeded"}
-    settled_otherwise = {g for g, _, outcome in charged if outcome not in (None, "succeeded")}
-    unsettled = {g for g, _, outcome in charged if outcome is None}
-    assert sorted(refunded) == sorted(settled_otherwise)  # each failure refunded, exactly once
-    assert (summary["kept"], summary["refunded"]) == (len(kept), len(refunded))
-    assert {state for state, _, _ in inbox} <= {"processed", "dead"}
-    dead = [(gen, payload) for state, gen, payload in inbox if state == "dead"]
-    assert summary["dead_lettered"] == dead_letters == len(dead)
-    named_by_dead = {
-        g for g, job, _ in charged for gen, payload in dead if gen == g or f'"{job}"' in payload
-    }
-    assert unsettled == named_by_dead
-    assert len(kept) + len(refunded) + len(unsettled) == generations
-
-
-def test_demo_on_real_redis(tmp_path: Path, redis_url: str) -> None:
-    env = clean_env(tmp_path, REDIS_URL=redis_url)
-
-    done = refundry(env, "demo", "--generations", "200", "--timeout", "120", timeout=300)
-
-    summary = _demo_summary(done)
-    assert summary["refunded"] > 0
-    assert summary["kept"] > 0
-    assert summary["dead_lettered"] > 0  # the seed's plan holds unclassifiable results
-    assert summary["events"] >= 200
-    _assert_every_generation_accounted_for(tmp_path / "ledger.sqlite3", summary, 200)
-    for key in ("p50_refund_ms", "p99_refund_ms"):
-        assert isinstance(summary[key], int)
-    assert 0 < summary["p99_refund_ms"] <= 120_000  # within the demo's own timeout
-    assert summary["p50_refund_ms"] <= summary["p99_refund_ms"]
-    assert not (tmp_path / "home" / "redis").exists(), "embedded Redis used despite REDIS_URL"
-
-    _assert_check_ok(env)
-
-
-def test_demo_on_embedded_redis(tmp_path: Path) -> None:
-    env = clean_env(tmp_path)
-    assert "REDIS_URL" not in env
-    redis_dir = tmp_path / "home" / "redis"
-
-    done = refundry(env, "demo", "--generations", "50", "--timeout", "120", timeout=300)
-
-    summary = _demo_summary(done)
-    assert summary["events"] >= 50
-    _assert_every_generation_accounted_for(tmp_path / "ledger.sqlite3", summary, 50)
-    assert redis_dir.is_dir(), "the demo did not start its embedded Redis under REFUNDRY_HOME"
-    assert not (redis_dir / "redis.json").exists(), "the embedded Redis state file was left"
-    home = tmp_path / "home"
-    modes = {p.relative_to(home): stat.S_IMODE(p.stat().st_mode) for p in [home, *home.rglob("*")]}
-    assert modes[Path("demo-worker.log")] == 0o600
-    assert modes == {p: 0o700 if (home / p).is_dir() else 0o600 for p in modes}
-    wait_until(
-        lambda: not redis_servers_under(redis_dir),
-        timeout=10,
-        message=f"a redis-server for {redis_dir} is still running",
-    )
-
-    _assert_check_ok(env)

@@ -32,6 +32,7 @@ from tests.support.backends import ONE_BACKEND
 from tests.support.commands import WorkerProcesses
 from tests.support.fake_billing import FakeBilling
 from tests.support.fake_stripe import FakeStripe
+from tests.support.forged_stripe import forged_session, made_up, made_up_about
 from tests.support.settings import configure
 from tests.support.stripe_events import apply_subscription, envelope, pack_entries
 from tests.support.waiting import wait_until
@@ -54,23 +55,6 @@ def apply(ledger: Ledger, event: Json, api: StripeAPI) -> str:
     )
 
 
-def made_up(prefix: str) -> str:
-    """An id shaped like Stripe's that Stripe never gave out."""
-    return f"{prefix}_forged{uuid.uuid4().hex[:16]}"
-
-
-def made_up_about(kind: str, prefix: str, charge: Json, **fields: Any) -> Json:
-    """A ``kind`` object Stripe never made, naming a real ``charge`` and its PaymentIntent."""
-    return {
-        "id": made_up(prefix),
-        "object": kind,
-        "charge": charge["id"],
-        "payment_intent": charge["payment_intent"],
-        "created": int(time.time()),
-        **fields,
-    }
-
-
 def landed(ledger: Ledger, fake: FakeStripe, api: StripeAPI, account: str) -> tuple[Json, Json]:
     """A pack really bought and landed through its genuine event: (payment_intent, charge)."""
     session, intent, charge = fake.create_paid_checkout(
@@ -89,24 +73,6 @@ def assert_untouched(ledger: Ledger, url: str, fake: FakeStripe, account: str, p
     assert payment is not None and payment.state == "granted"
     assert [d["decision"] for d in ledger.payments.decisions(pi)] == ["grant"]
     assert audit(ledger.db) == []
-
-
-def forged_session(account: str, price: str) -> Json:
-    """The issue's reproduction: a paid session Stripe never created, ``amount_total: 1``."""
-    return {
-        "id": made_up("cs_test"),
-        "object": "checkout.session",
-        "mode": "payment",
-        "status": "complete",
-        "payment_status": "paid",
-        "amount_total": 1,
-        "currency": "usd",
-        "payment_intent": made_up("pi"),
-        "client_reference_id": account,
-        "customer": None,
-        "metadata": {"price_id": price, "account_id": account},
-        "created": int(time.time()),
-    }
 
 
 # --------------------------------------------------------------------------- purchases

@@ -11,7 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["REFUNDRY", "RefundryProcess", "WorkerProcesses", "clean_env", "refundry"]
+__all__ = [
+    "REFUNDRY",
+    "RefundryProcess",
+    "WorkerProcesses",
+    "assert_check_ok",
+    "clean_env",
+    "redis_servers_under",
+    "refundry",
+]
 
 REFUNDRY = Path(sys.executable).parent / "refundry"
 
@@ -102,3 +110,32 @@ class WorkerProcesses(RefundryProcess):
 
     def start(self, *extra: str, processes: int = 2, threads: int = 4) -> None:
         super().start("-p", str(processes), "-t", str(threads), *extra)
+
+
+def assert_check_ok(env: dict[str, str]) -> None:
+    """``refundry ledger check`` exits 0 and prints ``ok``."""
+    done = refundry(env, "ledger", "check")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def redis_servers_under(directory: Path) -> list[int]:
+    """Pids of live redis-server processes working in ``directory`` (their ``--dir``).
+
+    redis-server rewrites its command line into a process title, so it is found through its
+    working directory, which ``--dir`` sets.
+    """
+    target = directory.resolve()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = (entry / "cwd").resolve(strict=True)
+            comm = (entry / "comm").read_text().strip()
+            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if cwd == target and "redis" in comm and state not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
