@@ -6,16 +6,22 @@ retry with the same ``webhook-id`` (https://github.com/standard-webhooks/standar
 and pipelines report the same result again after a crash. The inbox keeps each identity
 under a unique constraint, so a second delivery is known before anything is applied.
 
-The identity, first that applies:
+The identity is what the event itself says, never how it travelled, so that one delivery
+is known as one whichever door it comes through (the webhook ingress, the pipeline's
+``workers.client``) and counted the same way. First that applies:
 
-1. the ``webhook-id`` header of a Standard Webhooks delivery, when the caller has it;
-2. a Stripe event's ``id`` (``evt_…``), and an OpenAI webhook event's ``id``;
-3. otherwise the provider's job id and the outcome the payload reports
-   (``<job id>:<outcome>``): the same job reported failed twice is one delivery, while a
-   contradicting outcome for the same job is a new one (the ledger keeps it as a conflict).
+1. a Stripe event's ``id`` (``evt_…``), and an OpenAI webhook event's ``id``;
+2. the provider's job id and the outcome the payload reports (``<job id>:<outcome>``):
+   the same job reported failed twice is one delivery, while a contradicting outcome for
+   the same job is a new one (the ledger keeps it as a conflict). fal's job id is its
+   request id;
+3. only for a payload that names neither, the transport's delivery id when the caller has
+   one (a Standard Webhooks ``webhook-id``, fal's request id header): its retries at least
+   are recognised.
 
-A payload with none of these (unclassifiable, or no job id) has no identity: each
-delivery is kept, and the ledger's idempotency keys still apply its effect at most once.
+A payload with none of these (unclassifiable, or no job id, through a door without a
+delivery id) has no identity: each delivery is kept, and the ledger's idempotency keys
+still apply its effect at most once.
 """
 
 from __future__ import annotations
@@ -38,9 +44,19 @@ def delivery_key(
     operation: str | None = None,
     webhook_id: str | None = None,
 ) -> str | None:
-    """The event's delivery identity (see the module docstring), or ``None``."""
-    if webhook_id:
-        return f"webhook:{webhook_id}"
+    """The event's delivery identity (see the module docstring), or ``None``.
+
+    ``payload`` is the event as kept (a JSON object); ``webhook_id`` the transport's
+    delivery id, used only when the payload names no event or job.
+    """
+    return _payload_identity(provider, payload, operation) or (
+        f"webhook:{webhook_id}" if webhook_id else None
+    )
+
+
+def _payload_identity(
+    provider: str, payload: Mapping[str, Any], operation: str | None
+) -> str | None:
     event_id = payload.get("id")
     if (
         provider in _EVENT_ID_PROVIDERS

@@ -1,12 +1,16 @@
 """The dramatiq actors: each decodes its message and calls one handler, nothing more.
 
 A message carries only the id of its inbox row: the database holds the event, so a message
-that is lost, duplicated or replayed changes nothing but latency.
+that is lost, duplicated or replayed changes nothing but latency. A call to a provider's
+API runs in that provider's lane (``workers.lanes``): at most half of a process's threads,
+so a provider whose API hangs delays no one else's refunds.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import dramatiq
 
@@ -20,6 +24,7 @@ from providers.stripe_subscriptions import parse_subscription_event
 from workers import consumer_logs, runtime
 from workers.broker import build_broker, resolve_redis_url
 from workers.dead_letters import dead_letter_on_final_failure
+from workers.lanes import LANES, LaneFull, wait_for_lane
 from workers.logs import install_redaction
 
 __all__ = [
@@ -65,18 +70,22 @@ def process_result(inbox_id: str) -> None:
         item = _pending(ledger, inbox_id)
         if item is None:
             return
-        applied = apply_result(
-            ledger,
-            provider=item.provider,
-            payload=item.payload,
-            generation_id=item.generation_id,
-            operation=item.operation,
-            failure_known_at_ms=item.received_at_ms,
-            policy=runtime.policy(),
-            message_id=inbox_id,
-            inbox_id=inbox_id,
-            fetch_job=runtime.fetch_job,
-        )
+        try:
+            applied = apply_result(
+                ledger,
+                provider=item.provider,
+                payload=item.payload,
+                generation_id=item.generation_id,
+                operation=item.operation,
+                failure_known_at_ms=item.received_at_ms,
+                policy=runtime.policy(),
+                message_id=inbox_id,
+                inbox_id=inbox_id,
+                fetch_job=_fetch_job_in_lane,
+            )
+        except LaneFull:  # its provider's API calls hold their share of threads: later
+            wait_for_lane(broker)
+            return
         log.info(
             "generation %s: %s → %s",
             applied.generation_id,
@@ -119,6 +128,15 @@ def process_payment(inbox_id: str) -> None:
         log.info("payment %s: %s", inbox_id, did)
 
     dead_letter_on_final_failure(run, inbox_id=inbox_id, should_retry=should_retry)
+
+
+def _fetch_job_in_lane(provider: str, job_id: str) -> Mapping[str, Any]:
+    """``runtime.fetch_job`` within its provider's share of this process's threads
+    (``workers.lanes``); ``LaneFull`` when that share is taken."""
+    with LANES.hold(f"api:{provider}") as held:
+        if not held:
+            raise LaneFull(provider)
+        return runtime.fetch_job(provider, job_id)
 
 
 def _pending(ledger: Ledger, inbox_id: str) -> InboxItem | None:

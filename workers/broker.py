@@ -23,6 +23,7 @@ from dramatiq.middleware import (
 
 from workers.budgets import Budgets
 from workers.embedded_redis import EmbeddedRedis
+from workers.lanes import LanesMiddleware
 from workers.settings import Settings, parse_redis_url
 
 __all__ = [
@@ -73,6 +74,7 @@ def build_broker(settings: Settings) -> RedisBroker:
             max_backoff=settings.max_backoff_ms,
         ),
         CurrentMessage(),
+        LanesMiddleware(),  # no provider holds more than half of a process's threads
     ]
     broker = RedisBroker(  # type: ignore[no-untyped-call]
         url=resolve_redis_url(settings), namespace=NAMESPACE, middleware=middleware

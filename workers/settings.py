@@ -61,7 +61,7 @@ Each whole-number setting is written in ASCII digits and lies in its range (incl
 | ``REFUNDRY_MIN_BACKOFF_MS`` | 1 to 3600000 |
 | ``REFUNDRY_MAX_BACKOFF_MS`` | 1 to 3600000 |
 | ``REFUNDRY_INBOX_GRACE_MS`` | 0 to 86400000 |
-| ``REFUNDRY_INBOX_GIVE_UP_MS`` | 0 to 2592000000 |
+| ``REFUNDRY_INBOX_GIVE_UP_MS`` | 1 to 2592000000 |
 | ``REFUNDRY_SWEEP_INTERVAL_S`` | 1 to 86400 |
 | ``REFUNDRY_REFUND_SLA_MS`` | 1 to 604800000 |
 | ``REFUNDRY_SLA_WARN_MS`` | 0 to 604800000 |
@@ -76,6 +76,17 @@ Each whole-number setting is written in ASCII digits and lies in its range (incl
 | ``REFUNDRY_MAX_BODY_BYTES`` | 1 to 67108864 |
 | ``REFUNDRY_INGRESS_DEADLINE_S`` | 1 to 300 |
 | ``REFUNDRY_BODY_TIMEOUT_S`` | 1 to 300 |
+
+Some settings bound others; a pair that breaks its bound is refused at start (naming the
+variable that was set, the left one when both were):
+
+| variable | must be | than |
+| --- | --- | --- |
+| ``REFUNDRY_SLA_WARN_MS`` | < | ``REFUNDRY_REFUND_SLA_MS`` |
+| ``REFUNDRY_INBOX_GIVE_UP_MS`` | >= | ``REFUNDRY_REFUND_SLA_MS`` |
+
+An alert raised no earlier than the breach warns of nothing; an inbox that gives up on an
+event before the refund promise has run out abandons refunds it still owes.
 
 Text settings hold no control character; the two actions are one of the values named
 above; ``REFUNDRY_PACKS`` and ``REFUNDRY_DEADLINES`` are read strictly
@@ -117,7 +128,7 @@ from ledger.backends import database_location
 from ledger.errors import ConfigurationError
 from ledger.server_urls import ServerURL, parse_server_url
 
-__all__ = ["REDIS_SCHEMES", "VARIABLES", "Settings", "WholeNumber", "parse_redis_url"]
+__all__ = ["REDIS_SCHEMES", "RELATIONS", "VARIABLES", "Settings", "WholeNumber", "parse_redis_url"]
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 _REDIS_DB = re.compile(r"(?:/[0-9]{0,5})?")
@@ -189,12 +200,34 @@ class Settings:
         if bool(values["kling_access_key"]) != bool(values["kling_secret_key"]):
             missing = "KLING_SECRET_KEY" if values["kling_access_key"] else "KLING_ACCESS_KEY"
             raise ConfigurationError("Kling needs both its access and secret key", variable=missing)
+        _check_relations(env, values)
         database_url = env.get("DATABASE_URL") or f"sqlite:///{home / 'ledger.sqlite3'}"
         database_location(database_url)  # refuses a URL that cannot be used, never repeating it
         redis_url = env.get("REDIS_URL") or None
         if redis_url is not None:
             parse_redis_url(redis_url)
         return cls(database_url=database_url, redis_url=redis_url, home=home, **values)
+
+
+_COMPARE: dict[str, Callable[[int, int], bool]] = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def _check_relations(env: Mapping[str, str], values: Mapping[str, Any]) -> None:
+    """``ConfigurationError`` for the first pair of :data:`RELATIONS` that disagrees, naming
+    the variable of the pair that was set (the left one when both, or neither, were)."""
+    for left, relation, right in RELATIONS:
+        a, b = values[VARIABLES[left][0]], values[VARIABLES[right][0]]
+        if _COMPARE[relation](a, b):
+            continue
+        named = (
+            right if (env.get(right) or "").strip() and not (env.get(left) or "").strip() else left
+        )
+        raise ConfigurationError(f"{left} must be {relation} {right} ({a} and {b})", variable=named)
 
 
 def parse_redis_url(url: str) -> ServerURL:
@@ -307,7 +340,7 @@ VARIABLES: dict[str, tuple[str, Parse]] = {
     "REFUNDRY_MIN_BACKOFF_MS": ("min_backoff_ms", WholeNumber(1, 3_600_000)),
     "REFUNDRY_MAX_BACKOFF_MS": ("max_backoff_ms", WholeNumber(1, 3_600_000)),
     "REFUNDRY_INBOX_GRACE_MS": ("inbox_grace_ms", WholeNumber(0, 86_400_000)),
-    "REFUNDRY_INBOX_GIVE_UP_MS": ("inbox_give_up_ms", WholeNumber(0, 2_592_000_000)),
+    "REFUNDRY_INBOX_GIVE_UP_MS": ("inbox_give_up_ms", WholeNumber(1, 2_592_000_000)),
     "REFUNDRY_SWEEP_INTERVAL_S": ("sweep_interval_s", WholeNumber(1, 86_400)),
     "REFUNDRY_REFUND_SLA_MS": ("refund_sla_ms", WholeNumber(1, 604_800_000)),
     "REFUNDRY_SLA_WARN_MS": ("sla_warn_ms", WholeNumber(0, 604_800_000)),
@@ -348,3 +381,10 @@ VARIABLES: dict[str, tuple[str, Parse]] = {
 """Environment variable → (the ``Settings`` field it sets, how it is read). ``DATABASE_URL``,
 ``REDIS_URL`` and ``REFUNDRY_HOME`` are read on their own (their defaults depend on each
 other)."""
+
+RELATIONS: tuple[tuple[str, str, str], ...] = (
+    ("REFUNDRY_SLA_WARN_MS", "<", "REFUNDRY_REFUND_SLA_MS"),
+    ("REFUNDRY_INBOX_GIVE_UP_MS", ">=", "REFUNDRY_REFUND_SLA_MS"),
+)
+"""``(variable, relation, variable)``: the bounds settings put on each other (the module's
+relation table), checked by :meth:`Settings.from_env` once each is read."""

@@ -11,10 +11,19 @@ def test_a_stripe_event_is_known_by_its_event_id() -> None:
     assert delivery_key("stripe", {"object": "event"}) is None
 
 
-def test_a_standard_webhooks_delivery_is_known_by_its_webhook_id() -> None:
+def test_a_delivery_is_known_by_what_it_says_not_by_the_door_it_came_through() -> None:
     body = {"id": "evt_abc", "type": "video.completed", "data": {"id": "video_1"}}
-    assert delivery_key("openai", body, webhook_id="msg_2Kp") == "webhook:msg_2Kp"
+    assert delivery_key("openai", body, webhook_id="msg_2Kp") == "event:evt_abc"
     assert delivery_key("openai", body) == "event:evt_abc"
+    failed = {"id": "p-1", "status": "failed", "error": "boom"}
+    assert delivery_key("replicate", failed, webhook_id="msg_9") == "job:p-1:failed"
+
+
+def test_a_delivery_that_names_no_event_or_job_is_known_by_its_webhook_id() -> None:
+    assert delivery_key("replicate", {"status": "failed"}, webhook_id="msg_2Kp") == (
+        "webhook:msg_2Kp"
+    )
+    assert delivery_key("replicate", {"status": "failed"}) is None
 
 
 def test_a_result_without_an_event_id_is_known_by_its_job_and_outcome() -> None:

@@ -40,9 +40,8 @@ def test_every_whole_number_setting_is_refused_outside_its_documented_range_by_n
         with pytest.raises(ConfigurationError) as caught:
             Settings.from_env({variable: str(value)})
         assert caught.value.fields["variable"] == variable, value
-    for edge in (parse.low, parse.high):
-        name = VARIABLES[variable][0]
-        assert getattr(Settings.from_env({variable: f" {edge} "}), name) == edge
+    for edge in (parse.low, parse.high):  # its range alone: some settings bound others too
+        assert parse({variable: f" {edge} "}, variable, None) == edge
 
 
 @pytest.mark.parametrize(
