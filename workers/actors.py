@@ -10,7 +10,7 @@ import logging
 
 import dramatiq
 
-from handlers.generation import apply_result
+from handlers.generation import apply_kept_result
 from handlers.payments import apply_payment_event
 from handlers.subscriptions import apply_subscription_event
 from ledger import InboxItem, Ledger
@@ -65,17 +65,8 @@ def process_result(inbox_id: str) -> None:
         item = _pending(ledger, inbox_id)
         if item is None:
             return
-        applied = apply_result(
-            ledger,
-            provider=item.provider,
-            payload=item.payload,
-            generation_id=item.generation_id,
-            operation=item.operation,
-            failure_known_at_ms=item.received_at_ms,
-            policy=runtime.policy(),
-            message_id=inbox_id,
-            inbox_id=inbox_id,
-            fetch_job=runtime.fetch_job,
+        applied = apply_kept_result(
+            ledger, item, policy=runtime.policy(), fetch_job=runtime.fetch_job
         )
         log.info(
             "generation %s: %s → %s",

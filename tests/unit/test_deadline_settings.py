@@ -38,4 +38,3 @@ def test_deadlines_are_checked_against_the_configured_promise() -> None:
         _checked(two_hours | {"REFUNDRY_DEADLINES": json.dumps({"video": [600, 7150]})})
     assert caught.value.fields["path"] == "stuck generation"
     assert caught.value.fields["promise_s"] == 7200
-
