@@ -2,8 +2,10 @@
 
 Two times per charge, counted from the charge: ``poll_after`` (the sweeper starts asking
 the provider's status API) and ``hard`` (the provider never answered with a result: the
-charge is refunded as a system failure). A hard deadline plus one sweep interval stays
-inside the one-hour refund promise, counted from the charge.
+charge is refunded as a system failure). Each pair is a positive hard deadline after its
+poll time; that the hard deadline, a lease, a sweep interval and a poll budget stay inside
+the configured refund promise (``REFUNDRY_REFUND_SLA_MS``) is checked with every other
+budget, in one place (``workers.budgets``).
 
 Defaults follow the providers' documented typical durations (``research/providers.md``):
 images take seconds, music a minute or two, videos a few minutes (Kling queues can hold a
@@ -17,13 +19,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from handlers.setting_json import json_object_setting, whole_number_setting
-from handlers.sla import REFUND_SLA_MS
 from ledger.errors import ConfigurationError
 from providers.base import MUSIC_OPERATIONS
 
 __all__ = ["DEFAULT_DEADLINES", "Deadline", "DeadlinePolicy"]
 
 MINUTE = 60_000
+LONGEST_S = 7 * 24 * 3600
+"""No deadline is read past a week (the longest promise the settings accept); the bound that
+matters is the configured promise, checked in ``workers.budgets``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +66,10 @@ class DeadlinePolicy:
     @classmethod
     def from_json(cls, text: str) -> DeadlinePolicy:
         """Parse ``REFUNDRY_DEADLINES``: a JSON object of ``[poll_after_s, hard_s]`` pairs of
-        whole seconds; refuses anything else, and deadlines that would break the SLA, with
-        ``ConfigurationError`` naming the variable."""
+        whole seconds, ``0 <= poll_after_s < hard_s`` (a hard deadline is positive and comes
+        after the first poll); refuses anything else with ``ConfigurationError`` naming the
+        variable and the key. Whether the deadlines keep the refund promise is
+        ``workers.budgets.Budgets.check``'s decision, against the configured promise."""
         if not text.strip():
             return cls()
         overrides: dict[str, Deadline] = {}
@@ -78,17 +84,16 @@ class DeadlinePolicy:
                     variable="REFUNDRY_DEADLINES",
                     what="a deadline",
                     low=0,
-                    high=REFUND_SLA_MS // 1000,
+                    high=LONGEST_S,
                     key=key,
                 )
                 for seconds in pair
             )
-            overrides[key] = Deadline(poll_s * 1000, hard_s * 1000)
-        for key, d in overrides.items():
-            if not 0 <= d.poll_after_ms <= d.hard_ms <= REFUND_SLA_MS - 5 * MINUTE:
+            if not poll_s < hard_s:
                 raise ConfigurationError(
-                    "deadline outside the one-hour refund promise",
+                    "the hard deadline must come after the poll time (poll_after_s < hard_s)",
                     variable="REFUNDRY_DEADLINES",
                     key=key,
                 )
+            overrides[key] = Deadline(poll_s * 1000, hard_s * 1000)
         return cls(overrides)

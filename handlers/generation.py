@@ -12,12 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.thin_events import JobFetcher, resolve
-from ledger import Generation, Ledger, Outcome, Settlement
+from handlers.thin_events import THIN_EVENTS, JobFetcher, resolve
+from ledger import Generation, InboxItem, Ledger, Outcome, Settlement
 from ledger.errors import ChargeNotFound, ResultForAnotherJob, Unclassifiable
 from providers.base import Classification
+from providers.registry import classify
 
-__all__ = ["RefundPolicy", "ResultApplied", "apply_result"]
+__all__ = ["RefundPolicy", "ResultApplied", "apply_kept_result", "apply_result", "reported_job_id"]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,39 @@ def apply_result(
             generation.outcome.value if generation.outcome else "an earlier outcome",
         )
     return ResultApplied(generation.generation_id, classification, settlement)
+
+
+def apply_kept_result(
+    ledger: Ledger, item: InboxItem, *, policy: RefundPolicy, fetch_job: JobFetcher | None
+) -> ResultApplied:
+    """Apply a result kept in the inbox (``item``), as a worker or the stuck sweep does: its
+    failure was known when it arrived (``received_at_ms``), and the row is marked processed
+    in the settlement's transaction. Raises what :func:`apply_result` raises."""
+    return apply_result(
+        ledger,
+        provider=item.provider,
+        payload=item.payload,
+        generation_id=item.generation_id,
+        operation=item.operation,
+        failure_known_at_ms=item.received_at_ms,
+        policy=policy,
+        message_id=item.id,
+        inbox_id=item.id,
+        fetch_job=fetch_job,
+    )
+
+
+def reported_job_id(provider: str, payload: Mapping[str, Any]) -> str | None:
+    """The provider job a result names (a thin event's, or the classified payload's); None
+    when it names none or cannot be classified."""
+    thin = THIN_EVENTS.get(provider)
+    job_id = thin(payload) if thin is not None else None
+    if job_id is not None:
+        return job_id
+    try:
+        return classify(provider, payload, None).provider_job_id
+    except Unclassifiable:
+        return None
 
 
 def _charged(ledger: Ledger, provider: str, generation_id: str) -> Generation:

@@ -1,9 +1,12 @@
 """The refund SLA, measured: how long from a failure becoming known to its refund.
 
-Every refund entry stores ``failure_known_at_ms`` (when the result reached Refundry, or when
-the sweeper declared the generation lost) and ``applied_at_ms``. The report counts them over
-a window; an alert fires for each breach and for every event still unapplied at the warning
-age (45 minutes by default, so a human has 15 minutes before the hour is up).
+Every refund entry stores ``failure_known_at_ms``, the moment the failure became knowable
+(when the result reached Refundry's inbox; for a generation no result settled, its hard
+deadline; for a job the provider no longer knows, the poll that found it, or the hard
+deadline if earlier), and ``applied_at_ms``, so a refund made late is seen late. The report
+counts them over a window; an alert fires for each breach and for every event still
+unapplied at the warning age (45 minutes by default, so a human has 15 minutes before the
+hour is up).
 """
 
 from __future__ import annotations

@@ -8,31 +8,39 @@ provider no longer knows (404/410), or no terminal answer by the hard deadline, 
 as a system failure: "credits deducted but no output produced". A transient poll failure
 changes nothing: the generation is leased and looked at again on a later sweep.
 
+Whatever the backlog, every generation past its hard deadline is refunded by the sweep
+that finds it: the sweep claims ``batch`` generations at a time and goes on until fewer are
+due. A result that reached the inbox by the hard deadline and waits to be applied decides
+instead of the deadline: the sweep applies it as a worker would. The refund's failure is
+known from the hard deadline (the moment it became knowable), so the SLA report sees a
+refund made late.
+
 No provider can hold up another's refunds: a generation already past its hard deadline is
-refunded first, without a poll; the others are polled concurrently (at most
-``poll_concurrency`` at once) within one time budget per sweep (``poll_budget_s``); a poll
-that has not answered by then is left to a later sweep, and the clock is read again before
-each hard-deadline decision. Each generation's failure is its own: logged as an alert, the
-sweep goes on.
+refunded without a poll; the others are polled on the process's :class:`StatusPolls` (at
+most its ``concurrency`` at once, counting the polls earlier sweeps stopped waiting for)
+within one time budget per sweep (``poll_budget_s``); a poll that has not answered by then
+is left to a later sweep, and the clock is read again before each hard-deadline decision.
+Each generation's failure is its own: logged as an alert, the sweep goes on.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from enum import Enum
 from functools import partial
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from handlers.generation import RefundPolicy, apply_result
+from handlers.generation import RefundPolicy, apply_kept_result, apply_result, reported_job_id
 from handlers.thin_events import JobFetcher
 from ledger import Generation, Ledger, Outcome, Settlement, now_ms
 from ledger.errors import RefundryError
 from providers.status_http import JobGone
 
-__all__ = ["OperationFetcher", "StuckSweepResult", "sweep_stuck_generations"]
+__all__ = ["OperationFetcher", "StatusPolls", "StuckSweepResult", "sweep_stuck_generations"]
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +57,38 @@ class OperationFetcher(Protocol):
         ...
 
 
+class StatusPolls:
+    """The status polls of one process: at most ``concurrency`` run at once, across sweeps.
+
+    A poll a sweep stopped waiting for keeps its place until it returns (its status client's
+    own timeouts end it), so the next sweep starts fewer; a poll still queued when its sweep's
+    budget ends is cancelled, never started late. One per process (``workers.runtime``).
+    """
+
+    def __init__(self, concurrency: int) -> None:
+        self.concurrency = max(1, concurrency)
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="poll")
+
+    def submit(self, poll: Callable[[], T]) -> Future[T]:
+        """Queue ``poll``; it starts when fewer than ``concurrency`` polls are running."""
+        return self._pool.submit(poll)
+
+    def close(self) -> None:
+        """Cancel the queued polls; a running one is not waited for."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 @dataclass
 class StuckSweepResult:
     looked_at: int = 0
     polled: int = 0
     settled_by_poll: int = 0
+    settled_by_kept_result: int = 0
+    """Past the hard deadline, settled by a result kept in the inbox in time."""
     refunded_as_lost: int = 0
     still_pending: int = 0
     unanswered: int = 0
-    """Polls still running when the sweep's budget ran out (looked at again later)."""
+    """Polls not answered within the sweep's budget (looked at again later)."""
     errors: int = 0
     """Generations whose poll or settlement failed unexpectedly (alerted, isolated)."""
 
@@ -74,15 +105,16 @@ def sweep_stuck_generations(
     *,
     fetchers: Mapping[str, JobFetcher],
     policy: RefundPolicy,
+    polls: StatusPolls,
     poll_interval_ms: int,
     default_poll_after_ms: int,
     default_hard_ms: int,
+    batch: int,
     at_ms: int | None = None,
-    limit: int = 200,
-    poll_concurrency: int = 8,
     poll_budget_s: float = 20.0,
 ) -> StuckSweepResult:
-    """Settle the charged generations past their poll time (at most ``limit`` per sweep).
+    """Settle the charged generations past their poll time, claimed ``batch`` at a time
+    until fewer are due (each leased for ``poll_interval_ms``).
 
     ``at_ms`` fixes the clock (tests); otherwise it is read again before each decision.
     Returns the counts of what was done; one generation's failure is logged and counted in
@@ -92,44 +124,50 @@ def sweep_stuck_generations(
     def clock() -> int:
         return now_ms() if at_ms is None else at_ms
 
+    started = time.monotonic()
     result = StuckSweepResult()
-    due = ledger.claim_due_generations(
-        lease_ms=poll_interval_ms,
-        default_poll_after_ms=default_poll_after_ms,
-        limit=limit,
-        at_ms=clock(),
-    )
-    result.looked_at = len(due)
 
-    def past_hard_deadline(gen: Generation) -> bool:
-        return clock() >= (gen.deadline_at_ms or gen.charged_at_ms + default_hard_ms)
+    def hard_deadline(gen: Generation) -> int:
+        return gen.deadline_at_ms or gen.charged_at_ms + default_hard_ms
 
-    def refund_as_lost(gen: Generation) -> None:
+    def at_deadline(gen: Generation) -> None:
+        fetch = fetchers.get(gen.provider)
+        if _settled_by_kept_result(ledger, gen, hard_deadline(gen), policy, fetch):
+            result.settled_by_kept_result += 1
+            return
         reason = f"{SYSTEM_FAILURE} (hard deadline passed)"
-        if _refund_as_lost(ledger, gen, reason, clock(), policy):
+        if _refund_as_lost(ledger, gen, reason, hard_deadline(gen), policy):
             result.refunded_as_lost += 1
 
-    to_poll: list[Generation] = []
-    for gen in due:
-        if past_hard_deadline(gen):
-            _isolated(result, gen, partial(refund_as_lost, gen))
-        elif gen.provider in fetchers and gen.provider_job_id is not None:
-            to_poll.append(gen)
-        else:
-            result.still_pending += 1
-    if not to_poll:
+    def poll(gen: Generation) -> _Polled:
+        return _poll(ledger, gen, fetchers[gen.provider], policy, clock, hard_deadline(gen))
+
+    futures: dict[Future[_Polled], Generation] = {}
+    while True:
+        due = ledger.claim_due_generations(
+            lease_ms=poll_interval_ms,
+            default_poll_after_ms=default_poll_after_ms,
+            limit=batch,
+            at_ms=clock(),
+        )
+        result.looked_at += len(due)
+        for gen in due:
+            if clock() >= hard_deadline(gen):
+                _isolated(result, gen, partial(at_deadline, gen))
+            elif gen.provider in fetchers and gen.provider_job_id is not None:
+                futures[polls.submit(partial(poll, gen))] = gen
+            else:
+                result.still_pending += 1
+        if len(due) < batch:
+            break
+    if not futures:
         return result
 
-    def poll(gen: Generation) -> _Polled:
-        return _poll(ledger, gen, fetchers[gen.provider], policy, clock)
-
-    pool = ThreadPoolExecutor(max_workers=max(1, poll_concurrency), thread_name_prefix="poll")
-    try:
-        futures = {pool.submit(poll, gen): gen for gen in to_poll}
-        result.polled = len(futures)
-        done, not_done = wait(futures, timeout=poll_budget_s)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)  # a hung poll is not waited for
+    result.polled = len(futures)
+    budget_left = max(0.0, poll_budget_s - (time.monotonic() - started))
+    done, not_done = wait(futures, timeout=budget_left)
+    for future in not_done:
+        future.cancel()  # still queued behind running polls: never started after the budget
     result.unanswered = len(not_done)
     for future in done:
         gen = futures[future]
@@ -138,8 +176,8 @@ def sweep_stuck_generations(
             result.settled_by_poll += 1
         elif polled is _Polled.LOST:
             result.refunded_as_lost += 1
-        elif polled is _Polled.PENDING and past_hard_deadline(gen):
-            _isolated(result, gen, partial(refund_as_lost, gen))
+        elif polled is _Polled.PENDING and clock() >= hard_deadline(gen):
+            _isolated(result, gen, partial(at_deadline, gen))
         elif polled is _Polled.PENDING:
             result.still_pending += 1
     if result.unanswered:
@@ -149,6 +187,37 @@ def sweep_stuck_generations(
             poll_budget_s,
         )
     return result
+
+
+def _settled_by_kept_result(
+    ledger: Ledger,
+    gen: Generation,
+    deadline_ms: int,
+    policy: RefundPolicy,
+    fetch: JobFetcher | None,
+) -> bool:
+    """Apply the results kept for ``gen`` by its hard deadline and not applied yet (a worker
+    would have); True when one settled it. A result that cannot be applied for good
+    (another job's, unclassifiable) leaves the decision to the deadline; a transient failure
+    is raised (the generation is looked at again after its lease)."""
+    kept = ledger.inbox.pending_results(
+        provider=gen.provider, generation_id=gen.generation_id, received_by_ms=deadline_ms
+    )
+    for item in kept:
+        if item.generation_id is None and reported_job_id(item.provider, item.payload) != (
+            gen.provider_job_id
+        ):
+            continue
+        try:
+            applied = apply_kept_result(ledger, item, policy=policy, fetch_job=fetch)
+        except RefundryError as exc:
+            if not exc.permanent:
+                raise
+            log.warning("kept result %s of %s unusable: %s", item.id, gen.generation_id, exc)
+            continue
+        if applied.settlement is not Settlement.PENDING:
+            return True
+    return False
 
 
 def _isolated(result: StuckSweepResult, gen: Generation, step: Callable[[], T]) -> T | None:
@@ -167,8 +236,10 @@ def _poll(
     fetch: JobFetcher,
     policy: RefundPolicy,
     clock: Callable[[], int],
+    deadline_ms: int,
 ) -> _Polled:
-    """Poll one generation and apply a terminal answer (a job gone upstream: refunded)."""
+    """Poll one generation and apply a terminal answer (a job gone upstream: refunded); a
+    failure is known when the poll found it, or at the hard deadline if that came first."""
     job_id = gen.provider_job_id
     if job_id is None:
         return _Polled.PENDING
@@ -179,7 +250,7 @@ def _poll(
             payload = fetch(gen.provider, job_id)
     except JobGone as gone:
         reason = f"{SYSTEM_FAILURE} (job unknown upstream, HTTP {gone.status})"
-        refunded = _refund_as_lost(ledger, gen, reason, clock(), policy)
+        refunded = _refund_as_lost(ledger, gen, reason, min(clock(), deadline_ms), policy)
         return _Polled.LOST if refunded else _Polled.ALREADY_SETTLED
     except RefundryError as exc:
         log.warning("status poll of %s failed, will retry: %s", gen.generation_id, exc.reason)
@@ -191,7 +262,7 @@ def _poll(
             payload=payload,
             generation_id=gen.generation_id,
             operation=gen.operation,
-            failure_known_at_ms=clock(),
+            failure_known_at_ms=min(clock(), deadline_ms),
             policy=policy,
         )
     except RefundryError as exc:
@@ -201,16 +272,16 @@ def _poll(
 
 
 def _refund_as_lost(
-    ledger: Ledger, gen: Generation, reason: str, now: int, policy: RefundPolicy
+    ledger: Ledger, gen: Generation, reason: str, known_at_ms: int, policy: RefundPolicy
 ) -> bool:
     """Settle a generation whose job is lost as failed (refunded as the policy says a
-    failure is); True when this call refunded it."""
+    failure is), its failure known at ``known_at_ms``; True when this call refunded it."""
     settlement = ledger.settle(
         generation_id=gen.generation_id,
         outcome=Outcome.FAILED,
         reason=reason,
         refund=policy.refunds(Outcome.FAILED),
-        failure_known_at_ms=now,
+        failure_known_at_ms=known_at_ms,
     )
     if settlement is Settlement.REFUNDED:
         log.warning("generation %s refunded: %s", gen.generation_id, reason)

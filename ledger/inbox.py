@@ -116,6 +116,17 @@ class Inbox:
             row = tx.one("inbox_by_id", id=id)
         return InboxItem.from_row(row) if row else None
 
+    def pending_results(
+        self, *, provider: str, generation_id: str, received_by_ms: int
+    ) -> list[InboxItem]:
+        """Results of ``provider`` kept by ``received_by_ms`` and not applied yet that may be
+        ``generation_id``'s: those reported for it, and those reported by job id alone (the
+        caller matches their job), oldest first (then by id)."""
+        kept_for = {"provider": provider, "generation_id": generation_id}
+        with self.db.read() as tx:
+            rows = tx.all("pending_results_for", received_by_ms=received_by_ms, **kept_for)
+        return [InboxItem.from_row(r) for r in rows]
+
     def mark_processed(self, id: str) -> None:
         """For events that change nothing (pending results): processed, on their own."""
         with self.db.write() as tx:

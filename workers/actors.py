@@ -14,7 +14,7 @@ from typing import Any
 
 import dramatiq
 
-from handlers.generation import apply_result
+from handlers.generation import apply_kept_result
 from handlers.payments import apply_payment_event
 from handlers.subscriptions import apply_subscription_event
 from ledger import InboxItem, Ledger
@@ -71,17 +71,8 @@ def process_result(inbox_id: str) -> None:
         if item is None:
             return
         try:
-            applied = apply_result(
-                ledger,
-                provider=item.provider,
-                payload=item.payload,
-                generation_id=item.generation_id,
-                operation=item.operation,
-                failure_known_at_ms=item.received_at_ms,
-                policy=runtime.policy(),
-                message_id=inbox_id,
-                inbox_id=inbox_id,
-                fetch_job=_fetch_job_in_lane,
+            applied = apply_kept_result(
+                ledger, item, policy=runtime.policy(), fetch_job=_fetch_job_in_lane
             )
         except LaneFull:  # its provider's API calls hold their share of threads: later
             wait_for_lane(broker)

@@ -11,7 +11,9 @@ The paths a failed generation can take to its refund:
   it is older than the grace period, at its next run, and a worker applies it;
 - **stuck**: no result ever settles the generation; the stuck sweep refunds it at its hard
   deadline. The sweep runs every ``sweep_interval_s``, a generation it looked at is leased
-  for ``poll_interval_s``, and its polls share ``poll_budget_s``.
+  for ``poll_interval_s``, and its polls share ``poll_budget_s``. Volume adds no sweep: a
+  sweep claims ``stuck_batch`` generations at a time until none is due, refunding those past
+  their hard deadline as it claims them (before it waits for any poll).
 
 The time limit of the results actor covers the slowest status call (every attempt timing
 out, the longest wait between attempts) plus the message's own database work, so dramatiq

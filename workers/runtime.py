@@ -16,6 +16,7 @@ from typing import Any
 from handlers.deadlines import DeadlinePolicy
 from handlers.generation import RefundPolicy
 from handlers.packs import PackCatalog, PaymentPolicy
+from handlers.stuck_sweep import StatusPolls
 from handlers.subscriptions import SubscriptionGateway
 from handlers.thin_events import JobFetcher
 from ledger import Ledger, database_location, open_ledger
@@ -41,6 +42,7 @@ __all__ = [
     "reset",
     "settings",
     "status_options",
+    "status_polls",
     "stripe_api",
     "videos_client",
 ]
@@ -182,6 +184,19 @@ def job_fetchers() -> dict[str, JobFetcher]:
     return fetchers
 
 
+_status_polls: StatusPolls | None = None
+
+
+def status_polls() -> StatusPolls:
+    """This process's status polls: at most ``REFUNDRY_POLL_CONCURRENCY`` at once, whatever
+    the number of stuck sweeps that started them."""
+    global _status_polls
+    with _lock:
+        if _status_polls is None:
+            _status_polls = StatusPolls(settings().poll_concurrency)
+        return _status_polls
+
+
 @cache
 def deadlines() -> DeadlinePolicy:
     return DeadlinePolicy.from_json(settings().deadlines_json)
@@ -256,8 +271,10 @@ def payment_policy() -> PaymentPolicy:
 
 def reset() -> None:
     """Forget the cached settings, ledger and API clients (the environment changed)."""
-    global _ledger, _videos, _stripe
+    global _ledger, _videos, _stripe, _status_polls
     with _lock:
+        if _status_polls is not None:
+            _status_polls.close()
         if _ledger is not None:
             _ledger.db.close()
         if _videos is not None:
@@ -267,6 +284,6 @@ def reset() -> None:
         for poller in _pollers.values():
             poller.close()
         _pollers.clear()
-        _ledger = _videos = _stripe = None
+        _ledger = _videos = _stripe = _status_polls = None
         for cached in (settings, deadlines, catalog, payment_policy):
             cached.cache_clear()

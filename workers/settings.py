@@ -19,7 +19,8 @@
 | ``REFUNDRY_DEADLINES`` | built in (``handlers/deadlines.py``) | stuck-generation deadlines |
 | ``REFUNDRY_POLL_INTERVAL_S`` | ``60`` | how often a stuck generation is polled |
 | ``REFUNDRY_POLL_BUDGET_S`` | ``20`` | a stuck sweep waits this long for its status polls |
-| ``REFUNDRY_POLL_CONCURRENCY`` | ``8`` | status polls at once in a stuck sweep |
+| ``REFUNDRY_POLL_CONCURRENCY`` | ``8`` | status polls at once in a process, across sweeps |
+| ``REFUNDRY_STUCK_BATCH`` | ``200`` | stuck sweep claims per batch (it goes on until none is due) |
 | ``REFUNDRY_STATUS_ATTEMPTS`` | ``5`` | attempts of one status API call |
 | ``REFUNDRY_STATUS_TIMEOUT_S`` | ``10`` | timeout of one status API request |
 | ``REFUNDRY_STATUS_MAX_WAIT_S`` | ``30`` | longest wait between two attempts |
@@ -68,6 +69,7 @@ Each whole-number setting is written in ASCII digits and lies in its range (incl
 | ``REFUNDRY_POLL_INTERVAL_S`` | 1 to 86400 |
 | ``REFUNDRY_POLL_BUDGET_S`` | 1 to 3600 |
 | ``REFUNDRY_POLL_CONCURRENCY`` | 1 to 256 |
+| ``REFUNDRY_STUCK_BATCH`` | 1 to 10000 |
 | ``REFUNDRY_STATUS_ATTEMPTS`` | 1 to 100 |
 | ``REFUNDRY_STATUS_TIMEOUT_S`` | 1 to 600 |
 | ``REFUNDRY_STATUS_MAX_WAIT_S`` | 0 to 3600 |
@@ -156,6 +158,7 @@ class Settings:
     poll_interval_s: int = 60
     poll_budget_s: int = 20
     poll_concurrency: int = 8
+    stuck_batch: int = 200
     status_attempts: int = 5
     status_timeout_s: int = 10
     status_max_wait_s: int = 30
@@ -348,6 +351,7 @@ VARIABLES: dict[str, tuple[str, Parse]] = {
     "REFUNDRY_POLL_INTERVAL_S": ("poll_interval_s", WholeNumber(1, 86_400)),
     "REFUNDRY_POLL_BUDGET_S": ("poll_budget_s", WholeNumber(1, 3_600)),
     "REFUNDRY_POLL_CONCURRENCY": ("poll_concurrency", WholeNumber(1, 256)),
+    "REFUNDRY_STUCK_BATCH": ("stuck_batch", WholeNumber(1, 10_000)),
     "REFUNDRY_STATUS_ATTEMPTS": ("status_attempts", WholeNumber(1, 100)),
     "REFUNDRY_STATUS_TIMEOUT_S": ("status_timeout_s", WholeNumber(1, 600)),
     "REFUNDRY_STATUS_MAX_WAIT_S": ("status_max_wait_s", WholeNumber(0, 3_600)),

@@ -41,7 +41,8 @@ def run_sla_check(window_ms: int | None = None) -> SlaReport:
 
 
 def run_stuck_sweep(at_ms: int | None = None) -> StuckSweepResult:
-    """Poll generations past their deadline; refund those lost (``at_ms``: tests)."""
+    """Poll generations past their deadline; refund those lost, however many are due
+    (``at_ms``: tests). Polls share this process's bound (``runtime.status_polls``)."""
     s = runtime.settings()
     return sweep_stuck_generations(
         runtime.ledger(),
@@ -50,8 +51,9 @@ def run_stuck_sweep(at_ms: int | None = None) -> StuckSweepResult:
         poll_interval_ms=s.poll_interval_s * 1000,
         default_poll_after_ms=FALLBACK.poll_after_ms,
         default_hard_ms=FALLBACK.hard_ms,
+        batch=s.stuck_batch,
         at_ms=at_ms,
-        poll_concurrency=s.poll_concurrency,
+        polls=runtime.status_polls(),
         poll_budget_s=s.poll_budget_s,
     )
 

@@ -163,6 +163,13 @@ SELECT COALESCE(SUM(deliveries - 1), 0) AS n FROM inbox;
 -- name: inbox_by_id
 SELECT * FROM inbox WHERE id = :id;
 
+-- name: pending_results_for
+SELECT * FROM inbox
+WHERE state = 'pending' AND kind = 'result' AND provider = :provider
+  AND (generation_id = :generation_id OR generation_id IS NULL)
+  AND received_at_ms <= :received_by_ms
+ORDER BY received_at_ms, id;
+
 -- name: pending_inbox_payload
 SELECT payload FROM inbox WHERE id = :id AND state = 'pending';
 

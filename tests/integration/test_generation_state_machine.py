@@ -58,6 +58,7 @@ class Generations(RuleBasedStateMachine):
         self.queue: list[str] = []  # the broker's messages (inbox ids), in no promised order
         self.inbox_ids = inbox_ids()
         self.reported: dict[str, list[str]] = {}  # every terminal outcome reported
+        self.kept: dict[str, tuple[str, str]] = {}  # inbox rows not applied: id → (gen, outcome)
 
     generations = Bundle("generations")
 
@@ -98,6 +99,7 @@ class Generations(RuleBasedStateMachine):
             )
             if recorded.new:
                 self.queue.append(recorded.id)
+                self.kept[recorded.id] = (gen, outcome)
 
     @precondition(lambda self: self.queue)
     @rule(data=st.data(), lose=st.booleans())
@@ -113,15 +115,26 @@ class Generations(RuleBasedStateMachine):
 
     @rule()
     def stuck_sweep_past_every_deadline(self) -> None:
+        """Every generation past its hard deadline, every result kept before it: a kept
+        result not yet applied is applied (oldest first, up to the first terminal one);
+        a generation with none is lost, refunded as a system failure."""
         sweep_at(self.ledger, {}, now_ms() + 46 * MINUTE)
         for gen in self.charged:
-            self.first.setdefault(gen, "failed")  # lost: refunded as a system failure
+            if gen in self.first:
+                continue
+            for inbox_id in sorted(i for i, (g, _) in self.kept.items() if g == gen):
+                outcome = self.kept.pop(inbox_id)[1]
+                if outcome in MODEL_TERMINAL:
+                    self.first[gen] = outcome
+                    break
+            self.first.setdefault(gen, "failed")
 
     def _process(self, inbox_id: str) -> None:
         """What the results actor does with one message."""
         item = self.ledger.inbox.get(inbox_id)
         if item is None or item.state != "pending":
             return
+        self.kept.pop(inbox_id, None)
         applied = apply_result(
             self.ledger,
             provider=item.provider,

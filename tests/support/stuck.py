@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from handlers.generation import RefundPolicy
-from handlers.stuck_sweep import StuckSweepResult, sweep_stuck_generations
+from handlers.stuck_sweep import StatusPolls, StuckSweepResult, sweep_stuck_generations
 from ledger import Ledger
 
 MINUTE = 60_000
@@ -37,14 +37,23 @@ def charge_stuck(
 def sweep_at(
     ledger: Ledger, fetchers: Mapping[str, Any], at_ms: int, **options: Any
 ) -> StuckSweepResult:
-    """The stuck sweep as the scheduler runs it, with the clock fixed at ``at_ms``."""
-    return sweep_stuck_generations(
-        ledger,
-        fetchers=fetchers,
-        policy=RefundPolicy(),
-        poll_interval_ms=MINUTE,
-        default_poll_after_ms=10 * MINUTE,
-        default_hard_ms=45 * MINUTE,
-        at_ms=at_ms,
-        **options,
-    )
+    """The stuck sweep as the scheduler runs it, with the clock fixed at ``at_ms``: batches
+    of 200, polls on ``options["polls"]`` or on a pool of 8 of this sweep's own."""
+    polls = options.pop("polls", None)
+    own = StatusPolls(8) if polls is None else None
+    try:
+        return sweep_stuck_generations(
+            ledger,
+            fetchers=fetchers,
+            policy=RefundPolicy(),
+            polls=polls or own,
+            poll_interval_ms=MINUTE,
+            default_poll_after_ms=10 * MINUTE,
+            default_hard_ms=45 * MINUTE,
+            batch=options.pop("batch", 200),
+            at_ms=at_ms,
+            **options,
+        )
+    finally:
+        if own is not None:
+            own.close()
