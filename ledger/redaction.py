@@ -106,7 +106,7 @@ _PEM_BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]{0,40}+)-----")
 _PEM_END = "-----END "
 _PAIR_KEY = re.compile(
     r"(?<![\w-])([\w-]{1,64}+)"
-    r"(?:(\\?[\"'])\s*+[=:,]|\s*+(?:[=:]|%3[DdAa]))"  # a quoted key may precede a comma
+    r"(?:(\\?[\"'])\s*+([=:,])|\s*+(?:[=:]|%3[DdAa]))"  # a quoted key may precede a comma
     r"\s*+(\\?[\"'])?+"
 )
 _PAIR_VALUE = re.compile(r"[^\s\"'\\;&}\]]++")
@@ -240,11 +240,13 @@ def _redact_pairs(text: str) -> str:
     for match in _PAIR_KEY.finditer(text):
         if match.start() < done or not is_secret_key(match[1]):
             continue
+        if match[3] == "," and not match[4]:
+            continue  # ('secret', 'value') is a pair; 'SECRET', other=… names a variable
         start = match.end()
         scheme = _SCHEME_WORD.match(text, start)
         if scheme is not None:
             start = scheme.end()
-        end = _value_end(text, start, match[3])
+        end = _value_end(text, start, match[4])
         if end is None or text.startswith(MASK, start):
             continue
         out += [text[done:start], MASK]

@@ -90,11 +90,11 @@ variable that was set, the left one when both were):
 An alert raised no earlier than the breach warns of nothing; an inbox that gives up on an
 event before the refund promise has run out abandons refunds it still owes.
 
-Text settings hold no control character; the two actions are one of the values named
-above; ``REFUNDRY_PACKS`` and ``REFUNDRY_DEADLINES`` are read strictly
-(``handlers.setting_json``: whole numbers only, at most 64 KiB); an API base URL is
-``http(s)://host…`` without credentials, query or fragment. Anything else is refused with
-``ConfigurationError`` naming the variable.
+Text settings and secrets hold no control character (a secret set to blanks only is refused
+too); the two actions are one of the values named above; ``REFUNDRY_PACKS`` and
+``REFUNDRY_DEADLINES`` are read strictly (``handlers.setting_json``: whole numbers only, at
+most 64 KiB); an API base URL is ``http(s)://host…`` without credentials, query or
+fragment. Anything else is refused with ``ConfigurationError`` naming the variable.
 
 ``refundry web`` checks them at start (``handlers.ingress_routes.build_routes``): Standard
 Webhooks secrets are ``whsec_`` + base64 of at least 24 bytes, Stripe's ``whsec_…``, and a route
@@ -251,7 +251,15 @@ def _text(env: Mapping[str, str], name: str, default: Any) -> str:
 
 
 def _secret(env: Mapping[str, str], name: str, default: Any) -> str:
-    return env.get(name, "").strip()
+    """A secret: unset or empty is off; set, it holds no control character and is not only
+    blanks (either is a mistake that would start a route refusing every delivery, or turn
+    it off unseen). The error names the variable, never the value."""
+    raw = env.get(name, "")
+    if any(unicodedata.category(ch) == "Cc" for ch in raw.strip()):
+        raise ConfigurationError("holds a control character", variable=name)
+    if raw and not raw.strip():
+        raise ConfigurationError("is set but blank", variable=name)
+    return raw.strip()
 
 
 @dataclass(frozen=True, slots=True)

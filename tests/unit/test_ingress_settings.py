@@ -37,3 +37,23 @@ def test_fal_keys_default_to_the_documented_set_and_off_turns_the_route_off() ->
     assert Settings.from_env({}).fal_jwks_url == FAL_JWKS_URL
     assert Settings.from_env({"FAL_JWKS_URL": "off"}).fal_jwks_url == ""
     assert Settings.from_env({}).max_body_bytes == 1_048_576
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["whsec_abc\x01SECRETX", "whsec_abc\nSECRET", "   ", "\t"],
+    ids=["control", "newline", "spaces", "tab"],
+)
+@pytest.mark.parametrize(
+    "name", ["STRIPE_WEBHOOK_SECRET", "KLING_WEBHOOK_SECRET", "STRIPE_API_KEY"]
+)
+def test_a_secret_holding_a_control_character_or_only_blanks_is_refused_by_name(
+    name: str, value: str
+) -> None:
+    """Kind: a secret read more loosely than other text settings. README: a text with a
+    control character is refused at start by name; a set but blank secret is a mistake,
+    not "off" (unset or empty is off)."""
+    with pytest.raises(ConfigurationError) as refused:
+        Settings.from_env({name: value})
+    assert refused.value.fields["variable"] == name
+    assert "SECRET" not in str(refused.value).replace(name, "")

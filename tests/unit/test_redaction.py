@@ -257,3 +257,16 @@ def test_a_token_given_as_a_url_user_is_masked_and_a_plain_user_name_kept() -> N
 )
 def test_a_url_with_nothing_secret_is_left_exactly_as_written(text: str) -> None:
     assert redact_text(f"supported='{text}'") == f"supported='{text}'"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a Standard Webhooks secret is too short (variable='OPENAI_WEBHOOK_SECRET', entry=1)",
+        "holds a control character (variable='STRIPE_WEBHOOK_SECRET', minimum_bytes=24)",
+    ],
+)
+def test_a_message_naming_a_secret_variable_is_kept_whole(text: str) -> None:
+    """Kind: a variable's name taken for a secret pair. ``'NAME', other=…`` names the
+    variable in an error's fields; only ``('name', 'value')`` is a pair to mask."""
+    assert redact_text(text) == text
