@@ -27,6 +27,7 @@ from handlers.webhook_verification import (
     BodyMalformed,
     BodyTooLarge,
     DeliveryRefused,
+    HeadersTooLarge,
     RouteDisabled,
     SignatureRefused,
     SignatureUnreadable,
@@ -185,7 +186,8 @@ class Ingress:
 
 
 def refusal(refused: DeliveryRefused) -> str:
-    """A refusal's label in logs and counts: ``disabled``, ``too_large``, ``malformed``, or
+    """A refusal's label in logs and counts: ``disabled``, ``too_large``,
+    ``headers_too_large``, ``malformed``, or
     why the signature was refused (``missing``, ``forged``, ``stale``, ``future``,
     ``unreadable``, ``foreign_account``)."""
     if isinstance(refused, SignatureRefused | SignatureUnreadable):
@@ -194,4 +196,6 @@ def refusal(refused: DeliveryRefused) -> str:
         return "disabled"
     if isinstance(refused, BodyTooLarge):
         return "too_large"
+    if isinstance(refused, HeadersTooLarge):
+        return "headers_too_large"
     return "malformed"

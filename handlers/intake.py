@@ -84,8 +84,19 @@ def announce(enqueue: Enqueue, kind: str, recorded: Recorded) -> None:
         return
     try:
         enqueue(kind, recorded.id)
-    except Exception:
-        log.exception("enqueue of %s failed; the inbox sweep will deliver it", recorded.id)
+    except Exception as exc:
+        _enqueue_failed(recorded.id, exc)
+
+
+def _enqueue_failed(inbox_id: str, exc: Exception) -> None:
+    """One warning line, no traceback: the event is durable and the inbox sweep sends it, so
+    a broker outage at webhook rates must not flood the log with tracebacks."""
+    log.warning(
+        "enqueue of %s failed (%s: %s); the inbox sweep will deliver it",
+        inbox_id,
+        type(exc).__name__,
+        " ".join(str(exc).split())[:200],
+    )
 
 
 def record_and_enqueue(keeper: Keeper, enqueue: Enqueue, event: NewEvent) -> Recorded:
@@ -126,8 +137,8 @@ class LaterEnqueue:
             kind, inbox_id = item
             try:
                 self._enqueue(kind, inbox_id)
-            except Exception:
-                log.exception("enqueue of %s failed; the inbox sweep will deliver it", inbox_id)
+            except Exception as exc:
+                _enqueue_failed(inbox_id, exc)
 
 
 class GroupCommit:

@@ -20,6 +20,7 @@ under ``RefundryError`` (no secret, signature or body ever appears in one)::
     └── DeliveryRefused          nothing was recorded
         ├── RouteDisabled        the route's secret is unset: the route does not exist (404)
         ├── BodyTooLarge         over the size limit (413)
+        ├── HeadersTooLarge      request line and headers over their limit (431)
         ├── BodyMalformed        not a JSON object, or lacks what the scheme signs (400)
         └── NotVerified          the signature does not prove the sender (401)
             ├── SignatureRefused     missing, forged, stale or future (``why``)
@@ -53,6 +54,7 @@ __all__ = [
     "BodyMalformed",
     "BodyTooLarge",
     "DeliveryRefused",
+    "HeadersTooLarge",
     "NotVerified",
     "RouteDisabled",
     "SignatureRefused",
@@ -89,6 +91,10 @@ class RouteDisabled(DeliveryRefused):
 
 class BodyTooLarge(DeliveryRefused):
     """The body is larger than the ingress accepts."""
+
+
+class HeadersTooLarge(DeliveryRefused):
+    """The request line and headers are larger than the ingress accepts."""
 
 
 class BodyMalformed(DeliveryRefused):

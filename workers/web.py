@@ -52,6 +52,7 @@ from handlers.webhook_verification import (
     BodyMalformed,
     BodyTooLarge,
     DeliveryRefused,
+    HeadersTooLarge,
     NotVerified,
     RouteDisabled,
     split_secrets,
@@ -78,7 +79,8 @@ its own error is the one logged)."""
 
 MAX_HEADER_BYTES: Final = 16_384
 """The request line and headers together, in bytes (h11's own default, made explicit): a
-webhook's headers take well under 4 KiB."""
+webhook's headers take well under 4 KiB. h11 applies it to a header block still incomplete
+after a read; one that arrives whole in a single read (up to 64 KiB) is measured here."""
 
 HINT_FETCH: Final[dict[str, Any]] = {"max_attempts": 2, "max_wait_s": 2.0}
 """The Suno-style hint route fetches the task while the provider waits for our answer: a
@@ -87,6 +89,7 @@ short retry budget; past it the provider is answered 503 and delivers again."""
 _STATUS: Final[tuple[tuple[type[DeliveryRefused], int], ...]] = (
     (RouteDisabled, 404),
     (BodyTooLarge, 413),
+    (HeadersTooLarge, 431),
     (NotVerified, 401),
     (BodyMalformed, 400),
 )
@@ -130,6 +133,16 @@ def build_ingress(settings: Settings) -> Ingress:
     from workers.actors import enqueue_event  # builds the broker
 
     return Ingress(runtime.ledger(), enqueue_event, routes, payload_rule=validation.payload)
+
+
+def _check_header_size(request: Request) -> None:
+    """``HeadersTooLarge`` (431) when the request line and headers, as received, exceed
+    :data:`MAX_HEADER_BYTES`: each header line counted as ``name: value\\r\\n``."""
+    scope = request.scope
+    size = len(scope["method"]) + len(scope.get("raw_path") or b"") + len(" HTTP/1.1\r\n")
+    size += sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+    if size > MAX_HEADER_BYTES:
+        raise HeadersTooLarge(limit=MAX_HEADER_BYTES)
 
 
 async def _body(request: Request, limit: int, timeout_s: float) -> bytes:
@@ -176,6 +189,7 @@ def _webhook(route: str, ingress: Ingress, settings: Settings) -> Callable[..., 
         try:
             if not ingress.enabled(route):
                 raise RouteDisabled(route=route)
+            _check_header_size(request)
             body = await _body(request, settings.max_body_bytes, settings.body_timeout_s)
         except DeliveryRefused as refused:  # refused before the ingress saw it
             ingress.count(route, refusal(refused))
@@ -326,7 +340,8 @@ def serve(host: str, port: int, *, processes: int = 1) -> None:
 
 def _server(host: str, port: int) -> dict[str, Any]:
     """uvicorn's options. h11, not httptools: h11 bounds the request line and headers
-    (:data:`MAX_HEADER_BYTES`; past it the request is refused before it is read whole),
+    (:data:`MAX_HEADER_BYTES`; an incomplete block past it is refused before it is read
+    whole, a block read whole is measured by :func:`_check_header_size`),
     while uvicorn offers no header bound for httptools (a 64 MiB header was read whole;
     https://github.com/Kludex/uvicorn/issues/157). Neither times out a client that stalls
     before its headers are complete: internet-facing deployments sit behind a reverse proxy

@@ -86,3 +86,35 @@ def test_a_sender_that_hangs_up_mid_body_is_one_log_line_and_a_count(
     assert "Traceback" not in log and "ClientDisconnect" not in log
     assert server.http.get("/healthz").json() == {"status": "ok"}
     assert json.loads(server.http.get("/readyz").content)["database"] is True
+
+
+def _in_one_write(server: IngressServer, extra_header_bytes: int) -> tuple[int, bytes]:
+    """A genuine Kling delivery with an ``X-Big`` header of ``extra_header_bytes``, the whole
+    request sent in one write (so no header block is ever incomplete at a read); its
+    status code and raw answer."""
+    text, headers = _kling()
+    lines = ["POST /webhooks/kling HTTP/1.1", f"Host: {urlsplit(server.url).netloc}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines += [f"X-Big: {'a' * extra_header_bytes}", f"Content-Length: {len(text)}"]
+    lines += ["Connection: close", "", text]
+    with socket.create_connection((urlsplit(server.url).hostname, server.port)) as sender:
+        sender.sendall("\r\n".join(lines).encode())
+        answer = b""
+        while chunk := sender.recv(65536):
+            answer += chunk
+    return int(answer.split(b" ", 2)[1]), answer
+
+
+@pytest.mark.parametrize("size", [17_000, 60_000])
+def test_headers_over_the_limit_are_refused_even_when_they_arrive_in_one_read(
+    server: IngressServer, size: int
+) -> None:
+    """Kind: a limit applied only to what arrives in pieces. h11 bounds a header block still
+    incomplete after a read; one read takes up to 64 KiB whole. README: request line and
+    headers over 16 KiB are refused, and nothing is kept."""
+    before, counted = kept(server), server.metric("kling", "headers_too_large")
+    status, _ = _in_one_write(server, size)
+    assert status == 431
+    assert kept(server) == before
+    assert server.metric("kling", "headers_too_large") == counted + 1
+    assert _in_one_write(server, 1_000)[0] == 200  # a big but allowed header still passes
