@@ -35,12 +35,12 @@ def dead_letter(ledger: Ledger, inbox_id: str) -> None:
 def test_a_dead_letter_whose_event_is_applied_later_is_resolved_and_no_longer_listed(
     ledger: Ledger, fake: FakeStripe, api: StripeAPI
 ) -> None:
-    """D: the session's line items could not be read for longer than the retries; the event
+    """D: the session could not be read from Stripe for longer than the retries; the event
     stayed pending, and once Stripe is back its application resolves the dead letter."""
     session, _, _ = fake.create_paid_checkout("acct_dl", PRICE, AMOUNT, customer="cus_dl")
     (event,) = fake.events("checkout.session.completed", about=session["id"])
     inbox_id = ledger.inbox.record(id="in_dl", kind="payment", provider="stripe", payload=event).id
-    fake.fault("/v1/checkout/sessions/*/line_items", None, status=503)
+    fake.fault("/v1/checkout/sessions/*", None, status=503)
     try:
         apply_payment_event(
             ledger,
