@@ -28,9 +28,16 @@ publishes no code for asynchronous moderation, only the wording (``输入内容�
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, Unpack
+from urllib.parse import quote
 
+import httpx
+import jwt
+
+from ledger.errors import NoStatusQuery, Unclassifiable
 from ledger.outcomes import Outcome
 from providers.base import Classification
 from providers.common import (
@@ -48,14 +55,26 @@ from providers.common import (
     text,
 )
 from providers.outputs import Field, Output, done, find_output
+from providers.pollers import HTTPOptions, Poller, bearer, envelope_code
+from providers.status_http import (
+    JobGone,
+    ProviderAuthFailed,
+    ProviderRequestRejected,
+    StatusClient,
+    json_object,
+    raise_for_status,
+    retryable_status,
+)
 
 __all__ = [
     "ADAPTER",
     "AUTH_CODES",
     "GONE_CODES",
+    "KLING_BASE_URL",
     "NAME",
     "RETRY_CODES",
     "SERVICE_CODES",
+    "KlingPoller",
     "ServiceCode",
 ]
 
@@ -264,3 +283,95 @@ def _new_output(
 
 
 ADAPTER: Final = Adapter(NAME, _rules)
+
+
+# --------------------------------------------------------------------------- status poller
+
+KLING_BASE_URL: Final = "https://api-singapore.klingai.com"
+KLING_PATHS: Final[dict[str, tuple[str, ...]]] = {
+    "video": ("/v1/videos/text2video", "/v1/videos/image2video"),
+    "text2video": ("/v1/videos/text2video",),
+    "image2video": ("/v1/videos/image2video",),
+    "image": ("/v1/images/generations",),
+}
+"""Where a task of each operation may be queried, in order; no operation: a video."""
+KLING_FINAL_CODES: Final = frozenset(SERVICE_CODES) - RETRY_CODES
+"""Documented codes that no retry fixes, whatever HTTP status comes with them."""
+TOKEN_TTL_S: Final = 1800
+TOKEN_LEEWAY_S: Final = 5
+
+
+def _kling_retryable(response: httpx.Response) -> bool:
+    code = envelope_code(response)
+    if code in KLING_FINAL_CODES:
+        return False
+    return retryable_status(response) or code in RETRY_CODES
+
+
+class KlingPoller(Poller):
+    """``GET /v1/videos/text2video/{id}`` (…): the ``{"code", "data": {task}}`` envelope.
+
+    - Kling: the query path mirrors the creation path and there is no generic one, so a
+      ``video`` task is looked for under ``text2video`` then ``image2video``: ``JobGone`` only when
+      every candidate answers HTTP 404 / 410 or code 1203 ("requested resource does not exist").
+      The codes are read from the one table of them, ``providers.kling.SERVICE_CODES``: the
+      authentication codes are ``ProviderAuthFailed``; only rate limits and internal errors are
+      retried, so the account codes that come with HTTP 429 (arrears, resource pack, IP
+      whitelist) are not. The JWT (HS256, ``iss`` = access key, ``exp`` = now + 30
+      min, ``nbf`` = now - 5 s) is signed afresh for every attempt.
+    """
+
+    name = "kling"
+
+    def __init__(
+        self,
+        access_key: str,
+        secret_key: str,
+        base_url: str = KLING_BASE_URL,
+        *,
+        clock: Callable[[], float] = time.time,
+        **options: Unpack[HTTPOptions],
+    ) -> None:
+        self._access_key = access_key
+        self._secret_key = secret_key
+        self._clock = clock
+        http = StatusClient(base_url, self._headers, retryable=_kling_retryable, **options)
+        super().__init__(http)
+
+    def _headers(self) -> dict[str, str]:
+        now = int(self._clock())
+        claims = {"iss": self._access_key, "exp": now + TOKEN_TTL_S, "nbf": now - TOKEN_LEEWAY_S}
+        token = jwt.encode(claims, self._secret_key, algorithm="HS256", headers={"typ": "JWT"})
+        return bearer(token)
+
+    def _poll(self, job_id: str, operation: str | None) -> dict[str, Any]:
+        paths = KLING_PATHS.get(operation or "video")
+        if paths is None:
+            raise NoStatusQuery(provider=self.name, operation=operation)
+        tail = quote(job_id, safe="")
+        for path in paths[:-1]:
+            try:
+                return self._query(f"{path}/{tail}", job_id)
+            except JobGone:
+                continue  # perhaps created through the next endpoint
+        return self._query(f"{paths[-1]}/{tail}", job_id)
+
+    def _query(self, path: str, job_id: str) -> dict[str, Any]:
+        response = self._http.get(path, provider=self.name, job_id=job_id)
+        status = response.status_code
+        code = envelope_code(response)
+        if code in GONE_CODES:
+            raise JobGone(provider=self.name, job_id=job_id, status=status)
+        if code in AUTH_CODES:
+            raise ProviderAuthFailed(provider=self.name, status=status, code=code)
+        raise_for_status(response, provider=self.name, job_id=job_id, code=code)
+        body = json_object(response) or {}
+        data = body.get("data")
+        if isinstance(data, Mapping) and ("task_status" in data or "status" in data):
+            self._same_job(data.get("task_id", data.get("id")), job_id)
+            return body
+        if code is not None and code != 0:
+            raise ProviderRequestRejected(
+                provider=self.name, job_id=job_id, status=status, code=code
+            )
+        raise Unclassifiable("the task query answer holds no task", provider=self.name)

@@ -31,7 +31,8 @@ null output without ``data_removed`` stays ``empty_success``.
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Any, Final, Unpack
+from urllib.parse import quote
 
 from ledger.outcomes import Outcome
 from providers.base import Classification
@@ -47,8 +48,10 @@ from providers.common import (
     text,
 )
 from providers.outputs import done, find_output
+from providers.pollers import HTTPOptions, Poller, bearer
+from providers.status_http import StatusClient
 
-__all__ = ["ADAPTER", "NAME"]
+__all__ = ["ADAPTER", "NAME", "REPLICATE_BASE_URL", "ReplicatePoller"]
 
 NAME: Final = "replicate"
 
@@ -107,3 +110,28 @@ def _api_error(payload: Payload) -> Classification:
 
 
 ADAPTER: Final = Adapter(NAME, _rules)
+
+
+# --------------------------------------------------------------------------- status poller
+
+
+REPLICATE_BASE_URL: Final = "https://api.replicate.com"
+
+
+class ReplicatePoller(Poller):
+    """``GET /v1/predictions/{id}``: the prediction object itself."""
+
+    name = "replicate"
+
+    def __init__(
+        self, api_token: str, base_url: str = REPLICATE_BASE_URL, **options: Unpack[HTTPOptions]
+    ) -> None:
+        super().__init__(StatusClient(base_url, bearer(api_token), **options))
+
+    def _poll(self, job_id: str, operation: str | None) -> dict[str, Any]:
+        kind = "trainings" if operation == "training" else "predictions"
+        body = self._http.get_json(
+            f"/v1/{kind}/{quote(job_id, safe='')}", provider=self.name, job_id=job_id
+        )
+        self._same_job(body.get("id"), job_id)
+        return body

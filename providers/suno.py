@@ -33,8 +33,12 @@ task status is one no document lists (a failed voice callback answers ``code: 40
 from __future__ import annotations
 
 import re
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final, Unpack
 
+import httpx
+
+from ledger.errors import NoStatusQuery, Unclassifiable
 from ledger.outcomes import Outcome
 from providers.artifacts import is_link, nonempty_text
 from providers.base import Classification
@@ -54,8 +58,16 @@ from providers.common import (
     text,
 )
 from providers.outputs import Check, Field, Output, done, find_output
+from providers.pollers import HTTPOptions, Poller, bearer, envelope_code
+from providers.status_http import (
+    JobGone,
+    ProviderAuthFailed,
+    ProviderRequestRejected,
+    StatusClient,
+    retryable_status,
+)
 
-__all__ = ["ADAPTER", "NAME", "RETRY_CODES"]
+__all__ = ["ADAPTER", "NAME", "RETRY_CODES", "SUNO_BASE_URL", "SunoPoller"]
 
 NAME: Final = "suno"
 
@@ -296,3 +308,64 @@ def _output(
 
 
 ADAPTER: Final = Adapter(NAME, _rules)
+
+
+# --------------------------------------------------------------------------- status poller
+
+SUNO_BASE_URL: Final = "https://api.sunoapi.org"
+SUNO_RECORDS: Final[dict[str, str]] = {
+    "lyrics": "/api/v1/lyrics/record-info",
+    "wav_export": "/api/v1/wav/record-info",
+}
+"""Record-info endpoint per operation; every other operation is a music task."""
+SUNO_MUSIC_RECORD: Final = "/api/v1/generate/record-info"
+SUNO_UNPOLLED: Final = frozenset({"stems", "midi_export"})
+SUNO_AUTH_CODES: Final = frozenset({401})
+
+
+def _suno_retryable(response: httpx.Response) -> bool:
+    if retryable_status(response):
+        return True
+    code = envelope_code(response) if response.status_code < 300 else None
+    return code is not None and (code in RETRY_CODES or code >= 500)
+
+
+class SunoPoller(Poller):
+    """``GET /api/v1/…/record-info?taskId=``: the record envelope, with the task in ``data``.
+
+    - Suno: codes 405 / 430 (rate limits), 455 (maintenance) and 5xx are retried; 401 is
+      ``ProviderAuthFailed``; other codes are ``ProviderRequestRejected``. A 404 is documented
+      as "invalid method or path", and no answer is documented for an unknown task: a 404, in the
+      body or as the HTTP status, is never ``JobGone`` but ``ProviderRequestRejected``. The
+      stem and MIDI record-info answers are not shaped like what the classifier reads, so those
+      operations are not polled (``NoStatusQuery``).
+    """
+
+    name = "suno"
+
+    def __init__(
+        self, api_key: str, base_url: str = SUNO_BASE_URL, **options: Unpack[HTTPOptions]
+    ) -> None:
+        http = StatusClient(base_url, bearer(api_key), retryable=_suno_retryable, **options)
+        super().__init__(http)
+
+    def _poll(self, job_id: str, operation: str | None) -> dict[str, Any]:
+        if operation in SUNO_UNPOLLED:
+            raise NoStatusQuery(provider=self.name, operation=operation)
+        path = SUNO_RECORDS.get(operation or "", SUNO_MUSIC_RECORD)
+        try:
+            body = self._http.get_json(path, {"taskId": job_id}, provider=self.name, job_id=job_id)
+        except JobGone as gone:  # "invalid method or path": no proof that the task is gone
+            raise ProviderRequestRejected(
+                provider=self.name, job_id=job_id, status=gone.status
+            ) from gone
+        data = body.get("data")
+        if isinstance(data, Mapping) and ("status" in data or "successFlag" in data):
+            self._same_job(data.get("taskId"), job_id)
+            return body
+        code = as_int(body.get("code"))
+        if code in SUNO_AUTH_CODES:
+            raise ProviderAuthFailed(provider=self.name, code=code)
+        if code is not None and code != 200:
+            raise ProviderRequestRejected(provider=self.name, job_id=job_id, code=code)
+        raise Unclassifiable("the record-info answer holds no task", provider=self.name)

@@ -21,9 +21,12 @@ from handlers.subscriptions import SubscriptionGateway
 from handlers.thin_events import JobFetcher
 from ledger import Ledger, database_location, open_ledger
 from ledger.errors import ConfigurationError
+from providers.kling import KlingPoller
 from providers.openai_api import VideosClient
-from providers.pollers import HTTPOptions, KlingPoller, Poller, ReplicatePoller, SunoPoller
+from providers.pollers import HTTPOptions, Poller
+from providers.replicate import ReplicatePoller
 from providers.stripe_api import StripeAPI
+from providers.suno import SunoPoller
 from workers.budgets import Budgets
 from workers.settings import Settings
 

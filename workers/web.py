@@ -57,7 +57,7 @@ from handlers.webhook_verification import (
     RouteDisabled,
     split_secrets,
 )
-from providers.pollers import SunoPoller
+from providers.suno import SunoPoller
 from workers import runtime, validation
 from workers.logs import install_redaction
 from workers.settings import Settings

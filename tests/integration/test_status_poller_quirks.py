@@ -11,9 +11,12 @@ import pytest
 
 from ledger import Ledger, Outcome
 from ledger.errors import Unclassifiable
-from providers.pollers import KlingPoller, NoStatusQuery, ReplicatePoller, SunoPoller
+from providers.kling import KlingPoller
+from providers.pollers import NoStatusQuery
 from providers.registry import classify
+from providers.replicate import ReplicatePoller
 from providers.status_http import ProviderAuthFailed, ProviderRequestRejected
+from providers.suno import SunoPoller
 from tests.support.backends import ONE_BACKEND
 from tests.support.fake_status_apis import (
     kling_api,

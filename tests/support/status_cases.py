@@ -11,7 +11,10 @@ from typing import Any
 from handlers.stuck_sweep import StuckSweepResult
 from handlers.thin_events import JobFetcher
 from ledger import Generation, Ledger
-from providers.pollers import HTTPOptions, KlingPoller, Poller, ReplicatePoller, SunoPoller
+from providers.kling import KlingPoller
+from providers.pollers import HTTPOptions, Poller
+from providers.replicate import ReplicatePoller
+from providers.suno import SunoPoller
 from tests.support import stuck
 from tests.support.fake_status_apis import (
     kling_api,
