@@ -20,7 +20,7 @@ from providers.stripe_subscriptions import parse_subscription_event
 from workers import consumer_logs, runtime
 from workers.broker import build_broker, resolve_redis_url
 from workers.dead_letters import dead_letter_on_final_failure
-from workers.logs import bind_log_ids, configure_logging, install_redaction, log_context
+from workers.logs import bind_log_ids, configure_logging, install_redaction
 from workers.sentry_setup import init_sentry
 
 __all__ = [
@@ -89,8 +89,7 @@ def process_result(inbox_id: str) -> None:
             extra={"generation_id": applied.generation_id},  # found by its job id, perhaps
         )
 
-    with log_context(inbox_id=inbox_id, queue=RESULTS_QUEUE):
-        dead_letter_on_final_failure(run, inbox_id=inbox_id, should_retry=should_retry)
+    dead_letter_on_final_failure(run, inbox_id=inbox_id, should_retry=should_retry)
 
 
 @dramatiq.actor(
@@ -124,8 +123,7 @@ def process_payment(inbox_id: str) -> None:
             )
         log.info("payment %s: %s", inbox_id, did)
 
-    with log_context(inbox_id=inbox_id, queue=PAYMENTS_QUEUE):
-        dead_letter_on_final_failure(run, inbox_id=inbox_id, should_retry=should_retry)
+    dead_letter_on_final_failure(run, inbox_id=inbox_id, should_retry=should_retry)
 
 
 def _pending(ledger: Ledger, inbox_id: str) -> InboxItem | None:

@@ -8,7 +8,7 @@ it: the message with its arguments, and the traceback of an exception.
 Format (``REFUNDRY_LOG_FORMAT``): ``text`` is one line per record for people; ``json`` is
 one JSON object per line for log pipelines::
 
-    {"time": "2026-05-01T12:00:00.123Z", "level": "INFO", "logger": "workers.actors",
+    {"time": "2026-05-01T12:00:00.123+00:00", "level": "INFO", "logger": "workers.actors",
      "process": 4242, "message": "generation gen-42: failed → refunded",
      "inbox_id": "in_…", "generation_id": "gen-42", "provider": "kling", "queue": "results"}
 
@@ -31,12 +31,16 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from dramatiq import Broker, Middleware
+from dramatiq.broker import MessageProxy
+
 from ledger.redaction import redact_text
 
 __all__ = [
     "ID_FIELDS",
     "TRACEBACK_LIMIT_CHARS",
     "JsonFormatter",
+    "MessageLogIds",
     "bind_log_ids",
     "configure_logging",
     "install_redaction",
@@ -95,6 +99,30 @@ def bind_log_ids(**ids: str | None) -> None:
     if unknown:
         raise ValueError(f"not a log id field: {sorted(unknown)}")
     _bound.set({**_bound.get(), **{k: str(v) for k, v in ids.items() if v is not None}})
+
+
+class MessageLogIds(Middleware):
+    """dramatiq middleware, first in the broker's list: while a worker thread handles a
+    message, its lines carry the message's inbox id (a message's id is its inbox row's id,
+    ``workers.actors.enqueue_event``) and queue, dramatiq's own lines included (its retry
+    and failure lines are written before the last after-hook, this one's, runs); the actor
+    adds the generation and provider (:func:`bind_log_ids`)."""
+
+    def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
+        _bound.set({"inbox_id": message.message_id, "queue": message.queue_name})
+
+    def after_process_message(
+        self,
+        broker: Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        _bound.set({})
+
+    def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
+        _bound.set({})
 
 
 class JsonFormatter(logging.Formatter):

@@ -19,11 +19,13 @@ masked. ``send_default_pii`` stays off (no client IP, cookies or user).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import sentry_sdk
 from sentry_sdk.integrations.dramatiq import DramatiqIntegration
+from sentry_sdk.integrations.logging import LoggingIntegration
 
 from ledger.redaction import redact
 from workers.settings import Settings
@@ -60,7 +62,12 @@ def init_sentry(settings: Settings, *, process: str) -> bool:
         return True
     sentry_sdk.init(
         dsn=settings.sentry_dsn,
-        integrations=[DramatiqIntegration()],
+        integrations=[
+            DramatiqIntegration(),
+            # log lines are breadcrumbs; the events are the alerts (handlers.alerts, grouped
+            # by fingerprint) and unhandled errors, not a second copy of each ERROR line
+            LoggingIntegration(level=logging.INFO, event_level=logging.CRITICAL),
+        ],
         before_send=scrub_event,
         before_breadcrumb=scrub_breadcrumb,
         send_default_pii=False,
