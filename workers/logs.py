@@ -13,10 +13,11 @@ one JSON object per line for log pipelines::
      "inbox_id": "in_…", "generation_id": "gen-42", "provider": "kling", "queue": "results"}
 
 Every line about an event carries its ids (:data:`ID_FIELDS`): those bound for the work in
-progress with :func:`log_context` (an actor binds its message's inbox id, queue, provider
-and generation id), and those a call passes as ``extra={"purchase": …}``. The standard
-library is enough for this (a ``contextvars`` context and a ``Formatter``); structlog would
-add a second logging pipeline beside the one dramatiq, uvicorn and APScheduler write to.
+progress (:class:`MessageLogIds` binds a message's inbox id and queue, the actor its
+provider and generation id with :func:`bind_log_ids`), and those a call passes as
+``extra={"purchase": …}``. The standard library is enough for this (a ``contextvars``
+context and a ``Formatter``); structlog would add a second logging pipeline beside the one
+dramatiq, uvicorn and APScheduler write to.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ import json
 import logging
 import sys
 import traceback
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -44,7 +44,6 @@ __all__ = [
     "bind_log_ids",
     "configure_logging",
     "install_redaction",
-    "log_context",
 ]
 
 ID_FIELDS: Final = ("inbox_id", "generation_id", "purchase", "provider", "queue", "message_id")
@@ -80,21 +79,9 @@ def install_redaction() -> None:
     logging.setLogRecordFactory(factory)
 
 
-@contextmanager
-def log_context(**ids: str | None) -> Iterator[None]:
-    """Within the block (this thread or task), every JSON log line carries ``ids`` (names
-    of :data:`ID_FIELDS`; ``None`` values are left out), beside those bound outside it."""
-    token = _bound.set(_bound.get())
-    bind_log_ids(**ids)
-    try:
-        yield
-    finally:
-        _bound.reset(token)
-
-
 def bind_log_ids(**ids: str | None) -> None:
-    """Add ``ids`` to the innermost :func:`log_context` block, until it ends (its reset
-    restores what was bound before it, so nothing leaks to the next message)."""
+    """Add ``ids`` to those of the message in hand, until it is done (:class:`MessageLogIds`
+    clears them then, so nothing leaks to the next message)."""
     unknown = set(ids) - set(ID_FIELDS)
     if unknown:
         raise ValueError(f"not a log id field: {sorted(unknown)}")
