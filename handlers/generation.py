@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from handlers.alerts import alert
 from handlers.thin_events import THIN_EVENTS, JobFetcher, resolve
 from ledger import Generation, InboxItem, Ledger, Outcome, Settlement
 from ledger.errors import ChargeNotFound, ResultForAnotherJob, Unclassifiable
@@ -86,12 +87,22 @@ def apply_result(
         provider_job_id=classification.provider_job_id,
     )
     if settlement is Settlement.CONFLICT:
+        earlier = generation.outcome.value if generation.outcome else "an earlier outcome"
         log.warning(
             "conflicting outcome for generation %s: %s (%s) arrived after %s; not applied",
             generation.generation_id,
             outcome.value,
             classification.reason,
-            generation.outcome.value if generation.outcome else "an earlier outcome",
+            earlier,
+            extra={"generation_id": generation.generation_id},
+        )
+        alert(
+            "classification-conflict",
+            f"conflicting outcome {outcome.value} arrived after {earlier}; not applied",
+            provider=provider,
+            reason=outcome.value,
+            level="warning",
+            about={"generation_id": generation.generation_id, "inbox_id": inbox_id},
         )
     return ResultApplied(generation.generation_id, classification, settlement)
 

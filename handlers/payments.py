@@ -16,6 +16,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from handlers.alerts import alert
 from handlers.confirmation import EventSource, confirm_payment_event
 from handlers.packs import PackCatalog, PaymentPolicy
 from handlers.provider_reversals import record_charge_refunds
@@ -230,7 +231,20 @@ def _refund_updated(
     if failed:
         why = f"refund {event.refund_id} {event.status}: {event.failure_reason or 'no reason'}"
         ledger.payments.note(key or event.refund_id, "alert", why, inbox_id=inbox_id)
-        log.error("refund %s %s (%s)", event.refund_id, event.status, event.failure_reason)
+        log.error(
+            "refund %s %s (%s)",
+            event.refund_id,
+            event.status,
+            event.failure_reason,
+            extra={"purchase": key},
+        )
+        alert(
+            "refund-failed",
+            f"refund {event.status} at Stripe: {event.failure_reason or 'no reason'}",
+            provider="stripe",
+            reason=event.failure_reason or event.status,
+            about={"purchase": key, "inbox_id": inbox_id},
+        )
         return f"refund {event.refund_id} {event.status}: alerted"
     processed_alone(ledger, inbox_id)
     return f"refund {event.refund_id} {event.status}"

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
+from handlers.alerts import alert
 from ledger import Ledger
 from ledger.payments import Payment, Reversal, refund_key
 from providers.stripe_api import PaymentProviderUnavailable, PaymentRejected
@@ -101,18 +102,21 @@ def refund_purchase(
             idempotency_key=current.refund_key,
         )
     except PaymentProviderUnavailable as exc:
+        _refund_failed_alert(current, exc.__class__.__name__, exc.reason, level="warning")
         _failed(ledger, current, exc)
         raise
     except PaymentRejected as exc:
         listed = _listed_refunds(gateway, current)
         found = _ours(current, listed)
         if found is None and exc.fields.get("code") == "charge_disputed":
+            _refund_failed_alert(current, "charge_disputed", exc.reason)
             _refused_under_chargeback(ledger, current, inbox_id)
             return False
         if found is None and exc.fields.get("code") == "charge_already_refunded":
             _refunded_by_others(ledger, current, listed, reason, inbox_id)
             return True
         if found is None:  # refused, and no refund of ours exists: not made
+            _refund_failed_alert(current, str(exc.fields.get("code") or "rejected"), exc.reason)
             raise
         refund = found  # made by an earlier attempt (charge_already_refunded)
     _confirm(ledger, current, refund, inbox_id)
@@ -173,6 +177,21 @@ def _ours(p: Payment, refunds: list[dict[str, Any]]) -> Mapping[str, Any] | None
 def _confirm(ledger: Ledger, p: Payment, refund: Mapping[str, Any], inbox_id: str | None) -> None:
     done = Reversal(str(refund["id"]), "refund", int(refund["amount"]))
     ledger.payments.confirm_refund(p.purchase_key, refund=done, inbox_id=inbox_id)
+
+
+def _refund_failed_alert(
+    p: Payment, reason: str, detail: str, *, level: Literal["error", "warning"] = "error"
+) -> None:
+    """The alert of a refund call Stripe failed (``reason``: our error class, or Stripe's
+    error code, https://docs.stripe.com/error-codes)."""
+    alert(
+        "refund-failed",
+        f"refund at Stripe not made: {detail}",
+        provider="stripe",
+        reason=reason,
+        level=level,
+        about={"purchase": p.purchase_key},
+    )
 
 
 def _failed(ledger: Ledger, p: Payment, exc: PaymentProviderUnavailable) -> None:

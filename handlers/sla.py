@@ -15,6 +15,7 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from handlers.alerts import alert
 from ledger import Ledger, now_ms
 
 __all__ = ["REFUND_SLA_MS", "WARN_MS", "SlaReport", "overdue_events", "percentile", "sla_report"]
@@ -54,10 +55,19 @@ def sla_report(ledger: Ledger, *, window_ms: int, sla_ms: int = REFUND_SLA_MS) -
     latencies = sorted(int(r["applied_at_ms"]) - int(r["failure_known_at_ms"]) for r in rows)
     breaches = [r for r in rows if int(r["applied_at_ms"]) - int(r["failure_known_at_ms"]) > sla_ms]
     for r in breaches:
+        late_ms = int(r["applied_at_ms"]) - int(r["failure_known_at_ms"])
         log.error(
             "SLA breach: generation %s refunded %d ms after its failure was known",
             r["generation_id"],
-            int(r["applied_at_ms"]) - int(r["failure_known_at_ms"]),
+            late_ms,
+            extra={"generation_id": r["generation_id"]},
+        )
+        alert(
+            "sla-breach",
+            f"SLA breach: a refund applied {late_ms} ms after its failure was known",
+            provider=r["provider"] or "unknown",
+            reason="refund-late",
+            about={"generation_id": r["generation_id"]},
         )
     return SlaReport(
         window_ms=window_ms,
@@ -83,5 +93,13 @@ def overdue_events(
             r["id"],
             r["generation_id"],
             (now_ms() - int(r["received_at_ms"])) // 1000,
+            extra={"inbox_id": r["id"], "generation_id": r["generation_id"]},
+        )
+        alert(
+            "sla-overdue",
+            f"SLA warning: a {r['kind']} event unapplied for over {warn_ms // 1000} s",
+            provider=r["provider"] or "unknown",
+            reason=f"{r['kind']}-unapplied",
+            about={"inbox_id": r["id"], "generation_id": r["generation_id"]},
         )
     return rows

@@ -14,7 +14,10 @@ One place decides what a secret looks like, by key name and by value:
   (also quoted, JSON-escaped, URL-encoded ``%3D``, a ``('x-api-key', '…')`` pair, and a value
   after an ``Authorization`` scheme word such as ``Bearer``, ``Key`` or ``ApiKey``), and in
   URLs the password of ``scheme://user:password@host`` and the whole query string (presigned
-  artifact URLs carry their credentials there).
+  artifact URLs carry their credentials there);
+- personal data: e-mail addresses (``jane.doe@example.com``), wherever they appear (a
+  Checkout Session's ``customer_email``, a provider's error message). A URL's user name
+  (``postgresql://refundry@db.example.com``) is not an address and is kept.
 
 Limits, so that no input can stall a worker or escape the dead-letter queue: strings are cut
 to :data:`MAX_STRING_CHARS`, containers nested deeper than :data:`MAX_DEPTH` are replaced by
@@ -115,6 +118,8 @@ _SCHEME_WORD = re.compile(r"(?i)(?:bearer|basic|digest|token|key|apikey|api-key|
 _QUOTED_VALUE_CHARS = 1024
 _PLAIN_USER = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,31}")
 _URL = re.compile(r"(?i)(?<![\w+.-])[a-z][a-z0-9+.-]{0,31}+://[^\s\"'<>]++")
+_EMAIL = re.compile(r"(?<![\w.+%/:-])[\w.+%-]{1,64}+@(?:[A-Za-z0-9-]{1,63}+\.)++[A-Za-z]{2,24}+\b")
+"""An e-mail address; not the user of ``scheme://user@host`` (preceded by ``/``)."""
 
 
 @functools.lru_cache(maxsize=4096)  # the same few key names come back in every payload
@@ -137,6 +142,7 @@ def redact_text(text: str, *, limit: int = MAX_STRING_CHARS) -> str:
     text = _FAL_KEY.sub(_keep_scheme, text)
     text = _JWT.sub(MASK, text)
     text = _KNOWN_KEY.sub(MASK, text)
+    text = _EMAIL.sub(MASK, text)
     return _redact_pairs(text)
 
 

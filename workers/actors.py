@@ -25,7 +25,8 @@ from workers import consumer_logs, runtime
 from workers.broker import build_broker, resolve_redis_url
 from workers.dead_letters import dead_letter_on_final_failure
 from workers.lanes import LANES, LaneFull, wait_for_lane
-from workers.logs import install_redaction
+from workers.logs import bind_log_ids, configure_logging, install_redaction
+from workers.sentry_setup import init_sentry
 
 __all__ = [
     "ACTORS_BY_KIND",
@@ -45,6 +46,9 @@ PAYMENTS_QUEUE = "payments"
 
 install_redaction()
 _settings = runtime.settings()
+if _settings.log_format == "json":  # else dramatiq's own format, as its CLI set it up
+    configure_logging("json")
+init_sentry(_settings, process="worker")  # before the broker: its dramatiq middleware
 _budgets = runtime.budgets()
 broker = build_broker(_settings)
 
@@ -82,6 +86,7 @@ def process_result(inbox_id: str) -> None:
             applied.generation_id,
             applied.classification.outcome.value,
             applied.settlement.value,
+            extra={"generation_id": applied.generation_id},  # found by its job id, perhaps
         )
 
     dead_letter_on_final_failure(run, inbox_id=inbox_id, should_retry=should_retry)
@@ -135,6 +140,7 @@ def _pending(ledger: Ledger, inbox_id: str) -> InboxItem | None:
     item = ledger.inbox.get(inbox_id)
     if item is None:
         raise RefundryError("no inbox row for this message", inbox_id=inbox_id)
+    bind_log_ids(generation_id=item.generation_id, provider=item.provider)
     if item.state != "pending":
         log.info("inbox %s already %s", inbox_id, item.state)
         return None

@@ -24,6 +24,7 @@ from dramatiq.middleware import (
 from workers.budgets import Budgets
 from workers.embedded_redis import EmbeddedRedis
 from workers.lanes import LanesMiddleware
+from workers.logs import MessageLogIds
 from workers.settings import Settings, parse_redis_url
 
 __all__ = [
@@ -65,6 +66,7 @@ def build_broker(settings: Settings) -> RedisBroker:
     swallows failures (dramatiq PR #545), and nothing of ours depends on them.
     """
     middleware = [
+        MessageLogIds(),  # first: its after-hook runs last, so every line of a message has its ids
         AgeLimit(),
         TimeLimit(time_limit=Budgets(settings).result_time_limit_ms),  # each actor sets its own
         ShutdownNotifications(),

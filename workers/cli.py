@@ -29,6 +29,12 @@ from workers.logs import install_redaction
 
 __all__ = ["main"]
 
+_DRAMATIQ_JSON = (
+    "import sys; from workers.logs import configure_logging, install_redaction; "
+    "install_redaction(); configure_logging('json'); "
+    "from dramatiq.cli import main; sys.exit(main())"
+)
+
 
 class _Refundry(click.Group):
     """The command group: shows where the ledger is in ``--help``, and turns a
@@ -89,11 +95,13 @@ def worker(processes: int, threads: int) -> None:
     if settings.redis_url:
         wait_for_redis(settings.redis_url, _report)
     env = os.environ | {"REDIS_URL": resolve_redis_url(settings)}
+    # dramatiq's CLI sets up text logging only when nothing has (logging.basicConfig): with
+    # JSON logs, its own lines (and its worker processes', which fork from it) are JSON too.
+    run = ["-c", _DRAMATIQ_JSON] if settings.log_format == "json" else ["-m", "dramatiq"]
     child = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "dramatiq",
+            *run,
             "workers.actors",
             "--processes",
             str(processes),

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from dramatiq.middleware import CurrentMessage
 
+from handlers.alerts import alert
 from ledger import now_ms
 from ledger.errors import RefundryError
 from ledger.redaction import redact, redact_text
@@ -73,6 +74,14 @@ def dead_letter_on_final_failure(
             permanent=isinstance(exc, RefundryError) and exc.permanent,
         )
         log.error("dead-lettered %s: %s", message.message_id, reason_of(exc))
+        alert(
+            "dead-letter",
+            f"dead-lettered: {reason_of(exc)}",
+            provider=item.provider if item else "unknown",
+            reason=exc.__class__.__name__,  # the reason's stable part: one issue per cause
+            queue=message.queue_name,
+            about={"inbox_id": inbox_id, "generation_id": item.generation_id if item else None},
+        )
         raise
 
 

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from workers import runtime
+from workers.logs import configure_logging
+from workers.sentry_setup import init_sentry, monitored
 from workers.sweeps import (
     run_inbox_sweep,
     run_reconciliation,
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 
 def run_scheduler() -> None:
     s = runtime.settings()
+    configure_logging(s.log_format)
+    init_sentry(s, process="scheduler")  # before a sweep builds the broker to enqueue
     runtime.ledger()  # migrate before the first sweep
     scheduler = BlockingScheduler()
     jobs: list[tuple[Callable[..., object], int]] = [
@@ -38,7 +42,12 @@ def run_scheduler() -> None:
         jobs.append((run_reconciliation, 300))
     for job, every_s in jobs:
         scheduler.add_job(
-            job, "interval", seconds=every_s, id=job.__name__, max_instances=1, coalesce=True
+            monitored(job, every_s),  # a Sentry Crons check-in per run
+            "interval",
+            seconds=every_s,
+            id=job.__name__,
+            max_instances=1,
+            coalesce=True,
         )
     log.info(
         "scheduler: inbox and stuck sweeps every %d s (grace %d ms), SLA check every 60 s",

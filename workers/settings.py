@@ -50,6 +50,8 @@
 | ``REFUNDRY_MAX_BODY_BYTES`` | ``1048576`` | larger webhook bodies are refused (413) |
 | ``REFUNDRY_INGRESS_DEADLINE_S`` | ``8`` | a delivery not kept by then is answered 503 |
 | ``REFUNDRY_BODY_TIMEOUT_S`` | ``10`` | a webhook body not received by then: 408, closed |
+| ``SENTRY_DSN`` | empty: Sentry off | secret: the project's DSN (``workers.sentry_setup``) |
+| ``REFUNDRY_LOG_FORMAT`` | ``text`` | ``json``: one JSON object per log line (``workers.logs``) |
 
 (*) Webhook secrets may be comma-separated: during a rotation any one of them verifies.
 (**) Parsed before any driver sees it (``ledger.server_urls``): the password percent-encoded.
@@ -121,6 +123,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sentry_sdk.utils import BadDsn, Dsn
+
 from handlers.deadlines import DeadlinePolicy
 from handlers.fal_signatures import FAL_JWKS_URL
 from handlers.packs import FRAUD_ACTIONS, UNLANDED_ACTIONS, PackCatalog
@@ -188,6 +192,8 @@ class Settings:
     max_body_bytes: int = 1_048_576
     ingress_deadline_s: int = 8
     body_timeout_s: int = 10
+    sentry_dsn: str = field(default="", repr=False)
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -329,6 +335,19 @@ def _url(env: Mapping[str, str], name: str, default: Any) -> str:
     return raw
 
 
+def _sentry_dsn(env: Mapping[str, str], name: str, default: Any) -> str:
+    """A Sentry DSN (``https://<public key>@<host>/<project id>``), or empty: Sentry off.
+    An unusable one is refused without repeating it (it names the project's key)."""
+    value = _secret(env, name, default)
+    if not value:
+        return ""
+    try:
+        Dsn(value)
+    except BadDsn:
+        raise ConfigurationError("not a Sentry DSN", variable=name) from None
+    return value
+
+
 def _flag(env: Mapping[str, str], name: str, default: Any) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -389,6 +408,8 @@ VARIABLES: dict[str, tuple[str, Parse]] = {
     "REFUNDRY_MAX_BODY_BYTES": ("max_body_bytes", WholeNumber(1, 67_108_864)),
     "REFUNDRY_INGRESS_DEADLINE_S": ("ingress_deadline_s", WholeNumber(1, 300)),
     "REFUNDRY_BODY_TIMEOUT_S": ("body_timeout_s", WholeNumber(1, 300)),
+    "SENTRY_DSN": ("sentry_dsn", _sentry_dsn),
+    "REFUNDRY_LOG_FORMAT": ("log_format", _choice("text", "json")),
 }
 """Environment variable → (the ``Settings`` field it sets, how it is read). ``DATABASE_URL``,
 ``REDIS_URL`` and ``REFUNDRY_HOME`` are read on their own (their defaults depend on each

@@ -7,6 +7,7 @@ SLA check only reads.
 
 from __future__ import annotations
 
+from handlers.alerts import alert
 from handlers.deadlines import FALLBACK
 from handlers.inbox_sweep import InboxSweepResult, sweep_inbox
 from handlers.reconcile import Reconciliation, reconcile
@@ -65,7 +66,7 @@ def run_reconciliation(since_s: int | None = None, dry_run: bool = False) -> Rec
     if since_s is None:
         since_s = now_ms() // 1000 - max(24 * 3600, 2 * s.landing_window_s)
     stripe = runtime.stripe_api()  # without a key, refused before the ledger is opened
-    return reconcile(
+    report = reconcile(
         runtime.ledger(),
         stripe,
         catalog=runtime.catalog(),
@@ -73,3 +74,13 @@ def run_reconciliation(since_s: int | None = None, dry_run: bool = False) -> Rec
         since_s=since_s,
         dry_run=dry_run,
     )
+    for decision in [] if dry_run else report.decisions:  # each decided once per run
+        alert(
+            "reconciliation",
+            f"reconciliation: {decision['action']}: {decision['why']}",
+            provider="stripe",
+            reason=decision["action"],
+            level="error" if decision["action"] == "alert" else "warning",
+            about={"purchase": decision["purchase"]},
+        )
+    return report

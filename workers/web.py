@@ -59,7 +59,8 @@ from handlers.webhook_verification import (
 )
 from providers.suno import SunoPoller
 from workers import runtime, validation
-from workers.logs import install_redaction
+from workers.logs import configure_logging, install_redaction
+from workers.sentry_setup import init_sentry
 from workers.settings import Settings
 
 __all__ = ["READY_TIMEOUT_S", "build_ingress", "create_app", "serve"]
@@ -285,6 +286,7 @@ class _Deliveries:
 def create_app(settings: Settings | None = None, ingress: Ingress | None = None) -> Starlette:
     """The ASGI app; by default over this process's settings, ledger and broker."""
     settings = settings or runtime.settings()
+    init_sentry(settings, process="web")  # before build_ingress builds the broker
     ingress = ingress or build_ingress(settings)
     registry = CollectorRegistry(auto_describe=True)
     registry.register(_Deliveries(ingress))
@@ -321,10 +323,8 @@ def serve(host: str, port: int, *, processes: int = 1) -> None:
     # uvicorn re-raises SIGTERM once it has shut down: exit through Python instead, so the
     # atexit hooks run (the embedded Redis this process started is stopped).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     settings = runtime.settings()
+    configure_logging(settings.log_format)
     runtime.ledger()  # migrations applied once, before any request
     if processes > 1:
         _routes(settings)  # a bad secret or key stops this command, not each server process

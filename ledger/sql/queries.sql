@@ -207,9 +207,10 @@ RETURNING generation_id;
 SELECT * FROM generations WHERE generation_id = :generation_id FOR UPDATE;
 
 -- name: refunds_in_window
-SELECT generation_id, failure_known_at_ms, applied_at_ms
-FROM entries WHERE kind = 'refund' AND applied_at_ms >= :since_ms
-ORDER BY applied_at_ms;
+SELECT e.generation_id, e.failure_known_at_ms, e.applied_at_ms, g.provider
+FROM entries e LEFT JOIN generations g ON g.generation_id = e.generation_id
+WHERE e.kind = 'refund' AND e.applied_at_ms >= :since_ms
+ORDER BY e.applied_at_ms;
 
 -- name: overdue_inbox
 SELECT id, kind, provider, generation_id, received_at_ms FROM inbox
