@@ -19,6 +19,7 @@ import redis
 
 from ledger import Ledger
 from ledger.errors import DeadLetterNotFound
+from ledger.redaction import redact, redact_text
 from workers import validation
 
 __all__ = ["DeadLetter", "Filters", "Replayed", "find", "listed", "purge", "replay"]
@@ -45,11 +46,12 @@ class DeadLetter:
     message: str = ""
 
     def payload(self) -> Any:
-        """The redacted message as JSON, or its text when it is not JSON."""
+        """The message as JSON (or its text when it is not JSON), redacted again with
+        today's rules: a letter kept before a rule was added is shown with it applied."""
         try:
-            return json.loads(self.message)
+            return redact(json.loads(self.message))
         except ValueError:
-            return self.message
+            return redact_text(self.message)
 
     def summary(self) -> dict[str, Any]:
         """What ``refundry dlq list`` prints for it."""

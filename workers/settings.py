@@ -49,6 +49,7 @@
 | ``REFUNDRY_MAX_BODY_BYTES`` | ``1048576`` | larger webhook bodies are refused (413) |
 | ``REFUNDRY_INGRESS_DEADLINE_S`` | ``8`` | a delivery not kept by then is answered 503 |
 | ``REFUNDRY_BODY_TIMEOUT_S`` | ``10`` | a webhook body not received by then: 408, closed |
+| ``REFUNDRY_OPS_TOKEN`` | empty: ops page off (404) | secret: ops page login, ``/metrics`` bearer |
 
 (*) Webhook secrets may be comma-separated: during a rotation any one of them verifies.
 (**) Parsed before any driver sees it (``ledger.server_urls``): the password percent-encoded.
@@ -77,8 +78,9 @@ Each whole-number setting is written in ASCII digits and lies in its range (incl
 | ``REFUNDRY_INGRESS_DEADLINE_S`` | 1 to 300 |
 | ``REFUNDRY_BODY_TIMEOUT_S`` | 1 to 300 |
 
-Text settings hold no control character; the two actions are one of the values named
-above; ``REFUNDRY_PACKS`` and ``REFUNDRY_DEADLINES`` are read strictly
+``REFUNDRY_OPS_TOKEN`` is at least 24 printable ASCII characters without spaces (``openssl
+rand -hex 32``). Text settings hold no control character; the two actions are one of the
+values named above; ``REFUNDRY_PACKS`` and ``REFUNDRY_DEADLINES`` are read strictly
 (``handlers.setting_json``: whole numbers only, at most 64 KiB); an API base URL is
 ``http(s)://host…`` without credentials, query or fragment. Anything else is refused with
 ``ConfigurationError`` naming the variable.
@@ -174,6 +176,7 @@ class Settings:
     max_body_bytes: int = 1_048_576
     ingress_deadline_s: int = 8
     body_timeout_s: int = 10
+    ops_token: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -216,6 +219,22 @@ def _text(env: Mapping[str, str], name: str, default: Any) -> str:
 
 def _secret(env: Mapping[str, str], name: str, default: Any) -> str:
     return env.get(name, "").strip()
+
+
+OPS_TOKEN_MIN_CHARS = 24
+"""A shorter ops token could be guessed; ``openssl rand -hex 32`` gives 64 characters."""
+
+
+def _ops_token(env: Mapping[str, str], name: str, default: Any) -> str:
+    """The ops page's token: empty (the page off), or at least :data:`OPS_TOKEN_MIN_CHARS`
+    printable ASCII characters without spaces (it is typed, and sent in a header)."""
+    value = _secret(env, name, default)
+    if value and (len(value) < OPS_TOKEN_MIN_CHARS or not re.fullmatch(r"[!-~]+", value)):
+        raise ConfigurationError(
+            f"must be at least {OPS_TOKEN_MIN_CHARS} printable ASCII characters, no spaces",
+            variable=name,
+        )
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,6 +363,7 @@ VARIABLES: dict[str, tuple[str, Parse]] = {
     "REFUNDRY_MAX_BODY_BYTES": ("max_body_bytes", WholeNumber(1, 67_108_864)),
     "REFUNDRY_INGRESS_DEADLINE_S": ("ingress_deadline_s", WholeNumber(1, 300)),
     "REFUNDRY_BODY_TIMEOUT_S": ("body_timeout_s", WholeNumber(1, 300)),
+    "REFUNDRY_OPS_TOKEN": ("ops_token", _ops_token),
 }
 """Environment variable → (the ``Settings`` field it sets, how it is read). ``DATABASE_URL``,
 ``REDIS_URL`` and ``REFUNDRY_HOME`` are read on their own (their defaults depend on each
