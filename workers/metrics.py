@@ -32,18 +32,20 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ledger import Ledger, now_ms
 
 __all__ = [
-    "CONTENT_TYPE_LATEST",
+    "CONTENT_TYPE",
     "LATENCY_BUCKETS_S",
     "LedgerCollector",
     "WebhookCollector",
     "exposition",
     "registry",
 ]
+
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+"""What ``generate_latest`` writes: the text exposition format 0.0.4."""
 
 LATENCY_BUCKETS_S: Final = (1, 5, 30, 60, 300, 900, 1800, 2700, 3600, 7200)
 """Upper bounds of the refund latency histogram, in seconds: the SLA is one hour and its

@@ -269,7 +269,7 @@ def _metrics(settings: Settings, ingress: Ingress) -> Callable[[Request], Any]:
                 headers={"WWW-Authenticate": 'Bearer realm="refundry metrics"'},
             )
         body = await anyio.to_thread.run_sync(prometheus.exposition, registry)
-        return Response(body, media_type=prometheus.CONTENT_TYPE_LATEST)
+        return Response(body, media_type=prometheus.CONTENT_TYPE)
 
     return metrics
 
