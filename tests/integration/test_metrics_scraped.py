@@ -16,6 +16,7 @@ from tests.support.ops import (
     counted,
     labelled,
     ledger_sql,
+    refunds_by_provider_outcome,
     run_generations,
     scrape,
 )
@@ -38,12 +39,7 @@ def test_metrics_after_a_run_equal_the_ledger(
     finally:
         web.close()
 
-    refunds = ledger_sql(
-        url,
-        "SELECT g.provider, g.outcome, count(*) FROM entries e "
-        "JOIN generations g ON g.generation_id = e.generation_id "
-        "WHERE e.kind = 'refund' GROUP BY g.provider, g.outcome",
-    )
+    refunds = refunds_by_provider_outcome(url)
     assert counted(refunds) == {
         ("kling", "failed"): 2.0,
         ("kling", "moderated"): 1.0,

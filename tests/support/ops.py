@@ -25,7 +25,10 @@ __all__ = [
     "OPS_TOKEN",
     "Samples",
     "charge_late_generation",
+    "counted",
+    "labelled",
     "ledger_sql",
+    "refunds_by_provider_outcome",
     "run_generations",
     "scrape",
 ]
@@ -55,14 +58,7 @@ def run_generations() -> str:
     the late one; returns the late result's message id."""
     client.grant(account_id="acct", credits=1000, idempotency_key="top-up", reason="test")
     for generation, job, _ in _RUN:
-        client.charge(
-            generation_id=generation,
-            account_id="acct",
-            provider="kling",
-            operation="video",
-            credits=10,
-            provider_job_id=job,
-        )
+        _charge(generation, job)
     for _, job, outcome in _RUN:
         client.report_result(provider="kling", payload=demo_payload("kling", job, outcome))
     late = client.report_result(provider="kling", payload=demo_payload("kling", LATE_JOB, "failed"))
@@ -90,13 +86,17 @@ def run_generations() -> str:
 
 def charge_late_generation() -> None:
     """The fix of the dead letter's cause: the charge the late result names."""
+    _charge(LATE_GENERATION, LATE_JOB)
+
+
+def _charge(generation: str, job: str) -> None:
     client.charge(
-        generation_id=LATE_GENERATION,
+        generation_id=generation,
         account_id="acct",
         provider="kling",
         operation="video",
         credits=10,
-        provider_job_id=LATE_JOB,
+        provider_job_id=job,
     )
 
 
@@ -110,6 +110,16 @@ def ledger_sql(url: str, query: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in conn_.execute(query).fetchall()]
     finally:
         conn_.close()
+
+
+def refunds_by_provider_outcome(url: str) -> list[tuple[Any, ...]]:
+    """``(provider, outcome, n)`` of the refund entries."""
+    return ledger_sql(
+        url,
+        "SELECT g.provider, g.outcome, count(*) FROM entries e "
+        "JOIN generations g ON g.generation_id = e.generation_id "
+        "WHERE e.kind = 'refund' GROUP BY g.provider, g.outcome",
+    )
 
 
 def scrape(base_url: str, token: str | None = OPS_TOKEN) -> Samples:
