@@ -4,7 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint types unit install clean
+CHROMIUM := /usr/bin/chromium
+APT_GET  := env DEBIAN_FRONTEND=noninteractive apt-get
+
+.PHONY: demo test lint types unit install clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +27,16 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
-test: lint types
+# The browser tests drive Debian's Chromium (never a browser Playwright downloads).
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; \
+	  elif command -v sudo >/dev/null; then SUDO=sudo; \
+	  else echo "make: $(CHROMIUM) is missing; install Debian's chromium package as root" >&2; exit 1; fi; \
+	  $$SUDO $(APT_GET) update -q && \
+	  $$SUDO $(APT_GET) install -y -q --no-install-recommends chromium; }
+
+test: lint types browser
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 
 import click
-import dramatiq
-import redis
 
 from ledger import audit, migrate, open_database
-from ledger.errors import AccountNotFound, DeadLetterNotFound
-from workers import exit_codes, runtime, validation
+from ledger.errors import AccountNotFound
+from workers import dead_letter_operations, exit_codes, runtime, validation
 
 __all__ = ["dlq", "ledger"]
 
@@ -67,26 +66,22 @@ def dlq() -> None:
 
 
 @dlq.command("list")
-def dlq_list() -> None:
+@click.option("--queue", default=None, help="Only this queue's dead letters.")
+@click.option("--reason", default=None, help="Only this error class (e.g. Unclassifiable).")
+@click.option("--provider", default=None, help="Only this provider's events.")
+def dlq_list(queue: str | None, reason: str | None, provider: str | None) -> None:
     """One JSON line per dead letter: message id, reason, when."""
-    for row in runtime.ledger(create=False).dead.all():
-        click.echo(json.dumps({k: row[k] for k in ("message_id", "reason", "created_at_ms")}))
-
-
-def _dead_letter_id(message_id: str) -> str:
-    """``message_id`` checked, and naming a dead letter of the (existing) ledger."""
-    message_id = validation.identifier(message_id, field="message_id")
-    if runtime.ledger(create=False).dead.get(message_id) is None:
-        raise DeadLetterNotFound("no dead letter", message_id=message_id)
-    return message_id
+    filters = dead_letter_operations.Filters(queue=queue, reason=reason, provider=provider)
+    for letter in dead_letter_operations.listed(runtime.ledger(create=False), filters):
+        click.echo(json.dumps(letter.summary()))
 
 
 @dlq.command("show")
 @click.argument("message_id")
 def dlq_show(message_id: str) -> None:
     """The whole dead letter (its message is stored redacted)."""
-    row = runtime.ledger(create=False).dead.get(_dead_letter_id(message_id))
-    click.echo(json.dumps(row, default=str))
+    letter = dead_letter_operations.find(runtime.ledger(create=False), message_id)
+    click.echo(json.dumps(asdict(letter)))
 
 
 @dlq.command("replay")
@@ -96,23 +91,17 @@ def dlq_replay(message_id: str) -> None:
     be reached, the inbox sweep delivers it)."""
     from workers.actors import enqueue_event
 
-    message_id = _dead_letter_id(message_id)
-    kind = runtime.ledger().dead.release(message_id, reopen=True)
-    enqueued = False
-    if kind is not None:
-        try:
-            enqueue_event(kind, message_id)
-            enqueued = True
-        except (redis.RedisError, dramatiq.errors.DramatiqError) as exc:
-            reason = " ".join(str(exc).split())
-            click.echo(f"refundry: not enqueued ({reason}); the inbox sweep will", err=True)
-    click.echo(json.dumps({"replayed": message_id, "enqueued": enqueued}))
+    done = dead_letter_operations.replay(
+        runtime.ledger(create=False), message_id, enqueue=enqueue_event
+    )
+    if done.not_enqueued:
+        click.echo(f"refundry: not enqueued ({done.not_enqueued}); the inbox sweep will", err=True)
+    click.echo(json.dumps({"replayed": done.message_id, "enqueued": done.enqueued}))
 
 
 @dlq.command("purge")
 @click.argument("message_id")
 def dlq_purge(message_id: str) -> None:
     """Forget a dead letter (its event stays closed in the inbox)."""
-    message_id = _dead_letter_id(message_id)
-    runtime.ledger().dead.release(message_id, reopen=False)
-    click.echo(json.dumps({"purged": message_id}))
+    letter = dead_letter_operations.purge(runtime.ledger(create=False), message_id)
+    click.echo(json.dumps({"purged": letter.message_id}))

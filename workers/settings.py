@@ -52,6 +52,7 @@
 | ``REFUNDRY_BODY_TIMEOUT_S`` | ``10`` | a webhook body not received by then: 408, closed |
 | ``SENTRY_DSN`` | empty: Sentry off | secret: the project's DSN (``workers.sentry_setup``) |
 | ``REFUNDRY_LOG_FORMAT`` | ``text`` | ``json``: one JSON object per log line (``workers.logs``) |
+| ``REFUNDRY_OPS_TOKEN`` | empty: ops page off (404) | secret: ops page login, ``/metrics`` bearer |
 
 (*) Webhook secrets may be comma-separated: during a rotation any one of them verifies.
 (**) Parsed before any driver sees it (``ledger.server_urls``): the password percent-encoded.
@@ -92,11 +93,13 @@ variable that was set, the left one when both were):
 An alert raised no earlier than the breach warns of nothing; an inbox that gives up on an
 event before the refund promise has run out abandons refunds it still owes.
 
-Text settings and secrets hold no control character (a secret set to blanks only is refused
-too); the two actions are one of the values named above; ``REFUNDRY_PACKS`` and
-``REFUNDRY_DEADLINES`` are read strictly (``handlers.setting_json``: whole numbers only, at
-most 64 KiB); an API base URL is ``http(s)://host…`` without credentials, query or
-fragment. Anything else is refused with ``ConfigurationError`` naming the variable.
+``REFUNDRY_OPS_TOKEN`` is at least 24 printable ASCII characters without spaces (``openssl
+rand -hex 32``). Text settings and secrets hold no control character (a secret set to
+blanks only is refused too); the two actions are one of the values named above;
+``REFUNDRY_PACKS`` and ``REFUNDRY_DEADLINES`` are read strictly (``handlers.setting_json``:
+whole numbers only, at most 64 KiB); an API base URL is ``http(s)://host…`` without
+credentials, query or fragment. Anything else is refused with ``ConfigurationError`` naming
+the variable.
 
 ``refundry web`` checks them at start (``handlers.ingress_routes.build_routes``): Standard
 Webhooks secrets are ``whsec_`` + base64 of at least 24 bytes, Stripe's ``whsec_…``, and a route
@@ -194,6 +197,7 @@ class Settings:
     body_timeout_s: int = 10
     sentry_dsn: str = field(default="", repr=False)
     log_format: str = "text"
+    ops_token: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -266,6 +270,22 @@ def _secret(env: Mapping[str, str], name: str, default: Any) -> str:
     if raw and not raw.strip():
         raise ConfigurationError("is set but blank", variable=name)
     return raw.strip()
+
+
+OPS_TOKEN_MIN_CHARS = 24
+"""A shorter ops token could be guessed; ``openssl rand -hex 32`` gives 64 characters."""
+
+
+def _ops_token(env: Mapping[str, str], name: str, default: Any) -> str:
+    """The ops page's token: empty (the page off), or at least :data:`OPS_TOKEN_MIN_CHARS`
+    printable ASCII characters without spaces (it is typed, and sent in a header)."""
+    value = _secret(env, name, default)
+    if value and (len(value) < OPS_TOKEN_MIN_CHARS or not re.fullmatch(r"[!-~]+", value)):
+        raise ConfigurationError(
+            f"must be at least {OPS_TOKEN_MIN_CHARS} printable ASCII characters, no spaces",
+            variable=name,
+        )
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,6 +430,7 @@ VARIABLES: dict[str, tuple[str, Parse]] = {
     "REFUNDRY_BODY_TIMEOUT_S": ("body_timeout_s", WholeNumber(1, 300)),
     "SENTRY_DSN": ("sentry_dsn", _sentry_dsn),
     "REFUNDRY_LOG_FORMAT": ("log_format", _choice("text", "json")),
+    "REFUNDRY_OPS_TOKEN": ("ops_token", _ops_token),
 }
 """Environment variable → (the ``Settings`` field it sets, how it is read). ``DATABASE_URL``,
 ``REDIS_URL`` and ``REFUNDRY_HOME`` are read on their own (their defaults depend on each

@@ -6,7 +6,8 @@
 | ``POST /webhooks/{…}/`` | the same route (a trailing slash is never redirected) |
 | ``GET /healthz`` | 200 while the process serves |
 | ``GET /readyz`` | 200 when the ledger takes a write and the broker answers, else 503 |
-| ``GET /metrics`` | deliveries by route and outcome (Prometheus text format) |
+| ``GET /metrics`` | Prometheus text format (``workers.metrics``); bearer only with an ops token |
+| ``/ops…`` | the ops page (``workers.ops_page``) when ``REFUNDRY_OPS_TOKEN`` is set; else 404 |
 
 A delivery is refused with an empty body: 404 when its route is disabled (no secret), 408
 when its body is not received within ``REFUNDRY_BODY_TIMEOUT_S`` (and the connection is
@@ -34,17 +35,15 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
 import anyio
 import uvicorn
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 
 from handlers.ingress import Accepted, Ingress, refusal
 from handlers.ingress_routes import ROUTES, IngressConfig, RouteVerifier, build_routes
@@ -58,7 +57,8 @@ from handlers.webhook_verification import (
     split_secrets,
 )
 from providers.suno import SunoPoller
-from workers import runtime, validation
+from workers import metrics as prometheus
+from workers import ops_auth, ops_page, runtime, validation
 from workers.logs import configure_logging, install_redaction
 from workers.sentry_setup import init_sentry
 from workers.settings import Settings
@@ -266,21 +266,37 @@ async def readyz(request: Request) -> Response:
     return JSONResponse(checks, status_code=200 if all(checks.values()) else 503)
 
 
-class _Deliveries:
-    """Prometheus view of ``Ingress.counts`` (read when scraped)."""
+def _metrics(settings: Settings, ingress: Ingress) -> Callable[[Request], Any]:
+    """``GET /metrics``: the ledger's figures read now and this process's deliveries; with
+    an ops token, only for its bearer."""
+    registry = prometheus.registry(
+        runtime.ledger,
+        ingress.counts,
+        sla_ms=settings.refund_sla_ms,
+        landing_window_ms=settings.landing_window_s * 1000,
+    )
 
-    def __init__(self, ingress: Ingress) -> None:
-        self._ingress = ingress
+    async def metrics(request: Request) -> Response:
+        if settings.ops_token and not ops_auth.bearer_ok(request, settings.ops_token):
+            return PlainTextResponse(
+                "unauthorized",
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="refundry metrics"'},
+            )
+        body = await anyio.to_thread.run_sync(prometheus.exposition, registry)
+        return Response(body, media_type=prometheus.CONTENT_TYPE)
 
-    def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(
-            "refundry_ingress_deliveries",
-            "Webhook deliveries by route and outcome",
-            labels=["route", "outcome"],
-        )
-        for (route, outcome), count in sorted(self._ingress.counts().items()):
-            family.add_metric([route, outcome], count)
-        yield family
+    return metrics
+
+
+async def _to_ops_page(request: Request) -> Response:
+    return RedirectResponse("/ops/", status_code=303)
+
+
+def _enqueue(kind: str, inbox_id: str) -> None:
+    from workers.actors import enqueue_event  # builds the broker
+
+    enqueue_event(kind, inbox_id)
 
 
 def create_app(settings: Settings | None = None, ingress: Ingress | None = None) -> Starlette:
@@ -288,13 +304,7 @@ def create_app(settings: Settings | None = None, ingress: Ingress | None = None)
     settings = settings or runtime.settings()
     init_sentry(settings, process="web")  # before build_ingress builds the broker
     ingress = ingress or build_ingress(settings)
-    registry = CollectorRegistry(auto_describe=True)
-    registry.register(_Deliveries(ingress))
-
-    async def metrics(request: Request) -> Response:
-        return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
-
-    routes = [
+    routes: list[BaseRoute] = [
         Route(path, _webhook(name, ingress, settings), methods=["POST"])
         for name in ROUTES
         for path in (f"/webhooks/{name}", f"/webhooks/{name}/")  # as pasted in a dashboard
@@ -302,8 +312,11 @@ def create_app(settings: Settings | None = None, ingress: Ingress | None = None)
     routes += [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        Route("/metrics", _metrics(settings, ingress), methods=["GET"]),
     ]
+    if settings.ops_token:
+        page = ops_page.ops_app(settings, runtime.ledger, _enqueue)
+        routes += [Route("/ops", _to_ops_page, methods=["GET"]), Mount("/ops", app=page)]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -436,3 +436,59 @@ RETURNING id;
 -- name: defer_inbox
 UPDATE inbox SET enqueued_at_ms = :until_ms
 WHERE id = :id AND state = 'pending' AND enqueued_at_ms < :until_ms;
+
+-- The on-call views (Prometheus metrics read at scrape time, the ops page): figures over the
+-- whole ledger, so they hold across worker hosts and restarts.
+
+-- name: ops_refunds_by_provider_outcome
+SELECT g.provider AS provider, COALESCE(g.outcome, 'unknown') AS outcome, count(*) AS n
+FROM entries e JOIN generations g ON g.generation_id = e.generation_id
+WHERE e.kind = 'refund'
+GROUP BY g.provider, COALESCE(g.outcome, 'unknown');
+
+-- name: ops_refund_latency_buckets
+SELECT count(*) AS n,
+       COALESCE(sum(applied_at_ms - failure_known_at_ms), 0) AS sum_ms,
+       COALESCE(sum(CASE WHEN applied_at_ms - failure_known_at_ms > :sla_ms THEN 1 ELSE 0 END), 0)
+           AS breaches,
+       COALESCE(sum(CASE WHEN applied_at_ms - failure_known_at_ms <= :le0 THEN 1 ELSE 0 END), 0) AS le0,
+       COALESCE(sum(CASE WHEN applied_at_ms - failure_known_at_ms <= :le1 THEN 1 ELSE 0 END), 0) AS le1,
+       COALESCE(sum(CASE WHEN applied_at_ms - failure_known_at_ms <= :le2 THEN 1 ELSE 0 END), 0) AS le2,
+       COALESCE(sum(CASE WHEN applied_at_ms - failure_known_at_ms <= :le3 THEN 1 ELSE 0 END), 0) AS le3,
+       COALESCE(sum(CASE WHEN applied_at_ms - failure_known_at_ms <= :le4 THEN 1 ELSE 0 END), 0) AS le4,
+       COALESCE(sum(CASE WHEN applied_at_ms - failure_known_at_ms <= :le5 THEN 1 ELSE 0 END), 0) AS le5,
+       COALESCE(sum(CASE WHEN applied_at_ms - failure_known_at_ms <= :le6 THEN 1 ELSE 0 END), 0) AS le6,
+       COALESCE(sum(CASE WHEN applied_at_ms - failure_known_at_ms <= :le7 THEN 1 ELSE 0 END), 0) AS le7,
+       COALESCE(sum(CASE WHEN applied_at_ms - failure_known_at_ms <= :le8 THEN 1 ELSE 0 END), 0) AS le8,
+       COALESCE(sum(CASE WHEN applied_at_ms - failure_known_at_ms <= :le9 THEN 1 ELSE 0 END), 0) AS le9
+FROM entries WHERE kind = 'refund';
+
+-- name: ops_dead_letters_by_reason
+SELECT queue, error_class, count(*) AS n FROM dead_letters WHERE resolved_at_ms IS NULL
+GROUP BY queue, error_class;
+
+-- name: ops_dead_letters_listed
+SELECT d.message_id, d.actor, d.queue, d.reason, d.error_class, d.created_at_ms,
+       i.provider AS provider
+FROM dead_letters d LEFT JOIN inbox i ON i.id = d.message_id
+WHERE d.resolved_at_ms IS NULL ORDER BY d.id;
+
+-- name: ops_count_unlanded_payments
+SELECT count(*) AS n FROM payments
+WHERE state IN ('paid', 'refunding') AND paid_at_ms < :paid_before_ms;
+
+-- name: ops_decisions_by_kind
+SELECT decision, count(*) AS n FROM payment_decisions GROUP BY decision;
+
+-- name: ops_count_conflicts
+SELECT count(*) AS n FROM outcome_reports WHERE disposition = 'conflict';
+
+-- name: ops_recent_conflicts
+SELECT o.generation_id, g.provider, o.outcome, o.reason, o.received_at_ms,
+       g.outcome AS applied_outcome
+FROM outcome_reports o JOIN generations g ON g.generation_id = o.generation_id
+WHERE o.disposition = 'conflict' ORDER BY o.received_at_ms DESC LIMIT :limit;
+
+-- name: ops_recent_alerts
+SELECT purchase_key, reason, at_ms FROM payment_decisions WHERE decision = 'alert'
+ORDER BY id DESC LIMIT :limit;

@@ -70,3 +70,20 @@ def test_purge_forgets_the_letter_and_keeps_the_event_closed(tmp_path: Path) -> 
     assert item is not None and item.state == "dead"
     assert book.dead.all() == []
     book.db.close()
+
+
+def test_list_filters_by_queue_reason_and_provider(tmp_path: Path) -> None:
+    env = clean_env(tmp_path)
+    _dead_event(env["DATABASE_URL"], "m1")
+
+    def listed(*options: str) -> list[str]:
+        done = refundry(env, "dlq", "list", *options)
+        assert done.returncode == 0, done.stderr
+        return [json.loads(line)["message_id"] for line in done.stdout.splitlines()]
+
+    assert listed("--queue", "results", "--reason", "Unclassifiable", "--provider", "kling") == [
+        "m1"
+    ]
+    assert listed("--queue", "payments") == []
+    assert listed("--reason", "ChargeNotFound") == []
+    assert listed("--provider", "fal") == []

@@ -88,8 +88,8 @@ class IngressServer(RefundryProcess):
         return self.http.post(f"/webhooks/{route}", content=content, headers=dict(headers))
 
     def metric(self, route: str, outcome: str) -> float:
-        """``refundry_ingress_deliveries_total{route, outcome}`` as ``/metrics`` shows it."""
-        wanted = f'refundry_ingress_deliveries_total{{outcome="{outcome}",route="{route}"}} '
+        """``refundry_webhooks_total{route, result}`` as ``/metrics`` shows it."""
+        wanted = f'refundry_webhooks_total{{result="{outcome}",route="{route}"}} '
         for line in self.http.get("/metrics").text.splitlines():
             if line.startswith(wanted):
                 return float(line.removeprefix(wanted))

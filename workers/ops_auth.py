@@ -1,0 +1,93 @@
+"""Who may see the ops page and ``/metrics``: the holder of ``REFUNDRY_OPS_TOKEN``.
+
+People log in once with the token and carry a session cookie (starlette's
+``SessionMiddleware``: signed with itsdangerous, ``SameSite=Strict``, ``HttpOnly``); scrapers
+and scripts send ``Authorization: Bearer <token>``. The session is signed with a key derived
+from the token, so changing the token logs everyone out; the cookie holds no secret.
+
+State changes are POSTs carrying the session's CSRF token (the synchronizer token pattern,
+https://cheatsheetseries.owasp.org/cheatsheets/Cross-Site_Request_Forgery_Prevention_Cheat_Sheet.html):
+a form posted from another site has neither the cookie (``SameSite=Strict``) nor the token,
+and is refused with 403. A bearer request needs no CSRF token: a browser never adds that
+header by itself. It is a few lines over the session starlette already signs, so no CSRF
+library is added for it. Tokens are compared in constant time, and never logged or shown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import Final
+
+from starlette.requests import Request
+
+__all__ = [
+    "CSRF_FIELD",
+    "SESSION_COOKIE",
+    "SESSION_MAX_AGE_S",
+    "bearer_ok",
+    "csrf_ok",
+    "csrf_token",
+    "log_in",
+    "log_out",
+    "logged_in",
+    "session_key",
+    "token_ok",
+]
+
+SESSION_COOKIE: Final = "refundry_ops"
+SESSION_MAX_AGE_S: Final = 8 * 3600
+"""One on-call shift; then the token is asked again."""
+CSRF_FIELD: Final = "csrf_token"
+
+
+def session_key(token: str) -> str:
+    """The session cookie's signing key, derived from the ops token (never the token)."""
+    return hmac.new(token.encode(), b"refundry ops session v1", hashlib.sha256).hexdigest()
+
+
+def token_ok(presented: str, token: str) -> bool:
+    """True when ``presented`` is the token; constant time whatever either holds (both are
+    hashed first, so neither their length nor a non-ASCII byte changes the time taken)."""
+    if not token:
+        return False
+    given = hashlib.sha256(presented.encode("utf-8", "surrogatepass")).digest()
+    return hmac.compare_digest(given, hashlib.sha256(token.encode()).digest())
+
+
+def bearer_ok(request: Request, token: str) -> bool:
+    """``Authorization: Bearer <token>`` names the token."""
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and token_ok(presented.strip(), token)
+
+
+def logged_in(request: Request) -> bool:
+    return request.session.get("ops") is True
+
+
+def log_in(request: Request) -> None:
+    """A fresh session (a new CSRF token) for the person who gave the token."""
+    request.session.clear()
+    request.session.update({"ops": True, CSRF_FIELD: secrets.token_urlsafe(32)})
+
+
+def log_out(request: Request) -> None:
+    request.session.clear()
+
+
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token, for the forms of the page (made with the session)."""
+    value = request.session.get(CSRF_FIELD)
+    if not isinstance(value, str):
+        value = secrets.token_urlsafe(32)
+        request.session[CSRF_FIELD] = value
+    return value
+
+
+def csrf_ok(request: Request, presented: object) -> bool:
+    """The form's token is the session's, compared in constant time."""
+    expected = request.session.get(CSRF_FIELD)
+    if not isinstance(presented, str) or not isinstance(expected, str) or not expected:
+        return False
+    return hmac.compare_digest(presented.encode(), expected.encode())
