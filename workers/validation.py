@@ -13,6 +13,10 @@ the argument, and nothing is recorded.
   character (Unicode category Cf: zero-width spaces and joiners, BOM, bidirectional
   overrides) or line/paragraph separator, and in Unicode NFC form (``café`` composed, so one
   id is never stored as two that look the same), else ``InvalidIdentifier``;
+- a provider job id (a charge's, and a result's before it settles or is recorded on a
+  charge): an id as above that is also of the shape its provider documents
+  (``providers.job_ids``: ASCII letters, digits, ``-``, ``_``, at most 128; Replicate's in
+  lower case), never trimmed or case-folded, else ``InvalidIdentifier``;
 - a reason (free text): a string of 1 to ``MAX_TEXT_LENGTH`` (1000) characters, not blank
   (whitespace and invisible format characters only), no control character, no lone
   surrogate, else ``InvalidInput``;
@@ -51,6 +55,7 @@ from ledger.errors import (
     UnknownProvider,
 )
 from providers.base import OPERATIONS
+from providers.job_ids import InvalidJobId, check_job_id
 from providers.json_bodies import MAX_DEPTH, check_tree, decode_json
 from providers.registry import PROVIDER_NAMES
 
@@ -63,9 +68,11 @@ __all__ = [
     "MAX_TEXT_LENGTH",
     "credits",
     "identifier",
+    "job_id",
     "json_document",
     "operation",
     "optional_identifier",
+    "optional_job_id",
     "optional_operation",
     "payload",
     "payload_size",
@@ -99,6 +106,27 @@ def identifier(value: object, *, field: str) -> str:
     if problem is not None:
         raise InvalidIdentifier(f"{field} {problem}", field=field, value=_shown(value))
     return str(value)
+
+
+def job_id(value: object, *, provider: str, field: str = "provider_job_id") -> str:
+    """``value`` as ``provider``'s job id: an ``identifier`` of the shape the provider
+    documents (``providers.job_ids.check_job_id``), exactly as given (never trimmed, never
+    case-folded). ``InvalidIdentifier`` naming ``field`` otherwise."""
+    checked = identifier(value, field=field)
+    try:
+        check_job_id(provider, checked)
+    except InvalidJobId:
+        raise InvalidIdentifier(
+            f"{field} is not of the shape {provider} documents for its job ids",
+            field=field,
+            value=_shown(value),
+        ) from None
+    return checked
+
+
+def optional_job_id(value: object, *, provider: str, field: str = "provider_job_id") -> str | None:
+    """``None``, or ``value`` checked as ``job_id``."""
+    return None if value is None else job_id(value, provider=provider, field=field)
 
 
 def optional_identifier(value: object, *, field: str) -> str | None:
