@@ -85,8 +85,12 @@ _LAST_WORDS = frozenset({"pass"})
 """Secret only as a key's last word: ``pass``, ``db_pass`` (``pass_rate`` is not)."""
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
-_CREDENTIAL_AFTER_SCHEME = re.compile(r"(?i)\b(bearer|basic|token)(\s++)[^\s\"',;]{8,}+")
-_FAL_KEY = re.compile(r"\b(Key)(\s++)[\w.-]{4,}+:[\w.-]{8,}+")
+_GAP = r"(?:\s|\\++[tnr])"
+"""Whitespace between a label or scheme and its credential, real or as ``repr()``/JSON show
+it (``\\t``, ``\\n``, ``\\r``, escaped once or more): a reason is redacted as it will be
+shown, and a tab shown as ``\\t`` must not hide the credential after it."""
+_CREDENTIAL_AFTER_SCHEME = re.compile(rf"(?i)\b(bearer|basic|token)({_GAP}++)[^\s\"',;]{{8,}}+")
+_FAL_KEY = re.compile(rf"\b(Key)({_GAP}++)[\w.-]{{4,}}+:[\w.-]{{8,}}+")
 """fal's ``Authorization: Key <key id>:<key secret>`` (https://docs.fal.ai/model-apis/authentication)."""
 _JWT = re.compile(r"(?<![\w-])eyJ[\w-]*+\.[\w-]*+\.[\w-]*+")
 _KNOWN_KEY = re.compile(
@@ -106,11 +110,11 @@ _PEM_BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]{0,40}+)-----")
 _PEM_END = "-----END "
 _PAIR_KEY = re.compile(
     r"(?<![\w-])([\w-]{1,64}+)"
-    r"(?:(\\?[\"'])\s*+([=:,])|\s*+(?:[=:]|%3[DdAa]))"  # a quoted key may precede a comma
-    r"\s*+(\\?[\"'])?+"
+    rf"(?:(\\?[\"']){_GAP}*+([=:,])|{_GAP}*+(?:[=:]|%3[DdAa]))"  # a quoted key, then a comma
+    rf"{_GAP}*+(\\?[\"'])?+"
 )
 _PAIR_VALUE = re.compile(r"[^\s\"'\\;&}\]]++")
-_SCHEME_WORD = re.compile(r"(?i)(?:bearer|basic|digest|token|key|apikey|api-key|hmac|dsn)\s++")
+_SCHEME_WORD = re.compile(rf"(?i)(?:bearer|basic|digest|token|key|apikey|api-key|hmac|dsn){_GAP}++")
 """An ``Authorization`` scheme before the credential: kept, the credential after it masked."""
 _QUOTED_VALUE_CHARS = 1024
 _PLAIN_USER = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,31}")
