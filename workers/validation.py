@@ -18,8 +18,10 @@ the argument, and nothing is recorded.
   (``providers.job_ids``: ASCII letters, digits, ``-``, ``_``, at most 128; Replicate's in
   lower case), never trimmed or case-folded, else ``InvalidIdentifier``;
 - a reason (free text): a string of 1 to ``MAX_TEXT_LENGTH`` (1000) characters, not blank
-  (whitespace and invisible format characters only), no control character, no lone
-  surrogate, else ``InvalidInput``;
+  (only whitespace, Unicode Default_Ignorable code points such as format characters,
+  variation selectors and Hangul fillers, the blank Braille pattern U+2800, or combining
+  marks with nothing to combine with), no control character, no lone surrogate, else
+  ``InvalidInput``; an id made only of these is refused the same way;
 - operation: one of ``providers.base.OPERATIONS``, else ``UnknownOperation`` listing them;
 - provider: one of ``providers.registry.PROVIDER_NAMES`` (``stripe`` for payment events),
   else ``UnknownProvider`` listing them;
@@ -30,7 +32,9 @@ the argument, and nothing is recorded.
   ``Unclassifiable``); given as text, it must be UTF-8. The JSON rules live with the one
   decoder every door uses, ``providers.json_bodies``. The error never repeats the payload,
   which may hold secrets.
-  Other mappings (``UserDict``, ``MappingProxyType``) are refused: pass ``dict(mapping)``;
+  A ``dict`` subclass (``OrderedDict``, ``defaultdict``) is accepted and copied as a plain
+  ``dict``; other mappings (``UserDict``, ``MappingProxyType``) are refused: pass
+  ``dict(mapping)``;
 - a raw webhook body: ``bytes`` (or ``str``, taken as UTF-8) within ``MAX_PAYLOAD_BYTES``,
   and its signature header a string of at most ``MAX_HEADER_LENGTH`` (8192) characters,
   else ``InvalidPayload`` / ``InvalidInput``.
@@ -249,8 +253,8 @@ def _surrogate(field: str, path: str) -> InvalidPayload:
 def _string_problem(value: object, max_length: int) -> str | None:
     if not isinstance(value, str):
         return "must be a string"
-    if all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in value):
-        return "is empty"  # or holds only whitespace and invisible format characters
+    if all(_blank(ch) for ch in value):
+        return "is empty"  # or holds only characters that show nothing
     if len(value) > max_length:
         return f"is longer than {max_length} characters"
     if any(unicodedata.category(ch) == "Cc" for ch in value):
@@ -258,6 +262,26 @@ def _string_problem(value: object, max_length: int) -> str | None:
     if _has_surrogate(value):
         return "holds a lone surrogate (text that is not valid UTF-8)"
     return None
+
+
+_SHOWS_NOTHING: Final = frozenset({"Cf", "Mn", "Me", "Zl", "Zp", "Zs"})
+_FILLERS: Final = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+"""Hangul fillers (Default_Ignorable, yet category Lo) and the blank Braille pattern."""
+_DEFAULT_IGNORABLE_TAIL: Final = range(0xE0000, 0xE1000)
+"""Tags and variation selectors past the BMP (Default_Ignorable, some unassigned: Cn)."""
+
+
+def _blank(ch: str) -> bool:
+    """True for a character that shows nothing on its own: whitespace, a Unicode
+    Default_Ignorable code point (https://www.unicode.org/reports/tr44/#Default_Ignorable_Code_Point:
+    format characters, variation selectors, Hangul fillers), the blank Braille pattern, or a
+    combining mark with nothing to combine with."""
+    return (
+        ch.isspace()
+        or unicodedata.category(ch) in _SHOWS_NOTHING
+        or ch in _FILLERS
+        or ord(ch) in _DEFAULT_IGNORABLE_TAIL
+    )
 
 
 _INVISIBLE: Final = frozenset({"Cf", "Zl", "Zp"})
