@@ -18,6 +18,7 @@ from ledger import Generation, InboxItem, Ledger, Outcome, Settlement
 from ledger.errors import ChargeNotFound, ResultForAnotherJob, Unclassifiable
 from providers.base import Classification
 from providers.registry import classify
+from workers import validation
 
 __all__ = ["RefundPolicy", "ResultApplied", "apply_kept_result", "apply_result", "reported_job_id"]
 
@@ -62,14 +63,19 @@ def apply_result(
     names first (``handlers.thin_events``). Raises ``Unclassifiable`` (never guessed at) and
     ``ChargeNotFound`` (retried: the charge may not be recorded yet, then dead-lettered after
     the grace period) and ``ResultForAnotherJob`` (dead-lettered: the payload's job id is not
-    the one charged for ``generation_id``). ``inbox_id`` is marked processed in the
-    settlement's transaction.
+    the one charged for ``generation_id``) and ``InvalidIdentifier`` (dead-lettered: the
+    payload's job id breaks the charge's rule, ``workers.validation.job_id``: padded,
+    invisible characters, another shape; never trimmed or folded). ``inbox_id`` is marked
+    processed in the settlement's transaction.
     """
     charged = _charged(ledger, provider, generation_id) if generation_id is not None else None
     resolved = resolve(
         provider, payload, fetch_job, charged_job_id=charged.provider_job_id if charged else None
     )
     classification = resolved.classify(operation)
+    if classification.provider_job_id is not None:
+        # The charge's rule, before the id finds, settles or is recorded on any generation.
+        validation.job_id(classification.provider_job_id, provider=provider)
     generation = charged or _find_generation(ledger, provider, classification)
     _same_job(generation, classification.provider_job_id)
     if operation is None and generation.operation:

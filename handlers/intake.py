@@ -70,7 +70,13 @@ def new_event(
         payload=payload,
         generation_id=generation_id,
         operation=operation,
-        delivery_key=delivery_key(provider, payload, operation=operation, webhook_id=webhook_id),
+        delivery_key=delivery_key(
+            provider,
+            payload,
+            operation=operation,
+            webhook_id=webhook_id,
+            generation_id=generation_id,
+        ),
     )
 
 

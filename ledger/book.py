@@ -177,8 +177,10 @@ class Ledger:
         ``provider_job_id`` is the job the result names. A generation charged without one
         takes the first result's job, compare-and-set in this transaction; from then on, as
         for one charged with a job, a result naming another job raises
-        ``ResultForAnotherJob`` (so does one naming a job another generation holds), and
-        nothing is recorded.
+        ``ResultForAnotherJob`` (so does one naming a job another generation holds, exactly
+        or differing only in case), and nothing is recorded. Ids are compared exactly and
+        stored as given; the caller holds them to the charge's rule first
+        (``workers.validation.job_id``).
         """
         if outcome not in TERMINAL:
             if inbox_id is not None:
@@ -243,8 +245,14 @@ class Ledger:
         without one, recorded now unless another generation of the provider holds it."""
         held = gen.provider_job_id
         if held is None:
+            # Exact first; then a look-alike by case (never folded when stored or compared
+            # for a match: it can only refuse).
             other = tx.one(
                 "generation_by_provider_job", provider=gen.provider, provider_job_id=job_id
+            ) or tx.one(
+                "generation_by_provider_job_lookalike",
+                provider=gen.provider,
+                provider_job_id=job_id,
             )
             if other is None:
                 tx.all(

@@ -13,8 +13,14 @@ One place decides what a secret looks like, by key name and by value:
   ``AIza…``, ``xoxb-…``, ``AKIA…``, fal's ``Key <id>:<secret>``), ``secret_key=…``-style pairs
   (also quoted, JSON-escaped, URL-encoded ``%3D``, a ``('x-api-key', '…')`` pair, and a value
   after an ``Authorization`` scheme word such as ``Bearer``, ``Key`` or ``ApiKey``), and in
-  URLs the password of ``scheme://user:password@host`` and the whole query string (presigned
-  artifact URLs carry their credentials there);
+  URLs the password of ``scheme://user:password@host`` (also ``//user:password@host``
+  without a scheme), the user part of a web URL without a password (a Sentry DSN's key) and
+  the whole query string (presigned artifact URLs carry their credentials there); SendGrid
+  (``SG.….…``) and Twilio (``SK`` + 32 hex) keys; connection strings' ``AccountKey=…`` and
+  ``SharedAccessKey=…``;
+- a HAR-style header object ``{"name": "Authorization", "value": "…"}`` loses its value; a
+  key naming a connection URL (``DATABASE_URL``, ``REDIS_URL``, ``BROKER_URL``) keeps its
+  value's URL without the password (the whole value is masked when it is no URL);
 - personal data: e-mail addresses (``jane.doe@example.com``), wherever they appear (a
   Checkout Session's ``customer_email``, a provider's error message). A URL's user name
   (``postgresql://refundry@db.example.com``) is not an address and is kept.
@@ -73,6 +79,7 @@ _SECRET_WORDS = frozenset(
 _KEY_QUALIFIERS = frozenset(
     {
         "access",
+        "account",
         "api",
         "client",
         "encryption",
@@ -88,8 +95,12 @@ _LAST_WORDS = frozenset({"pass"})
 """Secret only as a key's last word: ``pass``, ``db_pass`` (``pass_rate`` is not)."""
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
-_CREDENTIAL_AFTER_SCHEME = re.compile(r"(?i)\b(bearer|basic|token)(\s++)[^\s\"',;]{8,}+")
-_FAL_KEY = re.compile(r"\b(Key)(\s++)[\w.-]{4,}+:[\w.-]{8,}+")
+_GAP = r"(?:\s|\\++[tnr])"
+"""Whitespace between a label or scheme and its credential, real or as ``repr()``/JSON show
+it (``\\t``, ``\\n``, ``\\r``, escaped once or more): a reason is redacted as it will be
+shown, and a tab shown as ``\\t`` must not hide the credential after it."""
+_CREDENTIAL_AFTER_SCHEME = re.compile(rf"(?i)\b(bearer|basic|token)({_GAP}++)[^\s\"',;]{{8,}}+")
+_FAL_KEY = re.compile(rf"\b(Key)({_GAP}++)[\w.-]{{4,}}+:[\w.-]{{8,}}+")
 """fal's ``Authorization: Key <key id>:<key secret>`` (https://docs.fal.ai/model-apis/authentication)."""
 _JWT = re.compile(r"(?<![\w-])eyJ[\w-]*+\.[\w-]*+\.[\w-]*+")
 _KNOWN_KEY = re.compile(
@@ -103,23 +114,35 @@ _KNOWN_KEY = re.compile(
     r"|AIza[\w-]{20,}+"  # Google API keys
     r"|xox[abposr]-[\w-]{4,}+"  # Slack
     r"|(?:AKIA|ASIA)[0-9A-Z]{12,}+"  # AWS access key ids
+    r"|SG\.[\w-]{8,}+\.[\w-]{8,}+"  # SendGrid
+    r"|SK[0-9a-fA-F]{32}(?![\w-])"  # Twilio API key sids
     r")"
 )
 _PEM_BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]{0,40}+)-----")
 _PEM_END = "-----END "
 _PAIR_KEY = re.compile(
     r"(?<![\w-])([\w-]{1,64}+)"
-    r"(?:(\\?[\"'])\s*+([=:,])|\s*+(?:[=:]|%3[DdAa]))"  # a quoted key may precede a comma
-    r"\s*+(\\?[\"'])?+"
+    rf"(?:(\\?[\"']){_GAP}*+([=:,])|{_GAP}*+(?:[=:]|%3[DdAa]))"  # a quoted key, then a comma
+    rf"{_GAP}*+(\\?[\"'])?+"
 )
 _PAIR_VALUE = re.compile(r"[^\s\"'\\;&}\]]++")
-_SCHEME_WORD = re.compile(r"(?i)(?:bearer|basic|digest|token|key|apikey|api-key|hmac|dsn)\s++")
+_SCHEME_WORD = re.compile(rf"(?i)(?:bearer|basic|digest|token|key|apikey|api-key|hmac|dsn){_GAP}++")
 """An ``Authorization`` scheme before the credential: kept, the credential after it masked."""
 _QUOTED_VALUE_CHARS = 1024
 _PLAIN_USER = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,31}")
 _URL = re.compile(r"(?i)(?<![\w+.-])[a-z][a-z0-9+.-]{0,31}+://[^\s\"'<>]++")
 _EMAIL = re.compile(r"(?<![\w.+%/:-])[\w.+%-]{1,64}+@(?:[A-Za-z0-9-]{1,63}+\.)++[A-Za-z]{2,24}+\b")
 """An e-mail address; not the user of ``scheme://user@host`` (preceded by ``/``)."""
+_SCHEMELESS_PASSWORD = re.compile(r"(?<![\w+.:/-])//([^\s/@:\"'<>]{1,256}+):[^\s/@\"'<>]{1,1024}+@")
+"""``//user:password@host`` without a scheme (a network-path reference, RFC 3986 §4.2)."""
+_WEB_SCHEMES = frozenset({"http", "https", "ws", "wss"})
+"""Schemes whose user part, when there is no password, is a credential (a Sentry DSN's key,
+``https://<token>@github.com``), never a user name an engineer needs."""
+_CONNECTION_WORDS = frozenset(
+    {"amqp", "broker", "cache", "celery", "database", "db", "dsn", "mongo", "mongodb", "mysql",
+     "postgres", "postgresql", "rabbitmq", "redis", "sentry", "sql"}
+)  # fmt: skip
+"""With ``url``/``uri``, a key naming a connection URL (``DATABASE_URL``, ``REDIS_URL``)."""
 
 
 @functools.lru_cache(maxsize=4096)  # the same few key names come back in every payload
@@ -138,6 +161,7 @@ def redact_text(text: str, *, limit: int = MAX_STRING_CHARS) -> str:
         text = f"{text[:limit]}…[{len(text) - limit} chars cut]"
     text = _redact_pem(text)
     text = _URL.sub(_redact_url, text)
+    text = _SCHEMELESS_PASSWORD.sub(rf"//\1:{MASK}@", text)
     text = _CREDENTIAL_AFTER_SCHEME.sub(_keep_scheme, text)
     text = _FAL_KEY.sub(_keep_scheme, text)
     text = _JWT.sub(MASK, text)
@@ -163,10 +187,13 @@ def redact(value: Any) -> Any:
                 continue
             out: dict[Any, Any] = {}
             parent[slot] = out
+            har_secret = _is_secret_header_object(item)
             for k, v in item.items():
                 key = redact_text(k) if isinstance(k, str) else k
-                if isinstance(k, str) and is_secret_key(k):
+                if (isinstance(k, str) and is_secret_key(k)) or (har_secret and k == "value"):
                     out[key] = MASK
+                elif isinstance(k, str) and isinstance(v, str) and _is_connection_url_key(k):
+                    out[key] = redact_text(v) if "://" in v else MASK
                 else:
                     out[key] = None
                     stack.append((v, out, key, depth + 1))
@@ -189,6 +216,21 @@ def redact(value: Any) -> Any:
 
 def _is_secret_pair(item: list[Any] | tuple[Any, ...]) -> bool:
     return len(item) == 2 and isinstance(item[0], str) and is_secret_key(item[0])
+
+
+def _is_secret_header_object(item: dict[Any, Any]) -> bool:
+    """A HAR-style header, ``{"name": "Authorization", "value": "…"}``
+    (http://www.softwareishard.com/blog/har-12-spec/#headers): its value is the secret."""
+    name = item.get("name")
+    return "value" in item and isinstance(name, str) and is_secret_key(name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_connection_url_key(name: str) -> bool:
+    """``DATABASE_URL``, ``redisUri``: its value's credentials are masked (the whole value
+    when it is no URL)."""
+    words = {w.lower() for w in _WORD.findall(name[:256])}
+    return bool(words & {"url", "uri"}) and bool(words & _CONNECTION_WORDS)
 
 
 def _keep_scheme(match: re.Match[str]) -> str:
@@ -227,7 +269,8 @@ def _redact_url(match: re.Match[str]) -> str:
         hostport = f"[{host}]" if ":" in host else host
         if port is not None:
             hostport = f"{hostport}:{port}"
-        if parts.password is None and not _PLAIN_USER.fullmatch(user):
+        web = parts.scheme.lower() in _WEB_SCHEMES
+        if parts.password is None and (web or not _PLAIN_USER.fullmatch(user)):
             user = MASK  # a token given as the user name (``https://<token>@host``)
         netloc = f"{user}:{MASK}@{hostport}" if parts.password is not None else f"{user}@{hostport}"
     query = MASK if parts.query else ""

@@ -103,11 +103,12 @@ def short(value: object, limit: int = 60) -> str:
 
 
 def job_id(payload: Payload, *paths: str) -> str | None:
-    """The first non-empty string or integer id found at one of ``paths``."""
+    """The first non-empty string or integer id found at one of ``paths``, exactly as sent:
+    never trimmed (a padded id is refused by the identifier rule, not read as another job)."""
     for path in paths:
         value = lookup(payload, path)
         if isinstance(value, str) and value.strip():
-            return value.strip()
+            return value
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
     return None

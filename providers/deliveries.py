@@ -19,6 +19,10 @@ is known as one whichever door it comes through (the webhook ingress, the pipeli
    one (a Standard Webhooks ``webhook-id``, fal's request id header): its retries at least
    are recognised.
 
+The job id is taken exactly as the payload writes it (never trimmed: `` p-1`` is not
+``p-1``). A report naming the generation it is for (``generation_id``) carries it in its
+identity (``gen:<generation id>:…``): two generations' reports are never one delivery.
+
 A payload with none of these (unclassifiable, or no job id, through a door without a
 delivery id) has no identity: each delivery is kept, and the ledger's idempotency keys
 still apply its effect at most once.
@@ -43,15 +47,20 @@ def delivery_key(
     *,
     operation: str | None = None,
     webhook_id: str | None = None,
+    generation_id: str | None = None,
 ) -> str | None:
     """The event's delivery identity (see the module docstring), or ``None``.
 
     ``payload`` is the event as kept (a JSON object); ``webhook_id`` the transport's
-    delivery id, used only when the payload names no event or job.
+    delivery id, used only when the payload names no event or job; ``generation_id`` the
+    generation the report is for, when the caller names one.
     """
-    return _payload_identity(provider, payload, operation) or (
+    identity = _payload_identity(provider, payload, operation) or (
         f"webhook:{webhook_id}" if webhook_id else None
     )
+    if identity is None or generation_id is None:
+        return identity
+    return f"gen:{generation_id}:{identity}"
 
 
 def _payload_identity(

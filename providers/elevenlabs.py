@@ -86,7 +86,7 @@ def _rules(payload: Payload, operation: str | None) -> Classification:
 def _voice(payload: Payload) -> Classification:
     """A voice fetched back: a professional one waits for a fine-tuned model."""
     voice_id = payload.get("voice_id")
-    job = voice_id.strip() if nonempty_text(voice_id) else None
+    job = voice_id if nonempty_text(voice_id) else None  # never trimmed
     states = {
         model: FINE_TUNING_STATE.get(state) if isinstance(state, str) else None
         for model, state in (mapping(lookup(payload, "fine_tuning.state")) or {}).items()

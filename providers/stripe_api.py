@@ -24,6 +24,11 @@ Errors, under ``RefundryError``::
     └── IdempotencyKeyReused         permanent: Stripe saw this key with other parameters
 
 The API key is given to the library only; it is never logged nor put in an error.
+
+**Ids.** Every object id is checked against Stripe's documented shape
+(``providers.job_ids.check_stripe_id``) before any URL or request is built: ``.``, ``..``
+or any other id raises ``InvalidJobId`` (permanent: the event is dead-lettered with the
+reason) and nothing is requested with our key.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from urllib.parse import urlsplit
 import stripe
 
 from ledger.errors import ConfigurationError, RefundryError
+from providers.job_ids import check_stripe_id
 from providers.stripe_fields import ObjectKind
 
 if TYPE_CHECKING:
@@ -148,8 +154,7 @@ class StripeAPI:
         refund instead of making another; with other arguments it raises
         :class:`IdempotencyKeyReused`.
         """
-        if not payment_intent:
-            raise ValueError("payment_intent is required")
+        check_stripe_id(payment_intent, field="payment_intent")
         if not idempotency_key or len(idempotency_key) > MAX_KEY_LENGTH:
             raise ValueError(f"idempotency_key must be 1 to {MAX_KEY_LENGTH} characters")
         if amount is not None and (isinstance(amount, bool) or amount <= 0):
@@ -187,6 +192,7 @@ class StripeAPI:
         https://docs.stripe.com/api/invoices/retrieve. Raises :class:`NoSuchObject` when Stripe
         has no such object, :class:`PaymentProviderUnavailable` when it cannot say.
         """
+        check_stripe_id(object_id)  # before any URL is built: ``..`` is another API path
         v1 = self._client.v1
         requests: dict[ObjectKind, Callable[[], Any]] = {
             "checkout.session": lambda: v1.checkout.sessions.retrieve(
@@ -215,6 +221,7 @@ class StripeAPI:
         (https://docs.stripe.com/api/checkout/sessions/line_items); each item is
         ``{"id": "li_…", "object": "item", "price": {"id": "price_…", …}, "quantity": n, …}``.
         """
+        check_stripe_id(session_id)
         return list(
             self._pages(
                 lambda: self._client.v1.checkout.sessions.line_items.list(
@@ -232,6 +239,7 @@ class StripeAPI:
         (``GET /v1/checkout/sessions?payment_intent=…``,
         https://docs.stripe.com/api/checkout/sessions/list), with its ``line_items`` expanded
         (first page), so that the pack is read in the same call."""
+        check_stripe_id(payment_intent, field="payment_intent")
         page = self._call(
             lambda: self._client.v1.checkout.sessions.list(
                 {"payment_intent": payment_intent, "limit": 1, "expand": ["data.line_items"]}
@@ -245,6 +253,7 @@ class StripeAPI:
         """Every refund of a charge, all pages (``GET /v1/refunds?charge=…``,
         https://docs.stripe.com/api/refunds/list): each with its ``id``, ``amount`` (minor
         unit) and ``status``. ``charge.refunded`` names none of them, only the running total."""
+        check_stripe_id(charge_id, field="charge")
         return list(
             self._pages(
                 lambda: self._client.v1.refunds.list(
@@ -260,6 +269,7 @@ class StripeAPI:
         https://docs.stripe.com/api/disputes/list): each with its ``id``, ``amount`` (minor
         unit) and ``status`` (``warning_*`` for an inquiry, ``needs_response``,
         ``under_review``, ``won``, ``lost``)."""
+        check_stripe_id(charge_id, field="charge")
         return list(
             self._pages(
                 lambda: self._client.v1.disputes.list(
@@ -280,6 +290,7 @@ class StripeAPI:
         """The PaymentIntents of an invoice's paid invoice payments (usually one; none when it
         was paid out of band). Since API version 2025-03-31.basil neither an invoice nor its
         webhook events name them (``payments`` is only expandable)."""
+        check_stripe_id(invoice_id, field="invoice")
         pages = self._pages(
             lambda: self._client.v1.invoice_payments.list(
                 {"invoice": invoice_id, "status": "paid", "limit": self.page_size}

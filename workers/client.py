@@ -70,7 +70,7 @@ def charge(
     provider = validation.provider(provider)
     operation = validation.operation(operation)
     credits = validation.credits(credits)
-    provider_job_id = validation.optional_identifier(provider_job_id, field="provider_job_id")
+    provider_job_id = validation.optional_job_id(provider_job_id, provider=provider)
     deadline = runtime.deadlines().for_generation(provider, operation)
     return runtime.ledger().charge(
         generation_id=generation_id,

@@ -13,9 +13,15 @@ the argument, and nothing is recorded.
   character (Unicode category Cf: zero-width spaces and joiners, BOM, bidirectional
   overrides) or line/paragraph separator, and in Unicode NFC form (``café`` composed, so one
   id is never stored as two that look the same), else ``InvalidIdentifier``;
+- a provider job id (a charge's, and a result's before it settles or is recorded on a
+  charge): an id as above that is also of the shape its provider documents
+  (``providers.job_ids``: ASCII letters, digits, ``-``, ``_``, at most 128; Replicate's in
+  lower case), never trimmed or case-folded, else ``InvalidIdentifier``;
 - a reason (free text): a string of 1 to ``MAX_TEXT_LENGTH`` (1000) characters, not blank
-  (whitespace and invisible format characters only), no control character, no lone
-  surrogate, else ``InvalidInput``;
+  (only whitespace, Unicode Default_Ignorable code points such as format characters,
+  variation selectors and Hangul fillers, the blank Braille pattern U+2800, or combining
+  marks with nothing to combine with), no control character, no lone surrogate, else
+  ``InvalidInput``; an id made only of these is refused the same way;
 - operation: one of ``providers.base.OPERATIONS``, else ``UnknownOperation`` listing them;
 - provider: one of ``providers.registry.PROVIDER_NAMES`` (``stripe`` for payment events),
   else ``UnknownProvider`` listing them;
@@ -26,7 +32,9 @@ the argument, and nothing is recorded.
   ``Unclassifiable``); given as text, it must be UTF-8. The JSON rules live with the one
   decoder every door uses, ``providers.json_bodies``. The error never repeats the payload,
   which may hold secrets.
-  Other mappings (``UserDict``, ``MappingProxyType``) are refused: pass ``dict(mapping)``;
+  A ``dict`` subclass (``OrderedDict``, ``defaultdict``) is accepted and copied as a plain
+  ``dict``; other mappings (``UserDict``, ``MappingProxyType``) are refused: pass
+  ``dict(mapping)``;
 - a raw webhook body: ``bytes`` (or ``str``, taken as UTF-8) within ``MAX_PAYLOAD_BYTES``,
   and its signature header a string of at most ``MAX_HEADER_LENGTH`` (8192) characters,
   else ``InvalidPayload`` / ``InvalidInput``.
@@ -51,6 +59,7 @@ from ledger.errors import (
     UnknownProvider,
 )
 from providers.base import OPERATIONS
+from providers.job_ids import InvalidJobId, check_job_id
 from providers.json_bodies import MAX_DEPTH, check_tree, decode_json
 from providers.registry import PROVIDER_NAMES
 
@@ -63,9 +72,11 @@ __all__ = [
     "MAX_TEXT_LENGTH",
     "credits",
     "identifier",
+    "job_id",
     "json_document",
     "operation",
     "optional_identifier",
+    "optional_job_id",
     "optional_operation",
     "payload",
     "payload_size",
@@ -99,6 +110,27 @@ def identifier(value: object, *, field: str) -> str:
     if problem is not None:
         raise InvalidIdentifier(f"{field} {problem}", field=field, value=_shown(value))
     return str(value)
+
+
+def job_id(value: object, *, provider: str, field: str = "provider_job_id") -> str:
+    """``value`` as ``provider``'s job id: an ``identifier`` of the shape the provider
+    documents (``providers.job_ids.check_job_id``), exactly as given (never trimmed, never
+    case-folded). ``InvalidIdentifier`` naming ``field`` otherwise."""
+    checked = identifier(value, field=field)
+    try:
+        check_job_id(provider, checked)
+    except InvalidJobId:
+        raise InvalidIdentifier(
+            f"{field} is not of the shape {provider} documents for its job ids",
+            field=field,
+            value=_shown(value),
+        ) from None
+    return checked
+
+
+def optional_job_id(value: object, *, provider: str, field: str = "provider_job_id") -> str | None:
+    """``None``, or ``value`` checked as ``job_id``."""
+    return None if value is None else job_id(value, provider=provider, field=field)
 
 
 def optional_identifier(value: object, *, field: str) -> str | None:
@@ -221,8 +253,8 @@ def _surrogate(field: str, path: str) -> InvalidPayload:
 def _string_problem(value: object, max_length: int) -> str | None:
     if not isinstance(value, str):
         return "must be a string"
-    if all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in value):
-        return "is empty"  # or holds only whitespace and invisible format characters
+    if all(_blank(ch) for ch in value):
+        return "is empty"  # or holds only characters that show nothing
     if len(value) > max_length:
         return f"is longer than {max_length} characters"
     if any(unicodedata.category(ch) == "Cc" for ch in value):
@@ -230,6 +262,26 @@ def _string_problem(value: object, max_length: int) -> str | None:
     if _has_surrogate(value):
         return "holds a lone surrogate (text that is not valid UTF-8)"
     return None
+
+
+_SHOWS_NOTHING: Final = frozenset({"Cf", "Mn", "Me", "Zl", "Zp", "Zs"})
+_FILLERS: Final = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+"""Hangul fillers (Default_Ignorable, yet category Lo) and the blank Braille pattern."""
+_DEFAULT_IGNORABLE_TAIL: Final = range(0xE0000, 0xE1000)
+"""Tags and variation selectors past the BMP (Default_Ignorable, some unassigned: Cn)."""
+
+
+def _blank(ch: str) -> bool:
+    """True for a character that shows nothing on its own: whitespace, a Unicode
+    Default_Ignorable code point (https://www.unicode.org/reports/tr44/#Default_Ignorable_Code_Point:
+    format characters, variation selectors, Hangul fillers), the blank Braille pattern, or a
+    combining mark with nothing to combine with."""
+    return (
+        ch.isspace()
+        or unicodedata.category(ch) in _SHOWS_NOTHING
+        or ch in _FILLERS
+        or ord(ch) in _DEFAULT_IGNORABLE_TAIL
+    )
 
 
 _INVISIBLE: Final = frozenset({"Cf", "Zl", "Zp"})

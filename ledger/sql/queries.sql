@@ -39,6 +39,12 @@ SELECT * FROM generations WHERE generation_id = :generation_id;
 -- name: generation_by_provider_job
 SELECT * FROM generations WHERE provider = :provider AND provider_job_id = :provider_job_id;
 
+-- name: generation_by_provider_job_lookalike
+SELECT generation_id FROM generations
+WHERE provider = :provider AND lower(provider_job_id) = lower(:provider_job_id)
+  AND provider_job_id IS NOT NULL
+LIMIT 1;
+
 -- name: set_generation_outcome
 UPDATE generations SET outcome = :outcome, outcome_reason = :reason, outcome_at_ms = :now_ms
 WHERE generation_id = :generation_id AND outcome IS NULL;

@@ -37,3 +37,17 @@ def test_a_result_without_an_event_id_is_known_by_its_job_and_outcome() -> None:
 def test_an_unclassifiable_payload_has_no_identity() -> None:
     assert delivery_key("replicate", {"id": "p-1"}) is None
     assert delivery_key("replicate", {"status": "failed"}) is None
+
+
+def test_kind_padded_job_id_delivery_identity_is_never_trimmed() -> None:
+    exact = {"id": "p-1", "status": "failed", "error": "boom"}
+    padded = {**exact, "id": " p-1"}
+    assert delivery_key("replicate", padded) != delivery_key("replicate", exact)
+
+
+def test_kind_padded_job_id_two_generations_reports_are_never_one_delivery() -> None:
+    failed = {"id": "p-1", "status": "failed", "error": "boom"}
+    first = delivery_key("replicate", failed, generation_id="gen-a")
+    second = delivery_key("replicate", failed, generation_id="gen-b")
+    assert first is not None and second is not None and first != second
+    assert delivery_key("replicate", failed, generation_id="gen-a") == first

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.errors import InvalidAmount, InvalidIdentifier, InvalidPayload
+from ledger.errors import InvalidAmount, InvalidIdentifier, InvalidInput, InvalidPayload
 from workers import validation
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
@@ -52,6 +52,18 @@ def _acceptable_id(text: str) -> bool:
         and not any(0xD800 <= ord(c) <= 0xDFFF for c in text)
         and not any(unicodedata.category(c) in ("Cf", "Zl", "Zp") for c in text)
         and unicodedata.normalize("NFC", text) == text
+        and any(_visible(c) for c in text)
+    )
+
+
+def _visible(c: str) -> bool:
+    """Shows something: not whitespace, a default-ignorable, a filler or a lone mark."""
+    invisible = ("Cf", "Mn", "Me", "Zs", "Zl", "Zp")
+    return not (
+        c.isspace()
+        or unicodedata.category(c) in invisible
+        or c in "\u115f\u1160\u3164\uffa0\u2800"
+        or 0xE0000 <= ord(c) <= 0xE0FFF
     )
 
 
@@ -117,3 +129,30 @@ def test_any_python_value_is_a_strict_json_copy_or_refused_as_invalid_payload(va
         return
     assert copy == value
     json.dumps(copy, ensure_ascii=False).encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    "blank",
+    [
+        "\u3164",
+        "\u1160",
+        "\uffa0",
+        "\u2800",
+        "\u034f",
+        "\ufe0f",
+        "\u17b4",
+        "\u0301",
+        " \u3164 \u200b\u2800 ",
+        "\U000e0020",
+    ],
+)
+def test_kind_blank_reason_of_invisible_fillers_is_refused(blank: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        validation.text(blank, field="reason")
+    assert caught.value.fields["field"] == "reason"
+    assert "empty" in str(caught.value)
+
+
+@pytest.mark.parametrize("reason", ["e\u0301", "\u3164x", "\u2800 braille \u2801"])
+def test_kind_blank_reason_with_a_visible_character_is_kept(reason: str) -> None:
+    assert validation.text(reason, field="reason") == reason
