@@ -170,3 +170,15 @@ def test_stripe_failure_leaves_the_purchase_undecided_with_one_alert_per_run(
         assert alerts[0]["why"].startswith("PaymentProviderUnavailable")
         assert report.undecided == [pi]
     assert ledger.balance("acct_out") == 0
+
+
+def test_pack_unknown_alerted_completes_once_its_price_joins_the_catalog(
+    ledger: Ledger, ledger_url: str, fake: FakeStripe, api: StripeAPI
+) -> None:
+    pi = outside_the_catalog(fake, "acct_pj", with_pack=True)
+    assert actions(sweep(ledger, api, COMPLETE)) == [(pi, "alert")]
+    wider = PackCatalog({PRICE: CREDITS, OUTSIDE: 200})  # the person decided: it is a pack
+    report = reconcile(ledger, api, catalog=wider, policy=COMPLETE, since_s=ago(86_400))
+    assert actions(report) == [(pi, "complete")]
+    assert ledger.balance("acct_pj") == CREDITS + 200
+    assert pack_entries(ledger_url, pi) == [("grant", CREDITS + 200, "acct_pj")]
