@@ -24,8 +24,10 @@ from ledger import Ledger
 from ledger.payments import Payment, Reversal
 
 __all__ = [
+    "AtProvider",
     "DisputeSource",
     "Synced",
+    "read_reversals",
     "record_charge_refunds",
     "refund_reversal",
     "sync_pending_refunds",
@@ -43,6 +45,21 @@ class DisputeSource(RefundGateway, Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class AtProvider:
+    """What Stripe gave back for a purchase: its charge (``None``: none yet), each refund and
+    lost dispute as a reversal, and the id of a chargeback still open (``None``: none)."""
+
+    charge_id: str | None
+    reversals: list[Reversal]
+    open_dispute: str | None
+
+    @property
+    def given_back(self) -> int:
+        """The money that went back (minor unit): refunds that succeeded, disputes lost."""
+        return sum(r.amount for r in self.reversals if r.state == "succeeded")
+
+
+@dataclass(frozen=True, slots=True)
 class Synced:
     """The purchase after its reversals at Stripe were recorded, and the id of a chargeback
     still open on its charge (``None`` when there is none)."""
@@ -54,9 +71,24 @@ class Synced:
 def sync_reversals(ledger: Ledger, source: DisputeSource, p: Payment) -> Synced:
     """Record every refund that succeeded and every dispute lost on the purchase's charge, each
     by its id, and tell whether a chargeback is still open. Raises the provider's errors."""
+    found = read_reversals(source, p)
+    if found.reversals:
+        ledger.payments.record_reversals(
+            p.purchase_key,
+            found.reversals,
+            charge_id=found.charge_id,
+            reason="reversed at the provider",
+        )
+    return Synced(ledger.payments.get(p.purchase_key) or p, found.open_dispute)
+
+
+def read_reversals(source: DisputeSource, p: Payment) -> AtProvider:
+    """Read, writing nothing, the refunds and disputes of the purchase's charge
+    (``GET /v1/refunds?charge=…``, ``GET /v1/disputes?charge=…``). Raises the provider's
+    errors."""
     charge_id = charge_of(source, p)
     if charge_id is None:
-        return Synced(p, None)
+        return AtProvider(None, [], None)
     disputes = source.charge_disputes(charge_id)
     reversals = [refund_reversal(r) for r in source.charge_refunds(charge_id)]
     reversals += [
@@ -64,12 +96,8 @@ def sync_reversals(ledger: Ledger, source: DisputeSource, p: Payment) -> Synced:
         for d in disputes
         if d.get("status") == "lost"
     ]
-    if reversals:
-        ledger.payments.record_reversals(
-            p.purchase_key, reversals, charge_id=charge_id, reason="reversed at the provider"
-        )
     open_dispute = next((_id(d) for d in disputes if d.get("status") in OPEN_CHARGEBACK), None)
-    return Synced(ledger.payments.get(p.purchase_key) or p, open_dispute)
+    return AtProvider(charge_id, reversals, open_dispute)
 
 
 def refund_reversal(refund: Mapping[str, Any]) -> Reversal:

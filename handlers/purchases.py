@@ -16,15 +16,21 @@ the PaymentIntent's ``metadata.account_id`` (read from the expanded PaymentInten
 
 Everything is fetched before anything is written: a provider outage during a fetch raises
 ``PaymentProviderUnavailable`` (transient: the event is retried) and records nothing, so a
-pack never lands without its credits known.
+pack never lands without its credits known. A pack that cannot be known (``PackUnknown``) is
+no outage: the purchase is recorded without it, with its refusal as a decision (``refused``,
+once per reason), so that it stays traceable and reconciliation settles it by policy.
+
+:func:`preview` reads the same facts and answers what :func:`observe` would record, writing
+nothing (``refundry reconcile --dry-run``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from handlers.packs import Pack, PackCatalog
+from handlers.packs import Pack, PackCatalog, PackUnknown
 from ledger import Ledger
 from ledger.payments import Payment
 from providers.stripe import (
@@ -36,7 +42,15 @@ from providers.stripe import (
 )
 from providers.stripe_fields import LineItem, read_line_items
 
-__all__ = ["CheckoutSource", "observe", "read_purchase", "read_session"]
+__all__ = [
+    "CheckoutSource",
+    "Observed",
+    "observe",
+    "preview",
+    "read_purchase",
+    "read_session",
+    "succeeded_intent",
+]
 
 
 class CheckoutSource(Protocol):
@@ -47,6 +61,61 @@ class CheckoutSource(Protocol):
     def checkout_session_of(self, payment_intent: str) -> dict[str, Any] | None: ...
 
     def retrieve_payment_intent(self, payment_intent: str) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What an event, completed from the API, says of its purchase: the fields to merge
+    (amounts in the currency's minor unit, ``paid_at_ms`` in ms since the epoch), and
+    ``refused``, the reason its pack cannot be known (``None`` when it can)."""
+
+    purchase_key: str
+    state: str
+    account_id: str | None
+    pack: Pack | None
+    refused: PackUnknown | None
+    amount: int | None
+    currency: str | None
+    customer: str | None
+    charge_id: str | None
+    session_id: str | None
+    paid_at_ms: int | None
+
+    def over(self, known: Payment | None) -> Payment:
+        """The purchase as the ledger would hold it once this is merged into ``known``:
+        known fields kept, the state only moving forward (``upsert_payment``)."""
+        merged = known or Payment(
+            purchase_key=self.purchase_key,
+            provider="stripe",
+            state=self.state,
+            account_id=None,
+            price_id=None,
+            credits=None,
+            amount=None,
+            currency=None,
+            customer=None,
+            charge_id=None,
+            session_id=None,
+            paid_at_ms=None,
+            refunded_amount=0,
+            clawed_credits=0,
+            refund_reason=None,
+            flag=None,
+        )
+        forward = {("unpaid", "paid"), ("failed", "paid"), ("unpaid", "failed")}
+        return replace(
+            merged,
+            state=self.state if (merged.state, self.state) in forward else merged.state,
+            account_id=merged.account_id or self.account_id,
+            price_id=merged.price_id or (self.pack.price_id if self.pack else None),
+            credits=merged.credits or (self.pack.credits if self.pack else None),
+            amount=merged.amount if merged.amount is not None else self.amount,
+            currency=merged.currency or self.currency,
+            customer=merged.customer or self.customer,
+            charge_id=merged.charge_id or self.charge_id,
+            session_id=merged.session_id or self.session_id,
+            paid_at_ms=merged.paid_at_ms or self.paid_at_ms,
+        )
 
 
 def read_session(obj: Mapping[str, Any]) -> CheckoutSession:
@@ -70,12 +139,47 @@ def observe(
     Returns ``None``, recording nothing, when the event is not about a pack: a Checkout
     Session not in ``payment`` mode, or a PaymentIntent that no Checkout Session made and whose
     metadata names no price. Raises ``PackUnknown`` (permanent) for a price outside the
-    catalog and the provider's errors (``PaymentProviderUnavailable`` is transient).
+    catalog, once the purchase is recorded without its pack and the refusal is recorded as
+    its decision (``inbox_id`` left pending: the event's dead letter says why), and the
+    provider's errors (``PaymentProviderUnavailable`` is transient), recording nothing.
     """
+    seen = preview(ledger, event, catalog, source)
+    if seen is None:
+        return None
+    payment = ledger.payments.observe(
+        purchase_key=seen.purchase_key,
+        provider="stripe",
+        state=seen.state,
+        account_id=seen.account_id,
+        price_id=seen.pack.price_id if seen.pack else None,
+        credits=seen.pack.credits if seen.pack else None,
+        amount=seen.amount,
+        currency=seen.currency,
+        customer=seen.customer,
+        charge_id=seen.charge_id,
+        session_id=seen.session_id,
+        paid_at_ms=seen.paid_at_ms,
+        inbox_id=None if seen.refused else inbox_id,
+    )
+    if seen.refused is not None:
+        ledger.payments.note(seen.purchase_key, "refused", seen.refused.reason, once=True)
+        raise seen.refused
+    return payment
+
+
+def preview(
+    ledger: Ledger,
+    event: CheckoutSession | PaymentSucceeded,
+    catalog: PackCatalog,
+    source: CheckoutSource,
+) -> Observed | None:
+    """What :func:`observe` would merge for ``event``, read from the ledger and the API alone:
+    nothing is written. ``None`` when the event is not about a pack. Raises the provider's
+    errors."""
     if isinstance(event, CheckoutSession):
         if event.mode != "payment":
             return None
-        return _merge(ledger, event, None, catalog, source, inbox_id)
+        return _read(ledger, event, None, catalog, source)
     known = ledger.payments.get(event.payment_intent)
     session: CheckoutSession | None = None
     named = event.metadata_price_id is not None and event.account_id is not None
@@ -86,7 +190,7 @@ def observe(
     no_price = event.metadata_price_id is None and (known is None or known.credits is None)
     if no_session and no_price:
         return None  # no Checkout Session made it and nothing names a price: not a pack
-    return _merge(ledger, session, event, catalog, source, inbox_id)
+    return _read(ledger, session, event, catalog, source)
 
 
 def read_purchase(
@@ -96,24 +200,30 @@ def read_purchase(
     /v1/payment_intents/{id}``) and merge it into the ledger, as its
     ``payment_intent.succeeded`` event would; ``None`` when the PaymentIntent has not
     succeeded or bought no pack. Raises what :func:`observe` raises."""
+    event = succeeded_intent(source, payment_intent)
+    return None if event is None else observe(ledger, event, catalog, source)
+
+
+def succeeded_intent(source: CheckoutSource, payment_intent: str) -> PaymentSucceeded | None:
+    """The PaymentIntent as the API returns it now (``GET /v1/payment_intents/{id}``), read as
+    its ``payment_intent.succeeded`` event; ``None`` when it has not succeeded."""
     intent = source.retrieve_payment_intent(payment_intent)
     if intent.get("status") != "succeeded":
         return None
     event = from_api_object(EventKind.PAYMENT_SUCCEEDED, intent)
     assert isinstance(event, PaymentSucceeded)
-    return observe(ledger, event, catalog, source)
+    return event
 
 
-def _merge(
+def _read(
     ledger: Ledger,
     session: CheckoutSession | None,
     intent: PaymentSucceeded | None,
     catalog: PackCatalog,
     source: CheckoutSource,
-    inbox_id: str | None,
-) -> Payment:
-    """One write of what the session and/or the PaymentIntent say, with the pack and the
-    account completed from the API when neither says it and the ledger does not know it."""
+) -> Observed:
+    """What the session and/or the PaymentIntent say, with the pack and the account completed
+    from the API when neither says it and the ledger does not know it."""
     said = intent if intent is not None else session
     assert said is not None
     key = purchase_key(said)
@@ -125,24 +235,25 @@ def _merge(
         assert session is not None
         failed = session.kind is EventKind.CHECKOUT_ASYNC_FAILED
         state = "paid" if session.paid else ("failed" if failed else "unpaid")
-    pack = None
+    pack, refused = None, None
     if state != "failed" and (known is None or known.credits is None):
-        pack = _pack(session, intent, known, catalog, source)
+        try:
+            pack = _pack(session, intent, known, catalog, source)
+        except PackUnknown as exc:  # recorded without its pack, never guessed
+            refused = exc
     account = _account(session, intent, known, source) if state != "failed" else None
-    return ledger.payments.observe(
+    return Observed(
         purchase_key=key,
-        provider="stripe",
         state=state,
         account_id=account,
-        price_id=pack.price_id if pack else None,
-        credits=pack.credits if pack else None,
+        pack=pack,
+        refused=refused,
         amount=intent.amount_received if intent else session.amount_total if session else None,
         currency=said.currency,
         customer=said.customer,
         charge_id=intent.latest_charge if intent else session.latest_charge if session else None,
         session_id=session.session_id if session else None,
         paid_at_ms=said.created * 1000 if state == "paid" else None,
-        inbox_id=inbox_id,
     )
 
 

@@ -226,7 +226,8 @@ def sla(window_s: int) -> None:
 @click.option("--dry-run", is_flag=True, help="report the decisions, change nothing")
 def reconcile_command(since: int | None, dry_run: bool) -> None:
     """Compare paid packs at the payment provider with the ledger and settle the unlanded.
-    Creates no ledger (exit 3 where there is none; a dry run changes nothing at all)."""
+    Creates no ledger (exit 3 where there is none; a dry run changes nothing at all). Exit 5
+    when the provider failed for a purchase, left undecided (listed in ``undecided``)."""
     from workers.sweeps import run_reconciliation
 
     runtime.stripe_api()  # no key: refused before anything is opened
@@ -234,9 +235,16 @@ def reconcile_command(since: int | None, dry_run: bool) -> None:
     report = run_reconciliation(since, dry_run=dry_run)
     for decision in report.decisions:
         click.echo(json.dumps(decision))
-    click.echo(
-        json.dumps({"seen": report.seen, "decisions": len(report.decisions), "dry_run": dry_run})
-    )
+    summary: dict[str, object] = {
+        "seen": report.seen,
+        "decisions": len(report.decisions),
+        "dry_run": dry_run,
+    }
+    if report.undecided:
+        summary["undecided"] = report.undecided
+    click.echo(json.dumps(summary))
+    if report.undecided:
+        sys.exit(exit_codes.UNAVAILABLE)  # the same command may succeed later
 
 
 @main.command()

@@ -139,3 +139,26 @@ def test_refundry_reconcile_dry_run_reports_a_session_never_delivered(
     assert summary == {"seen": 2, "decisions": 1, "dry_run": True}
     assert refundry(env, "ledger", "balance", "acct_cli_dry").stdout.strip() == "0"
     assert pack_entries(env["DATABASE_URL"], pi) == []
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["real", "dry-run"])
+def test_refundry_reconcile_exits_5_when_stripe_failed_for_a_purchase(
+    tmp_path: Path, fake: FakeStripe, dry_run: bool
+) -> None:
+    """README: exit 5, a provider cannot be reached and the same command may succeed later;
+    the purchase is alerted once, and settled by the next run once Stripe answers."""
+    prices = [f"price_item{n:02d}" for n in range(12)]  # more line items than one page
+    env = cli_env(tmp_path, fake) | {"REFUNDRY_PACKS": json.dumps(dict.fromkeys(prices, 10))}
+    for price in prices:
+        fake.add_price(price, 100)
+    items = [(price, 1) for price in prices]
+    session = fake.checkout(items, client_reference_id="acct_down", created=ago(600))
+    pi = session["payment_intent"]
+    fake.fault("/v1/checkout/sessions/*/line_items", None, status=500)
+    flags = ["--dry-run"] if dry_run else []
+    failed = refundry(env, "reconcile", *flags)
+    assert failed.returncode == 5, failed.stderr
+    decided, summary = lines(failed.stdout)
+    assert [(d["purchase"], d["action"]) for d in decided] == [(pi, "alert")]
+    assert summary["undecided"] == [pi]
+    assert refundry(env, "ledger", "balance", "acct_down").stdout.strip() == "0"

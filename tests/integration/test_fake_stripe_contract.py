@@ -440,3 +440,81 @@ def test_expandable_references_expand_and_the_event_list_filters_on_delivery(
     assert (
         len(client.v1.events.list({"delivery_success": True, "limit": 100}).data) == len(every) - 1
     )
+
+
+SESSION_FIELDS = {
+    "id", "object", "after_expiration", "allow_promotion_codes", "amount_subtotal",
+    "amount_total", "automatic_tax", "billing_address_collection", "cancel_url",
+    "client_reference_id", "consent", "consent_collection", "created", "currency",
+    "currency_conversion", "custom_fields", "custom_text", "customer", "customer_creation",
+    "customer_details", "customer_email", "discounts", "expires_at", "invoice",
+    "invoice_creation", "livemode", "locale", "metadata", "mode", "payment_intent",
+    "payment_link", "payment_method_collection", "payment_method_options",
+    "payment_method_types", "payment_status", "phone_number_collection",
+    "presentment_details", "recovered_from", "setup_intent", "shipping_address_collection",
+    "shipping_cost", "shipping_options", "status", "submit_type", "subscription",
+    "success_url", "total_details", "ui_mode", "url",
+}  # fmt: skip
+"""The Checkout Session's fields in the API reference's example object
+(https://docs.stripe.com/api/checkout/sessions/object), ``line_items`` aside (expandable)."""
+LINE_ITEM_FIELDS = {
+    "id", "object", "amount_discount", "amount_subtotal", "amount_tax", "amount_total",
+    "currency", "description", "metadata", "price", "quantity",
+}  # fmt: skip
+"""A line item's fields (https://docs.stripe.com/api/checkout/sessions/line_items):
+``adjustable_quantity`` is a parameter of the session's creation, never an item's field."""
+
+
+def test_objects_hold_the_fields_the_api_reference_documents(
+    fake: FakeBilling, client: stripe.StripeClient
+) -> None:
+    made = a_bit_of_everything(fake)
+    session = client.v1.checkout.sessions.retrieve(made["card"]["id"])
+    assert set(session.to_dict()) == SESSION_FIELDS
+    assert (session.cancel_url, session.customer_email, session.ui_mode) == (None, None, "hosted")
+    assert session.automatic_tax.to_dict() == {"enabled": False, "liability": None, "status": None}
+    items = client.v1.checkout.sessions.line_items.list(made["card"]["id"]).data
+    assert all(set(item.to_dict()) == LINE_ITEM_FIELDS for item in items)
+    assert all(isinstance(item, stripe.LineItem) for item in items)
+    charge = client.v1.charges.retrieve(made["intent"]["latest_charge"])
+    assert isinstance(charge, stripe.Charge)
+    assert "refunds" not in charge  # expandable since 2022-11-15: absent unless expanded
+    assert charge.amount_refunded == 1000
+    expanded = client.v1.charges.retrieve(charge.id, {"expand": ["refunds"]})
+    assert isinstance(expanded.refunds, stripe.ListObject)
+    assert [(r.amount, type(r)) for r in expanded.refunds.data] == [(1000, stripe.Refund)]
+
+
+def test_line_items_refuse_an_expansion_they_cannot_make_as_the_session_does(
+    fake: FakeBilling, client: stripe.StripeClient
+) -> None:
+    made = a_bit_of_everything(fake)
+    for call in (
+        lambda: client.v1.checkout.sessions.line_items.list(
+            made["card"]["id"], {"expand": ["data.no_such_field"]}
+        ),
+        lambda: client.v1.checkout.sessions.retrieve(
+            made["card"]["id"], {"expand": ["no_such_field"]}
+        ),
+    ):
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            call()
+        assert refused.value.http_status == 400 and refused.value.param == "expand"
+        assert "cannot be expanded" in str(refused.value.user_message)
+
+
+def test_injected_outages_answer_with_stripes_own_messages_and_types(
+    fake: FakeBilling, client: stripe.StripeClient
+) -> None:
+    made = a_bit_of_everything(fake)
+    fake.fault("/v1/charges/*", 1, status=429, retry_after=2)
+    with pytest.raises(stripe.RateLimitError) as limited:
+        client.v1.charges.retrieve(made["intent"]["latest_charge"])
+    error = limited.value.json_body["error"]
+    assert (error["type"], error["code"]) == ("invalid_request_error", "rate_limit")
+    assert error["message"].startswith("Request rate limit exceeded")
+    fake.fault("/v1/charges/*", 1, status=500)
+    with pytest.raises(stripe.APIError) as down:
+        client.v1.charges.retrieve(made["intent"]["latest_charge"])
+    assert down.value.json_body["error"]["type"] == "api_error"
+    assert down.value.json_body["error"]["message"] != "Injected"

@@ -286,7 +286,12 @@ def test_a_price_outside_the_catalog_is_dead_lettered_with_its_reason_and_lands_
     wait_until(lambda: shop.ledger.dead.all(), timeout=60, message=shop.log())
     (dead,) = shop.ledger.dead.all()
     assert dead["reason"] == "PackUnknown price_id=price_not_sold"
-    assert shop.ledger.payments.get(session["payment_intent"]) is None
+    # Recorded without a pack, its refusal as its decision: reconciliation settles it.
+    payment = shop.ledger.payments.get(session["payment_intent"])
+    assert payment is not None and (payment.state, payment.credits) == ("paid", None)
+    assert [
+        (d["decision"], d["reason"]) for d in shop.ledger.payments.decisions(payment.purchase_key)
+    ] == [("refused", "PackUnknown price_id=price_not_sold")]
     assert shop.ledger.balance("acct_odd") == 0
 
 

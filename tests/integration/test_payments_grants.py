@@ -258,7 +258,7 @@ def test_a_stripe_outage_while_confirming_the_session_is_transient_and_records_n
     assert_granted_once(ledger, ledger_url, "acct_outage", intent["id"])
 
 
-def test_a_price_outside_the_catalog_is_a_permanent_pack_unknown_and_records_nothing(
+def test_a_price_outside_the_catalog_is_a_permanent_pack_unknown_and_grants_nothing(
     ledger: Ledger, ledger_url: str, fake: FakeStripe, api: StripeAPI
 ) -> None:
     fake.add_price(PRICE, AMOUNT)
@@ -270,7 +270,8 @@ def test_a_price_outside_the_catalog_is_a_permanent_pack_unknown_and_records_not
             apply(ledger, event, api)
         assert caught.value.permanent
         assert caught.value.fields["price_id"] == "price_not_sold"
-    assert ledger.payments.get(intent["id"]) is None
+    payment = ledger.payments.get(intent["id"])  # kept, without a pack, for reconciliation
+    assert payment is not None and (payment.price_id, payment.credits) == (None, None)
     assert ledger.balance("acct_odd") == 0
     assert pack_entries(ledger_url, intent["id"]) == []
 

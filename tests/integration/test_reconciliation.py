@@ -21,7 +21,7 @@ from ledger.payments import refund_key
 from providers.stripe import CheckoutSession, parse_event
 from providers.stripe_api import PaymentProviderUnavailable, StripeAPI
 from tests.support.fake_stripe import FakeStripe
-from tests.support.stripe_events import envelope, pack_entries
+from tests.support.stripe_events import envelope, pack_entries, refunded_once_as_unlanded
 
 KEY = "sk_test_refundry_reconcile"
 PRICE, AMOUNT, CREDITS = "price_pack500", 1900, 500
@@ -86,13 +86,7 @@ def test_with_the_refund_action_an_unlanded_pack_is_refunded_once_and_never_gran
     pi = never_delivered(fake, "acct_rr")
     assert actions(sweep(ledger, api, REFUND)) == [(pi, "refund")]
     assert actions(sweep(ledger, api, REFUND)) == []
-    (refund,) = fake.objects("refund")
-    assert (refund["payment_intent"], refund["amount"]) == (pi, AMOUNT)
-    assert refund["metadata"] == {
-        "refundry_reason": "unlanded_pack",
-        "refundry_key": refund_key(pi),
-    }
-    assert {c.idempotency_key for c in fake.refund_calls} == {refund_key(pi)}
+    refunded_once_as_unlanded(fake, pi, AMOUNT)
     payment = ledger.payments.get(pi)
     assert payment is not None and payment.state == "refunded"
     assert ledger.balance("acct_rr") == 0 and pack_entries(ledger_url, pi) == []

@@ -193,8 +193,7 @@ class StripeHTTP:
                 self._seen.append(replace(seen, status=fault.status))
             if fault.retry_after:
                 reply["Retry-After"] = str(fault.retry_after)
-            code = "rate_limit" if fault.status == 429 else None
-            return fault.status, StripeFault("Injected", None, code, fault.status).body, reply
+            return fault.status, _server_error(fault.status).body, reply
         with self._lock:
             if hang and fault is not None and not fault.after_effect:
                 status, answer, replayed = 0, {}, False
@@ -283,7 +282,14 @@ class StripeHTTP:
 
 
 def _server_error(status: int) -> StripeFault:
-    """The error a failing Stripe endpoint answers (``api_error``)."""
+    """The error Stripe answers for ``status``: a 429 is ``invalid_request_error`` with code
+    ``rate_limit`` and the rate limiter's message (https://docs.stripe.com/rate-limits; the
+    message as the libraries report it:
+    https://github.com/codecombat/codecombat/issues/2588), a 5xx an ``api_error``."""
+    if status == 429:
+        message = "Request rate limit exceeded. Learn more about rate limits here"
+        message += " https://docs.stripe.com/rate-limits."
+        return StripeFault(message, None, "rate_limit", 429, kind="invalid_request_error")
     return StripeFault("An unknown error occurred", status=status)
 
 

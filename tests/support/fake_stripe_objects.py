@@ -70,7 +70,7 @@ CREATE_PARAMS = {
 EXPANDABLE = {
     "checkout.session": ("line_items", "payment_intent", "invoice", "payment_link"),
     "payment_intent": ("latest_charge",),
-    "charge": ("payment_intent", "balance_transaction"),
+    "charge": ("payment_intent", "balance_transaction", "refunds"),
     "refund": ("charge", "payment_intent", "balance_transaction"),
     "dispute": ("charge", "payment_intent"),
     "radar.early_fraud_warning": ("charge", "payment_intent"),
@@ -78,6 +78,36 @@ EXPANDABLE = {
 }
 """The fields each object may have expanded (its id fields of other objects, and a Checkout
 Session's ``line_items``); any other is refused, as Stripe refuses it."""
+_UNSET_SESSION_FIELDS = dict.fromkeys(
+    (
+        "after_expiration",
+        "allow_promotion_codes",
+        "billing_address_collection",
+        "consent",
+        "consent_collection",
+        "customer_email",
+        "presentment_details",
+        "recovered_from",
+        "setup_intent",
+        "shipping_address_collection",
+        "shipping_cost",
+        "submit_type",
+        "subscription",
+    )
+)
+"""A Checkout Session's documented fields the fake never sets: present, null
+(https://docs.stripe.com/api/checkout/sessions/object); a Charge's ``refunds`` is expandable
+since API version 2022-11-15 and absent unless expanded
+(https://docs.stripe.com/changelog/2022-11-15), so it is not among a charge's fields."""
+_NO_INVOICE_DATA = {
+    "account_tax_ids": None,
+    "custom_fields": None,
+    "description": None,
+    "footer": None,
+    "issuer": None,
+    "metadata": {},
+    "rendering_options": None,
+}
 STRIPE_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 Opt = str | None
 
@@ -109,6 +139,8 @@ class StripeObjects(StripeHTTP):
         if method == "GET" and object_id and sub == "line_items" and kind == "checkout.session":
             _allow(params, PAGING - {"created"})
             self._found(object_id, kind)
+            for wanted in params.get("expand") or []:  # no item field this fake can expand
+                raise invalid(f"This property cannot be expanded ({wanted}).", "expand", "")
             return page(list(self._line_items[object_id]), path, params, copy.deepcopy)
         if sub:
             raise unknown
@@ -165,6 +197,8 @@ class StripeObjects(StripeHTTP):
                 out["line_items"] = self._expanded_line_items(obj)
             elif name == "payments":
                 out["payments"] = self._expanded_payments(obj)
+            elif name == "refunds":
+                out["refunds"] = self._expanded_refunds(obj)
             elif obj.get(name) in self._objects:
                 out[name] = copy.deepcopy(self._objects[obj[name]])
         return out
@@ -172,6 +206,14 @@ class StripeObjects(StripeHTTP):
     def _expanded_line_items(self, session: Json) -> Json:
         url = f"/v1/checkout/sessions/{session['id']}/line_items"
         return page(list(self._line_items[session["id"]]), url, {}, copy.deepcopy)
+
+    def _expanded_refunds(self, charge: Json) -> Json:
+        found = [
+            o
+            for o in reversed(self._objects.values())
+            if o["object"] == "refund" and o["charge"] == charge["id"]
+        ]
+        return page(found, f"/v1/charges/{charge['id']}/refunds", {}, copy.deepcopy)
 
     def _expanded_payments(self, invoice: Json) -> Json:
         found = [
@@ -213,7 +255,7 @@ class StripeObjects(StripeHTTP):
         item: Json = {"id": f"li_fake{next(self._ids):010d}", "object": "item"}
         item.update(amount_discount=off, amount_subtotal=amount, amount_tax=0)
         item.update(amount_total=amount - off, currency=price["currency"], metadata={})
-        item.update(description=price["product"], adjustable_quantity=None)
+        item["description"] = price["product"]
         item.update(price=copy.deepcopy(price), quantity=quantity)
         return item
 
@@ -240,6 +282,15 @@ class StripeObjects(StripeHTTP):
         session.update(payment_link=None, payment_method_types=["card"], locale=None)
         discounts = [{"coupon": f"co_fake{off}off", "promotion_code": None}] if off else []
         session.update(discounts=discounts, currency_conversion=None)
+        session.update(_UNSET_SESSION_FIELDS, cancel_url=params.get("cancel_url"))
+        session.update(automatic_tax={"enabled": False, "liability": None, "status": None})
+        session.update(custom_fields=[], shipping_options=[], payment_method_options={})
+        session["custom_text"] = dict.fromkeys(
+            ("after_submit", "shipping_address", "submit", "terms_of_service_acceptance")
+        )
+        session["invoice_creation"] = {"enabled": False, "invoice_data": _NO_INVOICE_DATA}
+        session.update(payment_method_collection="always", ui_mode="hosted")
+        session["phone_number_collection"] = {"enabled": False}
         amounts = {"amount_discount": subtotal - total, "amount_shipping": 0, "amount_tax": 0}
         session["total_details"] = amounts
         self._line_items[session["id"]] = items
@@ -260,7 +311,7 @@ class StripeObjects(StripeHTTP):
         charge.update(captured=True, disputed=False, status="pending", metadata={})
         charge.update(customer=intent["customer"], payment_intent=intent["id"])
         charge.update(balance_transaction=f"txn_fake{next(self._ids):010d}", description=None)
-        charge.update(failure_code=None, failure_message=None, outcome=None, refunds=None)
+        charge.update(failure_code=None, failure_message=None, outcome=None)
         charge["billing_details"] = {"address": None, "email": None, "name": None, "phone": None}
         fingerprint = f"Fp{(intent['customer'] or 'guest')[-12:]}"
         if method == "card":

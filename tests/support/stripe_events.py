@@ -17,6 +17,7 @@ import psycopg
 
 from handlers.subscriptions import apply_subscription_event
 from ledger import Ledger
+from ledger.payments import refund_key
 from providers.stripe_api import StripeAPI
 from providers.stripe_subscriptions import parse_subscription_event
 from tests.support.fake_stripe import API_VERSION, FakeStripe
@@ -80,3 +81,15 @@ def pack_entries(url: str, purchase_key: str) -> list[tuple[str, int, str]]:
         finally:
             conn_.close()
     return [(str(kind), int(amount), str(account)) for kind, amount, account in rows]
+
+
+def refunded_once_as_unlanded(fake: FakeStripe, payment_intent: str, amount: int) -> None:
+    """Stripe holds one refund of the purchase, of ``amount`` (minor unit), made by Refundry as
+    an unlanded pack's under the purchase's one idempotency key."""
+    (refund,) = fake.objects("refund")
+    assert (refund["payment_intent"], refund["amount"]) == (payment_intent, amount)
+    assert refund["metadata"] == {
+        "refundry_reason": "unlanded_pack",
+        "refundry_key": refund_key(payment_intent),
+    }
+    assert {c.idempotency_key for c in fake.refund_calls} == {refund_key(payment_intent)}
