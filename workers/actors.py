@@ -106,24 +106,34 @@ def process_payment(inbox_id: str) -> None:
         item = _pending(ledger, inbox_id)
         if item is None:
             return
-        # Each handler marks the inbox row processed in the same transaction as its effect.
-        subscription_event = parse_subscription_event(item.payload)
-        if subscription_event is not None:
-            did = apply_subscription_event(
-                ledger, subscription_event, gateway=runtime.payment_gateway(), inbox_id=inbox_id
-            )
-        else:
-            did = apply_payment_event(
-                ledger,
-                parse_event(item.payload),
-                catalog=runtime.catalog(),
-                gateway=runtime.payment_gateway(),
-                policy=runtime.payment_policy(),
-                inbox_id=inbox_id,
-            )
+        # Every payment event is confirmed at Stripe (handlers.confirmation): the whole event
+        # runs in Stripe's lane, so a hanging Stripe holds its share of threads, never all.
+        with LANES.hold("api:stripe") as held:
+            if not held:
+                wait_for_lane(broker)
+                return
+            did = _apply_payment(ledger, item.payload, inbox_id)
         log.info("payment %s: %s", inbox_id, did)
 
     dead_letter_on_final_failure(run, inbox_id=inbox_id, should_retry=should_retry)
+
+
+def _apply_payment(ledger: Ledger, payload: Mapping[str, Any], inbox_id: str) -> str:
+    """Apply one payment or subscription event; each handler marks the inbox row processed
+    in the same transaction as its effect. Returns what was done, for the log."""
+    subscription_event = parse_subscription_event(payload)
+    if subscription_event is not None:
+        return apply_subscription_event(
+            ledger, subscription_event, gateway=runtime.payment_gateway(), inbox_id=inbox_id
+        )
+    return apply_payment_event(
+        ledger,
+        parse_event(payload),
+        catalog=runtime.catalog(),
+        gateway=runtime.payment_gateway(),
+        policy=runtime.payment_policy(),
+        inbox_id=inbox_id,
+    )
 
 
 def _fetch_job_in_lane(provider: str, job_id: str) -> Mapping[str, Any]:
