@@ -93,11 +93,20 @@ class Facts:
     """What one unlanded purchase is decided from: ``payment`` as the ledger holds it once
     what the provider says is merged (refunds and lost disputes counted in
     ``refunded_amount``), the chargeback still open on it, and why its pack cannot be known
-    (``PackUnknown``'s reason), each ``None`` when there is none."""
+    (``PackUnknown``'s reason), each ``None`` when there is none; ``listed_state``: the state
+    the purchase was listed in, before anything was read (``None``: ``payment``'s). Every
+    change the decision makes is a compare-and-set on it: a pack that lands while the
+    provider is read is kept."""
 
     payment: Payment
     open_dispute: str | None = None
     pack_refused: str | None = None
+    listed_state: str | None = None
+
+    @property
+    def decided_from(self) -> str:
+        """The state every change is a compare-and-set on."""
+        return self.listed_state or self.payment.state
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +231,7 @@ class _Settle:
     def facts(self, p: Payment) -> Facts:
         if p.state != "paid":
             return Facts(p)
+        listed = p.state
         synced = sync_reversals(self.ledger, self.source, p)
         p, refused = synced.payment, None
         if _incomplete(p):  # its session's event was lost, or read before its pack could be
@@ -232,7 +242,7 @@ class _Settle:
                 p = self.ledger.payments.get(p.purchase_key) or p
         if p.credits is None and refused is None:
             refused = _refusal(self.ledger, p.purchase_key)
-        return Facts(p, synced.open_dispute, refused)
+        return Facts(p, synced.open_dispute, refused, listed_state=listed)
 
     def apply(self, facts: Facts, decision: Decision, report: Reconciliation) -> None:
         p, (action, why) = facts.payment, (decision.action, decision.why)
@@ -247,7 +257,7 @@ class _Settle:
             payments.mark_refunded_at_provider(
                 p.purchase_key,
                 reason="all its money went back at the provider (refunds, lost disputes)",
-                expected_state=p.state,
+                expected_state=facts.decided_from,
             )
         elif action == "wait":
             payments.note(p.purchase_key, "wait", why, once=True)
@@ -259,9 +269,14 @@ class _Settle:
                 self.ledger, p, reason=reason, gateway=self.source, expected_state="refunding"
             )
         elif not refund_purchase(
-            self.ledger, p, reason="unlanded_pack", gateway=self.source, expected_state=p.state
+            self.ledger,
+            p,
+            reason="unlanded_pack",
+            gateway=self.source,
+            expected_state=facts.decided_from,
         ):
-            report.decide(p.purchase_key, "kept", f"no longer {p.state} when it was to be refunded")
+            why = f"no longer {facts.decided_from} when it was to be refunded"
+            report.decide(p.purchase_key, "kept", why)
 
 
 @dataclass
