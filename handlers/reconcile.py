@@ -169,6 +169,8 @@ def _settle_unlanded(
     action = policy.unlanded_action
     if p.purchase_key == p.session_id:  # no_payment_required: no money to give back
         action = "complete"
+    if ledger.payments.reopened(p.purchase_key):
+        action = "complete"  # paid again after a refund failed: it lands, as its events do
     if action == "complete" and not dry_run and (p.account_id is None or p.credits is None):
         p = _read_again(ledger, source, catalog, p)
     if action == "complete" and (p.account_id is None or p.credits is None):

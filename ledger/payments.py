@@ -25,7 +25,7 @@ from ledger.backends import Database, Row, required
 from ledger.clock import now_ms
 from ledger.errors import LedgerError
 from ledger.inbox import processed_in
-from ledger.payment_rows import PaymentRows
+from ledger.payment_rows import REOPENED, PaymentRows
 from ledger.payment_types import GrantResult, Payment, Reversal, refund_key
 
 __all__ = ["GrantResult", "Payment", "Payments", "Reversal", "refund_key"]
@@ -205,7 +205,8 @@ class Payments:
         """The provider refused our refund for good (a charge under chargeback): the purchase
         leaves ``refunding`` for the state it was begun from (``granted`` when its pack landed,
         else ``paid``), with the decision and one alert saying ``why``; ``inbox_id`` is
-        marked processed. A refund decided after this one goes under the next attempt's key. A compare-and-set on ``refunding``: False when it was not."""
+        marked processed. A refund decided after this one goes under the next attempt's key.
+        A compare-and-set on ``refunding``: False when it was not."""
         with self._writing() as rows:
             p = rows.lock(purchase_key)
             processed_in(rows.tx, inbox_id)
@@ -273,6 +274,18 @@ class Payments:
             taken = rows.reverse(purchase_key, reversals, reason)
             processed_in(rows.tx, inbox_id)
             return taken
+
+    def reopened(self, purchase_key: str) -> bool:
+        """Whether the purchase is ``paid`` again, its pack not landed, because a refund that
+        had given all its money back at the provider failed: it is to land now, by whichever
+        event or reconciliation finds it (a failure told before the purchase's events lands it
+        too), never to be settled by the unlanded-pack policy."""
+        with self.db.read() as tx:
+            row = tx.one("payment_by_key", purchase_key=purchase_key)
+            if row is None or row["state"] != "paid":
+                return False
+            decided = tx.all("payment_decisions_for", purchase_key=purchase_key)
+        return any(d["decision"] == REOPENED for d in decided)
 
     def with_pending_refunds(self, *, limit: int = 500) -> list[Payment]:
         """The purchases with a refund still ``pending`` at the provider, to read again."""

@@ -1,14 +1,15 @@
 """A stateful property of payments: packs bought through Checkout Sessions and through
-PaymentIntents, refunded in full or in part in the Dashboard, disputed (won or lost, in full
-or in part), warned of fraud; subscriptions cancelled, their invoices paid before and after.
-Stripe (the local fake, over HTTP) delivers every event one to three times, in any order: at
-once, as most webhooks arrive, or later among others; workers apply the inbox's messages
-(the path ``process_payment`` runs), the broker loses some, the inbox sweep sends them again,
-and reconciliation runs between, before and past the landing window. After every step the
+PaymentIntents, refunded in full or in part in the Dashboard, their refunds (ours too)
+failing after they succeeded, disputed (won or lost, in full or in part), warned of fraud;
+subscriptions cancelled, their invoices paid before and after. Stripe (the local fake, over
+HTTP) delivers every event one to three times, in any order: at once, as most webhooks
+arrive, or later among others; workers apply the inbox's messages (the path
+``process_payment`` runs), the broker loses some, the inbox sweep sends them again, and
+reconciliation runs between, before and past the landing window. After every step the
 ledger audit is clean, each balance equals a plain model's (``tests/support/payments_model.py``,
 which calls none of Refundry's code), and each subscription charge is kept or refunded as the
 model says; at the end, once every event is delivered, every paid pack has landed or been
-refunded.
+refunded (or, charged back, Stripe refused our refund: the dispute decides).
 
 Runs on SQLite and PostgreSQL, each example in a fresh database (a new file, or a new
 schema) and a fresh fake Stripe. ``REFUNDRY_STATEFUL_EXAMPLES`` and
@@ -50,6 +51,7 @@ INVOICE_AMOUNT = 2900
 MINUTE_S, HOUR_MS = 60, 3_600_000
 COUNTED = ("examples", "steps", "events", "deliveries", "reconciliations", "packs landed")
 COUNTED += ("packs refunded by us", "packs partly reversed", "invoices refunded")
+COUNTED += ("refunds failed",)
 Json = dict[str, Any]
 A_PURCHASE: dict[str, st.SearchStrategy[Any]] = {
     "account": st.sampled_from(ACCOUNTS),
@@ -80,7 +82,7 @@ class Payments(RuleBasedStateMachine):
         self.now_s = int(time.time())
         self.seconds = itertools.count(1)  # no two payments at the same second
         self.policy = PaymentPolicy()
-        self.model = PaymentsModel(fraud_action="alert", unlanded_action="complete")
+        self.model = PaymentsModel(self, fraud_action="alert", unlanded_action="complete")
         self.subscriptions: list[str] = []
         self.cancelled: set[str] = set()
         self.warned: set[str] = set()
@@ -140,6 +142,16 @@ class Payments(RuleBasedStateMachine):
         amount = left if whole else data.draw(st.integers(1, left))
         with self._at_stripe(data):
             self.stripe.refund(self.stripe.get(charge)["payment_intent"], amount)
+
+    @precondition(lambda self: self._standing_refunds())
+    @rule(data=st.data())
+    def refund_fails(self, data: st.DataObject) -> None:
+        """A refund that had succeeded fails (the card it went back to was closed): the money
+        is the merchant's again (https://docs.stripe.com/refunds#failed-refunds)."""
+        refund = data.draw(st.sampled_from(self._standing_refunds()))
+        with self._at_stripe(data):
+            self.stripe.fail_refund(refund)
+        self.ran["refunds failed"] += 1
 
     @precondition(lambda self: self._open_charges())
     @rule(
@@ -239,7 +251,7 @@ class Payments(RuleBasedStateMachine):
         )
         assert [d for d in report.decisions if d["action"] == "alert"] == []
         if past_the_window:
-            self.model.reconciled_past_window(self._stripe_refunds)
+            self.model.reconciled_past_window()
         self.ran["reconciliations"] += 1
 
     # -- checks ---------------------------------------------------------------------------------
@@ -271,15 +283,20 @@ class Payments(RuleBasedStateMachine):
             assert audit(self.ledger.db) == []
             assert self.ledger.inbox.counts().get("pending") is None, "an event was left"
             for pack in self.model.packs.values():
-                assert pack.landed or pack.refunded, f"{pack.key}: neither landed nor refunded"
+                held = self.charged_back(pack.charge)  # our refund refused: the dispute decides
+                assert pack.landed or pack.refunded or held, (
+                    f"{pack.key}: neither landed nor refunded"
+                )
                 stored = self.ledger.payments.get(pack.key)
                 assert stored is not None
-                assert stored.state == ("refunded" if pack.refunded else "granted"), pack.key
+                wanted = "refunded" if pack.refunded else "granted" if pack.landed else "paid"
+                assert stored.state == wanted, pack.key
                 ours = [r for r in self._refunds_of(pack.key) if r["metadata"]]
                 assert len(ours) <= 1, pack.key
                 if ours:
                     assert ours[0]["metadata"]["refundry_key"] == refund_key(pack.key)
-                    assert self._left(pack.charge) == 0, pack.key  # all the money went back
+                    failed = [r for r in self._refunds_of(pack.key) if r["status"] == "failed"]
+                    assert self._left(pack.charge) == 0 or failed, pack.key  # all went back
             self._count()
         finally:
             self.api.close()
@@ -353,7 +370,7 @@ class Payments(RuleBasedStateMachine):
             )
         done = self.ledger.inbox.get(inbox_id)
         assert done is not None and done.state == "processed", item.payload["type"]
-        self.model.told(item.payload, self._stripe_refunds)
+        self.model.told(item.payload)
 
     def _deliver_everything(self) -> None:
         """Stripe delivers every event at least once; the sweep sends again what the broker
@@ -390,13 +407,40 @@ class Payments(RuleBasedStateMachine):
     def _refunds_of(self, payment_intent: str) -> list[Json]:
         return [r for r in self.stripe.objects("refund") if r["payment_intent"] == payment_intent]
 
-    def _stripe_refunds(self, charge: str) -> Mapping[str, int]:
-        """What Stripe holds now: the charge's succeeded refunds, by id."""
+    # -- what the model reads of Stripe (``StripeView``) ----------------------------------------
+
+    def refunds(self, charge: str) -> Mapping[str, tuple[int, str]]:
         return {
-            r["id"]: r["amount"]
+            r["id"]: (r["amount"], r["status"])
             for r in self.stripe.objects("refund")
-            if r["charge"] == charge and r["status"] == "succeeded"
+            if r["charge"] == charge
         }
+
+    def lost_disputes(self, charge: str) -> Mapping[str, int]:
+        disputes = self.stripe.objects("dispute")
+        return {
+            d["id"]: d["amount"] for d in disputes if (d["charge"], d["status"]) == (charge, "lost")
+        }
+
+    def open_chargeback(self, charge: str) -> bool:
+        disputes = self.stripe.objects("dispute")
+        return any(
+            d["charge"] == charge and d["status"] in ("needs_response", "under_review")
+            for d in disputes
+        )
+
+    def charged_back(self, charge: str) -> bool:
+        disputes = self.stripe.objects("dispute")
+        return any(d["charge"] == charge and not d["is_charge_refundable"] for d in disputes)
+
+    def _standing_refunds(self) -> list[str]:
+        """The succeeded refunds of pack charges (ours too), oldest first."""
+        charges = {p.charge for p in self.model.packs.values()}
+        return [
+            r["id"]
+            for r in self.stripe.objects("refund")
+            if r["charge"] in charges and r["status"] == "succeeded"
+        ]
 
 
 @pytest.mark.parametrize("fresh_ledgers", ["sqlite", "postgresql"], indirect=True)
