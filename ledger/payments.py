@@ -171,22 +171,24 @@ class Payments:
         reason: str,
         expected_state: str,
         inbox_id: str | None = None,
-    ) -> str | None:
+    ) -> Payment | None:
         """Decide to give the money back, if the purchase is still in ``expected_state`` (the
-        state the refund was decided from): returns the provider idempotency key of the
-        refund's current attempt, or ``None`` when it is refunded already or has moved on (a
-        pack that landed since, say); then ``inbox_id`` is marked processed. A refund begun
-        already goes on with its current key. A granted pack is clawed back when the refund
-        is confirmed."""
+        state the refund was decided from): returns the purchase as this compare-and-set left
+        it (``refunding``; the provider call is made with its ``refund_key`` and its
+        ``refund_reason``, read together here, so one key always goes out with the reason it
+        was begun with), or ``None`` when it is refunded already or has moved on (a pack that
+        landed since, say); then ``inbox_id`` is marked processed. A refund begun already goes
+        on with its current key and reason. A granted pack is clawed back when the refund is
+        confirmed."""
         with self._writing() as rows:
             p = rows.lock(purchase_key)
             if p.state == "refunding":
-                return p.refund_key
+                return p
             if p.state != expected_state or p.state == "refunded":
                 processed_in(rows.tx, inbox_id)
                 return None
             rows.start_refund(purchase_key, reason)
-            return p.refund_key
+            return rows.lock(purchase_key)
 
     def refund_failed(self, purchase_key: str, *, attempt: int, why: str) -> int:
         """The provider call of our refund's ``attempt`` failed with an answer (a 5xx, which
