@@ -240,7 +240,10 @@ class Payments(RuleBasedStateMachine):
     @rule(past_the_window=st.booleans())
     def reconciliation(self, past_the_window: bool) -> None:
         """The sweep as the scheduler runs it (looking back 24 hours), now or once every
-        payment is past the landing window."""
+        payment is past the landing window. The model settles first, from what Stripe holds
+        before the sweep (the refunds the sweep makes are its own, not the Dashboard's)."""
+        if past_the_window:
+            self.model.reconciled_past_window()
         report = reconcile(
             self.ledger,
             self.api,
@@ -250,8 +253,6 @@ class Payments(RuleBasedStateMachine):
             at_ms=now_ms() + 2 * HOUR_MS if past_the_window else None,
         )
         assert [d for d in report.decisions if d["action"] == "alert"] == []
-        if past_the_window:
-            self.model.reconciled_past_window()
         self.ran["reconciliations"] += 1
 
     # -- checks ---------------------------------------------------------------------------------
@@ -282,6 +283,10 @@ class Payments(RuleBasedStateMachine):
                 assert self.ledger.balance(account) == self.model.balance(account), account
             assert audit(self.ledger.db) == []
             assert self.ledger.inbox.counts().get("pending") is None, "an event was left"
+            sent: dict[str | None, set[str]] = {}
+            for call in self.stripe.refund_calls:  # one idempotency key, one set of parameters
+                sent.setdefault(call.idempotency_key, set()).add(repr(sorted(call.params.items())))
+            assert all(len(params) == 1 for params in sent.values()), sent
             for pack in self.model.packs.values():
                 held = self.charged_back(pack.charge)  # our refund refused: the dispute decides
                 assert pack.landed or pack.refunded or held, (
