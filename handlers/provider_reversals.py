@@ -44,11 +44,13 @@ class DisputeSource(RefundGateway, Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Synced:
-    """The purchase after its reversals at Stripe were recorded, and the id of a chargeback
-    still open on its charge (``None`` when there is none)."""
+    """The purchase after its reversals at Stripe were recorded, the id of a chargeback
+    still open on its charge and that of one closed (won or lost), each ``None`` when there
+    is none. A charge charged back can never be refunded (``charge_disputed``)."""
 
     payment: Payment
     open_dispute: str | None
+    closed_chargeback: str | None = None
 
 
 def sync_reversals(ledger: Ledger, source: DisputeSource, p: Payment) -> Synced:
@@ -69,7 +71,8 @@ def sync_reversals(ledger: Ledger, source: DisputeSource, p: Payment) -> Synced:
             p.purchase_key, reversals, charge_id=charge_id, reason="reversed at the provider"
         )
     open_dispute = next((_id(d) for d in disputes if d.get("status") in OPEN_CHARGEBACK), None)
-    return Synced(ledger.payments.get(p.purchase_key) or p, open_dispute)
+    closed = next((_id(d) for d in disputes if d.get("status") in ("won", "lost")), None)
+    return Synced(ledger.payments.get(p.purchase_key) or p, open_dispute, closed)
 
 
 def refund_reversal(refund: Mapping[str, Any]) -> Reversal:

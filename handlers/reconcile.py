@@ -7,10 +7,11 @@ into the ledger, reads again the refunds still pending at Stripe, and settles ev
 paid longer ago than the landing window that has not landed, once what Stripe already gave
 back for it (refunds, lost disputes) is recorded (``handlers.provider_reversals``):
 ``complete`` grants it now, ``refund`` gives the money back, and an open chargeback waits
-until it closes. Purchases stuck ``refunding`` are carried on
-(``handlers.purchase_refunds``). Two runs at once are safe: every step is keyed and locked in
-the ledger, and the provider's idempotency key makes a repeated refund call return the first
-refund. Each decision is reported once per run.
+until it closes; once closed, Stripe refuses any refund of the charge, so it is completed.
+Purchases stuck ``refunding`` are carried on (``handlers.purchase_refunds``). Two runs at
+once are safe: every step is keyed and locked in the ledger, and the provider's idempotency
+key makes a repeated refund call return the first refund. Each decision is reported once per
+run.
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ def _settle_unlanded(
     report: Reconciliation,
 ) -> None:
     decided_from = p.state  # every change below is a compare-and-set on it
+    charged_back: str | None = None
     if not dry_run and p.state == "paid":
         synced = sync_reversals(ledger, source, p)
         p = synced.payment
@@ -160,6 +162,7 @@ def _settle_unlanded(
             report.decide(p.purchase_key, "wait", why)
             ledger.payments.note(p.purchase_key, "wait", why, once=True)
             return
+        charged_back = synced.closed_chargeback
     if p.state == "refunding":  # a refund call that never confirmed: same key again
         report.decide(p.purchase_key, "refund", "refund started but never confirmed")
         if not dry_run:
@@ -171,6 +174,11 @@ def _settle_unlanded(
         action = "complete"
     if ledger.payments.reopened(p.purchase_key):
         action = "complete"  # paid again after a refund failed: it lands, as its events do
+    if charged_back is not None:
+        # Stripe refuses any refund of a charge charged back (``charge_disputed``,
+        # https://docs.stripe.com/error-codes#charge-disputed): the closed dispute decided
+        # where the money is, and what stayed with the merchant is the customer's pack.
+        action = "complete"
     if action == "complete" and not dry_run and (p.account_id is None or p.credits is None):
         p = _read_again(ledger, source, catalog, p)
     if action == "complete" and (p.account_id is None or p.credits is None):

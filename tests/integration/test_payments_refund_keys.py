@@ -139,8 +139,8 @@ def test_one_idempotency_key_goes_out_with_one_set_of_parameters_in_every_order(
                 if r["metadata"].get("refundry_key")
             ]
             assert len(ours) == len(set(ours)), order  # one refund of ours per purchase
-            # A pack charged back before it landed stays paid (its refund refused, the
-            # dispute decides): a separate question, left out of this check.
+            # A pack whose chargeback is still open stays paid past the window: reconciliation
+            # waits for the dispute to decide.
             found = [v for v in audit(shop.ledger.db) if v.check != "pack_unlanded_past_window"]
             assert found == [], order
         finally:

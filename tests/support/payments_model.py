@@ -31,7 +31,8 @@ The rules, in the model's own words:
 - Reconciliation past the landing window first learns every refund Stripe holds and every
   dispute lost for each paid pack not landed, then settles it: all its money back, refunded
   already; else a chargeback still open waits until it closes; else ``complete`` lands it
-  (by the rules above) or ``refund`` refunds it.
+  (by the rules above) or ``refund`` refunds it, unless the charge was charged back (the
+  dispute closed: Stripe refuses the refund), which lands it.
 - A subscription invoice paid strictly after its subscription's confirmed cancellation is
   refunded, once both are told, in either order; one paid at or before it is kept; a
   cancellation only scheduled changes nothing.
@@ -175,7 +176,7 @@ class PaymentsModel:
                 pack.refunded = True
             elif self.stripe.open_chargeback(pack.charge):
                 continue  # decided when it closes
-            elif self.unlanded_action == "complete":
+            elif self.unlanded_action == "complete" or self.stripe.charged_back(pack.charge):
                 self._land(pack)
             else:
                 self._refund(pack)
