@@ -87,7 +87,7 @@ class PaymentRows:
         (https://docs.stripe.com/refunds#failed-refunds): one alert per refund known to have
         succeeded (``was``) that failed."""
         p = self.lock(purchase_key)
-        if p.state != "refunded" or p.refund_reason is None:
+        if p.state != "refunded" or not self._refunded_by_us(purchase_key):
             return False
         if was != "succeeded":
             return True  # never known as money back: nothing to tell apart from its own alert
@@ -98,6 +98,14 @@ class PaymentRows:
         if self.decide_once(purchase_key, "alert", why):
             log.error("purchase %s: %s", purchase_key, why)
         return True
+
+    def _refunded_by_us(self, purchase_key: str) -> bool:
+        """Whether the purchase's last refund decision of ours still stands: begun
+        (``refund``) and not given up since (``refund_refused``: a chargeback refused it, and
+        what refunded the purchase afterwards was the provider's, not ours)."""
+        decided = self.tx.all("payment_decisions_for", purchase_key=purchase_key)
+        ours = [d["decision"] for d in decided if d["decision"] in ("refund", "refund_refused")]
+        return bool(ours) and ours[-1] == "refund"
 
     def _reopen(self, purchase_key: str, reason: str) -> None:
         """A purchase ``refunded`` at the provider before its pack landed (all its money had

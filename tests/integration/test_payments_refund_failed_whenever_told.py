@@ -105,3 +105,33 @@ def test_a_refund_that_stopped_a_pack_landing_then_failed_lands_it_whenever_told
     payment = ledger.payments.get(intent["id"])
     assert payment is not None and payment.state == "granted"
     assert audit(ledger.db) == []
+
+
+def test_a_refund_of_ours_given_up_does_not_make_a_later_provider_refund_ours(
+    ledger: Ledger, ledger_url: str, fake: FakeStripe, api: StripeAPI
+) -> None:
+    """Kind: a purchase taken as refunded by us after our refund was given up. All of a
+    payment is refunded in the Dashboard (told), the refund then fails (not told yet) and
+    the charge is disputed; a fraud warning's refund is refused under the chargeback and
+    given up; the purchase's own event then finds all its money back (as told) and does not
+    land it. The refund's failure, told last, lands it, as it would have had it been told
+    first: the refused refund of ours left no decision of ours standing."""
+    account = "acct_given_up"
+    session, intent, charge = fake.create_paid_checkout(
+        account, PRICE, AMOUNT, customer=f"cus_{account}"
+    )
+    dashboard = fake.refund(intent["id"])
+    tell(ledger, api, fake.events("refund.created", about=dashboard["id"]))
+    fake.fail_refund(dashboard["id"])
+    fake.dispute(charge["id"])
+    warning = fake.early_fraud_warning(charge["id"])
+    tell(ledger, api, fake.events("radar.early_fraud_warning.created", about=warning["id"]))
+    payment = ledger.payments.get(intent["id"])
+    assert payment is not None and payment.state == "paid"  # our refund refused, given up
+    tell(ledger, api, fake.events("checkout.session.completed", about=session["id"]))
+    assert ledger.balance(account) == 0  # all its money back, as far as told
+
+    tell(ledger, api, fake.events("refund.failed"))
+    assert ledger.balance(account) == CREDITS
+    assert [kind for kind, _, _ in pack_entries(ledger_url, intent["id"])] == ["grant"]
+    assert audit(ledger.db) == []
