@@ -79,7 +79,7 @@ def apply_payment_event(
     if isinstance(event, CheckoutSession | PaymentSucceeded):
         return _purchase(ledger, event, catalog, gateway, policy, inbox_id)
     if isinstance(event, ChargeRefunded):
-        return _charge_refunded(ledger, event, gateway, inbox_id)
+        return _charge_refunded(ledger, event, gateway, policy, inbox_id)
     if isinstance(event, DisputeClosed):
         return _dispute_closed(ledger, event, inbox_id)
     if isinstance(event, EarlyFraudWarning):
@@ -89,7 +89,7 @@ def apply_payment_event(
         if p is not None:
             return _fraud_warning(ledger, event, p, gateway, policy, inbox_id)
     if isinstance(event, RefundUpdated):
-        return _refund_updated(ledger, event, gateway, inbox_id)
+        return _refund_updated(ledger, event, gateway, policy, inbox_id)
     processed_alone(ledger, inbox_id)
     return f"{event.type}: nothing to do"
 
@@ -152,11 +152,16 @@ def _purchase(
 
 
 def _charge_refunded(
-    ledger: Ledger, event: ChargeRefunded, gateway: PaymentGateway, inbox_id: str | None
+    ledger: Ledger,
+    event: ChargeRefunded,
+    gateway: PaymentGateway,
+    policy: PaymentPolicy,
+    inbox_id: str | None,
 ) -> str:
     """``charge.refunded`` tells only the running total: each refund is read from the API
     (``GET /v1/refunds?charge=…``) and reversed by its own id once it succeeded; one still
-    pending is remembered and read again by reconciliation until it succeeds or fails."""
+    pending is remembered and read again by reconciliation until it succeeds or fails. A
+    purchase reopened by a refund's failure lands (:func:`_land_reopened`)."""
     p = _purchase_of(ledger, event.payment_intent, event.charge_id)
     key = p.purchase_key if p else event.payment_intent
     if key is None:
@@ -172,7 +177,21 @@ def _charge_refunded(
         amount=event.amount,
         inbox_id=inbox_id,
     )
+    _land_reopened(ledger, key, gateway, policy)
     return f"purchase {key}: {taken} credits clawed back"
+
+
+def _land_reopened(
+    ledger: Ledger, purchase_key: str, gateway: PaymentGateway, policy: PaymentPolicy
+) -> None:
+    """A purchase refunded at the provider before its pack landed whose refund then failed
+    is ``paid`` again (``Payments.reopened``): it lands now, as it would have had the failure
+    been told before its purchase's events, so the credits do not depend on that order.
+    Reconciliation lands it too, if this is interrupted."""
+    if ledger.payments.reopened(purchase_key):
+        p = ledger.payments.get(purchase_key)
+        assert p is not None  # reopened: recorded
+        land(ledger, p, gateway=gateway, policy=policy)
 
 
 def _dispute_closed(ledger: Ledger, event: DisputeClosed, inbox_id: str | None) -> str:
@@ -214,11 +233,16 @@ def _fraud_warning(
 
 
 def _refund_updated(
-    ledger: Ledger, event: RefundUpdated, gateway: PaymentGateway, inbox_id: str | None
+    ledger: Ledger,
+    event: RefundUpdated,
+    gateway: PaymentGateway,
+    policy: PaymentPolicy,
+    inbox_id: str | None,
 ) -> str:
     """A refund changed state: the charge's refunds are read from the API and recorded as
     ``charge.refunded`` would (a claw-back once one succeeded; the credits back, keyed by the
-    refund's id, when one failed after it had); a failure or cancellation raises an alert."""
+    refund's id, when one failed after it had, unless we had refunded the purchase); a
+    purchase it reopens lands; a failure or cancellation raises an alert."""
     p = _purchase_of(ledger, event.payment_intent, event.charge)
     key = p.purchase_key if p else event.payment_intent
     failed = event.status in ("failed", "canceled")
@@ -226,6 +250,7 @@ def _refund_updated(
         why = f"refund {event.refund_id} {event.status} ({event.event_id})"
         done = None if failed else inbox_id
         taken = record_charge_refunds(ledger, key, event.charge, gateway, reason=why, inbox_id=done)
+        _land_reopened(ledger, key, gateway, policy)
         if not failed:
             return f"purchase {key}: {taken} credits clawed back"
     if failed:

@@ -47,11 +47,14 @@ class DisputeSource(RefundGateway, Protocol):
 @dataclass(frozen=True, slots=True)
 class AtProvider:
     """What Stripe gave back for a purchase: its charge (``None``: none yet), each refund and
-    lost dispute as a reversal, and the id of a chargeback still open (``None``: none)."""
+    lost dispute as a reversal, the id of a chargeback still open and that of one closed (won
+    or lost), each ``None`` when there is none. A charge charged back can never be refunded
+    (``charge_disputed``)."""
 
     charge_id: str | None
     reversals: list[Reversal]
     open_dispute: str | None
+    closed_chargeback: str | None = None
 
     @property
     def given_back(self) -> int:
@@ -61,11 +64,13 @@ class AtProvider:
 
 @dataclass(frozen=True, slots=True)
 class Synced:
-    """The purchase after its reversals at Stripe were recorded, and the id of a chargeback
-    still open on its charge (``None`` when there is none)."""
+    """The purchase after its reversals at Stripe were recorded, the id of a chargeback
+    still open on its charge and that of one closed (won or lost), each ``None`` when there
+    is none."""
 
     payment: Payment
     open_dispute: str | None
+    closed_chargeback: str | None = None
 
 
 def sync_reversals(ledger: Ledger, source: DisputeSource, p: Payment) -> Synced:
@@ -79,7 +84,9 @@ def sync_reversals(ledger: Ledger, source: DisputeSource, p: Payment) -> Synced:
             charge_id=found.charge_id,
             reason="reversed at the provider",
         )
-    return Synced(ledger.payments.get(p.purchase_key) or p, found.open_dispute)
+    return Synced(
+        ledger.payments.get(p.purchase_key) or p, found.open_dispute, found.closed_chargeback
+    )
 
 
 def read_reversals(source: DisputeSource, p: Payment) -> AtProvider:
@@ -97,7 +104,8 @@ def read_reversals(source: DisputeSource, p: Payment) -> AtProvider:
         if d.get("status") == "lost"
     ]
     open_dispute = next((_id(d) for d in disputes if d.get("status") in OPEN_CHARGEBACK), None)
-    return AtProvider(charge_id, reversals, open_dispute)
+    closed = next((_id(d) for d in disputes if d.get("status") in ("won", "lost")), None)
+    return AtProvider(charge_id, reversals, open_dispute, closed)
 
 
 def refund_reversal(refund: Mapping[str, Any]) -> Reversal:

@@ -80,15 +80,15 @@ def refund_purchase(
     Raises ``PaymentProviderUnavailable`` (transient: the purchase stays ``refunding`` and is
     retried) and ``PaymentRejected`` (Stripe refused, and no refund of ours exists).
     """
-    if (
-        ledger.payments.begin_refund(
-            p.purchase_key, reason=reason, expected_state=expected_state, inbox_id=inbox_id
-        )
-        is None
-    ):
+    current = ledger.payments.begin_refund(
+        p.purchase_key, reason=reason, expected_state=expected_state, inbox_id=inbox_id
+    )
+    if current is None:
         return False
-    current = ledger.payments.get(p.purchase_key)
-    assert current is not None  # begun just now
+    # The key and the reason come from the compare-and-set that began (or found) the refund,
+    # never from a later read: the purchase may have moved on meanwhile (the refund given up
+    # under chargeback, its key moved on, and another decision begun with another reason),
+    # and that key is to go out only with the reason it was begun with.
     if current.refund_attempt > 0:  # an earlier key failed: look before asking again
         found = _ours(current, _listed_refunds(gateway, current))
         if found is not None:
@@ -98,7 +98,7 @@ def refund_purchase(
         refund = gateway.refund_payment(
             current.purchase_key,
             amount=None,
-            reason=current.refund_reason or reason,  # the same parameters under the same key
+            reason=current.refund_reason or reason,  # the reason this key was begun with
             idempotency_key=current.refund_key,
         )
     except PaymentProviderUnavailable as exc:

@@ -7,12 +7,13 @@ into the ledger, reads again the refunds still pending at Stripe, and settles ev
 paid longer ago than the landing window that has not landed, once what Stripe already gave
 back for it (refunds, lost disputes) is recorded (``handlers.provider_reversals``):
 ``complete`` grants it now, ``refund`` gives the money back, and an open chargeback waits
-until it closes. A purchase whose pack cannot be known (a price outside the catalog: its
-refusal is recorded as its ``refused`` decision) is refunded under ``refund`` and alerted
-under ``complete``, for a person to decide. Purchases stuck ``refunding`` are carried on
-(``handlers.purchase_refunds``). Two runs at once are safe: every step is keyed and locked in
-the ledger, and the provider's idempotency key makes a repeated refund call return the first
-refund.
+until it closes; once closed, Stripe refuses any refund of the charge, so it is completed (as
+is a purchase paid again after a refund of it failed). A purchase whose pack cannot be known
+(a price outside the catalog: its refusal is recorded as its ``refused`` decision) is
+refunded under ``refund`` and alerted under ``complete``, for a person to decide. Purchases
+stuck ``refunding`` are carried on (``handlers.purchase_refunds``). Two runs at once are
+safe: every step is keyed and locked in the ledger, and the provider's idempotency key
+makes a repeated refund call return the first refund.
 
 Every purchase is decided by one function, :func:`decide`, from its :class:`Facts`; the real
 run gathers them while it records what Stripe says (``_Settle``), a dry run gathers the same
@@ -102,6 +103,10 @@ class Facts:
     open_dispute: str | None = None
     pack_refused: str | None = None
     listed_state: str | None = None
+    closed_chargeback: str | None = None
+    """A chargeback closed on its charge: Stripe refuses any refund of it."""
+    reopened: bool = False
+    """Paid again after a refund of it failed (``Payments.reopened``)."""
 
     @property
     def decided_from(self) -> str:
@@ -129,6 +134,13 @@ def decide(facts: Facts, policy: PaymentPolicy) -> Decision:
         return Decision("wait", f"chargeback {facts.open_dispute} open: decided when it closes")
     action = policy.unlanded_action
     if p.purchase_key == p.session_id:  # no_payment_required: no money to give back
+        action = "complete"
+    if facts.reopened:
+        action = "complete"  # paid again after a refund failed: it lands, as its events do
+    if facts.closed_chargeback is not None:
+        # Stripe refuses any refund of a charge charged back (``charge_disputed``,
+        # https://docs.stripe.com/error-codes#charge-disputed): the closed dispute decided
+        # where the money is, and what stayed with the merchant is the customer's pack.
         action = "complete"
     if action == "complete" and facts.pack_refused is not None:
         why = f"paid but its pack cannot be known ({facts.pack_refused}): a person decides"
@@ -242,7 +254,14 @@ class _Settle:
                 p = self.ledger.payments.get(p.purchase_key) or p
         if p.credits is None and refused is None:
             refused = _refusal(self.ledger, p.purchase_key)
-        return Facts(p, synced.open_dispute, refused, listed_state=listed)
+        return Facts(
+            p,
+            synced.open_dispute,
+            refused,
+            listed_state=listed,
+            closed_chargeback=synced.closed_chargeback,
+            reopened=self.ledger.payments.reopened(p.purchase_key),
+        )
 
     def apply(self, facts: Facts, decision: Decision, report: Reconciliation) -> None:
         p, (action, why) = facts.payment, (decision.action, decision.why)
@@ -324,7 +343,13 @@ class _Preview:
                 refused = seen.refused.reason if seen.refused else None
         if p.credits is None and refused is None:
             refused = self.refused.get(p.purchase_key) or _refusal(self.ledger, p.purchase_key)
-        return Facts(p, at.open_dispute, refused)
+        return Facts(
+            p,
+            at.open_dispute,
+            refused,
+            closed_chargeback=at.closed_chargeback,
+            reopened=self.ledger.payments.reopened(p.purchase_key),
+        )
 
     def apply(self, facts: Facts, decision: Decision, report: Reconciliation) -> None:
         key = facts.payment.purchase_key

@@ -14,9 +14,12 @@ from ledger.errors import IdempotencyConflict, LedgerError
 from ledger.payment_types import Payment, Reversal
 from ledger.redaction import redact_text
 
-__all__ = ["PaymentRows", "decide_once"]
+__all__ = ["REOPENED", "PaymentRows", "decide_once"]
 
 log = logging.getLogger("ledger.payments")
+
+REOPENED = "reopened"
+"""The decision that a purchase refunded at the provider is ``paid`` again (a refund failed)."""
 
 
 class PaymentRows:
@@ -37,10 +40,14 @@ class PaymentRows:
     def reverse(self, purchase_key: str, reversals: Sequence[Reversal], why: str) -> int:
         """Record each reversal, or its move to a later state, then settle the claw-backs:
         a reversal that succeeded takes its share back under its own key; one that failed
-        after it had succeeded gives its share back under its own key. Returns the credits
-        taken back now (negative when given back)."""
+        after it had succeeded gives its share back under its own key. A purchase refunded
+        by our own decision keeps nothing whatever fails later (see :meth:`_failed_after_ours`);
+        one refunded at the provider before its pack landed is reopened when a failure leaves
+        its money no longer all back (see :meth:`_reopen`). Returns the credits taken back now
+        (negative when given back)."""
         moved = 0
         for r in reversals:
+            was: str | None = None
             fresh = self.tx.one(
                 "insert_payment_reversal",
                 cause_id=r.cause_id,
@@ -60,32 +67,57 @@ class PaymentRows:
                 if _ORDER[r.state] <= _ORDER[was]:
                     continue  # told again, or an older state: nothing moves
                 self.tx.all("update_payment_reversal_state", cause_id=r.cause_id, state=r.state)
-                if was == "pending" and r.state == "failed":
-                    continue  # never money back: nothing was taken
-            elif r.state != "succeeded":
-                continue  # pending, or failed before it ever succeeded: nothing moves yet
             self.tx.all("total_payment_reversals", purchase_key=purchase_key, now_ms=now_ms())
             reason = f"{r.kind} {r.cause_id} {r.state}: {why}"
             if r.state == "succeeded":
                 moved += self.clawback(
                     purchase_key, keys.clawback(purchase_key, r.cause_id), reason
                 )
-            else:
+            elif r.state == "failed" and not self._failed_after_ours(purchase_key, r, was):
                 moved -= self.restore(purchase_key, keys.restore(purchase_key, r.cause_id), reason)
                 self._reopen(purchase_key, reason)
         return moved
 
+    def _failed_after_ours(self, purchase_key: str, r: Reversal, was: str | None) -> bool:
+        """Whether the purchase was refunded by our own decision (a duplicate, a fraud
+        warning, an unlanded pack): then it keeps no credit, whichever refund of its charge
+        fails later (another's, told before or after ours, or ours), so what it keeps never
+        depends on the order its refunds were told in. Stripe returns a failed refund's money
+        to the merchant's balance and the customer must be paid another way
+        (https://docs.stripe.com/refunds#failed-refunds): one alert per refund known to have
+        succeeded (``was``) that failed."""
+        p = self.lock(purchase_key)
+        if p.state != "refunded" or not self._refunded_by_us(purchase_key):
+            return False
+        if was != "succeeded":
+            return True  # never known as money back: nothing to tell apart from its own alert
+        why = (
+            f"refund {r.cause_id} of {r.amount} failed after the purchase was refunded: the "
+            "money is back on the merchant's balance, not with the customer; settle it by hand"
+        )
+        if self.decide_once(purchase_key, "alert", why):
+            log.error("purchase %s: %s", purchase_key, why)
+        return True
+
+    def _refunded_by_us(self, purchase_key: str) -> bool:
+        """Whether the purchase's last refund decision of ours still stands: begun
+        (``refund``) and not given up since (``refund_refused``: a chargeback refused it, and
+        what refunded the purchase afterwards was the provider's, not ours)."""
+        decided = self.tx.all("payment_decisions_for", purchase_key=purchase_key)
+        ours = [d["decision"] for d in decided if d["decision"] in ("refund", "refund_refused")]
+        return bool(ours) and ours[-1] == "refund"
+
     def _reopen(self, purchase_key: str, reason: str) -> None:
-        """A purchase ``refunded`` whose money is no longer all back (a refund failed) goes
-        back to ``granted`` (its pack landed) or ``paid``; any later refund of ours takes the
-        next attempt's key (the old one would replay the failed refund)."""
+        """A purchase ``refunded`` at the provider before its pack landed (all its money had
+        gone back) whose money is no longer all back (a refund failed) is ``paid`` again, as
+        if the failed refund had never been told: the caller lands it (see
+        ``Payments.reopened``). Whether it was told before or after the failure, it lands."""
         p = self.lock(purchase_key)
         if p.state != "refunded" or not p.amount or p.refunded_amount >= p.amount:
             return
         landed = self.tx.one("entry_by_key", idempotency_key=keys.pack(purchase_key)) is not None
         self.set_state(purchase_key, "granted" if landed else "paid")
-        self.tx.all("next_refund_attempt", purchase_key=purchase_key, now_ms=now_ms())
-        self.decide(purchase_key, "refund_failed", f"no longer refunded: {reason}")
+        self.decide(purchase_key, REOPENED, f"no longer refunded: {reason}")
 
     def twin(self, p: Payment, window_ms: int) -> Payment | None:
         """A granted purchase by the same buyer (:attr:`Payment.buyer`) of the same pack for

@@ -25,7 +25,7 @@ from ledger.backends import Database, Row, required
 from ledger.clock import now_ms
 from ledger.errors import LedgerError
 from ledger.inbox import processed_in
-from ledger.payment_rows import PaymentRows
+from ledger.payment_rows import REOPENED, PaymentRows
 from ledger.payment_types import GrantResult, Payment, Reversal, refund_key
 
 __all__ = ["GrantResult", "Payment", "Payments", "Reversal", "refund_key"]
@@ -171,22 +171,24 @@ class Payments:
         reason: str,
         expected_state: str,
         inbox_id: str | None = None,
-    ) -> str | None:
+    ) -> Payment | None:
         """Decide to give the money back, if the purchase is still in ``expected_state`` (the
-        state the refund was decided from): returns the provider idempotency key of the
-        refund's current attempt, or ``None`` when it is refunded already or has moved on (a
-        pack that landed since, say); then ``inbox_id`` is marked processed. A refund begun
-        already goes on with its current key. A granted pack is clawed back when the refund
-        is confirmed."""
+        state the refund was decided from): returns the purchase as this compare-and-set left
+        it (``refunding``; the provider call is made with its ``refund_key`` and its
+        ``refund_reason``, read together here, so one key always goes out with the reason it
+        was begun with), or ``None`` when it is refunded already or has moved on (a pack that
+        landed since, say); then ``inbox_id`` is marked processed. A refund begun already goes
+        on with its current key and reason. A granted pack is clawed back when the refund is
+        confirmed."""
         with self._writing() as rows:
             p = rows.lock(purchase_key)
             if p.state == "refunding":
-                return p.refund_key
+                return p
             if p.state != expected_state or p.state == "refunded":
                 processed_in(rows.tx, inbox_id)
                 return None
             rows.start_refund(purchase_key, reason)
-            return p.refund_key
+            return rows.lock(purchase_key)
 
     def refund_failed(self, purchase_key: str, *, attempt: int, why: str) -> int:
         """The provider call of our refund's ``attempt`` failed with an answer (a 5xx, which
@@ -274,6 +276,18 @@ class Payments:
             taken = rows.reverse(purchase_key, reversals, reason)
             processed_in(rows.tx, inbox_id)
             return taken
+
+    def reopened(self, purchase_key: str) -> bool:
+        """Whether the purchase is ``paid`` again, its pack not landed, because a refund that
+        had given all its money back at the provider failed: it is to land now, by whichever
+        event or reconciliation finds it (a failure told before the purchase's events lands it
+        too), never to be settled by the unlanded-pack policy."""
+        with self.db.read() as tx:
+            row = tx.one("payment_by_key", purchase_key=purchase_key)
+            if row is None or row["state"] != "paid":
+                return False
+            decided = tx.all("payment_decisions_for", purchase_key=purchase_key)
+        return any(d["decision"] == REOPENED for d in decided)
 
     def with_pending_refunds(self, *, limit: int = 500) -> list[Payment]:
         """The purchases with a refund still ``pending`` at the provider, to read again."""

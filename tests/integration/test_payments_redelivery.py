@@ -141,10 +141,12 @@ def test_begin_refund_is_a_compare_and_set_on_the_state_the_refund_was_decided_f
     payment = ledger.payments.get(pi)
     assert payment is not None and payment.state == "granted"
     assert [d["decision"] for d in ledger.payments.decisions(pi)] == ["grant"]
-    key = ledger.payments.begin_refund(pi, reason="early_fraud_warning", expected_state="granted")
-    assert key is not None
-    # Decided already: whoever finds it refunding goes on with the same key.
-    assert ledger.payments.begin_refund(pi, reason="x", expected_state="paid") == key
+    begun = ledger.payments.begin_refund(pi, reason="early_fraud_warning", expected_state="granted")
+    assert begun is not None and begun.state == "refunding"
+    # Decided already: whoever finds it refunding goes on with the same key and reason.
+    again = ledger.payments.begin_refund(pi, reason="x", expected_state="paid")
+    assert again is not None
+    assert (again.refund_key, again.refund_reason) == (begun.refund_key, "early_fraud_warning")
 
 
 # --------------------------------------------------------------------------- one transaction

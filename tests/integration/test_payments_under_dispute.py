@@ -128,3 +128,23 @@ def test_a_refund_refused_under_chargeback_is_given_up_with_one_alert(
         apply(event)
     assert state(ledger, pi) == "granted" and ledger.balance("acct_efw") == CREDITS
     assert audit(ledger.db) == []
+
+
+def test_an_unlanded_pack_whose_chargeback_closed_lands_instead_of_a_refund_stripe_refuses(
+    ledger: Ledger, ledger_url: str, fake: FakeStripe, api: StripeAPI
+) -> None:
+    """Kind: a decision Stripe can never carry out, made again every run. Under ``refund``,
+    an unlanded pack whose chargeback is closed (won: the money is the merchant's) cannot be
+    refunded: Stripe refuses any refund of a charged-back charge (``charge_disputed``). Asked
+    every run, each refusal under a new key, it would stay unlanded past the window for ever.
+    The dispute has decided where the money is: the pack lands (less a lost part's share)."""
+    pi, charge = paid_two_hours_ago(fake, "acct_cb_won")
+    dispute = fake.dispute(charge)
+    fake.close_dispute(dispute["id"], "won")
+
+    assert sweep(ledger, api, REFUND) == [(pi, "complete")]
+    assert sweep(ledger, api, REFUND) == []
+    assert fake.refund_calls == [] and state(ledger, pi) == "granted"
+    assert ledger.balance("acct_cb_won") == CREDITS
+    assert [kind for kind, _, _ in pack_entries(ledger_url, pi)] == ["grant"]
+    assert audit(ledger.db, landing_window_ms=3_600_000) == []

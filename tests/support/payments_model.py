@@ -9,20 +9,30 @@ The rules, in the model's own words:
   reconciliation completes it past the landing window.
 - It never lands when all its money went back before (refunds and lost disputes told), nor
   when it duplicates another purchase that landed: same customer, pack and amount, paid
-  within the duplicate window of it. A duplicate's money goes back (our refund).
+  within the duplicate window of it, the other paid first. A duplicate's money goes back
+  (our refund). When the other was paid later (it landed first), this one lands and the
+  other is the duplicate: its money goes back and its credits with it.
 - Money that goes back is told per cause (a refund, a lost dispute), each once, whichever
-  event tells it: ``refund.created`` tells one refund; ``charge.refunded`` tells every
-  refund Stripe holds for the charge when it is applied; ``charge.dispute.closed`` with
+  event tells it: ``refund.*`` and ``charge.refunded`` tell every refund Stripe holds for
+  the charge when it is applied, each as it stands then; ``charge.dispute.closed`` with
   ``lost`` tells the dispute's amount. A won dispute tells nothing.
+- A refund that failed after it succeeded (https://docs.stripe.com/refunds#failed-refunds)
+  is money back no more once that is told: a landed pack gets its share back. A pack that
+  did not land because all its money had gone back lands when a failure leaves it not all
+  back (as it would have, had the failure been told first). A purchase we refunded keeps
+  nothing, whichever refund fails later.
 - A landed pack keeps ``credits - credits * returned // amount`` (its proportional share
   taken back, rounded down), and nothing once all its money went back.
 - Our own refund (a duplicate; an early fraud warning under ``refund_and_revoke``; an
   unlanded pack under ``refund``) gives all the money back and takes every credit back:
   the pack keeps nothing and never lands afterwards. Under ``alert`` a fraud warning moves
-  nothing.
-- Reconciliation past the landing window first learns every refund Stripe holds for each
-  paid pack not landed, then settles it: all its money back, refunded already; else
-  ``complete`` lands it (by the rules above) or ``refund`` refunds it.
+  nothing. Stripe refuses to refund a charge that was charged back (a dispute that is not an
+  inquiry, open or closed): then our refund is not made and nothing moves.
+- Reconciliation past the landing window first learns every refund Stripe holds and every
+  dispute lost for each paid pack not landed, then settles it: all its money back, refunded
+  already; else a chargeback still open waits until it closes; else ``complete`` lands it
+  (by the rules above) or ``refund`` refunds it, unless the charge was charged back (the
+  dispute closed: Stripe refuses the refund), which lands it.
 - A subscription invoice paid strictly after its subscription's confirmed cancellation is
   refunded, once both are told, in either order; one paid at or before it is kept; a
   cancellation only scheduled changes nothing.
@@ -30,17 +40,30 @@ The rules, in the model's own words:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["Invoice", "Pack", "PaymentsModel", "StripeRefunds"]
+__all__ = ["Invoice", "Pack", "PaymentsModel", "StripeView"]
 
 DUPLICATE_WINDOW_S = 600
 """The duplicate window of the policy's default (ten minutes)."""
 
-StripeRefunds = Callable[[str], Mapping[str, int]]
-"""A charge id → the succeeded refunds Stripe holds for it now (refund id → amount)."""
+
+class StripeView(Protocol):
+    """What the model reads of Stripe as it is now (the fake's own objects), by charge id."""
+
+    def refunds(self, charge: str) -> Mapping[str, tuple[int, str]]:
+        """The charge's refunds: refund id → (amount, status)."""
+
+    def lost_disputes(self, charge: str) -> Mapping[str, int]:
+        """The charge's disputes closed ``lost``: dispute id → amount."""
+
+    def charged_back(self, charge: str) -> bool:
+        """Whether the charge has a chargeback (a dispute that is not an inquiry)."""
+
+    def open_chargeback(self, charge: str) -> bool:
+        """Whether the charge has a chargeback not decided yet."""
 
 
 @dataclass
@@ -85,7 +108,8 @@ class Invoice:
 class PaymentsModel:
     """The packs, subscriptions and invoices of one example, and what each should come to."""
 
-    def __init__(self, *, fraud_action: str, unlanded_action: str) -> None:
+    def __init__(self, stripe: StripeView, *, fraud_action: str, unlanded_action: str) -> None:
+        self.stripe = stripe
         self.fraud_action = fraud_action
         self.unlanded_action = unlanded_action
         self.packs: dict[str, Pack] = {}
@@ -117,7 +141,7 @@ class PaymentsModel:
 
     # -- an event applied ---------------------------------------------------------------------
 
-    def told(self, event: Mapping[str, Any], stripe_refunds: StripeRefunds) -> None:
+    def told(self, event: Mapping[str, Any]) -> None:
         """One Stripe event applied (its first delivery that a worker processed)."""
         kind, obj = event["type"], event["data"]["object"]
         pack = self._pack_of(obj)
@@ -125,10 +149,10 @@ class PaymentsModel:
             self._land(self._by_session(obj["id"]))
         elif kind == "payment_intent.succeeded" and pack is not None:
             self._land(pack)
-        elif kind == "refund.created" and pack is not None and obj["status"] == "succeeded":
-            pack.returned[obj["id"]] = obj["amount"]
+        elif kind.startswith("refund.") and pack is not None:
+            self._learn(pack, self.stripe.refunds(obj["charge"]))
         elif kind == "charge.refunded" and pack is not None:
-            pack.returned.update(stripe_refunds(obj["id"]))
+            self._learn(pack, self.stripe.refunds(obj["id"]))
         elif kind == "charge.dispute.closed" and pack is not None and obj["status"] == "lost":
             pack.returned[obj["id"]] = obj["amount"]
         elif kind == "radar.early_fraud_warning.created" and pack is not None:
@@ -141,45 +165,71 @@ class PaymentsModel:
         elif kind == "invoice.paid":
             self.invoices[obj["id"]].told = True
 
-    def reconciled_past_window(self, stripe_refunds: StripeRefunds) -> None:
+    def reconciled_past_window(self) -> None:
         """Reconciliation run once every pack is past its landing window."""
         for pack in sorted(self.packs.values(), key=lambda p: p.paid_at):
             if pack.landed or pack.refunded:
                 continue
-            pack.returned.update(stripe_refunds(pack.charge))
+            pack.returned.update(self.stripe.lost_disputes(pack.charge))
+            self._learn(pack, self.stripe.refunds(pack.charge))
             if sum(pack.returned.values()) >= pack.amount:
                 pack.refunded = True
-            elif self.unlanded_action == "complete":
+            elif self.stripe.open_chargeback(pack.charge):
+                continue  # decided when it closes
+            elif self.unlanded_action == "complete" or self.stripe.charged_back(pack.charge):
                 self._land(pack)
             else:
                 self._refund(pack)
 
     # -- the rules ------------------------------------------------------------------------------
 
+    def _learn(self, pack: Pack, refunds: Mapping[str, tuple[int, str]]) -> None:
+        """What Stripe holds of the pack's refunds now: each that succeeded is money back,
+        each that failed is money back no more. A pack kept from landing because all its
+        money had gone back lands once that is no longer so (we refunded none of it)."""
+        for refund_id, (amount, status) in refunds.items():
+            if status == "succeeded":
+                pack.returned[refund_id] = amount
+            elif status == "failed":
+                pack.returned.pop(refund_id, None)
+        if pack.refunded and not pack.ours and sum(pack.returned.values()) < pack.amount:
+            pack.refunded = False
+            self._land(pack)
+
     def _land(self, pack: Pack) -> None:
         if pack.landed or pack.refunded:
             return
         if sum(pack.returned.values()) >= pack.amount:
             pack.refunded = True
-        elif self._twin(pack):
+            return
+        twin = self._twin(pack)
+        if twin is not None and (twin.paid_at, twin.key) < (pack.paid_at, pack.key):
             self._refund(pack)
-        else:
-            pack.landed = True
+            return
+        pack.landed = True
+        if twin is not None:  # paid later, landed first: it is the duplicate
+            self._refund(twin)
 
     def _refund(self, pack: Pack) -> None:
+        if self.stripe.charged_back(pack.charge):
+            return  # Stripe refuses: the dispute decides where the money goes
         if not pack.refunded:
             pack.refunded = pack.ours = True
 
-    def _twin(self, pack: Pack) -> bool:
-        return any(
-            other.key != pack.key
+    def _twin(self, pack: Pack) -> Pack | None:
+        """The earliest paid landed pack (not refunded by us) of the same customer, pack and
+        amount, paid within the duplicate window of this one."""
+        twins = [
+            other
+            for other in self.packs.values()
+            if other.key != pack.key
             and other.landed
             and not other.ours
             and (other.customer, other.price, other.amount)
             == (pack.customer, pack.price, pack.amount)
             and abs(other.paid_at - pack.paid_at) <= DUPLICATE_WINDOW_S
-            for other in self.packs.values()
-        )
+        ]
+        return min(twins, key=lambda p: (p.paid_at, p.key), default=None)
 
     def _pack_of(self, obj: Mapping[str, Any]) -> Pack | None:
         intent = obj["id"] if obj["object"] == "payment_intent" else obj.get("payment_intent")
