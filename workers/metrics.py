@@ -13,7 +13,7 @@ own scrape target for ``refundry_webhooks_total``.
 | ``refundry_refund_latency_seconds`` | histogram (failure known → refund committed) | |
 | ``refundry_sla_breaches_total`` | counter (refunds later than ``REFUNDRY_REFUND_SLA_MS``) | |
 | ``refundry_dead_letters`` | gauge (unresolved) | ``queue``, ``reason`` (error class) |
-| ``refundry_inbox_pending`` | gauge | |
+| ``refundry_inbox_pending`` | gauge (not applied, no open dead letter) | |
 | ``refundry_unlanded_packs`` | gauge (paid, not landed past the landing window) | |
 | ``refundry_webhooks_total`` | counter | ``route``, ``result`` |
 | ``refundry_reconcile_actions_total`` | counter | ``action`` |
@@ -72,7 +72,7 @@ class LedgerCollector:
             refunds = tx.all("ops_refunds_by_provider_outcome")
             latency = tx.one("ops_refund_latency_buckets", sla_ms=self._sla_ms, **buckets)
             dead = tx.all("ops_dead_letters_by_reason")
-            inbox = tx.all("inbox_counts")
+            pending = tx.one("ops_count_inbox_pending")
             unlanded = tx.one(
                 "ops_count_unlanded_payments", paid_before_ms=now_ms() - self._landing_window_ms
             )
@@ -98,8 +98,11 @@ class LedgerCollector:
         for r in dead:
             gauge.add_metric([str(r["queue"]), str(r["error_class"])], _n(r))
         yield gauge
-        pending = sum(_n(r) for r in inbox if r["state"] == "pending")
-        yield GaugeMetricFamily("refundry_inbox_pending", "Inbox events not applied", pending)
+        yield GaugeMetricFamily(
+            "refundry_inbox_pending",
+            "Inbox events not applied and not dead-lettered (those are refundry_dead_letters)",
+            value=_n(pending),
+        )
         yield GaugeMetricFamily(
             "refundry_unlanded_packs",
             "Paid packs not landed past the landing window",
