@@ -198,6 +198,7 @@ def sweep(grace_ms: int | None) -> None:
 
     from workers.sweeps import run_inbox_sweep, run_sla_check, run_stuck_sweep
 
+    _init_sentry()  # the SLA check's alerts, as the scheduler's run raises them
     runtime.ledger(create=False)  # the process's ledger from now on, never a new one
     inbox = run_inbox_sweep(grace_ms)
     stuck = run_stuck_sweep()
@@ -219,6 +220,14 @@ def sla(window_s: int) -> None:
     click.echo(json.dumps(report.as_dict()))
 
 
+def _init_sentry() -> None:
+    """Sentry for a one-shot command that raises alerts (``SENTRY_DSN``; tag ``process:
+    cli``); sentry-sdk sends what it holds as the process exits."""
+    from workers.sentry_setup import init_sentry
+
+    init_sentry(runtime.settings(), process="cli")
+
+
 @main.command("reconcile")
 @click.option(
     "--since", type=opt.SINCE, default=None, help="epoch s, ISO date/time or age (48h); default 24h"
@@ -232,6 +241,7 @@ def reconcile_command(since: int | None, dry_run: bool) -> None:
 
     runtime.stripe_api()  # no key: refused before anything is opened
     runtime.ledger(create=False)
+    _init_sentry()  # its alerts, as the scheduler's run raises them
     report = run_reconciliation(since, dry_run=dry_run)
     for decision in report.decisions:
         click.echo(json.dumps(decision))
