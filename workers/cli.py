@@ -131,6 +131,9 @@ def worker(processes: int, threads: int) -> None:
 )
 def web(host: str, port: int, processes: int) -> None:
     """Serve the webhook ingress, /healthz and /readyz (Procfile web)."""
+    from workers.metrics_folder import prepare
+
+    prepare(runtime.settings().home)  # before prometheus-client is imported (workers.web)
     from workers.web import serve
 
     serve(host, port, processes=processes)

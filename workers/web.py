@@ -133,7 +133,13 @@ def build_ingress(settings: Settings) -> Ingress:
     routes = _routes(settings)
     from workers.actors import enqueue_event  # builds the broker
 
-    return Ingress(runtime.ledger(), enqueue_event, routes, payload_rule=validation.payload)
+    return Ingress(
+        runtime.ledger(),
+        enqueue_event,
+        routes,
+        payload_rule=validation.payload,
+        on_count=prometheus.count_webhook,
+    )
 
 
 def _check_header_size(request: Request) -> None:
@@ -266,12 +272,11 @@ async def readyz(request: Request) -> Response:
     return JSONResponse(checks, status_code=200 if all(checks.values()) else 503)
 
 
-def _metrics(settings: Settings, ingress: Ingress) -> Callable[[Request], Any]:
-    """``GET /metrics``: the ledger's figures read now and this process's deliveries; with
-    an ops token, only for its bearer."""
+def _metrics(settings: Settings) -> Callable[[Request], Any]:
+    """``GET /metrics``: the ledger's figures read now and the deliveries of every web
+    process (``workers.metrics``); with an ops token, only for its bearer."""
     registry = prometheus.registry(
         runtime.ledger,
-        ingress.counts,
         sla_ms=settings.refund_sla_ms,
         landing_window_ms=settings.landing_window_s * 1000,
     )
@@ -312,7 +317,7 @@ def create_app(settings: Settings | None = None, ingress: Ingress | None = None)
     routes += [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", _metrics(settings, ingress), methods=["GET"]),
+        Route("/metrics", _metrics(settings), methods=["GET"]),
     ]
     if settings.ops_token:
         page = ops_page.ops_app(settings, runtime.ledger, _enqueue)
