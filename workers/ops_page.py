@@ -131,6 +131,9 @@ def ops_app(
         """A POST: a bearer request, or a session whose form carries its CSRF token."""
 
         async def guarded(request: Request) -> Response:
+            if not ops_auth.same_origin(request):
+                log.warning("ops: %s %s refused (sent by another site)", "POST", request.url.path)
+                return _refused(403)
             if not ops_auth.bearer_ok(request, token):
                 form = await request.form()
                 if not ops_auth.logged_in(request) or not ops_auth.csrf_ok(
