@@ -1,7 +1,7 @@
 """Who may see the ops page and ``/metrics``: the holder of ``REFUNDRY_OPS_TOKEN``.
 
 People log in once with the token and carry a session cookie (starlette's
-``SessionMiddleware``: signed with itsdangerous, ``SameSite=Strict``, ``HttpOnly``); scrapers
+``SessionMiddleware``: signed with itsdangerous, ``Secure``, ``SameSite=Strict``, ``HttpOnly``); scrapers
 and scripts send ``Authorization: Bearer <token>``. The session is signed with a key derived
 from the token, so changing the token logs everyone out; the cookie holds no secret.
 

@@ -51,7 +51,7 @@ SECURITY_HEADERS: Final = {
         "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     ),
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer would make a browser send Origin: null
     "X-Content-Type-Options": "nosniff",
 }
 """No script runs on the page, it is never cached, framed (a replay button under a
@@ -265,6 +265,7 @@ def ops_app(
         max_age=ops_auth.SESSION_MAX_AGE_S,
         path=base,
         same_site="strict",
+        https_only=True,  # Secure: over http only to loopback, which browsers trust as secure
     )
     return Starlette(routes=routes, middleware=[session])
 
