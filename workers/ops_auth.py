@@ -1,9 +1,12 @@
 """Who may see the ops page and ``/metrics``: the holder of ``REFUNDRY_OPS_TOKEN``.
 
 People log in once with the token and carry a session cookie (starlette's
-``SessionMiddleware``: signed with itsdangerous, ``Secure``, ``SameSite=Strict``, ``HttpOnly``); scrapers
-and scripts send ``Authorization: Bearer <token>``. The session is signed with a key derived
-from the token, so changing the token logs everyone out; the cookie holds no secret.
+``SessionMiddleware``: signed with itsdangerous, ``Secure``, ``SameSite=Strict``,
+``HttpOnly``); scrapers and scripts send ``Authorization: Bearer <token>``. The session is
+signed with a key derived from the token, so changing the token logs everyone out; the
+cookie holds no secret, only the id of a session kept in the ledger's database
+(``ledger.ops_sessions``), so logging out ends it on the server: a copy of the cookie is
+refused after.
 
 State changes are POSTs carrying the session's CSRF token (the synchronizer token pattern,
 https://cheatsheetseries.owasp.org/cheatsheets/Cross-Site_Request_Forgery_Prevention_Cheat_Sheet.html):
@@ -35,6 +38,7 @@ __all__ = [
     "log_out",
     "logged_in",
     "same_origin",
+    "session_id",
     "session_key",
     "token_ok",
 ]
@@ -43,6 +47,7 @@ SESSION_COOKIE: Final = "refundry_ops"
 SESSION_MAX_AGE_S: Final = 8 * 3600
 """One on-call shift; then the token is asked again."""
 CSRF_FIELD: Final = "csrf_token"
+SESSION_ID: Final = "sid"
 
 
 def session_key(token: str) -> str:
@@ -66,17 +71,29 @@ def bearer_ok(request: Request, token: str) -> bool:
 
 
 def logged_in(request: Request) -> bool:
+    """The cookie's session is logged in (its id checked live by the page beforehand)."""
     return request.session.get("ops") is True
 
 
-def log_in(request: Request) -> None:
-    """A fresh session (a new CSRF token) for the person who gave the token."""
-    request.session.clear()
-    request.session.update({"ops": True, CSRF_FIELD: secrets.token_urlsafe(32)})
+def session_id(request: Request) -> object:
+    """The id of the server-side session the cookie names (None without one)."""
+    return request.session.get(SESSION_ID)
 
 
-def log_out(request: Request) -> None:
+def log_in(request: Request, started: str) -> None:
+    """A fresh session (a new CSRF token) for the person who gave the token; ``started`` is
+    its id in the ledger (``OpsSessions.start``)."""
     request.session.clear()
+    request.session.update(
+        {"ops": True, SESSION_ID: started, CSRF_FIELD: secrets.token_urlsafe(32)}
+    )
+
+
+def log_out(request: Request) -> object:
+    """Forget the cookie's session; returns its id, for the caller to end on the server."""
+    ended = request.session.get(SESSION_ID)
+    request.session.clear()
+    return ended
 
 
 def csrf_token(request: Request) -> str:

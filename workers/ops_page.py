@@ -36,6 +36,7 @@ from starlette.templating import Jinja2Templates
 
 from ledger import Ledger
 from ledger.errors import DeadLetterNotFound, InvalidInput
+from ledger.ops_sessions import OpsSessions
 from workers import dead_letter_operations as dlq
 from workers import ops_auth, ops_views
 from workers.settings import Settings
@@ -112,6 +113,22 @@ def ops_app(
             request, name, context, status_code=status, headers=SECURITY_HEADERS
         )
 
+    max_age_ms = ops_auth.SESSION_MAX_AGE_S * 1000
+
+    def live(handler: Handler) -> Handler:
+        """The cookie's session counts only while it is live in the ledger (not logged out,
+        not older than the cookie's age): otherwise it is cleared before ``handler`` runs."""
+
+        async def checked(request: Request) -> Response:
+            if ops_auth.logged_in(request):
+                sessions = OpsSessions(ledger().db)
+                sid = ops_auth.session_id(request)
+                if not await run_in_threadpool(sessions.live, sid, max_age_ms=max_age_ms):
+                    ops_auth.log_out(request)
+            return await handler(request)
+
+        return checked
+
     def allowed(request: Request) -> bool:
         return ops_auth.logged_in(request) or ops_auth.bearer_ok(request, token)
 
@@ -154,7 +171,8 @@ def ops_app(
         form = await request.form()
         presented = form.get("token")
         if isinstance(presented, str) and ops_auth.token_ok(presented, token):
-            ops_auth.log_in(request)
+            sessions = OpsSessions(ledger().db)
+            ops_auth.log_in(request, await run_in_threadpool(sessions.start, max_age_ms=max_age_ms))
             log.info("ops: logged in")
             return RedirectResponse(f"{base}/", status_code=303, headers=SECURITY_HEADERS)
         log.warning("ops: a login with the wrong token")
@@ -162,7 +180,7 @@ def ops_app(
         return render(request, "login.html", status=401, refused=True)
 
     async def logout(request: Request) -> Response:
-        ops_auth.log_out(request)
+        await run_in_threadpool(OpsSessions(ledger().db).end, ops_auth.log_out(request))
         return RedirectResponse(f"{base}/login", status_code=303, headers=SECURITY_HEADERS)
 
     async def index(request: Request) -> Response:
@@ -250,13 +268,13 @@ def ops_app(
         return JSONResponse(answer, headers=SECURITY_HEADERS)
 
     routes = [
-        Route("/", page(index), methods=["GET"]),
-        Route("/login", login_form, methods=["GET"]),
-        Route("/login", login, methods=["POST"]),
-        Route("/logout", change(logout), methods=["POST"]),
-        Route("/dead-letters/{message_id}", page(show), methods=["GET"]),
-        Route("/dead-letters/{message_id}/replay", change(replay), methods=["POST"]),
-        Route("/dead-letters/{message_id}/purge", change(purge), methods=["POST"]),
+        Route("/", live(page(index)), methods=["GET"]),
+        Route("/login", live(login_form), methods=["GET"]),
+        Route("/login", live(login), methods=["POST"]),
+        Route("/logout", live(change(logout)), methods=["POST"]),
+        Route("/dead-letters/{message_id}", live(page(show)), methods=["GET"]),
+        Route("/dead-letters/{message_id}/replay", live(change(replay)), methods=["POST"]),
+        Route("/dead-letters/{message_id}/purge", live(change(purge)), methods=["POST"]),
     ]
     session = Middleware(
         SessionMiddleware,

@@ -512,3 +512,16 @@ WHERE o.disposition = 'conflict' ORDER BY o.received_at_ms DESC LIMIT :limit;
 -- name: ops_recent_alerts
 SELECT purchase_key, reason, at_ms FROM payment_decisions WHERE decision = 'alert'
 ORDER BY id DESC LIMIT :limit;
+
+-- name: start_ops_session
+INSERT INTO ops_sessions (id, started_at_ms) VALUES (:id, :now_ms);
+
+-- name: live_ops_session
+SELECT id FROM ops_sessions
+WHERE id = :id AND ended_at_ms IS NULL AND started_at_ms > :started_after_ms;
+
+-- name: end_ops_session
+UPDATE ops_sessions SET ended_at_ms = :now_ms WHERE id = :id AND ended_at_ms IS NULL;
+
+-- name: forget_old_ops_sessions
+DELETE FROM ops_sessions WHERE started_at_ms <= :started_before_ms;
