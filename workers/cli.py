@@ -10,6 +10,7 @@ ledger: where there is none, they say where they looked and exit 3.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from providers.registry import PROVIDER_NAMES, classify
 from workers import cli_options as opt
 from workers import exit_codes, runtime, validation
 from workers.cli_ledger import dlq, ledger
-from workers.logs import install_redaction
+from workers.logs import configure_logging, install_redaction
 
 __all__ = ["main"]
 
@@ -72,7 +73,12 @@ main.add_command(dlq)
 
 
 def _report(line: str) -> None:
-    """One line on stderr, as a long-running command reports what it waits for."""
+    """One line on stderr, as a long-running command reports what it waits for: a JSON
+    object like every other line with ``REFUNDRY_LOG_FORMAT=json``."""
+    if runtime.settings().log_format == "json":
+        configure_logging("json")  # idempotent: the handler, once, then its format
+        logging.getLogger("refundry").warning("%s", line)
+        return
     click.echo(f"refundry: {line}", err=True)
 
 
