@@ -22,15 +22,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
+import time
 from typing import Final
 
+import anyio
 from starlette.requests import Request
 
 __all__ = [
     "CSRF_FIELD",
     "SESSION_COOKIE",
     "SESSION_MAX_AGE_S",
+    "WrongLogins",
     "bearer_ok",
     "csrf_ok",
     "csrf_token",
@@ -42,6 +46,8 @@ __all__ = [
     "session_key",
     "token_ok",
 ]
+
+log = logging.getLogger("workers.ops_page")  # the page's lines, under the page's logger
 
 SESSION_COOKIE: Final = "refundry_ops"
 SESSION_MAX_AGE_S: Final = 8 * 3600
@@ -130,3 +136,29 @@ def csrf_ok(request: Request, presented: object) -> bool:
     if not isinstance(presented, str) or not isinstance(expected, str) or not expected:
         return False
     return hmac.compare_digest(presented.encode(), expected.encode())
+
+
+class WrongLogins:
+    """What a wrong token costs, per web process: its answer waits ``delay_s`` (1 s), and
+    wrong tokens are answered one at a time, so one process answers at most one a second
+    however many are sent at once (a 64-character token is out of reach of guessing anyway;
+    this keeps the log and the ledger quiet). The right token is never held back. One
+    WARNING line per ``interval_s`` (60 s) says how many wrong tokens came since the last.
+    """
+
+    def __init__(self, *, delay_s: float = 1.0, interval_s: float = 60.0) -> None:
+        self._delay_s = delay_s
+        self._interval_s = interval_s
+        self._one_at_a_time = anyio.Lock()
+        self._unlogged = 0
+        self._log_after = 0.0
+
+    async def refuse(self) -> None:
+        """Count a wrong token, log it if its interval's line is due, then wait."""
+        async with self._one_at_a_time:
+            self._unlogged += 1
+            now = time.monotonic()
+            if now >= self._log_after:
+                log.warning("ops: %d login(s) with the wrong token", self._unlogged)
+                self._unlogged, self._log_after = 0, now + self._interval_s
+            await anyio.sleep(self._delay_s)

@@ -95,8 +95,11 @@ def ops_app(
     enqueue: dlq.Enqueue,
     *,
     base: str = "/ops",
+    wrong_login_delay_s: float = 1.0,
 ) -> Starlette:
-    """The page as an ASGI app to mount at ``base``. ``settings.ops_token`` must be set."""
+    """The page as an ASGI app to mount at ``base``. ``settings.ops_token`` must be set. A
+    wrong token is answered after ``wrong_login_delay_s``, one at a time
+    (``ops_auth.WrongLogins``)."""
     token = settings.ops_token
     if not token:
         raise ValueError("the ops page needs REFUNDRY_OPS_TOKEN")
@@ -114,6 +117,7 @@ def ops_app(
         )
 
     max_age_ms = ops_auth.SESSION_MAX_AGE_S * 1000
+    wrong_logins = ops_auth.WrongLogins(delay_s=wrong_login_delay_s)
 
     def live(handler: Handler) -> Handler:
         """The cookie's session counts only while it is live in the ledger (not logged out,
@@ -175,7 +179,7 @@ def ops_app(
             ops_auth.log_in(request, await run_in_threadpool(sessions.start, max_age_ms=max_age_ms))
             log.info("ops: logged in")
             return RedirectResponse(f"{base}/", status_code=303, headers=SECURITY_HEADERS)
-        log.warning("ops: a login with the wrong token")
+        await wrong_logins.refuse()
         ops_auth.log_out(request)
         return render(request, "login.html", status=401, refused=True)
 

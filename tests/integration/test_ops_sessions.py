@@ -1,15 +1,19 @@
 """The ops page's sessions, as a browser or an attacker's page meets them (OWASP's Session
 Management and CSRF Prevention cheat sheets): a POST from another site is refused even with
 the session's cookie and CSRF token; logging out ends the session on the server, so a copy
-of its cookie is refused; the cookie is ``Secure``. The page runs in-process, reached over
+of its cookie is refused; the cookie is ``Secure``; wrong tokens are slowed down and logged
+once per interval. The page runs in-process, reached over
 HTTPS through httpx's ASGI transport, over the ledger of each backend."""
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -133,3 +137,29 @@ async def test_session_cookie_secure_httponly_samesite_strict(app: Starlette) ->
     attributes = {part.strip().split("=")[0] for part in cookie.split(";")[1:]}
     assert {"secure", "httponly", "samesite", "path"} <= attributes
     assert "samesite=strict" in cookie
+
+
+async def test_login_attempts_slowed_after_a_wrong_token_and_logged_once_per_interval(
+    ledger: Ledger, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings.from_env({"REFUNDRY_OPS_TOKEN": TOKEN, "REFUNDRY_HOME": str(tmp_path)})
+    page = ops_app(settings, lambda: ledger, lambda kind, inbox_id: None, wrong_login_delay_s=0.2)
+    app = Starlette(routes=[Mount("/ops", app=page)])
+    async with _client(app) as attacker:
+
+        async def guess(n: int) -> int:
+            answer = await attacker.post("/ops/login", data={"token": f"wrong-{n:032d}"})
+            return answer.status_code
+
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="workers.ops_page"):
+            async with anyio.create_task_group() as group:
+                for n in range(5):
+                    group.start_soon(guess, n)
+        took = time.monotonic() - started
+        assert took >= 5 * 0.2 * 0.9  # one wrong token at a time in this process, each delayed
+        warnings = [r for r in caplog.records if "wrong token" in r.getMessage()]
+        assert len(warnings) == 1  # not one line per attempt
+        started = time.monotonic()
+        assert (await attacker.post("/ops/login", data={"token": TOKEN})).status_code == 303
+        assert time.monotonic() - started < 0.2  # the right token is never held back
