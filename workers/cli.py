@@ -28,13 +28,28 @@ from workers import exit_codes, runtime, validation
 from workers.cli_ledger import dlq, ledger
 from workers.logs import configure_logging, install_redaction
 
-__all__ = ["main"]
+__all__ = ["boot_worker", "main"]
 
-_DRAMATIQ_JSON = (
-    "import sys; from workers.logs import configure_logging, install_redaction; "
-    "install_redaction(); configure_logging('json'); "
-    "from dramatiq.cli import main; sys.exit(main())"
-)
+# dramatiq's CLI after the worker's own start: Sentry set up before any broker is built
+# (its dramatiq integration patches the broker class; the worker processes fork from this
+# one), never at import of workers.actors, which the pipeline's own process imports too.
+_DRAMATIQ = "import sys; from workers.cli import boot_worker; sys.exit(boot_worker())"
+
+
+def boot_worker() -> int:
+    """The ``refundry worker`` process, before dramatiq's CLI: redacted logs (JSON ones set
+    up here, so dramatiq's own lines are JSON too; text ones are left to dramatiq, which sets
+    them up only when nothing has), Sentry (``process: worker``), then dramatiq's CLI."""
+    from dramatiq.cli import main as dramatiq_main
+
+    from workers.sentry_setup import init_sentry
+
+    install_redaction()
+    settings = runtime.settings()
+    if settings.log_format == "json":
+        configure_logging("json")
+    init_sentry(settings, process="worker")
+    return int(dramatiq_main() or 0)  # type: ignore[no-untyped-call]  # untyped upstream
 
 
 class _Refundry(click.Group):
@@ -101,13 +116,11 @@ def worker(processes: int, threads: int) -> None:
     if settings.redis_url:
         wait_for_redis(settings.redis_url, _report)
     env = os.environ | {"REDIS_URL": resolve_redis_url(settings)}
-    # dramatiq's CLI sets up text logging only when nothing has (logging.basicConfig): with
-    # JSON logs, its own lines (and its worker processes', which fork from it) are JSON too.
-    run = ["-c", _DRAMATIQ_JSON] if settings.log_format == "json" else ["-m", "dramatiq"]
     child = subprocess.Popen(
         [
             sys.executable,
-            *run,
+            "-c",
+            _DRAMATIQ,
             "workers.actors",
             "--processes",
             str(processes),
