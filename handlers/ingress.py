@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
-from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -80,14 +78,14 @@ class Ingress:
         *,
         payload_rule: PayloadRule,
         group_commit: bool = True,
+        on_count: Callable[[str, str], None] = lambda route, outcome: None,
     ) -> None:
         self.ledger = ledger
         self.routes = dict(routes)
         self._payload_rule = payload_rule
         self._enqueue: Enqueue = LaterEnqueue(enqueue) if group_commit else enqueue
         self._group = GroupCommit(ledger.inbox, on_kept=self._announce) if group_commit else None
-        self._lock = threading.Lock()
-        self._counts: Counter[tuple[str, str]] = Counter()
+        self._on_count = on_count
 
     def enabled(self, route: str) -> bool:
         return route in self.routes
@@ -174,15 +172,10 @@ class Ingress:
         return Accepted(recorded.id, redelivery=not recorded.new)
 
     def count(self, route: str, outcome: str) -> None:
-        with self._lock:
-            self._counts[(route, outcome)] += 1
-
-    def counts(self) -> dict[tuple[str, str], int]:
-        """``(route, outcome) -> deliveries`` since start: ``accepted``, ``redelivery``,
-        ``ignored``, ``unavailable``, ``disconnected`` (the sender hung up mid-body), and each
-        refusal (:func:`refusal`)."""
-        with self._lock:
-            return dict(self._counts)
+        """Count one delivery of ``route`` by its outcome (``on_count(route, outcome)``):
+        ``accepted``, ``redelivery``, ``ignored``, ``unavailable``, ``disconnected`` (the
+        sender hung up mid-body), and each refusal (:func:`refusal`)."""
+        self._on_count(route, outcome)
 
 
 def refusal(refused: DeliveryRefused) -> str:

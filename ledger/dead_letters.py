@@ -31,24 +31,28 @@ class DeadLetters:
         message: str,
         inbox_id: str | None = None,
         permanent: bool = False,
-    ) -> None:
+    ) -> bool:
         """Keep a dead letter with its reason; both are redacted here, whatever the caller did.
+        True when this call opened it (none was open for ``message_id``), False when it
+        refreshed the reason of one still open (the inbox sweep sent its pending event again
+        and it failed again): the caller alerts only for an opened one.
 
         A permanent failure also closes its inbox row (``dead``): no sweep can fix it. A
         transient one leaves the row pending, so the inbox sweep still applies it later; the
         dead letter is then marked resolved (``resolved_at_ms``) and no longer listed.
         """
+        fields = {
+            "message_id": message_id,
+            "reason": redact_text(reason),
+            "error_class": error_class,
+            "message": redact_text(message),
+        }
         with self.db.write() as tx:
-            tx.all(
-                "upsert_dead_letter",
-                message_id=message_id,
-                actor=actor,
-                queue=queue,
-                reason=redact_text(reason),
-                error_class=error_class,
-                message=redact_text(message),
-                now_ms=now_ms(),
+            opened = bool(
+                tx.all("open_dead_letter", actor=actor, queue=queue, now_ms=now_ms(), **fields)
             )
+            if not opened:
+                tx.all("refresh_open_dead_letter", **fields)
             if inbox_id is not None and permanent:
                 settle_in(tx, inbox_id, state="dead", dead_reason=reason)
             if inbox_id is not None:  # applied meanwhile by another delivery: resolved now
@@ -58,6 +62,7 @@ class DeadLetters:
                     inbox_id=inbox_id,
                     now_ms=now_ms(),
                 )
+        return opened
 
     def get(self, message_id: str) -> Row | None:
         with self.db.read() as tx:

@@ -26,7 +26,6 @@ from workers.broker import build_broker, resolve_redis_url
 from workers.dead_letters import dead_letter_on_final_failure
 from workers.lanes import LANES, LaneFull, wait_for_lane
 from workers.logs import bind_log_ids, configure_logging, install_redaction
-from workers.sentry_setup import init_sentry
 
 __all__ = [
     "ACTORS_BY_KIND",
@@ -48,7 +47,6 @@ install_redaction()
 _settings = runtime.settings()
 if _settings.log_format == "json":  # else dramatiq's own format, as its CLI set it up
     configure_logging("json")
-init_sentry(_settings, process="worker")  # before the broker: its dramatiq middleware
 _budgets = runtime.budgets()
 broker = build_broker(_settings)
 

@@ -10,6 +10,7 @@ ledger: where there is none, they say where they looked and exit 3.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -25,15 +26,30 @@ from providers.registry import PROVIDER_NAMES, classify
 from workers import cli_options as opt
 from workers import exit_codes, runtime, validation
 from workers.cli_ledger import dlq, ledger
-from workers.logs import install_redaction
+from workers.logs import configure_logging, install_redaction
 
-__all__ = ["main"]
+__all__ = ["boot_worker", "main"]
 
-_DRAMATIQ_JSON = (
-    "import sys; from workers.logs import configure_logging, install_redaction; "
-    "install_redaction(); configure_logging('json'); "
-    "from dramatiq.cli import main; sys.exit(main())"
-)
+# dramatiq's CLI after the worker's own start: Sentry set up before any broker is built
+# (its dramatiq integration patches the broker class; the worker processes fork from this
+# one), never at import of workers.actors, which the pipeline's own process imports too.
+_DRAMATIQ = "import sys; from workers.cli import boot_worker; sys.exit(boot_worker())"
+
+
+def boot_worker() -> int:
+    """The ``refundry worker`` process, before dramatiq's CLI: redacted logs (JSON ones set
+    up here, so dramatiq's own lines are JSON too; text ones are left to dramatiq, which sets
+    them up only when nothing has), Sentry (``process: worker``), then dramatiq's CLI."""
+    from dramatiq.cli import main as dramatiq_main
+
+    from workers.sentry_setup import init_sentry
+
+    install_redaction()
+    settings = runtime.settings()
+    if settings.log_format == "json":
+        configure_logging("json")
+    init_sentry(settings, process="worker")
+    return int(dramatiq_main() or 0)  # type: ignore[no-untyped-call]  # untyped upstream
 
 
 class _Refundry(click.Group):
@@ -72,7 +88,12 @@ main.add_command(dlq)
 
 
 def _report(line: str) -> None:
-    """One line on stderr, as a long-running command reports what it waits for."""
+    """One line on stderr, as a long-running command reports what it waits for: a JSON
+    object like every other line with ``REFUNDRY_LOG_FORMAT=json``."""
+    if runtime.settings().log_format == "json":
+        configure_logging("json")  # idempotent: the handler, once, then its format
+        logging.getLogger("refundry").warning("%s", line)
+        return
     click.echo(f"refundry: {line}", err=True)
 
 
@@ -95,13 +116,11 @@ def worker(processes: int, threads: int) -> None:
     if settings.redis_url:
         wait_for_redis(settings.redis_url, _report)
     env = os.environ | {"REDIS_URL": resolve_redis_url(settings)}
-    # dramatiq's CLI sets up text logging only when nothing has (logging.basicConfig): with
-    # JSON logs, its own lines (and its worker processes', which fork from it) are JSON too.
-    run = ["-c", _DRAMATIQ_JSON] if settings.log_format == "json" else ["-m", "dramatiq"]
     child = subprocess.Popen(
         [
             sys.executable,
-            *run,
+            "-c",
+            _DRAMATIQ,
             "workers.actors",
             "--processes",
             str(processes),
@@ -131,6 +150,9 @@ def worker(processes: int, threads: int) -> None:
 )
 def web(host: str, port: int, processes: int) -> None:
     """Serve the webhook ingress, /healthz and /readyz (Procfile web)."""
+    from workers.metrics_folder import prepare
+
+    prepare(runtime.settings().home)  # before prometheus-client is imported (workers.web)
     from workers.web import serve
 
     serve(host, port, processes=processes)
@@ -198,6 +220,7 @@ def sweep(grace_ms: int | None) -> None:
 
     from workers.sweeps import run_inbox_sweep, run_sla_check, run_stuck_sweep
 
+    _init_sentry()  # the SLA check's alerts, as the scheduler's run raises them
     runtime.ledger(create=False)  # the process's ledger from now on, never a new one
     inbox = run_inbox_sweep(grace_ms)
     stuck = run_stuck_sweep()
@@ -219,6 +242,14 @@ def sla(window_s: int) -> None:
     click.echo(json.dumps(report.as_dict()))
 
 
+def _init_sentry() -> None:
+    """Sentry for a one-shot command that raises alerts (``SENTRY_DSN``; tag ``process:
+    cli``); sentry-sdk sends what it holds as the process exits."""
+    from workers.sentry_setup import init_sentry
+
+    init_sentry(runtime.settings(), process="cli")
+
+
 @main.command("reconcile")
 @click.option(
     "--since", type=opt.SINCE, default=None, help="epoch s, ISO date/time or age (48h); default 24h"
@@ -232,6 +263,7 @@ def reconcile_command(since: int | None, dry_run: bool) -> None:
 
     runtime.stripe_api()  # no key: refused before anything is opened
     runtime.ledger(create=False)
+    _init_sentry()  # its alerts, as the scheduler's run raises them
     report = run_reconciliation(since, dry_run=dry_run)
     for decision in report.decisions:
         click.echo(json.dumps(decision))

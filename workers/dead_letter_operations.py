@@ -136,9 +136,14 @@ def replay(ledger: Ledger, message_id: str, enqueue: Enqueue) -> Replayed:
         enqueue(kind, letter.message_id)
     except (redis.RedisError, dramatiq.errors.DramatiqError) as exc:
         reason = " ".join(str(exc).split())
-        log.warning("replayed %s not enqueued (%s); the inbox sweep will", message_id, reason)
+        log.warning(
+            "replayed %s not enqueued (%s); the inbox sweep will",
+            message_id,
+            reason,
+            extra={"inbox_id": letter.message_id},
+        )
         return Replayed(letter.message_id, enqueued=False, not_enqueued=reason)
-    log.info("dead letter %s replayed", letter.message_id)
+    log.info("dead letter %s replayed", letter.message_id, extra={"inbox_id": letter.message_id})
     return Replayed(letter.message_id, enqueued=True)
 
 
@@ -146,5 +151,5 @@ def purge(ledger: Ledger, message_id: str) -> DeadLetter:
     """Forget a dead letter; its event stays closed in the inbox. Raises as :func:`find`."""
     letter = find(ledger, message_id)
     ledger.dead.release(letter.message_id, reopen=False)
-    log.info("dead letter %s purged", letter.message_id)
+    log.info("dead letter %s purged", letter.message_id, extra={"inbox_id": letter.message_id})
     return letter

@@ -63,7 +63,7 @@ def dead_letter_on_final_failure(
             sort_keys=True,
             default=str,
         )
-        ledger.dead.record(
+        opened = ledger.dead.record(
             message_id=message.message_id,
             actor=message.actor_name,
             queue=message.queue_name,
@@ -74,6 +74,8 @@ def dead_letter_on_final_failure(
             permanent=isinstance(exc, RefundryError) and exc.permanent,
         )
         log.error("dead-lettered %s: %s", message.message_id, reason_of(exc))
+        if not opened:  # still open from an earlier delivery: it has paged once already
+            raise
         alert(
             "dead-letter",
             f"dead-lettered: {reason_of(exc)}",

@@ -44,6 +44,7 @@ __all__ = [
     "bind_log_ids",
     "configure_logging",
     "install_redaction",
+    "uvicorn_log_config",
 ]
 
 ID_FIELDS: Final = ("inbox_id", "generation_id", "purchase", "provider", "queue", "message_id")
@@ -155,3 +156,30 @@ def configure_logging(log_format: str, *, level: int = logging.INFO) -> None:
         for handler in root.handlers:
             handler.setFormatter(formatter)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def uvicorn_log_config(log_format: str) -> dict[str, Any] | None:
+    """uvicorn's ``log_config`` for ``log_format``: with ``json``, uvicorn's own lines and
+    every other line of each web process (uvicorn applies it in each process it starts) go
+    through :class:`JsonFormatter` to standard error; with ``text``, None (uvicorn's
+    default)."""
+    if log_format != "json":
+        return None
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {
+            "json": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["json"], "level": "INFO"},
+        "loggers": {
+            "uvicorn": {"level": "INFO"},
+            "uvicorn.error": {"level": "INFO"},
+            "uvicorn.access": {"level": "INFO"},
+        },
+    }

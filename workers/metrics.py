@@ -4,8 +4,8 @@ Figures that every worker host contributes to (refunds, their latency, SLA breac
 letters, the inbox, unlanded packs, reconciliation's decisions) are read from the ledger
 when scraped, by a custom collector: they are true across hosts and after restarts, and any
 web process answers the same. Webhook deliveries are counted by the web process that
-received them (``Ingress.counts``; refusals are never stored), so each web process is its
-own scrape target for ``refundry_webhooks_total``.
+received them (refusals are never stored), in prometheus-client's multiprocess mode under
+``refundry web`` (``workers.metrics_folder``): any of its processes answers their sum.
 
 | metric | type | labels |
 | --- | --- | --- |
@@ -13,7 +13,7 @@ own scrape target for ``refundry_webhooks_total``.
 | ``refundry_refund_latency_seconds`` | histogram (failure known → refund committed) | |
 | ``refundry_sla_breaches_total`` | counter (refunds later than ``REFUNDRY_REFUND_SLA_MS``) | |
 | ``refundry_dead_letters`` | gauge (unresolved) | ``queue``, ``reason`` (error class) |
-| ``refundry_inbox_pending`` | gauge | |
+| ``refundry_inbox_pending`` | gauge (not applied, no open dead letter) | |
 | ``refundry_unlanded_packs`` | gauge (paid, not landed past the landing window) | |
 | ``refundry_webhooks_total`` | counter | ``route``, ``result`` |
 | ``refundry_reconcile_actions_total`` | counter | ``action`` |
@@ -22,24 +22,27 @@ own scrape target for ``refundry_webhooks_total``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from ledger import Ledger, now_ms
+from workers.metrics_folder import VARIABLE
 
 __all__ = [
     "CONTENT_TYPE",
     "LATENCY_BUCKETS_S",
     "LedgerCollector",
-    "WebhookCollector",
+    "count_webhook",
     "exposition",
     "registry",
 ]
@@ -72,7 +75,7 @@ class LedgerCollector:
             refunds = tx.all("ops_refunds_by_provider_outcome")
             latency = tx.one("ops_refund_latency_buckets", sla_ms=self._sla_ms, **buckets)
             dead = tx.all("ops_dead_letters_by_reason")
-            inbox = tx.all("inbox_counts")
+            pending = tx.one("ops_count_inbox_pending")
             unlanded = tx.one(
                 "ops_count_unlanded_payments", paid_before_ms=now_ms() - self._landing_window_ms
             )
@@ -98,8 +101,11 @@ class LedgerCollector:
         for r in dead:
             gauge.add_metric([str(r["queue"]), str(r["error_class"])], _n(r))
         yield gauge
-        pending = sum(_n(r) for r in inbox if r["state"] == "pending")
-        yield GaugeMetricFamily("refundry_inbox_pending", "Inbox events not applied", pending)
+        yield GaugeMetricFamily(
+            "refundry_inbox_pending",
+            "Inbox events not applied and not dead-lettered (those are refundry_dead_letters)",
+            value=_n(pending),
+        )
         yield GaugeMetricFamily(
             "refundry_unlanded_packs",
             "Paid packs not landed past the landing window",
@@ -130,36 +136,37 @@ def _latency(row: Any) -> HistogramMetricFamily:
     )
 
 
-class WebhookCollector:
-    """``refundry_webhooks_total{route,result}``: ``counts()`` read when scraped
-    (``Ingress.counts`` of this web process)."""
+_WEBHOOKS = Counter(
+    "refundry_webhooks",
+    "Webhook deliveries by route and result",
+    labelnames=["route", "result"],
+    registry=None,  # served by registry(), never by prometheus-client's global one
+)
 
-    def __init__(self, counts: Callable[[], dict[tuple[str, str], int]]) -> None:
-        self._counts = counts
 
-    def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(
-            "refundry_webhooks",
-            "Webhook deliveries by route and result",
-            labels=["route", "result"],
-        )
-        for (route, result), count in sorted(self._counts().items()):
-            family.add_metric([route, result], count)
-        yield family
+def count_webhook(route: str, result: str) -> None:
+    """Count one webhook delivery (``Ingress(on_count=…)``): in this process's memory, or,
+    under ``refundry web`` (``workers.metrics_folder``), in its file of the multiprocess
+    folder, which every web process's scrape sums."""
+    _WEBHOOKS.labels(route=route, result=result).inc()
 
 
 def registry(
     ledger: Callable[[], Ledger],
-    webhook_counts: Callable[[], dict[tuple[str, str], int]],
     *,
     sla_ms: int,
     landing_window_ms: int,
 ) -> CollectorRegistry:
-    """A registry of both collectors (not the process-global one: nothing else registers
-    here). ``generate_latest(registry)`` is the page."""
+    """A registry of the ledger's figures and the webhook counts (not the process-global
+    one): with ``PROMETHEUS_MULTIPROC_DIR`` set, the counts of every web process summed
+    (``MultiProcessCollector``), else this process's. ``generate_latest(registry)`` is the
+    page."""
     found = CollectorRegistry(auto_describe=False)
     found.register(LedgerCollector(ledger, sla_ms=sla_ms, landing_window_ms=landing_window_ms))
-    found.register(WebhookCollector(webhook_counts))
+    if os.environ.get(VARIABLE):
+        MultiProcessCollector(found)  # type: ignore[no-untyped-call]  # untyped upstream
+    else:
+        found.register(_WEBHOOKS)
     return found
 
 

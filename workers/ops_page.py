@@ -36,6 +36,7 @@ from starlette.templating import Jinja2Templates
 
 from ledger import Ledger
 from ledger.errors import DeadLetterNotFound, InvalidInput
+from ledger.ops_sessions import OpsSessions
 from workers import dead_letter_operations as dlq
 from workers import ops_auth, ops_views
 from workers.settings import Settings
@@ -51,7 +52,7 @@ SECURITY_HEADERS: Final = {
         "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     ),
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer would make a browser send Origin: null
     "X-Content-Type-Options": "nosniff",
 }
 """No script runs on the page, it is never cached, framed (a replay button under a
@@ -94,8 +95,11 @@ def ops_app(
     enqueue: dlq.Enqueue,
     *,
     base: str = "/ops",
+    wrong_login_delay_s: float = 1.0,
 ) -> Starlette:
-    """The page as an ASGI app to mount at ``base``. ``settings.ops_token`` must be set."""
+    """The page as an ASGI app to mount at ``base``. ``settings.ops_token`` must be set. A
+    wrong token is answered after ``wrong_login_delay_s``, one at a time
+    (``ops_auth.WrongLogins``)."""
     token = settings.ops_token
     if not token:
         raise ValueError("the ops page needs REFUNDRY_OPS_TOKEN")
@@ -111,6 +115,23 @@ def ops_app(
         return templates.TemplateResponse(
             request, name, context, status_code=status, headers=SECURITY_HEADERS
         )
+
+    max_age_ms = ops_auth.SESSION_MAX_AGE_S * 1000
+    wrong_logins = ops_auth.WrongLogins(delay_s=wrong_login_delay_s)
+
+    def live(handler: Handler) -> Handler:
+        """The cookie's session counts only while it is live in the ledger (not logged out,
+        not older than the cookie's age): otherwise it is cleared before ``handler`` runs."""
+
+        async def checked(request: Request) -> Response:
+            if ops_auth.logged_in(request):
+                sessions = OpsSessions(ledger().db)
+                sid = ops_auth.session_id(request)
+                if not await run_in_threadpool(sessions.live, sid, max_age_ms=max_age_ms):
+                    ops_auth.log_out(request)
+            return await handler(request)
+
+        return checked
 
     def allowed(request: Request) -> bool:
         return ops_auth.logged_in(request) or ops_auth.bearer_ok(request, token)
@@ -131,6 +152,9 @@ def ops_app(
         """A POST: a bearer request, or a session whose form carries its CSRF token."""
 
         async def guarded(request: Request) -> Response:
+            if not ops_auth.same_origin(request):
+                log.warning("ops: %s %s refused (sent by another site)", "POST", request.url.path)
+                return _refused(403)
             if not ops_auth.bearer_ok(request, token):
                 form = await request.form()
                 if not ops_auth.logged_in(request) or not ops_auth.csrf_ok(
@@ -151,15 +175,16 @@ def ops_app(
         form = await request.form()
         presented = form.get("token")
         if isinstance(presented, str) and ops_auth.token_ok(presented, token):
-            ops_auth.log_in(request)
+            sessions = OpsSessions(ledger().db)
+            ops_auth.log_in(request, await run_in_threadpool(sessions.start, max_age_ms=max_age_ms))
             log.info("ops: logged in")
             return RedirectResponse(f"{base}/", status_code=303, headers=SECURITY_HEADERS)
-        log.warning("ops: a login with the wrong token")
+        await wrong_logins.refuse()
         ops_auth.log_out(request)
         return render(request, "login.html", status=401, refused=True)
 
     async def logout(request: Request) -> Response:
-        ops_auth.log_out(request)
+        await run_in_threadpool(OpsSessions(ledger().db).end, ops_auth.log_out(request))
         return RedirectResponse(f"{base}/login", status_code=303, headers=SECURITY_HEADERS)
 
     async def index(request: Request) -> Response:
@@ -247,13 +272,13 @@ def ops_app(
         return JSONResponse(answer, headers=SECURITY_HEADERS)
 
     routes = [
-        Route("/", page(index), methods=["GET"]),
-        Route("/login", login_form, methods=["GET"]),
-        Route("/login", login, methods=["POST"]),
-        Route("/logout", change(logout), methods=["POST"]),
-        Route("/dead-letters/{message_id}", page(show), methods=["GET"]),
-        Route("/dead-letters/{message_id}/replay", change(replay), methods=["POST"]),
-        Route("/dead-letters/{message_id}/purge", change(purge), methods=["POST"]),
+        Route("/", live(page(index)), methods=["GET"]),
+        Route("/login", live(login_form), methods=["GET"]),
+        Route("/login", live(login), methods=["POST"]),
+        Route("/logout", live(change(logout)), methods=["POST"]),
+        Route("/dead-letters/{message_id}", live(page(show)), methods=["GET"]),
+        Route("/dead-letters/{message_id}/replay", live(change(replay)), methods=["POST"]),
+        Route("/dead-letters/{message_id}/purge", live(change(purge)), methods=["POST"]),
     ]
     session = Middleware(
         SessionMiddleware,
@@ -262,6 +287,7 @@ def ops_app(
         max_age=ops_auth.SESSION_MAX_AGE_S,
         path=base,
         same_site="strict",
+        https_only=True,  # Secure: over http only to loopback, which browsers trust as secure
     )
     return Starlette(routes=routes, middleware=[session])
 

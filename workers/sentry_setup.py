@@ -14,7 +14,10 @@ Nothing leaves the process unscrubbed: ``before_send`` and ``before_breadcrumb``
 whole event (message, exception values, stack frames' local variables, request headers and
 body, breadcrumbs, tags, contexts) through ``ledger.redaction``, the redaction the
 dead-letter queue uses: API keys, webhook secrets, signatures and e-mail addresses are
-masked. ``send_default_pii`` stays off (no client IP, cookies or user).
+masked. ``send_default_pii`` stays off (no client IP, cookies or user). The dramatiq
+integration's report of an attempt that failed with one of Refundry's own errors is dropped:
+that error is retried, then dead-lettered and alerted once, tagged; unexpected exceptions
+are sent.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import sentry_sdk
 from sentry_sdk.integrations.dramatiq import DramatiqIntegration
 from sentry_sdk.integrations.logging import LoggingIntegration
 
+from ledger.errors import RefundryError
 from ledger.redaction import redact
 from workers.settings import Settings
 
@@ -78,8 +82,23 @@ def init_sentry(settings: Settings, *, process: str) -> bool:
 
 def scrub_event(event: Any, hint: Any) -> Any:
     """sentry-sdk's ``before_send``: the event with every secret and e-mail address masked
-    (``ledger.redaction.redact``, which copies it)."""
+    (``ledger.redaction.redact``, which copies it), or None (not sent) for the dramatiq
+    integration's report of an attempt that failed with one of Refundry's own errors."""
+    if _handled_by_refundry(event, hint):
+        return None
     return redact(event)
+
+
+def _handled_by_refundry(event: Any, hint: Any) -> bool:
+    """The dramatiq integration reports every failed attempt of an actor. An error from
+    Refundry's own tree (``ledger.errors.RefundryError``) is retried, then dead-lettered with
+    one tagged alert (``workers.dead_letters``): its per-attempt reports would be untagged
+    duplicates. Any other exception is unexpected and is sent."""
+    exc_info = (hint or {}).get("exc_info")
+    if not exc_info or not isinstance(exc_info[1], RefundryError):
+        return False
+    values = (event.get("exception") or {}).get("values") or []
+    return any((v.get("mechanism") or {}).get("type") == "dramatiq" for v in values)
 
 
 def scrub_breadcrumb(crumb: Any, hint: Any) -> Any:

@@ -59,7 +59,7 @@ from handlers.webhook_verification import (
 from providers.suno import SunoPoller
 from workers import metrics as prometheus
 from workers import ops_auth, ops_page, runtime, validation
-from workers.logs import configure_logging, install_redaction
+from workers.logs import configure_logging, install_redaction, uvicorn_log_config
 from workers.sentry_setup import init_sentry
 from workers.settings import Settings
 
@@ -133,7 +133,13 @@ def build_ingress(settings: Settings) -> Ingress:
     routes = _routes(settings)
     from workers.actors import enqueue_event  # builds the broker
 
-    return Ingress(runtime.ledger(), enqueue_event, routes, payload_rule=validation.payload)
+    return Ingress(
+        runtime.ledger(),
+        enqueue_event,
+        routes,
+        payload_rule=validation.payload,
+        on_count=prometheus.count_webhook,
+    )
 
 
 def _check_header_size(request: Request) -> None:
@@ -266,12 +272,11 @@ async def readyz(request: Request) -> Response:
     return JSONResponse(checks, status_code=200 if all(checks.values()) else 503)
 
 
-def _metrics(settings: Settings, ingress: Ingress) -> Callable[[Request], Any]:
-    """``GET /metrics``: the ledger's figures read now and this process's deliveries; with
-    an ops token, only for its bearer."""
+def _metrics(settings: Settings) -> Callable[[Request], Any]:
+    """``GET /metrics``: the ledger's figures read now and the deliveries of every web
+    process (``workers.metrics``); with an ops token, only for its bearer."""
     registry = prometheus.registry(
         runtime.ledger,
-        ingress.counts,
         sla_ms=settings.refund_sla_ms,
         landing_window_ms=settings.landing_window_s * 1000,
     )
@@ -312,7 +317,7 @@ def create_app(settings: Settings | None = None, ingress: Ingress | None = None)
     routes += [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", _metrics(settings, ingress), methods=["GET"]),
+        Route("/metrics", _metrics(settings), methods=["GET"]),
     ]
     if settings.ops_token:
         page = ops_page.ops_app(settings, runtime.ledger, _enqueue)
@@ -345,21 +350,25 @@ def serve(host: str, port: int, *, processes: int = 1) -> None:
 
         os.environ["REDIS_URL"] = resolve_redis_url(settings)  # one broker for every process
         uvicorn.run(
-            "workers.web:create_app", factory=True, workers=processes, **_server(host, port)
+            "workers.web:create_app",
+            factory=True,
+            workers=processes,
+            **_server(host, port, settings.log_format),
         )
         return
-    uvicorn.run(create_app(settings), **_server(host, port))
+    uvicorn.run(create_app(settings), **_server(host, port, settings.log_format))
 
 
-def _server(host: str, port: int) -> dict[str, Any]:
+def _server(host: str, port: int, log_format: str) -> dict[str, Any]:
     """uvicorn's options. h11, not httptools: h11 bounds the request line and headers
-    (:data:`MAX_HEADER_BYTES`; an incomplete block past it is refused before it is read
-    whole, a block read whole is measured by :func:`_check_header_size`),
-    while uvicorn offers no header bound for httptools (a 64 MiB header was read whole;
-    https://github.com/Kludex/uvicorn/issues/157). Neither times out a client that stalls
-    before its headers are complete: internet-facing deployments sit behind a reverse proxy
-    with header and body timeouts (README, "Behind a reverse proxy"); the body has its own
-    deadline here (``REFUNDRY_BODY_TIMEOUT_S``)."""
+        (:data:`MAX_HEADER_BYTES`; an incomplete block past it is refused before it is read
+        whole, a block read whole is measured by :func:`_check_header_size`),
+        while uvicorn offers no header bound for httptools (a 64 MiB header was read whole;
+        https://github.com/Kludex/uvicorn/issues/157). Neither times out a client that stalls
+        before its headers are complete: internet-facing deployments sit behind a reverse proxy
+        with header and body timeouts (README, "Behind a reverse proxy"); the body has its own
+        deadline here (``REFUNDRY_BODY_TIMEOUT_S``). With JSON logs, uvicorn's own lines are JSON
+    too (``workers.logs.uvicorn_log_config``)."""
     return {
         "host": host,
         "port": port,
@@ -367,4 +376,5 @@ def _server(host: str, port: int) -> dict[str, Any]:
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
         "access_log": False,
         "server_header": False,
+        **({"log_config": config} if (config := uvicorn_log_config(log_format)) else {}),
     }

@@ -57,13 +57,21 @@ ON CONFLICT (generation_id, outcome) DO NOTHING;
 -- name: outcome_reports_for
 SELECT * FROM outcome_reports WHERE generation_id = :generation_id ORDER BY received_at_ms;
 
--- name: upsert_dead_letter
+-- name: open_dead_letter
+-- A row back only when this write opened the dead letter (new, or its earlier one resolved):
+-- a compare-and-set on resolved_at_ms, so one dead letter raises one alert.
 INSERT INTO dead_letters (message_id, actor, queue, reason, error_class, message, created_at_ms)
 VALUES (:message_id, :actor, :queue, :reason, :error_class, :message, :now_ms)
 ON CONFLICT (message_id) DO UPDATE
     SET reason = excluded.reason, error_class = excluded.error_class,
         message = excluded.message, created_at_ms = excluded.created_at_ms,
-        resolved_at_ms = NULL;
+        resolved_at_ms = NULL
+    WHERE dead_letters.resolved_at_ms IS NOT NULL
+RETURNING id;
+
+-- name: refresh_open_dead_letter
+UPDATE dead_letters SET reason = :reason, error_class = :error_class, message = :message
+WHERE message_id = :message_id AND resolved_at_ms IS NULL;
 
 -- name: resolve_dead_letter
 UPDATE dead_letters SET resolved_at_ms = :now_ms
@@ -479,6 +487,12 @@ SELECT d.message_id, d.actor, d.queue, d.reason, d.error_class, d.created_at_ms,
 FROM dead_letters d LEFT JOIN inbox i ON i.id = d.message_id
 WHERE d.resolved_at_ms IS NULL ORDER BY d.id;
 
+-- name: ops_count_inbox_pending
+-- Pending events not waiting on an open dead letter (those count in refundry_dead_letters).
+SELECT count(*) AS n FROM inbox i
+WHERE i.state = 'pending' AND NOT EXISTS (
+    SELECT 1 FROM dead_letters d WHERE d.message_id = i.id AND d.resolved_at_ms IS NULL);
+
 -- name: ops_count_unlanded_payments
 SELECT count(*) AS n FROM payments
 WHERE state IN ('paid', 'refunding') AND paid_at_ms < :paid_before_ms;
@@ -498,3 +512,16 @@ WHERE o.disposition = 'conflict' ORDER BY o.received_at_ms DESC LIMIT :limit;
 -- name: ops_recent_alerts
 SELECT purchase_key, reason, at_ms FROM payment_decisions WHERE decision = 'alert'
 ORDER BY id DESC LIMIT :limit;
+
+-- name: start_ops_session
+INSERT INTO ops_sessions (id, started_at_ms) VALUES (:id, :now_ms);
+
+-- name: live_ops_session
+SELECT id FROM ops_sessions
+WHERE id = :id AND ended_at_ms IS NULL AND started_at_ms > :started_after_ms;
+
+-- name: end_ops_session
+UPDATE ops_sessions SET ended_at_ms = :now_ms WHERE id = :id AND ended_at_ms IS NULL;
+
+-- name: forget_old_ops_sessions
+DELETE FROM ops_sessions WHERE started_at_ms <= :started_before_ms;

@@ -19,6 +19,7 @@ from ledger import Ledger, open_ledger
 from providers.stripe import CheckoutSession, parse_event
 from providers.stripe_api import StripeAPI
 from tests.support.commands import clean_env, refundry
+from tests.support.fake_sentry import FakeSentry
 from tests.support.fake_stripe import FakeStripe
 from tests.support.stripe_events import envelope, pack_entries
 
@@ -162,3 +163,21 @@ def test_refundry_reconcile_exits_5_when_stripe_failed_for_a_purchase(
     assert [(d["purchase"], d["action"]) for d in decided] == [(pi, "alert")]
     assert summary["undecided"] == [pi]
     assert refundry(env, "ledger", "balance", "acct_down").stdout.strip() == "0"
+
+
+def test_reconcile_alerts_reach_sentry_from_the_command_line_as_from_the_scheduler(
+    tmp_path: Path, fake: FakeStripe
+) -> None:
+    """The command line decides through the scheduler's function and raises its alerts:
+    one ``reconciliation`` event per decision, tagged ``process: cli``."""
+    with FakeSentry() as sentry:
+        env = cli_env(tmp_path, fake) | {"SENTRY_DSN": sentry.dsn}
+        pi = never_delivered(fake, "acct_sentry", age_s=600)
+        done = refundry(env, "reconcile")
+        assert done.returncode == 0, done.stderr
+        events = sentry.events()  # sent before the command exited (sentry-sdk's flush)
+    [event] = [e for e in events if e.get("tags", {}).get("alert") == "reconciliation"]
+    assert event["fingerprint"] == ["reconciliation", "stripe", "complete"]
+    assert event["contexts"]["refundry"] == {"purchase": pi}
+    assert event["tags"]["process"] == "cli"
+    assert sentry.refused == []

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.commands import WorkerProcesses
-from tests.support.ingress import start
+from tests.support.ingress import IngressServer, start
 from tests.support.ops import (
     OPS_TOKEN,
     counted,
@@ -64,7 +64,8 @@ def test_metrics_after_a_run_equal_the_ledger(
     assert counted(dead) == {("results", "ChargeNotFound"): 1.0}
     assert labelled(first, "refundry_dead_letters", "queue", "reason") == counted(dead)
     ((pending,),) = ledger_sql(url, "SELECT count(*) FROM inbox WHERE state = 'pending'")
-    assert first[("refundry_inbox_pending", frozenset())] == pending == 1  # the late result
+    assert pending == 1  # the late result, waiting on its open dead letter: counted there
+    assert first[("refundry_inbox_pending", frozenset())] == 0
     ((conflicts,),) = ledger_sql(
         url, "SELECT count(*) FROM outcome_reports WHERE disposition = 'conflict'"
     )
@@ -95,3 +96,28 @@ def test_without_an_ops_token_metrics_are_open_and_the_page_is_off(
         assert refused.status_code == 404
     finally:
         web.close()
+
+
+def test_webhook_counts_summed_over_web_processes_whichever_answers_the_scrape(
+    refundry_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``refundry web -p 2``: deliveries land in either process; every scrape, whichever
+    process answers it, shows their sum (prometheus-client's multiprocess mode)."""
+    web = IngressServer(refundry_env, tmp_path / "web.log")
+    try:
+        web.start("-p", "2")
+        for _ in range(12):  # a new connection each: the kernel spreads them over processes
+            answer = httpx.post(f"{web.url}/webhooks/stripe", content=b"{}")
+            assert answer.status_code == 404  # the route is off without its secret
+        scrapes = [
+            httpx.get(f"{web.url}/metrics", headers={"Connection": "close"}) for _ in range(8)
+        ]
+    finally:
+        web.close()
+    for scraped in scrapes:
+        assert scraped.status_code == 200
+        line = 'refundry_webhooks_total{result="disabled",route="stripe"} '
+        [count] = [s for s in scraped.text.splitlines() if s.startswith(line)]
+        assert float(count.removeprefix(line)) == 12
+    folder = Path(refundry_env["REFUNDRY_HOME"]) / "prometheus"
+    assert folder.stat().st_mode & 0o777 == 0o700

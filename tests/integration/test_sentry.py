@@ -68,14 +68,13 @@ def test_a_poison_events_dead_letter_reaches_sentry_with_its_fingerprint_tags_an
         [dead] = wait_until(
             lambda: _alerts(sentry, "dead-letter"), timeout=60, message="no dead-letter event"
         )
-        # sentry-sdk's dramatiq integration reports the actor's error itself, with its frames
-        wait_until(
-            lambda: [e for e in sentry.events() if e.get("exception")],
-            timeout=30,
-            message="the dramatiq integration reported no exception",
-        )
     finally:
-        workers.stop()
+        workers.stop()  # sentry-sdk flushes what it holds as the process exits
+
+    # Unclassifiable is Refundry's own error: dead-lettered and alerted once, tagged; the
+    # dramatiq integration's untagged report of the same failure is dropped
+    assert [e for e in sentry.events() if e.get("exception")] == []
+    assert len(_alerts(sentry, "dead-letter")) == 1
 
     assert dead["fingerprint"] == ["dead-letter", "fal", "Unclassifiable"]
     assert dead["tags"]["provider"] == "fal"
@@ -89,7 +88,7 @@ def test_a_poison_events_dead_letter_reaches_sentry_with_its_fingerprint_tags_an
     everything = b"".join(sentry.raw)
     for secret in PLANTED:
         assert secret.encode() not in everything, secret
-    assert b"[redacted]" in everything  # the planted values were there, and masked
+    # (events that carry them masked: tests/unit/test_sentry_setup.py)
 
 
 def test_the_scheduler_checks_in_to_a_crons_monitor_per_sweep(

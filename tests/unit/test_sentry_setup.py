@@ -4,10 +4,15 @@ sweep's Crons monitor has a schedule Sentry accepts."""
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
-from ledger.errors import ConfigurationError
+import pytest
+import sentry_sdk
+from sentry_sdk.utils import event_from_exception
+
+from ledger.errors import ChargeNotFound, ConfigurationError, Unclassifiable
 from ledger.redaction import MASK
+from providers.stripe_api import PaymentProviderUnavailable
 from workers.sentry_setup import monitor_config, scrub_breadcrumb, scrub_event
 from workers.settings import Settings
 
@@ -56,3 +61,41 @@ def test_a_sweeps_monitor_is_an_interval_schedule_in_whole_minutes(
     config = monitor_config(every_s)
     assert config["schedule"] == {"type": "interval", "value": minutes, "unit": "minute"}
     assert config["max_runtime"] >= minutes
+
+
+def _dramatiq_report(exc: BaseException) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The event and hint sentry-sdk's dramatiq integration captures for a failed attempt."""
+    try:
+        raise exc
+    except BaseException as raised:
+        event, hint = event_from_exception(
+            raised,
+            client_options=sentry_sdk.get_client().options,
+            mechanism={"type": "dramatiq", "handled": False},
+        )
+    return dict(event), dict(hint)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ChargeNotFound("no charge", generation_id="g1"),
+        Unclassifiable("no status"),
+        PaymentProviderUnavailable("stripe down", status=503),
+    ],
+)
+def test_no_untagged_duplicate_events_for_errors_refundry_retries_and_dead_letters(
+    exc: BaseException,
+) -> None:
+    """Refundry's own errors are retried, then dead-lettered and alerted once, tagged
+    (``handlers.alerts``): the dramatiq integration's report of each attempt is dropped."""
+    assert scrub_event(*_dramatiq_report(exc)) is None
+
+
+def test_no_untagged_duplicate_events_keeps_unexpected_errors_and_the_alerts() -> None:
+    event, hint = _dramatiq_report(ZeroDivisionError("division by zero"))
+    kept = scrub_event(event, hint)
+    assert kept is not None
+    assert kept["exception"]["values"][-1]["type"] == "ZeroDivisionError"
+    alert = {"message": "dead-lettered: ChargeNotFound", "fingerprint": ["dead-letter"]}
+    assert scrub_event(alert, {}) == alert  # an alert is a message, never an exception
