@@ -10,6 +10,8 @@ it: a provider's error message may quote the credential it refused.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ledger import keys
@@ -85,6 +87,7 @@ class Ledger:
         provider_job_id: str | None = None,
         poll_after_ms: int | None = None,
         deadline_after_ms: int | None = None,
+        tx: Tx | None = None,
     ) -> int:
         """Debit ``credits`` for a generation, once per ``generation_id``; return the balance.
 
@@ -95,10 +98,11 @@ class Ledger:
         (``ledger.credits``), ``InsufficientCredits`` rather than overdraw, and
         ``IdempotencyConflict`` when the generation was already charged with other inputs (a
         replay without ``provider_job_id`` matches a charge whose job a result recorded since).
+        Inside the caller's write transaction ``tx`` when given (many charges, one commit).
         """
         credits = whole_credits(credits)
         ts = now_ms()
-        with self.db.write() as tx:
+        with self._writing(tx) as tx:
             tx.all("ensure_account", account_id=account_id, now_ms=ts)
             created = tx.one(
                 "insert_generation",
@@ -167,6 +171,7 @@ class Ledger:
         message_id: str | None = None,
         inbox_id: str | None = None,
         provider_job_id: str | None = None,
+        tx: Tx | None = None,
     ) -> Settlement:
         """Record a classified outcome; the first terminal one wins, atomically.
 
@@ -179,17 +184,21 @@ class Ledger:
         for one charged with a job, a result naming another job raises
         ``ResultForAnotherJob`` (so does one naming a job another generation holds), and
         nothing is recorded.
+
+        Inside the caller's write transaction ``tx`` when given (a batch of settlements, one
+        commit: ``ledger.batch_settlement``); an error then leaves ``tx`` to be rolled back.
         """
         if outcome not in TERMINAL:
             if inbox_id is not None:
-                self.inbox.mark_processed(inbox_id)
+                with self._writing(tx) as pending_tx:
+                    settle_in(pending_tx, inbox_id, state="processed")
             return Settlement.PENDING
         if refund and outcome is Outcome.SUCCEEDED:
             raise LedgerError(
                 "a succeeded generation is never refunded", generation_id=generation_id
             )
         reason = redact_text(reason)
-        with self.db.write() as tx:
+        with self._writing(tx) as tx:
             row = tx.one("lock_generation", generation_id=generation_id)
             if row is None:
                 raise ChargeNotFound(generation_id=generation_id)
@@ -337,6 +346,15 @@ class Ledger:
         return [int(r["latency_ms"]) for r in rows]
 
     # -- helpers ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _writing(self, tx: Tx | None) -> Iterator[Tx]:
+        """The caller's write transaction ``tx``, else a new one committed on exit."""
+        if tx is not None:
+            yield tx
+            return
+        with self.db.write() as new:
+            yield new
 
     def _insert_entry(
         self,

@@ -492,3 +492,9 @@ WHERE o.disposition = 'conflict' ORDER BY o.received_at_ms DESC LIMIT :limit;
 -- name: ops_recent_alerts
 SELECT purchase_key, reason, at_ms FROM payment_decisions WHERE decision = 'alert'
 ORDER BY id DESC LIMIT :limit;
+
+-- name: count_refunds_since
+SELECT count(*) AS n FROM entries WHERE kind = 'refund' AND applied_at_ms >= :since_ms;
+
+-- name: count_pending_inbox
+SELECT count(*) AS n FROM inbox WHERE state = 'pending';
