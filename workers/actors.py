@@ -16,6 +16,7 @@ import dramatiq
 
 from handlers.generation import apply_kept_result
 from handlers.payments import apply_payment_event
+from handlers.result_batches import settle_result_batch
 from handlers.subscriptions import apply_subscription_event
 from ledger import InboxItem, Ledger
 from ledger.errors import RefundryError
@@ -74,6 +75,8 @@ def process_result(inbox_id: str) -> None:
         item = _pending(ledger, inbox_id)
         if item is None:
             return
+        if _settled_in_batch(ledger, inbox_id):
+            return
         try:
             applied = apply_kept_result(
                 ledger, item, policy=runtime.policy(), fetch_job=_fetch_job_in_lane
@@ -124,6 +127,28 @@ def process_payment(inbox_id: str) -> None:
         log.info("payment %s: %s", inbox_id, did)
 
     dead_letter_on_final_failure(run, inbox_id=inbox_id, should_retry=should_retry)
+
+
+def _settled_in_batch(ledger: Ledger, inbox_id: str) -> bool:
+    """The message is a doorbell: settle its row with other pending results in one
+    transaction (``handlers.result_batches``); False when its row was left out (it is then
+    applied alone, as without batches) or batches are off (``REFUNDRY_RESULT_BATCH=1``)."""
+    if _settings.result_batch <= 1:
+        return False
+    batch = settle_result_batch(
+        ledger, first_id=inbox_id, limit=_settings.result_batch, policy=runtime.policy()
+    )
+    for settled_id, applied in batch.settled.items():
+        log.info(
+            "generation %s: %s → %s (inbox %s, batch of %d)",
+            applied.generation_id,
+            applied.classification.outcome.value,
+            applied.settlement.value,
+            settled_id,
+            len(batch.settled),
+            extra={"generation_id": applied.generation_id},
+        )
+    return inbox_id in batch.settled
 
 
 def _fetch_job_in_lane(provider: str, job_id: str) -> Mapping[str, Any]:

@@ -231,5 +231,5 @@ def _check(run: _Run) -> str:
 
 
 def _batch_settings() -> dict[str, Any]:
-    """The settings that change how results are applied (none before batching)."""
-    return {}
+    """The settings that change how results are applied."""
+    return {"result_batch": runtime.settings().result_batch}

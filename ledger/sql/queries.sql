@@ -498,3 +498,20 @@ SELECT count(*) AS n FROM entries WHERE kind = 'refund' AND applied_at_ms >= :si
 
 -- name: count_pending_inbox
 SELECT count(*) AS n FROM inbox WHERE state = 'pending';
+
+-- name: claim_pending_results
+SELECT * FROM inbox
+WHERE state = 'pending' AND kind = 'result' AND enqueued_at_ms <= :now_ms
+ORDER BY enqueued_at_ms LIMIT :limit;
+
+-- name: claim_pending_results@postgresql
+SELECT * FROM inbox
+WHERE state = 'pending' AND kind = 'result' AND enqueued_at_ms <= :now_ms
+ORDER BY enqueued_at_ms LIMIT :limit
+FOR UPDATE SKIP LOCKED;
+
+-- name: claim_pending_inbox
+SELECT * FROM inbox WHERE id = :id AND state = 'pending';
+
+-- name: claim_pending_inbox@postgresql
+SELECT * FROM inbox WHERE id = :id AND state = 'pending' FOR UPDATE SKIP LOCKED;

@@ -1,0 +1,51 @@
+"""Claiming a batch of pending inbox results inside one write transaction.
+
+A worker that a message (the doorbell) wakes takes that message's inbox row and up to
+``limit - 1`` other pending results, locks them for the transaction (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL: rows another worker holds are skipped, not waited for; on SQLite
+``BEGIN IMMEDIATE`` already makes the transaction the only writer) and settles them all
+before one commit. Each settlement is keyed by its cause and marks its own row processed,
+in that same transaction (``Ledger.settle(tx=…)``): a crash before the commit leaves every
+row pending, a crash after it leaves every row settled.
+
+Rows whose backoff is running (``enqueued_at_ms`` in the future, ``Inbox.defer``) are left
+to the retry dramatiq holds for them.
+"""
+
+from __future__ import annotations
+
+from ledger.backends import Tx
+from ledger.clock import now_ms
+from ledger.generations import Generation
+from ledger.inbox import InboxItem
+
+__all__ = ["TxGenerations", "claim_results"]
+
+
+def claim_results(tx: Tx, *, first_id: str, limit: int) -> list[InboxItem]:
+    """In the caller's write transaction: the pending row ``first_id`` (if still pending
+    and not held by another transaction) first, then pending results due now, oldest
+    first, ``limit`` rows at most. Each returned row is locked until ``tx`` ends."""
+    first = tx.one("claim_pending_inbox", id=first_id)
+    rows = [first] if first is not None and first["kind"] == "result" else []
+    more = tx.all("claim_pending_results", now_ms=now_ms(), limit=limit)
+    rows += [row for row in more if row["id"] != first_id][: limit - len(rows)]
+    return [InboxItem.from_row(row) for row in rows]
+
+
+class TxGenerations:
+    """Generation reads inside an open transaction (on SQLite a thread has one connection,
+    so reads during a batch must go through the batch's own transaction)."""
+
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
+
+    def generation(self, generation_id: str) -> Generation | None:
+        row = self._tx.one("generation_by_id", generation_id=generation_id)
+        return Generation.from_row(row) if row else None
+
+    def generation_by_job(self, provider: str, provider_job_id: str) -> Generation | None:
+        row = self._tx.one(
+            "generation_by_provider_job", provider=provider, provider_job_id=provider_job_id
+        )
+        return Generation.from_row(row) if row else None
