@@ -32,9 +32,10 @@ from handlers.generation import (
     report_conflict,
 )
 from handlers.thin_events import THIN_EVENTS
-from ledger import InboxItem, Ledger, Outcome
-from ledger.batch_settlement import TxGenerations, claim_results
+from ledger import Generation, InboxItem, Ledger, Outcome
+from ledger.batch_settlement import TxGenerations, claim_results, lock_generations
 from ledger.errors import RefundryError
+from providers.base import Classification
 
 __all__ = ["ResultBatch", "settle_result_batch"]
 
@@ -88,6 +89,7 @@ def _attempt(
     applied: list[tuple[InboxItem, Outcome | None, ResultApplied]] = []
     with ledger.db.write() as tx:
         generations = TxGenerations(tx)
+        decided: list[tuple[InboxItem, Generation, Classification]] = []
         for item in claim_results(tx, first_id=first_id, limit=limit):
             if item.id in left_out or _needs_fetch(item):
                 continue
@@ -105,6 +107,13 @@ def _attempt(
                 continue
             except Exception as exc:  # the transaction itself may be broken: roll back
                 raise _Isolate(item.id) from exc
+            decided.append((item, generation, classification))
+        # Generations first, then accounts, each in id order: the order every batch takes.
+        # The accounts, the rows every batch shares, are credited last, once each, so that
+        # they are held only for the end of the transaction.
+        lock_generations(tx, ledger.db.dialect, [g.generation_id for _, g, _ in decided])
+        credit_later: dict[str, int] = {}
+        for item, generation, classification in decided:
             try:
                 settlement = ledger.settle(
                     generation_id=generation.generation_id,
@@ -116,11 +125,13 @@ def _attempt(
                     inbox_id=item.id,
                     provider_job_id=classification.provider_job_id,
                     tx=tx,
+                    credit_later=credit_later,
                 )
             except Exception as exc:
                 raise _Isolate(item.id) from exc
             done = ResultApplied(generation.generation_id, classification, settlement)
             applied.append((item, generation.outcome, done))
+        ledger.credit_accounts(tx, credit_later)
     return applied
 
 

@@ -19,18 +19,28 @@ from ledger.clock import now_ms
 from ledger.generations import Generation
 from ledger.inbox import InboxItem
 
-__all__ = ["TxGenerations", "claim_results"]
+__all__ = ["TxGenerations", "claim_results", "lock_generations"]
 
 
 def claim_results(tx: Tx, *, first_id: str, limit: int) -> list[InboxItem]:
-    """In the caller's write transaction: the pending row ``first_id`` (if still pending
-    and not held by another transaction) first, then pending results due now, oldest
-    first, ``limit`` rows at most. Each returned row is locked until ``tx`` ends."""
+    """In the caller's write transaction: the pending row ``first_id`` first, then pending
+    results due now, oldest first, ``limit`` rows at most. Each returned row is locked until
+    ``tx`` ends. The row ``first_id`` is waited for while another transaction holds it
+    (then it is settled, or left pending to this one); it is the transaction's first lock,
+    so the wait cannot close a cycle. The others are skipped while held elsewhere."""
     first = tx.one("claim_pending_inbox", id=first_id)
     rows = [first] if first is not None and first["kind"] == "result" else []
     more = tx.all("claim_pending_results", now_ms=now_ms(), limit=limit)
     rows += [row for row in more if row["id"] != first_id][: limit - len(rows)]
     return [InboxItem.from_row(row) for row in rows]
+
+
+def lock_generations(tx: Tx, dialect: str, generation_ids: list[str]) -> None:
+    """Lock the generations a batch settles, in one order every batch follows (by id),
+    before any account: two batches refunding the same accounts then wait for each other
+    instead of deadlocking. A no-op on SQLite, where the transaction is the only writer."""
+    if dialect == "postgresql" and generation_ids:
+        tx.all("lock_generations", generation_ids=sorted(set(generation_ids)))
 
 
 class TxGenerations:

@@ -172,6 +172,7 @@ class Ledger:
         inbox_id: str | None = None,
         provider_job_id: str | None = None,
         tx: Tx | None = None,
+        credit_later: dict[str, int] | None = None,
     ) -> Settlement:
         """Record a classified outcome; the first terminal one wins, atomically.
 
@@ -187,6 +188,9 @@ class Ledger:
 
         Inside the caller's write transaction ``tx`` when given (a batch of settlements, one
         commit: ``ledger.batch_settlement``); an error then leaves ``tx`` to be rolled back.
+        With ``credit_later`` (account → credits), a refund's credits are added there instead
+        of to the balance: the caller credits them with :meth:`credit_accounts` before ``tx``
+        commits, so a batch locks each account once, at its end.
         """
         if outcome not in TERMINAL:
             if inbox_id is not None:
@@ -244,6 +248,7 @@ class Ledger:
                 gen,
                 reason=f"{outcome.value}: {reason}",
                 failure_known_at_ms=failure_known_at_ms,
+                credit_later=credit_later,
             )
             return Settlement.REFUNDED
 
@@ -270,7 +275,15 @@ class Ledger:
                 generation_id=gen.generation_id, charged_job_id=held, reported_job_id=job_id
             )
 
-    def _refund(self, tx: Tx, gen: Generation, *, reason: str, failure_known_at_ms: int) -> bool:
+    def _refund(
+        self,
+        tx: Tx,
+        gen: Generation,
+        *,
+        reason: str,
+        failure_known_at_ms: int,
+        credit_later: dict[str, int] | None = None,
+    ) -> bool:
         """Give back exactly the charge, at most once (the key is the generation's). Only
         ``settle`` calls this, after recording the outcome that justifies it."""
         credits = gen.credits
@@ -285,9 +298,17 @@ class Ledger:
             reason=reason,
             failure_known_at_ms=failure_known_at_ms,
         )
-        if inserted:
+        if inserted and credit_later is not None:
+            credit_later[gen.account_id] = credit_later.get(gen.account_id, 0) + credits
+        elif inserted:
             self._credit(tx, gen.account_id, credits)
         return inserted
+
+    def credit_accounts(self, tx: Tx, credits: dict[str, int]) -> None:
+        """Add each account's credits (account → whole credits) in ``tx``, in account order
+        (the order every batch takes): the refunds ``settle(credit_later=…)`` deferred."""
+        for account_id in sorted(credits):
+            self._credit(tx, account_id, credits[account_id])
 
     # -- reads ------------------------------------------------------------------------------
 

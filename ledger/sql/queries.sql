@@ -514,4 +514,8 @@ FOR UPDATE SKIP LOCKED;
 SELECT * FROM inbox WHERE id = :id AND state = 'pending';
 
 -- name: claim_pending_inbox@postgresql
-SELECT * FROM inbox WHERE id = :id AND state = 'pending' FOR UPDATE SKIP LOCKED;
+SELECT * FROM inbox WHERE id = :id AND state = 'pending' FOR UPDATE;
+
+-- name: lock_generations@postgresql
+SELECT generation_id FROM generations WHERE generation_id = ANY(:generation_ids)
+ORDER BY generation_id FOR UPDATE;
