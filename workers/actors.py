@@ -71,6 +71,9 @@ def process_result(inbox_id: str) -> None:
     """A provider result: classify it, refund the generation if its outcome says so."""
 
     def run() -> None:
+        if inbox_id in _SETTLED_HERE:  # committed processed by a batch of this process
+            _SETTLED_HERE.discard(inbox_id)
+            return
         ledger = runtime.ledger()
         item = _pending(ledger, inbox_id)
         if item is None:
@@ -129,6 +132,12 @@ def process_payment(inbox_id: str) -> None:
     dead_letter_on_final_failure(run, inbox_id=inbox_id, should_retry=should_retry)
 
 
+#: Inbox rows this process's batches committed as processed lately: their own messages, when
+#: they arrive here, ack without reading the row (set operations are atomic under the GIL).
+_SETTLED_HERE: set[str] = set()
+_SETTLED_HERE_MAX = 100_000
+
+
 def _settled_in_batch(ledger: Ledger, inbox_id: str) -> bool:
     """The message is a doorbell: settle its row with other pending results in one
     transaction (``handlers.result_batches``); False when its row was left out (it is then
@@ -138,6 +147,9 @@ def _settled_in_batch(ledger: Ledger, inbox_id: str) -> bool:
     batch = settle_result_batch(
         ledger, first_id=inbox_id, limit=_settings.result_batch, policy=runtime.policy()
     )
+    if len(_SETTLED_HERE) > _SETTLED_HERE_MAX:  # messages of rows long settled: read instead
+        _SETTLED_HERE.clear()
+    _SETTLED_HERE.update(batch.settled)
     for settled_id, applied in batch.settled.items():
         log.info(
             "generation %s: %s → %s (inbox %s, batch of %d)",
