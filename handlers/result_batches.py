@@ -22,7 +22,9 @@ One event must not fail its batch:
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from handlers.generation import (
@@ -33,7 +35,8 @@ from handlers.generation import (
 )
 from handlers.thin_events import THIN_EVENTS
 from ledger import Generation, InboxItem, Ledger, Outcome
-from ledger.batch_settlement import TxGenerations, claim_results, lock_generations
+from ledger.backends import Tx
+from ledger.batch_settlement import FRESH_MS, TxGenerations, claim_results, lock_generations
 from ledger.errors import RefundryError
 from providers.base import Classification
 
@@ -63,15 +66,19 @@ class _Isolate(Exception):
 
 
 def settle_result_batch(
-    ledger: Ledger, *, first_id: str, limit: int, policy: RefundPolicy
+    ledger: Ledger, *, first_id: str, limit: int, policy: RefundPolicy, fresh_ms: int = FRESH_MS
 ) -> ResultBatch:
-    """Claim the pending result ``first_id`` and up to ``limit - 1`` others and settle them in
-    one transaction; what was committed. Raises only what opening or committing the
-    transaction raises (the database is down): then nothing was settled."""
+    """Claim the pending result ``first_id`` and up to ``limit - 1`` others enqueued at least
+    ``fresh_ms`` ago, and settle them in one transaction; what was committed. Raises only
+    what opening or committing the transaction raises (the database is down): then nothing
+    was settled."""
     batch = ResultBatch()
     for _ in range(MAX_ATTEMPTS):
         try:
-            applied = _attempt(ledger, first_id, limit, policy, batch.left_out)
+            claim = functools.partial(
+                claim_results, first_id=first_id, limit=limit, fresh_ms=fresh_ms
+            )
+            applied = _attempt(ledger, claim, policy, batch.left_out)
         except _Isolate as failed:
             log.warning("inbox %s left out of its batch: %s", failed.inbox_id, failed.__cause__)
             batch.left_out.add(failed.inbox_id)
@@ -84,13 +91,16 @@ def settle_result_batch(
 
 
 def _attempt(
-    ledger: Ledger, first_id: str, limit: int, policy: RefundPolicy, left_out: set[str]
+    ledger: Ledger,
+    claim: Callable[[Tx], list[InboxItem]],
+    policy: RefundPolicy,
+    left_out: set[str],
 ) -> list[tuple[InboxItem, Outcome | None, ResultApplied]]:
     applied: list[tuple[InboxItem, Outcome | None, ResultApplied]] = []
     with ledger.db.write() as tx:
         generations = TxGenerations(tx)
         decided: list[tuple[InboxItem, Generation, Classification]] = []
-        for item in claim_results(tx, first_id=first_id, limit=limit):
+        for item in claim(tx):
             if item.id in left_out or _needs_fetch(item):
                 continue
             try:

@@ -9,7 +9,9 @@ in that same transaction (``Ledger.settle(tx=…)``): a crash before the commit 
 row pending, a crash after it leaves every row settled.
 
 Rows whose backoff is running (``enqueued_at_ms`` in the future, ``Inbox.defer``) are left
-to the retry dramatiq holds for them.
+to the retry dramatiq holds for them; rows enqueued less than ``fresh_ms`` ago are left to
+their own messages, which are on their way: a batch takes the backlog, and at a low rate
+each message settles its own row at once instead of waiting for another's batch.
 """
 
 from __future__ import annotations
@@ -19,10 +21,16 @@ from ledger.clock import now_ms
 from ledger.generations import Generation
 from ledger.inbox import InboxItem
 
-__all__ = ["TxGenerations", "claim_results", "lock_generations"]
+__all__ = ["FRESH_MS", "TxGenerations", "claim_results", "lock_generations"]
 
 
-def claim_results(tx: Tx, *, first_id: str, limit: int) -> list[InboxItem]:
+#: Rows enqueued more recently than this (ms) are not claimed for another message's batch.
+FRESH_MS = 50
+
+
+def claim_results(
+    tx: Tx, *, first_id: str, limit: int, fresh_ms: int = FRESH_MS
+) -> list[InboxItem]:
     """In the caller's write transaction: the pending row ``first_id`` first, then pending
     results due now, oldest first, ``limit`` rows at most. Each returned row is locked until
     ``tx`` ends. The row ``first_id`` is waited for while another transaction holds it
@@ -30,7 +38,7 @@ def claim_results(tx: Tx, *, first_id: str, limit: int) -> list[InboxItem]:
     so the wait cannot close a cycle. The others are skipped while held elsewhere."""
     first = tx.one("claim_pending_inbox", id=first_id)
     rows = [first] if first is not None and first["kind"] == "result" else []
-    more = tx.all("claim_pending_results", now_ms=now_ms(), limit=limit)
+    more = tx.all("claim_pending_results", now_ms=now_ms() - fresh_ms, limit=limit)
     rows += [row for row in more if row["id"] != first_id][: limit - len(rows)]
     return [InboxItem.from_row(row) for row in rows]
 

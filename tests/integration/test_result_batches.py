@@ -51,7 +51,7 @@ def test_one_doorbell_settles_its_row_and_the_other_pending_results(ledger: Ledg
     _charge(ledger, 30)
     ids = [_report(ledger, i) for i in range(30)]
 
-    batch = settle_result_batch(ledger, first_id=ids[17], limit=64, policy=POLICY)
+    batch = settle_result_batch(ledger, first_id=ids[17], limit=64, policy=POLICY, fresh_ms=0)
 
     assert set(batch.settled) == set(ids)
     assert {a.settlement for a in batch.settled.values()} == {Settlement.REFUNDED}
@@ -65,7 +65,7 @@ def test_a_batch_takes_at_most_its_limit(ledger: Ledger) -> None:
     _charge(ledger, 10)
     ids = [_report(ledger, i) for i in range(10)]
 
-    batch = settle_result_batch(ledger, first_id=ids[9], limit=4, policy=POLICY)
+    batch = settle_result_batch(ledger, first_id=ids[9], limit=4, policy=POLICY, fresh_ms=0)
 
     assert len(batch.settled) == 4
     assert ids[9] in batch.settled
@@ -78,7 +78,7 @@ def test_an_event_whose_decision_fails_is_left_out_and_the_rest_settle(ledger: L
     unknown = _report(ledger, 99)  # no charge for g99: ChargeNotFound, retried alone
     broken = _report(ledger, 3, outcome="unclassifiable")
 
-    batch = settle_result_batch(ledger, first_id=unknown, limit=64, policy=POLICY)
+    batch = settle_result_batch(ledger, first_id=unknown, limit=64, policy=POLICY, fresh_ms=0)
 
     assert set(batch.settled) == set(good)
     assert batch.left_out == {unknown, broken}
@@ -94,7 +94,7 @@ def test_an_event_failing_inside_the_transaction_is_isolated(ledger: Ledger) -> 
     # inside the batch's transaction, after rows settled before it were written.
     thief = _report(ledger, 50, outcome="succeeded", job="job-2")
 
-    batch = settle_result_batch(ledger, first_id=ids[0], limit=64, policy=POLICY)
+    batch = settle_result_batch(ledger, first_id=ids[0], limit=64, policy=POLICY, fresh_ms=0)
 
     assert set(batch.settled) == set(ids)
     assert batch.left_out == {thief}
@@ -110,7 +110,7 @@ def test_a_row_in_its_backoff_is_left_to_its_retry(ledger: Ledger) -> None:
     ids = [_report(ledger, i) for i in range(3)]
     ledger.inbox.defer(ids[2], until_ms=now_ms() + 60_000)
 
-    batch = settle_result_batch(ledger, first_id=ids[0], limit=64, policy=POLICY)
+    batch = settle_result_batch(ledger, first_id=ids[0], limit=64, policy=POLICY, fresh_ms=0)
 
     assert set(batch.settled) == {ids[0], ids[1]}
     assert _state(ledger, ids[2]) == "pending"
@@ -119,11 +119,11 @@ def test_a_row_in_its_backoff_is_left_to_its_retry(ledger: Ledger) -> None:
 def test_a_row_already_settled_is_not_settled_again(ledger: Ledger) -> None:
     _charge(ledger, 2)
     first = _report(ledger, 0)
-    settle_result_batch(ledger, first_id=first, limit=64, policy=POLICY)
+    settle_result_batch(ledger, first_id=first, limit=64, policy=POLICY, fresh_ms=0)
     again = _report(ledger, 0, outcome="succeeded")  # contradicts the failure applied
     late = _report(ledger, 1, outcome="succeeded")
 
-    batch = settle_result_batch(ledger, first_id=first, limit=64, policy=POLICY)
+    batch = settle_result_batch(ledger, first_id=first, limit=64, policy=POLICY, fresh_ms=0)
 
     assert set(batch.settled) == {again, late}  # not the doorbell's row: already processed
     assert batch.settled[again].settlement is Settlement.CONFLICT
@@ -141,7 +141,9 @@ def test_concurrent_batches_refund_each_generation_once(ledger: Ledger) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         batches = list(
             pool.map(
-                lambda i: settle_result_batch(ledger, first_id=i, limit=16, policy=POLICY),
+                lambda i: settle_result_batch(
+                    ledger, first_id=i, limit=16, policy=POLICY, fresh_ms=0
+                ),
                 doorbells,
             )
         )
@@ -152,3 +154,13 @@ def test_concurrent_batches_refund_each_generation_once(ledger: Ledger) -> None:
     assert ledger.inbox.counts().get("pending") is None
     assert ledger.balance("acct") == 10_000
     assert audit(ledger.db) == []
+
+
+def test_rows_just_enqueued_are_left_to_their_own_messages(ledger: Ledger) -> None:
+    _charge(ledger, 3)
+    ids = [_report(ledger, i) for i in range(3)]
+
+    batch = settle_result_batch(ledger, first_id=ids[1], limit=64, policy=POLICY)
+
+    assert set(batch.settled) == {ids[1]}  # the doorbell's own row, fresh or not
+    assert (_state(ledger, ids[0]), _state(ledger, ids[2])) == ("pending", "pending")
