@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from handlers.alerts import alert
 from handlers.thin_events import THIN_EVENTS, JobFetcher, resolve
@@ -20,7 +20,16 @@ from providers.base import Classification
 from providers.registry import classify
 from workers import validation
 
-__all__ = ["RefundPolicy", "ResultApplied", "apply_kept_result", "apply_result", "reported_job_id"]
+__all__ = [
+    "Generations",
+    "RefundPolicy",
+    "ResultApplied",
+    "apply_kept_result",
+    "apply_result",
+    "decide_result",
+    "report_conflict",
+    "reported_job_id",
+]
 
 log = logging.getLogger(__name__)
 
@@ -68,19 +77,14 @@ def apply_result(
     invisible characters, another shape; never trimmed or folded). ``inbox_id`` is marked
     processed in the settlement's transaction.
     """
-    charged = _charged(ledger, provider, generation_id) if generation_id is not None else None
-    resolved = resolve(
-        provider, payload, fetch_job, charged_job_id=charged.provider_job_id if charged else None
+    generation, classification = decide_result(
+        ledger,
+        provider=provider,
+        payload=payload,
+        generation_id=generation_id,
+        operation=operation,
+        fetch_job=fetch_job,
     )
-    classification = resolved.classify(operation)
-    if classification.provider_job_id is not None:
-        # The charge's rule, before the id finds, settles or is recorded on any generation.
-        validation.job_id(classification.provider_job_id, provider=provider)
-    generation = charged or _find_generation(ledger, provider, classification)
-    _same_job(generation, classification.provider_job_id)
-    if operation is None and generation.operation:
-        # The operation recorded at charge time decides what "the output" is.
-        classification = resolved.classify(generation.operation)
     outcome = classification.outcome
     settlement = ledger.settle(
         generation_id=generation.generation_id,
@@ -92,25 +96,71 @@ def apply_result(
         inbox_id=inbox_id,
         provider_job_id=classification.provider_job_id,
     )
-    if settlement is Settlement.CONFLICT:
-        earlier = generation.outcome.value if generation.outcome else "an earlier outcome"
-        log.warning(
-            "conflicting outcome for generation %s: %s (%s) arrived after %s; not applied",
-            generation.generation_id,
-            outcome.value,
-            classification.reason,
-            earlier,
-            extra={"generation_id": generation.generation_id},
-        )
-        alert(
-            "classification-conflict",
-            f"conflicting outcome {outcome.value} arrived after {earlier}; not applied",
-            provider=provider,
-            reason=outcome.value,
-            level="warning",
-            about={"generation_id": generation.generation_id, "inbox_id": inbox_id},
-        )
-    return ResultApplied(generation.generation_id, classification, settlement)
+    applied = ResultApplied(generation.generation_id, classification, settlement)
+    report_conflict(applied, provider=provider, earlier=generation.outcome, inbox_id=inbox_id)
+    return applied
+
+
+class Generations(Protocol):
+    """Where charged generations are looked up: the ledger, or an open transaction."""
+
+    def generation(self, generation_id: str) -> Generation | None: ...
+
+    def generation_by_job(self, provider: str, provider_job_id: str) -> Generation | None: ...
+
+
+def decide_result(
+    generations: Generations,
+    *,
+    provider: str,
+    payload: Mapping[str, Any],
+    generation_id: str | None,
+    operation: str | None,
+    fetch_job: JobFetcher | None,
+) -> tuple[Generation, Classification]:
+    """The generation a result is for and what it says, without settling anything; raises
+    what :func:`apply_result` raises before it settles."""
+    charged = _charged(generations, provider, generation_id) if generation_id is not None else None
+    resolved = resolve(
+        provider, payload, fetch_job, charged_job_id=charged.provider_job_id if charged else None
+    )
+    classification = resolved.classify(operation)
+    if classification.provider_job_id is not None:
+        # The charge's rule, before the id finds, settles or is recorded on any generation.
+        validation.job_id(classification.provider_job_id, provider=provider)
+    generation = charged or _find_generation(generations, provider, classification)
+    _same_job(generation, classification.provider_job_id)
+    if operation is None and generation.operation:
+        # The operation recorded at charge time decides what "the output" is.
+        classification = resolved.classify(generation.operation)
+    return generation, classification
+
+
+def report_conflict(
+    applied: ResultApplied, *, provider: str, earlier: Outcome | None, inbox_id: str | None
+) -> None:
+    """Log and alert a conflicting outcome (recorded, never applied) once it is committed;
+    nothing for any other settlement. ``earlier`` is the outcome the generation held."""
+    if applied.settlement is not Settlement.CONFLICT:
+        return
+    outcome, reason = applied.classification.outcome, applied.classification.reason
+    held = earlier.value if earlier else "an earlier outcome"
+    log.warning(
+        "conflicting outcome for generation %s: %s (%s) arrived after %s; not applied",
+        applied.generation_id,
+        outcome.value,
+        reason,
+        held,
+        extra={"generation_id": applied.generation_id},
+    )
+    alert(
+        "classification-conflict",
+        f"conflicting outcome {outcome.value} arrived after {held}; not applied",
+        provider=provider,
+        reason=outcome.value,
+        level="warning",
+        about={"generation_id": applied.generation_id, "inbox_id": inbox_id},
+    )
 
 
 def apply_kept_result(
@@ -146,8 +196,8 @@ def reported_job_id(provider: str, payload: Mapping[str, Any]) -> str | None:
         return None
 
 
-def _charged(ledger: Ledger, provider: str, generation_id: str) -> Generation:
-    found = ledger.generation(generation_id)
+def _charged(generations: Generations, provider: str, generation_id: str) -> Generation:
+    found = generations.generation(generation_id)
     if found is None:
         raise ChargeNotFound(generation_id=generation_id)
     if found.provider != provider:
@@ -172,13 +222,15 @@ def _same_job(generation: Generation, reported_job_id: str | None) -> None:
         )
 
 
-def _find_generation(ledger: Ledger, provider: str, classification: Classification) -> Generation:
+def _find_generation(
+    generations: Generations, provider: str, classification: Classification
+) -> Generation:
     job_id = classification.provider_job_id
     if job_id is None:
         raise Unclassifiable(
             "no generation_id given and the payload carries no job id", provider=provider
         )
-    found = ledger.generation_by_job(provider, job_id)
+    found = generations.generation_by_job(provider, job_id)
     if found is None:
         raise ChargeNotFound(provider=provider, provider_job_id=job_id)
     return found

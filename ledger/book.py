@@ -10,6 +10,8 @@ it: a provider's error message may quote the credential it refused.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ledger import keys
@@ -85,6 +87,7 @@ class Ledger:
         provider_job_id: str | None = None,
         poll_after_ms: int | None = None,
         deadline_after_ms: int | None = None,
+        tx: Tx | None = None,
     ) -> int:
         """Debit ``credits`` for a generation, once per ``generation_id``; return the balance.
 
@@ -95,10 +98,11 @@ class Ledger:
         (``ledger.credits``), ``InsufficientCredits`` rather than overdraw, and
         ``IdempotencyConflict`` when the generation was already charged with other inputs (a
         replay without ``provider_job_id`` matches a charge whose job a result recorded since).
+        Inside the caller's write transaction ``tx`` when given (many charges, one commit).
         """
         credits = whole_credits(credits)
         ts = now_ms()
-        with self.db.write() as tx:
+        with self._writing(tx) as tx:
             tx.all("ensure_account", account_id=account_id, now_ms=ts)
             created = tx.one(
                 "insert_generation",
@@ -167,6 +171,8 @@ class Ledger:
         message_id: str | None = None,
         inbox_id: str | None = None,
         provider_job_id: str | None = None,
+        tx: Tx | None = None,
+        credit_later: dict[str, int] | None = None,
     ) -> Settlement:
         """Record a classified outcome; the first terminal one wins, atomically.
 
@@ -181,17 +187,24 @@ class Ledger:
         or differing only in case), and nothing is recorded. Ids are compared exactly and
         stored as given; the caller holds them to the charge's rule first
         (``workers.validation.job_id``).
+
+        Inside the caller's write transaction ``tx`` when given (a batch of settlements, one
+        commit: ``ledger.batch_settlement``); an error then leaves ``tx`` to be rolled back.
+        With ``credit_later`` (account → credits), a refund's credits are added there instead
+        of to the balance: the caller credits them with :meth:`credit_accounts` before ``tx``
+        commits, so a batch locks each account once, at its end.
         """
         if outcome not in TERMINAL:
             if inbox_id is not None:
-                self.inbox.mark_processed(inbox_id)
+                with self._writing(tx) as pending_tx:
+                    settle_in(pending_tx, inbox_id, state="processed")
             return Settlement.PENDING
         if refund and outcome is Outcome.SUCCEEDED:
             raise LedgerError(
                 "a succeeded generation is never refunded", generation_id=generation_id
             )
         reason = redact_text(reason)
-        with self.db.write() as tx:
+        with self._writing(tx) as tx:
             row = tx.one("lock_generation", generation_id=generation_id)
             if row is None:
                 raise ChargeNotFound(generation_id=generation_id)
@@ -237,6 +250,7 @@ class Ledger:
                 gen,
                 reason=f"{outcome.value}: {reason}",
                 failure_known_at_ms=failure_known_at_ms,
+                credit_later=credit_later,
             )
             return Settlement.REFUNDED
 
@@ -269,7 +283,15 @@ class Ledger:
                 generation_id=gen.generation_id, charged_job_id=held, reported_job_id=job_id
             )
 
-    def _refund(self, tx: Tx, gen: Generation, *, reason: str, failure_known_at_ms: int) -> bool:
+    def _refund(
+        self,
+        tx: Tx,
+        gen: Generation,
+        *,
+        reason: str,
+        failure_known_at_ms: int,
+        credit_later: dict[str, int] | None = None,
+    ) -> bool:
         """Give back exactly the charge, at most once (the key is the generation's). Only
         ``settle`` calls this, after recording the outcome that justifies it."""
         credits = gen.credits
@@ -284,9 +306,17 @@ class Ledger:
             reason=reason,
             failure_known_at_ms=failure_known_at_ms,
         )
-        if inserted:
+        if inserted and credit_later is not None:
+            credit_later[gen.account_id] = credit_later.get(gen.account_id, 0) + credits
+        elif inserted:
             self._credit(tx, gen.account_id, credits)
         return inserted
+
+    def credit_accounts(self, tx: Tx, credits: dict[str, int]) -> None:
+        """Add each account's credits (account → whole credits) in ``tx``, in account order
+        (the order every batch takes): the refunds ``settle(credit_later=…)`` deferred."""
+        for account_id in sorted(credits):
+            self._credit(tx, account_id, credits[account_id])
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -345,6 +375,15 @@ class Ledger:
         return [int(r["latency_ms"]) for r in rows]
 
     # -- helpers ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _writing(self, tx: Tx | None) -> Iterator[Tx]:
+        """The caller's write transaction ``tx``, else a new one committed on exit."""
+        if tx is not None:
+            yield tx
+            return
+        with self.db.write() as new:
+            yield new
 
     def _insert_entry(
         self,

@@ -16,6 +16,7 @@ import dramatiq
 
 from handlers.generation import apply_kept_result
 from handlers.payments import apply_payment_event
+from handlers.result_batches import settle_result_batch
 from handlers.subscriptions import apply_subscription_event
 from ledger import InboxItem, Ledger
 from ledger.errors import RefundryError
@@ -68,9 +69,14 @@ def process_result(inbox_id: str) -> None:
     """A provider result: classify it, refund the generation if its outcome says so."""
 
     def run() -> None:
+        if inbox_id in _SETTLED_HERE:  # committed processed by a batch of this process
+            _SETTLED_HERE.discard(inbox_id)
+            return
         ledger = runtime.ledger()
         item = _pending(ledger, inbox_id)
         if item is None:
+            return
+        if _settled_in_batch(ledger, inbox_id):
             return
         try:
             applied = apply_kept_result(
@@ -132,6 +138,37 @@ def _apply_payment(ledger: Ledger, payload: Mapping[str, Any], inbox_id: str) ->
         policy=runtime.payment_policy(),
         inbox_id=inbox_id,
     )
+
+
+#: Inbox rows this process's batches committed as processed lately: their own messages, when
+#: they arrive here, ack without reading the row (set operations are atomic under the GIL).
+_SETTLED_HERE: set[str] = set()
+_SETTLED_HERE_MAX = 100_000
+
+
+def _settled_in_batch(ledger: Ledger, inbox_id: str) -> bool:
+    """The message is a doorbell: settle its row with other pending results in one
+    transaction (``handlers.result_batches``); False when its row was left out (it is then
+    applied alone, as without batches) or batches are off (``REFUNDRY_RESULT_BATCH=1``)."""
+    if _settings.result_batch <= 1:
+        return False
+    batch = settle_result_batch(
+        ledger, first_id=inbox_id, limit=_settings.result_batch, policy=runtime.policy()
+    )
+    if len(_SETTLED_HERE) > _SETTLED_HERE_MAX:  # messages of rows long settled: read instead
+        _SETTLED_HERE.clear()
+    _SETTLED_HERE.update(batch.settled)
+    for settled_id, applied in batch.settled.items():
+        log.info(
+            "generation %s: %s → %s (inbox %s, batch of %d)",
+            applied.generation_id,
+            applied.classification.outcome.value,
+            applied.settlement.value,
+            settled_id,
+            len(batch.settled),
+            extra={"generation_id": applied.generation_id},
+        )
+    return inbox_id in batch.settled
 
 
 def _fetch_job_in_lane(provider: str, job_id: str) -> Mapping[str, Any]:

@@ -293,7 +293,15 @@ def demo(generations: int, processes: int, threads: int, timeout_s: float, seed:
 
 
 @main.command()
-@click.option("--generations", type=opt.GENERATIONS, default=3000, show_default=True)
+@click.option("--events", type=opt.EVENTS, default=10_000, show_default=True, help="per phase")
+@click.option("--storm", type=opt.EVENTS, default=None, help="report N failures at once instead")
+@click.option("--rate", type=opt.RATE, default=200.0, show_default=True, help="offered events/s")
+@click.option(
+    "--latency-events",
+    type=opt.EVENTS,
+    default=None,
+    help="events at the offered rate  [default: 5 s of them, at most --events]",
+)
 @click.option(
     "-p",
     "--processes",
@@ -303,7 +311,7 @@ def demo(generations: int, processes: int, threads: int, timeout_s: float, seed:
     help="worker (or web) processes",
 )
 @click.option("-t", "--threads", type=opt.THREADS, default=8, show_default=True)
-@click.option("--seed", default=7, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="the figures as JSON, the last stdout line")
 @click.option("--ingress", is_flag=True, help="measure verified webhooks/s of refundry web")
 @click.option(
     "--deliveries", type=opt.DELIVERIES, default=20000, show_default=True, help="with --ingress"
@@ -312,23 +320,31 @@ def demo(generations: int, processes: int, threads: int, timeout_s: float, seed:
     "--concurrency", type=opt.CONCURRENCY, default=32, show_default=True, help="with --ingress"
 )
 def bench(
-    generations: int,
+    events: int,
+    storm: int | None,
+    rate: float,
+    latency_events: int | None,
     processes: int,
     threads: int,
-    seed: int,
+    as_json: bool,
     ingress: bool,
     deliveries: int,
     concurrency: int,
 ) -> None:
-    """The demo's workload, measured: throughput, refund latency, worker memory (JSON).
-    With --ingress: signed webhooks posted to a local refundry web, verified and kept."""
+    """Refundry's refunds/s against bare dramatiq and a hand-written peer (same Redis, same
+    database, same processes and threads), refund latency at a fixed rate, worker memory.
+    With --storm N: N failures reported at once, timed until all are refunded, then the
+    ledger check. With --ingress: signed webhooks posted to a local refundry web."""
     if ingress:
         from workers.bench_ingress import run_ingress_bench
 
         sys.exit(run_ingress_bench(deliveries, concurrency, processes))
-    from workers.demo import run_demo
+    from workers.bench_pipeline import run_bench, run_storm
 
-    sys.exit(run_demo(generations, processes, threads, 900.0, seed, bench=True))
+    if storm is not None:
+        sys.exit(run_storm(storm, processes, threads, as_json))
+    paced = latency_events if latency_events is not None else min(events, round(rate * 5))
+    sys.exit(run_bench(events, rate, paced, processes, threads, as_json))
 
 
 if __name__ == "__main__":

@@ -33,11 +33,13 @@ from workers.settings import VARIABLES, WholeNumber
 __all__ = [
     "CONCURRENCY",
     "DELIVERIES",
+    "EVENTS",
     "GENERATIONS",
     "GRACE_MS",
     "HOST",
     "PORT",
     "PROCESSES",
+    "RATE",
     "SINCE",
     "THREADS",
     "TIMEOUT_S",
@@ -48,6 +50,8 @@ PROCESSES: Final = click.IntRange(1, 64)
 THREADS: Final = click.IntRange(1, 256)
 GENERATIONS: Final = click.IntRange(1, 1_000_000)
 DELIVERIES: Final = click.IntRange(1, 10_000_000)
+EVENTS: Final = click.IntRange(1, 10_000_000)
+RATE: Final = click.FloatRange(0.1, 1_000_000, min_open=False)
 CONCURRENCY: Final = click.IntRange(1, 1024)
 WINDOW_S: Final = click.IntRange(1, 366 * 86_400)
 PORT: Final = click.IntRange(1, 65_535)

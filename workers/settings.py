@@ -21,6 +21,7 @@
 | ``REFUNDRY_POLL_BUDGET_S`` | ``20`` | a stuck sweep waits this long for its status polls |
 | ``REFUNDRY_POLL_CONCURRENCY`` | ``8`` | status polls at once in a process, across sweeps |
 | ``REFUNDRY_STUCK_BATCH`` | ``200`` | stuck sweep claims per batch (it goes on until none is due) |
+| ``REFUNDRY_RESULT_BATCH`` | ``64`` | results settled per transaction (1: one per message) |
 | ``REFUNDRY_STATUS_ATTEMPTS`` | ``5`` | attempts of one status API call |
 | ``REFUNDRY_STATUS_TIMEOUT_S`` | ``10`` | timeout of one status API request |
 | ``REFUNDRY_STATUS_MAX_WAIT_S`` | ``30`` | longest wait between two attempts |
@@ -73,6 +74,7 @@ Each whole-number setting is written in ASCII digits and lies in its range (incl
 | ``REFUNDRY_POLL_BUDGET_S`` | 1 to 3600 |
 | ``REFUNDRY_POLL_CONCURRENCY`` | 1 to 256 |
 | ``REFUNDRY_STUCK_BATCH`` | 1 to 10000 |
+| ``REFUNDRY_RESULT_BATCH`` | 1 to 1000 |
 | ``REFUNDRY_STATUS_ATTEMPTS`` | 1 to 100 |
 | ``REFUNDRY_STATUS_TIMEOUT_S`` | 1 to 600 |
 | ``REFUNDRY_STATUS_MAX_WAIT_S`` | 0 to 3600 |
@@ -166,6 +168,7 @@ class Settings:
     poll_budget_s: int = 20
     poll_concurrency: int = 8
     stuck_batch: int = 200
+    result_batch: int = 64
     status_attempts: int = 5
     status_timeout_s: int = 10
     status_max_wait_s: int = 30
@@ -399,6 +402,7 @@ VARIABLES: dict[str, tuple[str, Parse]] = {
     "REFUNDRY_POLL_BUDGET_S": ("poll_budget_s", WholeNumber(1, 3_600)),
     "REFUNDRY_POLL_CONCURRENCY": ("poll_concurrency", WholeNumber(1, 256)),
     "REFUNDRY_STUCK_BATCH": ("stuck_batch", WholeNumber(1, 10_000)),
+    "REFUNDRY_RESULT_BATCH": ("result_batch", WholeNumber(1, 1_000)),
     "REFUNDRY_STATUS_ATTEMPTS": ("status_attempts", WholeNumber(1, 100)),
     "REFUNDRY_STATUS_TIMEOUT_S": ("status_timeout_s", WholeNumber(1, 600)),
     "REFUNDRY_STATUS_MAX_WAIT_S": ("status_max_wait_s", WholeNumber(0, 3_600)),

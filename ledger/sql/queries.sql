@@ -525,3 +525,30 @@ UPDATE ops_sessions SET ended_at_ms = :now_ms WHERE id = :id AND ended_at_ms IS 
 
 -- name: forget_old_ops_sessions
 DELETE FROM ops_sessions WHERE started_at_ms <= :started_before_ms;
+
+-- name: count_refunds_since
+SELECT count(*) AS n FROM entries WHERE kind = 'refund' AND applied_at_ms >= :since_ms;
+
+-- name: count_pending_inbox
+SELECT count(*) AS n FROM inbox WHERE state = 'pending';
+
+-- name: claim_pending_results
+SELECT * FROM inbox
+WHERE state = 'pending' AND kind = 'result' AND enqueued_at_ms <= :now_ms
+ORDER BY enqueued_at_ms LIMIT :limit;
+
+-- name: claim_pending_results@postgresql
+SELECT * FROM inbox
+WHERE state = 'pending' AND kind = 'result' AND enqueued_at_ms <= :now_ms
+ORDER BY enqueued_at_ms LIMIT :limit
+FOR UPDATE SKIP LOCKED;
+
+-- name: claim_pending_inbox
+SELECT * FROM inbox WHERE id = :id AND state = 'pending';
+
+-- name: claim_pending_inbox@postgresql
+SELECT * FROM inbox WHERE id = :id AND state = 'pending' FOR UPDATE;
+
+-- name: lock_generations@postgresql
+SELECT generation_id FROM generations WHERE generation_id = ANY(:generation_ids)
+ORDER BY generation_id FOR UPDATE;
