@@ -151,7 +151,7 @@ def report_conflict(
         outcome.value,
         reason,
         held,
-        extra={"generation_id": applied.generation_id},
+        extra={"generation_id": applied.generation_id, "inbox_id": inbox_id, "provider": provider},
     )
     alert(
         "classification-conflict",

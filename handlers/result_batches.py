@@ -85,6 +85,20 @@ def settle_result_batch(
             continue
         for item, earlier, done in applied:
             batch.settled[item.id] = done
+            log.info(
+                "generation %s: %s → %s (inbox %s, batch of %d)",
+                done.generation_id,
+                done.classification.outcome.value,
+                done.settlement.value,
+                item.id,
+                len(applied),
+                # the row's own ids, not those of the message that rang the doorbell
+                extra={
+                    "generation_id": done.generation_id,
+                    "inbox_id": item.id,
+                    "provider": item.provider,
+                },
+            )
             report_conflict(done, provider=item.provider, earlier=earlier, inbox_id=item.id)
         return batch
     return batch

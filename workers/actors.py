@@ -158,16 +158,6 @@ def _settled_in_batch(ledger: Ledger, inbox_id: str) -> bool:
     if len(_SETTLED_HERE) > _SETTLED_HERE_MAX:  # messages of rows long settled: read instead
         _SETTLED_HERE.clear()
     _SETTLED_HERE.update(batch.settled)
-    for settled_id, applied in batch.settled.items():
-        log.info(
-            "generation %s: %s → %s (inbox %s, batch of %d)",
-            applied.generation_id,
-            applied.classification.outcome.value,
-            applied.settlement.value,
-            settled_id,
-            len(batch.settled),
-            extra={"generation_id": applied.generation_id},
-        )
     return inbox_id in batch.settled
 
 
