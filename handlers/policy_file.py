@@ -34,7 +34,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -54,6 +54,7 @@ SHIPPED: Final = "shipped default"
 MAX_POLICY_BYTES: Final = 1_048_576
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,63}")
 _TABLES: Final = ("outcomes", "deadlines", "packs")
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(slots=True)
@@ -243,7 +244,7 @@ def _head(where: _Where, raw: Mapping[str, Any]) -> tuple[str, int]:
         where.refuse(
             "must be an RFC 3339 date-time with an offset (2026-01-01T00:00:00Z)", "effective"
         )
-    return name, int(effective.timestamp() * 1000)
+    return name, (effective - _EPOCH) // timedelta(milliseconds=1)  # exact: no float
 
 
 def parse_policy(text: str, *, source: str, base: Rules | None) -> PolicyBook:

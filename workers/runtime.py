@@ -138,7 +138,8 @@ def ledger_location() -> str:
 
 
 def policy() -> RefundPolicy:
-    return RefundPolicy(refund_cancelled=settings().refund_cancelled)
+    """Refunds judged by the version in force when each generation was charged."""
+    return RefundPolicy(policy_book())
 
 
 _videos: VideosClient | None = None
