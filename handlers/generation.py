@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from handlers.alerts import alert
+from handlers.policy_file import shipped_policy
+from handlers.policy_rules import PolicyBook
 from handlers.thin_events import THIN_EVENTS, JobFetcher, resolve
 from ledger import Generation, InboxItem, Ledger, Outcome, Settlement
 from ledger.errors import ChargeNotFound, ResultForAnotherJob, Unclassifiable
@@ -24,6 +26,7 @@ __all__ = [
     "Generations",
     "RefundPolicy",
     "ResultApplied",
+    "Verdict",
     "apply_kept_result",
     "apply_result",
     "decide_result",
@@ -35,15 +38,27 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class Verdict:
+    """Whether an outcome is refunded, and the name of the policy version that said so."""
+
+    refund: bool
+    policy_version: str
+
+
+@dataclass(frozen=True, slots=True)
 class RefundPolicy:
-    """Which terminal outcomes give the credits back."""
+    """Which terminal outcomes give the credits back: the rules of the policy version in
+    force when the generation was charged (``handlers.policy_rules``), even after a newer
+    version took effect. Default: the shipped policy."""
 
-    refund_cancelled: bool = True
+    book: PolicyBook = field(default_factory=shipped_policy)
 
-    def refunds(self, outcome: Outcome) -> bool:
-        if outcome is Outcome.CANCELLED:
-            return self.refund_cancelled
-        return outcome in (Outcome.FAILED, Outcome.EMPTY_SUCCESS, Outcome.MODERATED)
+    def judge(self, generation: Generation, outcome: Outcome) -> Verdict:
+        """The verdict on ``outcome`` of ``generation``, by the version in force at its
+        ``charged_at_ms``; a success is never refunded."""
+        version = self.book.at(generation.charged_at_ms)
+        refund = version.rules.refunds(generation.provider, generation.operation, outcome)
+        return Verdict(refund and outcome is not Outcome.SUCCEEDED, version.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +101,13 @@ def apply_result(
         fetch_job=fetch_job,
     )
     outcome = classification.outcome
+    verdict = policy.judge(generation, outcome)
     settlement = ledger.settle(
         generation_id=generation.generation_id,
         outcome=outcome,
         reason=classification.reason,
-        refund=policy.refunds(outcome),
+        refund=verdict.refund,
+        policy_version=verdict.policy_version,
         failure_known_at_ms=failure_known_at_ms,
         message_id=message_id,
         inbox_id=inbox_id,

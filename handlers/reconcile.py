@@ -33,6 +33,7 @@ from typing import Protocol
 from handlers.packs import PackCatalog, PackUnknown, PaymentPolicy
 from handlers.paid_purchases import PaidSource, Purchase, paid_purchases
 from handlers.payments import PaymentGateway, land
+from handlers.policy_rules import PolicyBook
 from handlers.provider_reversals import (
     DisputeSource,
     read_reversals,
@@ -46,7 +47,15 @@ from ledger.errors import RefundryError
 from ledger.payments import Payment
 from providers.stripe import purchase_key
 
-__all__ = ["Decision", "Facts", "ReconcileSource", "Reconciliation", "decide", "reconcile"]
+__all__ = [
+    "Decision",
+    "Facts",
+    "ReconcileSource",
+    "Reconciliation",
+    "decide",
+    "judged_by",
+    "reconcile",
+]
 
 log = logging.getLogger(__name__)
 
@@ -159,23 +168,30 @@ def reconcile(
     since_s: int,
     dry_run: bool = False,
     at_ms: int | None = None,
+    book: PolicyBook | None = None,
 ) -> Reconciliation:
     """Settle every purchase paid before ``at_ms`` (ms since the epoch, default now) minus the
     landing window that has not landed, having read at the provider every purchase made or
     paid since ``since_s`` (seconds since the epoch). ``dry_run``: the same reads and
     decisions, nothing written to the ledger and nothing changed at the provider. Raises the
-    provider's errors only when the paid purchases cannot be listed at all."""
+    provider's errors only when the paid purchases cannot be listed at all.
+
+    With a policy ``book``, each purchase is judged (landing window, unlanded action,
+    duplicate window) by the version in force when it was paid, whose name its entries
+    record; without one, by ``policy``."""
     now = now_ms() if at_ms is None else at_ms
     report = Reconciliation()
     listed = paid_purchases(
         source, since_s, paid_time_known=lambda key: _paid_time_known(ledger, key)
     )
     report.seen = len(listed)
-    paid_before = now - policy.landing_window_ms
+    windows = [policy.landing_window_ms]
+    windows += [v.rules.landing_window_s * 1000 for v in book.versions] if book else []
+    paid_before = now - min(windows)
     run: _Run = (
-        _Preview(ledger, source, catalog, policy)
+        _Preview(ledger, source, catalog, policy, book)
         if dry_run
-        else _Settle(ledger, source, catalog, policy)
+        else _Settle(ledger, source, catalog, policy, book)
     )
     for event in listed:
         try:
@@ -185,14 +201,29 @@ def reconcile(
     for p in run.unlanded(paid_before):
         if p.purchase_key in report.alerted:
             continue  # could not be read in this run: undecided, alerted once
+        then, _ = judged_by(p, policy, book)
+        if (p.paid_at_ms or 0) >= now - then.landing_window_ms:
+            continue  # its own version's window has not run out yet
         try:
             facts = run.facts(p)
-            run.apply(facts, decide(facts, policy), report)
+            run.apply(facts, decide(facts, then), report)
         except RefundryError as exc:  # one purchase the provider refuses must not stop the rest
             if report.failed(p.purchase_key, exc) and not dry_run:
                 why = f"reconcile failed: {exc.reason}"
                 ledger.payments.note(p.purchase_key, "alert", why, once=True)
     return report
+
+
+def judged_by(
+    p: Payment, policy: PaymentPolicy, book: PolicyBook | None
+) -> tuple[PaymentPolicy, str | None]:
+    """The payment rules ``p`` is judged by, and the name of their policy version: those of
+    the version of ``book`` in force when it was paid (``paid_at_ms``), else ``policy``
+    (no name: the ledger's default version)."""
+    if book is None or p.paid_at_ms is None:
+        return policy, None
+    version = book.at(p.paid_at_ms)
+    return version.rules.payment_policy(), version.name
 
 
 def _paid_time_known(ledger: Ledger, purchase_key: str) -> bool:
@@ -229,6 +260,7 @@ class _Settle:
     source: ReconcileSource
     catalog: PackCatalog
     policy: PaymentPolicy
+    book: PolicyBook | None = None
 
     def __post_init__(self) -> None:
         sync_pending_refunds(self.ledger, self.source)
@@ -265,13 +297,15 @@ class _Settle:
 
     def apply(self, facts: Facts, decision: Decision, report: Reconciliation) -> None:
         p, (action, why) = facts.payment, (decision.action, decision.why)
+        policy, version = judged_by(p, self.policy, self.book)
+        ledger = self.ledger if version is None else self.ledger.under(version)
         if action == "alert":  # once per cause, recorded: not every run
-            if self.ledger.payments.note(p.purchase_key, "alert", why, once=True):
+            if ledger.payments.note(p.purchase_key, "alert", why, once=True):
                 report.decide(p.purchase_key, action, why)
                 log.error("reconcile: purchase %s: %s", p.purchase_key, why)
             return
         report.decide(p.purchase_key, action, why)
-        payments = self.ledger.payments
+        payments = ledger.payments
         if action == "refunded_at_provider":
             payments.mark_refunded_at_provider(
                 p.purchase_key,
@@ -281,14 +315,14 @@ class _Settle:
         elif action == "wait":
             payments.note(p.purchase_key, "wait", why, once=True)
         elif action == "complete":
-            land(self.ledger, p, gateway=self.source, policy=self.policy)
+            land(ledger, p, gateway=self.source, policy=policy)
         elif p.state == "refunding":
             reason = p.refund_reason or "retry"
             refund_purchase(
-                self.ledger, p, reason=reason, gateway=self.source, expected_state="refunding"
+                ledger, p, reason=reason, gateway=self.source, expected_state="refunding"
             )
         elif not refund_purchase(
-            self.ledger,
+            ledger,
             p,
             reason="unlanded_pack",
             gateway=self.source,
@@ -307,6 +341,7 @@ class _Preview:
     source: ReconcileSource
     catalog: PackCatalog
     policy: PaymentPolicy
+    book: PolicyBook | None = None
     merged: dict[str, Payment] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
 

@@ -138,12 +138,14 @@ def _attempt(
         lock_generations(tx, ledger.db.dialect, [g.generation_id for _, g, _ in decided])
         credit_later: dict[str, int] = {}
         for item, generation, classification in decided:
+            verdict = policy.judge(generation, classification.outcome)  # at its charge time
             try:
                 settlement = ledger.settle(
                     generation_id=generation.generation_id,
                     outcome=classification.outcome,
                     reason=classification.reason,
-                    refund=policy.refunds(classification.outcome),
+                    refund=verdict.refund,
+                    policy_version=verdict.policy_version,
                     failure_known_at_ms=item.received_at_ms,
                     message_id=item.id,
                     inbox_id=item.id,

@@ -276,12 +276,14 @@ def _refund_as_lost(
 ) -> bool:
     """Settle a generation whose job is lost as failed (refunded as the policy says a
     failure is), its failure known at ``known_at_ms``; True when this call refunded it."""
+    verdict = policy.judge(gen, Outcome.FAILED)
     settlement = ledger.settle(
         generation_id=gen.generation_id,
         outcome=Outcome.FAILED,
         reason=reason,
-        refund=policy.refunds(Outcome.FAILED),
+        refund=verdict.refund,
         failure_known_at_ms=known_at_ms,
+        policy_version=verdict.policy_version,
     )
     if settlement is Settlement.REFUNDED:
         log.warning("generation %s refunded: %s", gen.generation_id, reason)

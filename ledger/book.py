@@ -24,9 +24,8 @@ from ledger.errors import (
     IdempotencyConflict,
     InsufficientCredits,
     LedgerError,
-    ResultForAnotherJob,
 )
-from ledger.generations import Generation, Settlement
+from ledger.generations import Generation, Settlement, same_job
 from ledger.inbox import Inbox, settle_in
 from ledger.outcomes import TERMINAL, Outcome
 from ledger.payments import Payments
@@ -46,6 +45,13 @@ class Ledger:
         self.payments = Payments(db, policy_version=policy_version)
         self.subscriptions = Subscriptions(db)
         self.dead = DeadLetters(db)
+
+    def under(self, policy_version: str) -> Ledger:
+        """This ledger (the same database) writing ``policy_version`` on its entries: the
+        version a decision was made under (``handlers.policy_rules``)."""
+        if policy_version == self.policy_version:
+            return self
+        return Ledger(self.db, policy_version=policy_version)
 
     # -- grants -----------------------------------------------------------------------------
 
@@ -173,10 +179,14 @@ class Ledger:
         provider_job_id: str | None = None,
         tx: Tx | None = None,
         credit_later: dict[str, int] | None = None,
+        policy_version: str | None = None,
     ) -> Settlement:
         """Record a classified outcome; the first terminal one wins, atomically.
 
-        ``refund`` is the handler's policy decision for this outcome. A later contradicting
+        ``refund`` is the handler's policy decision for this outcome, made under the policy
+        version named ``policy_version`` (the one in force when the generation was charged,
+        ``handlers.generation.RefundPolicy``), which its refund entry records; None: this
+        ledger's default version. A later contradicting
         outcome is recorded as a conflict and never applied. ``inbox_id`` is marked processed
         in the same transaction.
 
@@ -210,7 +220,7 @@ class Ledger:
                 raise ChargeNotFound(generation_id=generation_id)
             gen = Generation.from_row(row)
             if provider_job_id is not None:
-                self._same_job(tx, gen, provider_job_id)
+                same_job(tx, gen, provider_job_id)
             ts = now_ms()
             if inbox_id is not None:
                 settle_in(tx, inbox_id, state="processed")
@@ -251,37 +261,9 @@ class Ledger:
                 reason=f"{outcome.value}: {reason}",
                 failure_known_at_ms=failure_known_at_ms,
                 credit_later=credit_later,
+                policy_version=policy_version or self.policy_version,
             )
             return Settlement.REFUNDED
-
-    def _same_job(self, tx: Tx, gen: Generation, job_id: str) -> None:
-        """The result's job is the generation's: the one charged, or, for a charge made
-        without one, recorded now unless another generation of the provider holds it."""
-        held = gen.provider_job_id
-        if held is None:
-            # Exact first; then a look-alike by case (never folded when stored or compared
-            # for a match: it can only refuse).
-            other = tx.one(
-                "generation_by_provider_job", provider=gen.provider, provider_job_id=job_id
-            ) or tx.one(
-                "generation_by_provider_job_lookalike",
-                provider=gen.provider,
-                provider_job_id=job_id,
-            )
-            if other is None:
-                tx.all(
-                    "claim_generation_job", generation_id=gen.generation_id, provider_job_id=job_id
-                )
-                return
-            raise ResultForAnotherJob(
-                generation_id=gen.generation_id,
-                reported_job_id=job_id,
-                held_by=other["generation_id"],
-            )
-        if held != job_id:
-            raise ResultForAnotherJob(
-                generation_id=gen.generation_id, charged_job_id=held, reported_job_id=job_id
-            )
 
     def _refund(
         self,
@@ -291,6 +273,7 @@ class Ledger:
         reason: str,
         failure_known_at_ms: int,
         credit_later: dict[str, int] | None = None,
+        policy_version: str,
     ) -> bool:
         """Give back exactly the charge, at most once (the key is the generation's). Only
         ``settle`` calls this, after recording the outcome that justifies it."""
@@ -305,6 +288,7 @@ class Ledger:
             generation_id=gen.generation_id,
             reason=reason,
             failure_known_at_ms=failure_known_at_ms,
+            policy_version=policy_version,
         )
         if inserted and credit_later is not None:
             credit_later[gen.account_id] = credit_later.get(gen.account_id, 0) + credits
@@ -396,7 +380,9 @@ class Ledger:
         generation_id: str | None,
         reason: str,
         failure_known_at_ms: int | None,
+        policy_version: str | None = None,
     ) -> bool:
+        """Insert one entry under ``policy_version`` (None: this ledger's default)."""
         row = tx.one(
             "insert_entry",
             idempotency_key=key,
@@ -405,7 +391,7 @@ class Ledger:
             amount=amount,
             generation_id=generation_id,
             reason=redact_text(reason),
-            policy_version=self.policy_version,
+            policy_version=policy_version or self.policy_version,
             now_ms=now_ms(),
             failure_known_at_ms=failure_known_at_ms,
         )

@@ -35,6 +35,7 @@ structured fields (``RefundryError.fields``)::
     │   ├── NoStatusQuery           no status query can classify this operation
     │   └── InvalidJobId            a job id not of the provider's documented shape
     └── ConfigurationError          a setting that cannot be used
+        └── PolicyError             a refund policy file that cannot be used (key, line)
 
 ``·`` marks a class with two parents: ``except LedgerError`` and ``except InvalidInput``
 both catch ``InvalidAmount``. Bad input is refused before anything is stored; the rules
@@ -70,6 +71,7 @@ __all__ = [
     "NoStatusQuery",
     "NotAtPaymentProvider",
     "NotFound",
+    "PolicyError",
     "ProviderAuthFailed",
     "ProviderError",
     "ProviderRequestRejected",
@@ -208,6 +210,14 @@ class ConfigurationError(RefundryError):
     """A setting cannot be used."""
 
     permanent = True
+
+
+class PolicyError(ConfigurationError):
+    """A refund policy file cannot be used; nothing starts with it.
+
+    The fields name the ``file``, the ``line`` (1-based) and the ``key`` (a dotted path such
+    as ``version[2].outcomes.kling:video``) it is about.
+    """
 
 
 class ProviderError(RefundryError):

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ledger.backends import Row
+from ledger.backends import Row, Tx
+from ledger.errors import ResultForAnotherJob
 from ledger.outcomes import Outcome
 
-__all__ = ["Generation", "Settlement"]
+__all__ = ["Generation", "Settlement", "same_job"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +61,31 @@ class Settlement(StrEnum):
 
 def _int_or_none(value: Any) -> int | None:
     return None if value is None else int(value)
+
+
+def same_job(tx: Tx, gen: Generation, job_id: str) -> None:
+    """The result's job is the generation's: the one charged, or, for a charge made
+    without one, recorded now unless another generation of the provider holds it."""
+    held = gen.provider_job_id
+    if held is None:
+        # Exact first; then a look-alike by case (never folded when stored or compared
+        # for a match: it can only refuse).
+        other = tx.one(
+            "generation_by_provider_job", provider=gen.provider, provider_job_id=job_id
+        ) or tx.one(
+            "generation_by_provider_job_lookalike",
+            provider=gen.provider,
+            provider_job_id=job_id,
+        )
+        if other is None:
+            tx.all("claim_generation_job", generation_id=gen.generation_id, provider_job_id=job_id)
+            return
+        raise ResultForAnotherJob(
+            generation_id=gen.generation_id,
+            reported_job_id=job_id,
+            held_by=other["generation_id"],
+        )
+    if held != job_id:
+        raise ResultForAnotherJob(
+            generation_id=gen.generation_id, charged_job_id=held, reported_job_id=job_id
+        )

@@ -26,6 +26,7 @@ from providers.registry import PROVIDER_NAMES, classify
 from workers import cli_options as opt
 from workers import exit_codes, runtime, validation
 from workers.cli_ledger import dlq, ledger
+from workers.cli_policy import policy
 from workers.logs import configure_logging, install_redaction
 
 __all__ = ["boot_worker", "main"]
@@ -85,6 +86,7 @@ def main() -> None:
 
 main.add_command(ledger)
 main.add_command(dlq)
+main.add_command(policy)
 
 
 def _report(line: str) -> None:

@@ -198,7 +198,7 @@ def _drive(
         gen = ledger.generation(gen_id)
         if gen and gen.outcome is Outcome.SUCCEEDED:
             kept += 1
-        elif gen and gen.outcome is not None and runtime.policy().refunds(gen.outcome):
+        elif gen and gen.outcome is not None and runtime.policy().judge(gen, gen.outcome).refund:
             refunded += 1
     violations = audit(ledger.db, landing_window_ms=runtime.settings().landing_window_s * 1000)
     for v in violations:

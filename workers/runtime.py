@@ -8,6 +8,7 @@ Built lazily, once per process (a forked worker builds its own), from the enviro
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
 from functools import cache
@@ -16,10 +17,12 @@ from typing import Any
 from handlers.deadlines import DeadlinePolicy
 from handlers.generation import RefundPolicy
 from handlers.packs import PackCatalog, PaymentPolicy
+from handlers.policy_rules import PolicyBook
 from handlers.stuck_sweep import StatusPolls
 from handlers.subscriptions import SubscriptionGateway
 from handlers.thin_events import JobFetcher
 from ledger import Ledger, database_location, open_ledger
+from ledger.clock import now_ms
 from ledger.errors import ConfigurationError
 from providers.kling import KlingPoller
 from providers.openai_api import VideosClient
@@ -28,6 +31,7 @@ from providers.replicate import ReplicatePoller
 from providers.stripe_api import StripeAPI
 from providers.suno import SunoPoller
 from workers.budgets import Budgets
+from workers.policy_settings import check_budgets, load_policy, settings_under
 from workers.settings import Settings
 
 __all__ = [
@@ -42,6 +46,7 @@ __all__ = [
     "payment_gateway",
     "payment_policy",
     "policy",
+    "policy_book",
     "reset",
     "settings",
     "status_options",
@@ -57,11 +62,25 @@ _lock = threading.Lock()
 
 @cache
 def settings() -> Settings:
-    """The process's settings; ``ConfigurationError`` when one is unusable or when their
-    worst cases would refund later than the promise (``workers.budgets``)."""
+    """The process's settings, the refund rules those of the policy version in force
+    (``workers.policy_settings``); ``ConfigurationError`` when one is unusable (``PolicyError``
+    for the policy file, naming key and line) or when the worst cases of any version would
+    refund later than its promise (``workers.budgets``)."""
+    return _loaded()[1]
+
+
+def policy_book() -> PolicyBook:
+    """The process's refund policy: every version, each judging what was charged or paid
+    while it was in force."""
+    return _loaded()[0]
+
+
+@cache
+def _loaded() -> tuple[PolicyBook, Settings]:
     read = Settings.from_env()
-    Budgets(read).check(DeadlinePolicy.from_json(read.deadlines_json))
-    return read
+    book = load_policy(os.environ, read)
+    check_budgets(read, book)
+    return book, settings_under(read, book.at(now_ms()))
 
 
 def budgets() -> Budgets:
@@ -119,7 +138,8 @@ def ledger_location() -> str:
 
 
 def policy() -> RefundPolicy:
-    return RefundPolicy(refund_cancelled=settings().refund_cancelled)
+    """Refunds judged by the version in force when each generation was charged."""
+    return RefundPolicy(policy_book())
 
 
 _videos: VideosClient | None = None
@@ -288,5 +308,5 @@ def reset() -> None:
             poller.close()
         _pollers.clear()
         _ledger = _videos = _stripe = _status_polls = None
-        for cached in (settings, deadlines, catalog, payment_policy):
+        for cached in (_loaded, settings, deadlines, catalog, payment_policy):
             cached.cache_clear()

@@ -6,7 +6,8 @@
 | ``REFUNDRY_PG_SCHEMA`` | ``refundry`` | PostgreSQL schema that holds the ledger's tables |
 | ``REDIS_URL`` | unset: embedded ``redis-server`` | dramatiq's broker (**) |
 | ``REFUNDRY_HOME`` | ``.refundry`` | local state: SQLite file, embedded Redis data |
-| ``REFUNDRY_POLICY_VERSION`` | ``2026-11-23`` | written on every ledger entry |
+| ``REFUNDRY_POLICY`` | unset: the shipped policy | refund policy file (``handlers.policy_file``) |
+| ``REFUNDRY_POLICY_VERSION`` | ``2026-11-23`` | without a policy file: the shipped version's name |
 | ``REFUNDRY_REFUND_CANCELLED`` | ``true`` | refund generations cancelled upstream |
 | ``REFUNDRY_MAX_RETRIES`` | ``8`` | dramatiq retries before the dead-letter queue |
 | ``REFUNDRY_MIN_BACKOFF_MS`` | ``1000`` | first retry delay (doubles, jittered) |
@@ -57,6 +58,11 @@
 
 (*) Webhook secrets may be comma-separated: during a rotation any one of them verifies.
 (**) Parsed before any driver sees it (``ledger.server_urls``): the password percent-encoded.
+
+The refund rules (``REFUNDRY_REFUND_CANCELLED``, ``REFUNDRY_REFUND_SLA_MS``,
+``REFUNDRY_DEADLINES``, ``REFUNDRY_PACKS``, ``UNLANDED_PACK_ACTION``, the landing and
+duplicate windows, ``REFUNDRY_FRAUD_ACTION``) are the refund policy's (``REFUNDRY_POLICY``);
+set, each overrides the version in force at start (``workers.policy_settings``).
 
 Each whole-number setting is written in ASCII digits and lies in its range (inclusive):
 
@@ -153,7 +159,9 @@ class Settings:
     redis_url: str | None = field(repr=False)
     home: Path
     pg_schema: str = "refundry"
+    policy_file: str = ""
     policy_version: str = "2026-11-23"
+    """The name of the policy version in force (``workers.policy_settings``)."""
     refund_cancelled: bool = True
     max_retries: int = 8
     min_backoff_ms: int = 1_000
@@ -387,6 +395,7 @@ Parse = Callable[[Mapping[str, str], str, Any], Any]
 
 VARIABLES: dict[str, tuple[str, Parse]] = {
     "REFUNDRY_PG_SCHEMA": ("pg_schema", _text),
+    "REFUNDRY_POLICY": ("policy_file", _text),
     "REFUNDRY_POLICY_VERSION": ("policy_version", _text),
     "REFUNDRY_REFUND_CANCELLED": ("refund_cancelled", _flag),
     "REFUNDRY_MAX_RETRIES": ("max_retries", WholeNumber(0, 100)),

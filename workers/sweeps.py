@@ -73,6 +73,7 @@ def run_reconciliation(since_s: int | None = None, dry_run: bool = False) -> Rec
         policy=runtime.payment_policy(),
         since_s=since_s,
         dry_run=dry_run,
+        book=runtime.policy_book(),
     )
     for decision in [] if dry_run else report.decisions:  # each decided once per run
         alert(

@@ -14,7 +14,7 @@ from ledger import Ledger, Outcome, audit
 from ledger.errors import Unclassifiable
 from workers.demo_payloads import DEMO_OUTCOMES, demo_payload
 
-POLICY = RefundPolicy(refund_cancelled=True)
+POLICY = RefundPolicy()
 # The model's own statement of the policy (DESIGN.md, "The flow of a generation"), written
 # out rather than asked of POLICY: a model must not share the code it checks.
 REFUNDED_OUTCOMES = frozenset(

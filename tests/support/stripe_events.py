@@ -22,7 +22,14 @@ from providers.stripe_api import StripeAPI
 from providers.stripe_subscriptions import parse_subscription_event
 from tests.support.fake_stripe import API_VERSION, FakeStripe
 
-__all__ = ["apply_subscription", "bought", "envelope", "pack_entries", "paid_events"]
+__all__ = [
+    "apply_subscription",
+    "bought",
+    "entry_versions",
+    "envelope",
+    "pack_entries",
+    "paid_events",
+]
 
 Json = dict[str, Any]
 
@@ -71,16 +78,29 @@ _ENTRIES = "SELECT kind, amount, account_id FROM entries WHERE purchase_key = {p
 
 def pack_entries(url: str, purchase_key: str) -> list[tuple[str, int, str]]:
     """``(kind, amount, account)`` of every ledger entry of one purchase, oldest first."""
+    rows = _entry_rows(url, _ENTRIES, purchase_key)
+    return [(str(kind), int(amount), str(account)) for kind, amount, account in rows]
+
+
+def entry_versions(url: str, *, purchase_key: str = "", generation_id: str = "") -> list[str]:
+    """``kind:policy_version`` of every ledger entry of one purchase or generation."""
+    column, value = (
+        ("purchase_key", purchase_key) if purchase_key else ("generation_id", generation_id)
+    )
+    sql = "SELECT kind, policy_version FROM entries WHERE " + column + " = {p} ORDER BY id"
+    return [f"{kind}:{version}" for kind, version in _entry_rows(url, sql, value)]
+
+
+def _entry_rows(url: str, sql: str, value: str) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` (one ``{p}`` parameter: ``value``) in the ledger at ``url``."""
     if url.startswith(("postgresql://", "postgres://")):
         with psycopg.connect(url, options="-c search_path=refundry") as conn:
-            rows = conn.execute(_ENTRIES.format(p="%s").encode(), (purchase_key,)).fetchall()
-    else:
-        conn_ = sqlite3.connect(url.removeprefix("sqlite:///"))
-        try:
-            rows = conn_.execute(_ENTRIES.format(p="?"), (purchase_key,)).fetchall()
-        finally:
-            conn_.close()
-    return [(str(kind), int(amount), str(account)) for kind, amount, account in rows]
+            return conn.execute(sql.format(p="%s").encode(), (value,)).fetchall()
+    conn_ = sqlite3.connect(url.removeprefix("sqlite:///"))
+    try:
+        return conn_.execute(sql.format(p="?"), (value,)).fetchall()
+    finally:
+        conn_.close()
 
 
 def refunded_once_as_unlanded(fake: FakeStripe, payment_intent: str, amount: int) -> None:
