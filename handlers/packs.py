@@ -10,7 +10,7 @@ from typing import Final
 from handlers.setting_json import json_object_setting, whole_number_setting
 from ledger.audit import LANDING_WINDOW_MS
 from ledger.credits import MAX_CREDITS
-from ledger.errors import ConfigurationError, RefundryError
+from ledger.errors import ConfigurationError, PackUnknown
 from providers.stripe import LineItem
 
 __all__ = [
@@ -24,13 +24,6 @@ __all__ = [
 
 UNLANDED_ACTIONS: Final = ("complete", "refund")
 FRAUD_ACTIONS: Final = ("refund_and_revoke", "alert")
-
-
-class PackUnknown(RefundryError):
-    """The purchase is not a pack of the catalog (``REFUNDRY_PACKS``): a price outside it, or
-    no line item at all."""
-
-    permanent = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,11 @@ structured fields (``RefundryError.fields``)::
     │   └── DeadLetterNotFound      no dead letter with that message id
     ├── EventNotConfirmed           the payment provider's API belies a payment event
     │   └── NotAtPaymentProvider    the object the event names does not exist there
+    ├── PaymentProviderUnavailable  Stripe did not answer usefully (retried, same key)
+    ├── PaymentRejected             Stripe refused with a client error no retry can fix
+    │   └── NoSuchObject            Stripe has no object with that id for our key
+    ├── IdempotencyKeyReused        Stripe saw this idempotency key with other parameters
+    ├── PackUnknown                 a purchase that is no pack of the catalog
     ├── LedgerUnavailable           the ledger's database cannot be reached (retry later)
     ├── ProviderError               a provider's API (status, job fetch) did not help
     │   ├── ProviderUnavailable     no useful answer within the retry budget (retried)
@@ -57,6 +62,7 @@ __all__ = [
     "DeadLetterNotFound",
     "EventNotConfirmed",
     "IdempotencyConflict",
+    "IdempotencyKeyReused",
     "InsufficientCredits",
     "InvalidAmount",
     "InvalidIdentifier",
@@ -69,8 +75,12 @@ __all__ = [
     "LedgerNotFound",
     "LedgerUnavailable",
     "NoStatusQuery",
+    "NoSuchObject",
     "NotAtPaymentProvider",
     "NotFound",
+    "PackUnknown",
+    "PaymentProviderUnavailable",
+    "PaymentRejected",
     "PolicyError",
     "ProviderAuthFailed",
     "ProviderError",
@@ -264,5 +274,34 @@ class NoStatusQuery(ProviderError):
 
 class InvalidJobId(ProviderError):
     """A provider job id is not of the shape the provider documents; it is never sent."""
+
+    permanent = True
+
+
+class PaymentProviderUnavailable(RefundryError):
+    """Stripe did not answer usefully; the outcome is unknown, retry with the same key."""
+
+
+class PaymentRejected(RefundryError):
+    """Stripe refused the request with a client error that no retry can fix."""
+
+    permanent = True
+
+
+class NoSuchObject(PaymentRejected):
+    """Stripe has no object with this id for our key (404 ``resource_missing``,
+    https://docs.stripe.com/error-codes/resource-missing): made up, or another account's or
+    mode's."""
+
+
+class IdempotencyKeyReused(RefundryError):
+    """Stripe already saw this idempotency key with other parameters."""
+
+    permanent = True
+
+
+class PackUnknown(RefundryError):
+    """The purchase is not a pack of the catalog (``REFUNDRY_PACKS``): a price outside it, or
+    no line item at all."""
 
     permanent = True

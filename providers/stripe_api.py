@@ -15,7 +15,7 @@ refund's metadata so that a later reconciliation can find the refund by it.
 **Retries.** The library retries connection errors, timeouts, 409 and 5xx itself, at most
 ``max_network_retries`` times with the same key (it does not retry 429 and ignores
 ``Retry-After``); when they are spent the error below is raised and the job retries later.
-Errors, under ``RefundryError``::
+Errors, under ``RefundryError`` (defined in ``ledger.errors``, the one exception tree)::
 
     RefundryError
     ├── PaymentProviderUnavailable   transient: network, timeout, 409, 429, 5xx
@@ -39,7 +39,14 @@ from urllib.parse import urlsplit
 
 import stripe
 
-from ledger.errors import ConfigurationError, RefundryError
+from ledger.errors import (
+    ConfigurationError,
+    IdempotencyKeyReused,
+    NoSuchObject,
+    PaymentProviderUnavailable,
+    PaymentRejected,
+    RefundryError,
+)
 from providers.job_ids import check_stripe_id
 from providers.stripe_fields import ObjectKind
 
@@ -75,28 +82,6 @@ STRIPE_REASONS: Final[dict[str, StripeReason]] = {
 """Our refund reason → the only values Stripe accepts. Any other reason is sent without a Stripe
 ``reason`` (Stripe's is optional) rather than mislabelled; ours is always in the metadata.
 Note that Stripe adds the card and email of a ``fraudulent`` refund to the Radar block lists."""
-
-
-class PaymentProviderUnavailable(RefundryError):
-    """Stripe did not answer usefully; the outcome is unknown, retry with the same key."""
-
-
-class PaymentRejected(RefundryError):
-    """Stripe refused the request with a client error that no retry can fix."""
-
-    permanent = True
-
-
-class NoSuchObject(PaymentRejected):
-    """Stripe has no object with this id for our key (404 ``resource_missing``,
-    https://docs.stripe.com/error-codes/resource-missing): made up, or another account's or
-    mode's."""
-
-
-class IdempotencyKeyReused(RefundryError):
-    """Stripe already saw this idempotency key with other parameters."""
-
-    permanent = True
 
 
 class StripeAPI:

@@ -126,29 +126,21 @@ interval (40 s by default), not after dramatiq's 60 s heartbeat lottery.
 from __future__ import annotations
 
 import os
-import re
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from sentry_sdk.utils import BadDsn, Dsn
-
-from handlers.deadlines import DeadlinePolicy
 from handlers.fal_signatures import FAL_JWKS_URL
-from handlers.packs import FRAUD_ACTIONS, UNLANDED_ACTIONS, PackCatalog
+from handlers.packs import FRAUD_ACTIONS, UNLANDED_ACTIONS
 from handlers.sla import REFUND_SLA_MS, WARN_MS
 from ledger.audit import LANDING_WINDOW_MS
 from ledger.backends import database_location
 from ledger.errors import ConfigurationError
-from ledger.server_urls import ServerURL, parse_server_url
+from workers import setting_values
+from workers.setting_values import REDIS_SCHEMES, WholeNumber, parse_redis_url
 
 __all__ = ["REDIS_SCHEMES", "RELATIONS", "VARIABLES", "Settings", "WholeNumber", "parse_redis_url"]
-
-REDIS_SCHEMES = ("redis", "rediss", "unix")
-_REDIS_DB = re.compile(r"(?:/[0-9]{0,5})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +207,7 @@ class Settings:
         """Read every variable of :data:`VARIABLES`; an unusable value raises
         ``ConfigurationError`` naming its variable."""
         env = os.environ if env is None else env
-        home = Path(_text(env, "REFUNDRY_HOME", ".refundry")).absolute()
+        home = Path(setting_values.text(env, "REFUNDRY_HOME", ".refundry")).absolute()
         defaults = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
         values: dict[str, Any] = {
             name: parse(env, variable, defaults[name])
@@ -254,150 +246,13 @@ def _check_relations(env: Mapping[str, str], values: Mapping[str, Any]) -> None:
         raise ConfigurationError(f"{left} must be {relation} {right} ({a} and {b})", variable=named)
 
 
-def parse_redis_url(url: str) -> ServerURL:
-    """``REDIS_URL`` parsed (``ledger.server_urls``): ``redis://``, ``rediss://`` or
-    ``unix://``, one host, a database number as the path. ``ConfigurationError`` naming
-    ``REDIS_URL`` for anything else, never repeating the URL."""
-    parsed = parse_server_url(url, variable="REDIS_URL", schemes=REDIS_SCHEMES)
-    if parsed.scheme != "unix" and (len(parsed.hosts) != 1 or not _REDIS_DB.fullmatch(parsed.path)):
-        raise ConfigurationError("one host, then a database number (/0)", variable="REDIS_URL")
-    return parsed
-
-
-def _text(env: Mapping[str, str], name: str, default: Any) -> str:
-    value = (env.get(name) or "").strip() or str(default)
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise ConfigurationError("holds a control character", variable=name)
-    return value
-
-
-def _secret(env: Mapping[str, str], name: str, default: Any) -> str:
-    """A secret: unset or empty is off; set, it holds no control character and is not only
-    blanks (either is a mistake that would start a route refusing every delivery, or turn
-    it off unseen). The error names the variable, never the value."""
-    raw = env.get(name, "")
-    if any(unicodedata.category(ch) == "Cc" for ch in raw.strip()):
-        raise ConfigurationError("holds a control character", variable=name)
-    if raw and not raw.strip():
-        raise ConfigurationError("is set but blank", variable=name)
-    return raw.strip()
-
-
-OPS_TOKEN_MIN_CHARS = 24
-"""A shorter ops token could be guessed; ``openssl rand -hex 32`` gives 64 characters."""
-
-
-def _ops_token(env: Mapping[str, str], name: str, default: Any) -> str:
-    """The ops page's token: empty (the page off), or at least :data:`OPS_TOKEN_MIN_CHARS`
-    printable ASCII characters without spaces (it is typed, and sent in a header)."""
-    value = _secret(env, name, default)
-    if value and (len(value) < OPS_TOKEN_MIN_CHARS or not re.fullmatch(r"[!-~]+", value)):
-        raise ConfigurationError(
-            f"must be at least {OPS_TOKEN_MIN_CHARS} printable ASCII characters, no spaces",
-            variable=name,
-        )
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class WholeNumber:
-    """A whole-number setting in ASCII digits from ``low`` to ``high`` (the module's range
-    table); ``ConfigurationError`` naming the variable for anything else."""
-
-    low: int
-    high: int
-
-    def __call__(self, env: Mapping[str, str], name: str, default: Any) -> int:
-        raw = (env.get(name) or "").strip()
-        if not raw:
-            return int(default)
-        if not re.fullmatch(r"-?[0-9]++", raw):
-            raise ConfigurationError("not a whole number in ASCII digits", variable=name)
-        value = int(raw) if len(raw) <= 20 else None  # longer: out of range, whatever it is
-        if value is None or not self.low <= value <= self.high:
-            raise ConfigurationError(f"must be from {self.low} to {self.high}", variable=name)
-        return value
-
-
-def _choice(*allowed: str) -> Callable[[Mapping[str, str], str, Any], str]:
-    def parse(env: Mapping[str, str], name: str, default: Any) -> str:
-        value = _text(env, name, default)
-        if value not in allowed:
-            raise ConfigurationError(f"must be one of: {', '.join(allowed)}", variable=name)
-        return value
-
-    return parse
-
-
-def _packs(env: Mapping[str, str], name: str, default: Any) -> str:
-    value = _text(env, name, default)
-    PackCatalog.from_json(value)  # refuses what the catalog cannot use, naming the variable
-    return value
-
-
-def _deadlines(env: Mapping[str, str], name: str, default: Any) -> str:
-    value = _text(env, name, default)
-    DeadlinePolicy.from_json(value)
-    return value
-
-
-def _fal_jwks_url(env: Mapping[str, str], name: str, default: Any) -> str:
-    """fal's key set URL; ``off`` (or ``none``) turns the fal route off (returns "")."""
-    if (env.get(name) or "").strip().lower() in ("off", "none"):
-        return ""
-    return _url(env, name, default)
-
-
-def _url(env: Mapping[str, str], name: str, default: Any) -> str:
-    """An API base: ``http(s)://host[:port][/path]``; credentials go in their own variables
-    (a password here would be sent and printed), and a query or fragment has no place."""
-    raw = _text(env, name, default)
-    try:
-        parts = urlsplit(raw)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        raise ConfigurationError("not a usable http(s) URL", variable=name) from None
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ConfigurationError("not an http(s) URL", variable=name)
-    if "@" in parts.netloc or parts.query or parts.fragment:
-        raise ConfigurationError(
-            "an API base URL takes no credentials, query or fragment", variable=name
-        )
-    return raw
-
-
-def _sentry_dsn(env: Mapping[str, str], name: str, default: Any) -> str:
-    """A Sentry DSN (``https://<public key>@<host>/<project id>``), or empty: Sentry off.
-    An unusable one is refused without repeating it (it names the project's key)."""
-    value = _secret(env, name, default)
-    if not value:
-        return ""
-    try:
-        Dsn(value)
-    except BadDsn:
-        raise ConfigurationError("not a Sentry DSN", variable=name) from None
-    return value
-
-
-def _flag(env: Mapping[str, str], name: str, default: Any) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return bool(default)
-    lowered = raw.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ConfigurationError("not a boolean", variable=name)
-
-
 Parse = Callable[[Mapping[str, str], str, Any], Any]
 
 VARIABLES: dict[str, tuple[str, Parse]] = {
-    "REFUNDRY_PG_SCHEMA": ("pg_schema", _text),
-    "REFUNDRY_POLICY": ("policy_file", _text),
-    "REFUNDRY_POLICY_VERSION": ("policy_version", _text),
-    "REFUNDRY_REFUND_CANCELLED": ("refund_cancelled", _flag),
+    "REFUNDRY_PG_SCHEMA": ("pg_schema", setting_values.text),
+    "REFUNDRY_POLICY": ("policy_file", setting_values.text),
+    "REFUNDRY_POLICY_VERSION": ("policy_version", setting_values.text),
+    "REFUNDRY_REFUND_CANCELLED": ("refund_cancelled", setting_values.flag),
     "REFUNDRY_MAX_RETRIES": ("max_retries", WholeNumber(0, 100)),
     "REFUNDRY_MIN_BACKOFF_MS": ("min_backoff_ms", WholeNumber(1, 3_600_000)),
     "REFUNDRY_MAX_BACKOFF_MS": ("max_backoff_ms", WholeNumber(1, 3_600_000)),
@@ -406,7 +261,7 @@ VARIABLES: dict[str, tuple[str, Parse]] = {
     "REFUNDRY_SWEEP_INTERVAL_S": ("sweep_interval_s", WholeNumber(1, 86_400)),
     "REFUNDRY_REFUND_SLA_MS": ("refund_sla_ms", WholeNumber(1, 604_800_000)),
     "REFUNDRY_SLA_WARN_MS": ("sla_warn_ms", WholeNumber(0, 604_800_000)),
-    "REFUNDRY_DEADLINES": ("deadlines_json", _deadlines),
+    "REFUNDRY_DEADLINES": ("deadlines_json", setting_values.deadlines),
     "REFUNDRY_POLL_INTERVAL_S": ("poll_interval_s", WholeNumber(1, 86_400)),
     "REFUNDRY_POLL_BUDGET_S": ("poll_budget_s", WholeNumber(1, 3_600)),
     "REFUNDRY_POLL_CONCURRENCY": ("poll_concurrency", WholeNumber(1, 256)),
@@ -415,35 +270,35 @@ VARIABLES: dict[str, tuple[str, Parse]] = {
     "REFUNDRY_STATUS_ATTEMPTS": ("status_attempts", WholeNumber(1, 100)),
     "REFUNDRY_STATUS_TIMEOUT_S": ("status_timeout_s", WholeNumber(1, 600)),
     "REFUNDRY_STATUS_MAX_WAIT_S": ("status_max_wait_s", WholeNumber(0, 3_600)),
-    "STRIPE_API_KEY": ("stripe_api_key", _secret),
-    "STRIPE_API_BASE": ("stripe_api_base", _url),
-    "STRIPE_WEBHOOK_SECRET": ("stripe_webhook_secret", _secret),
-    "REFUNDRY_PACKS": ("packs_json", _packs),
-    "UNLANDED_PACK_ACTION": ("unlanded_action", _choice(*UNLANDED_ACTIONS)),
+    "STRIPE_API_KEY": ("stripe_api_key", setting_values.secret),
+    "STRIPE_API_BASE": ("stripe_api_base", setting_values.api_url),
+    "STRIPE_WEBHOOK_SECRET": ("stripe_webhook_secret", setting_values.secret),
+    "REFUNDRY_PACKS": ("packs_json", setting_values.packs),
+    "UNLANDED_PACK_ACTION": ("unlanded_action", setting_values.choice(*UNLANDED_ACTIONS)),
     "REFUNDRY_LANDING_WINDOW_S": ("landing_window_s", WholeNumber(0, 2_592_000)),
     "REFUNDRY_DUPLICATE_WINDOW_S": ("duplicate_window_s", WholeNumber(0, 2_592_000)),
-    "REFUNDRY_FRAUD_ACTION": ("fraud_action", _choice(*FRAUD_ACTIONS)),
-    "OPENAI_API_KEY": ("openai_api_key", _secret),
-    "OPENAI_API_BASE": ("openai_api_base", _url),
-    "REPLICATE_API_TOKEN": ("replicate_api_token", _secret),
-    "REPLICATE_API_BASE": ("replicate_api_base", _url),
-    "SUNO_API_KEY": ("suno_api_key", _secret),
-    "SUNO_API_BASE": ("suno_api_base", _url),
-    "KLING_ACCESS_KEY": ("kling_access_key", _secret),
-    "KLING_SECRET_KEY": ("kling_secret_key", _secret),
-    "KLING_API_BASE": ("kling_api_base", _url),
-    "OPENAI_WEBHOOK_SECRET": ("openai_webhook_secret", _secret),
-    "KLING_WEBHOOK_SECRET": ("kling_webhook_secret", _secret),
-    "REPLICATE_WEBHOOK_SECRET": ("replicate_webhook_secret", _secret),
-    "SUNO_WEBHOOK_SECRET": ("suno_webhook_secret", _secret),
-    "FAL_JWKS_URL": ("fal_jwks_url", _fal_jwks_url),
-    "FAL_WEBHOOK_USER_IDS": ("fal_webhook_user_ids", _text),
+    "REFUNDRY_FRAUD_ACTION": ("fraud_action", setting_values.choice(*FRAUD_ACTIONS)),
+    "OPENAI_API_KEY": ("openai_api_key", setting_values.secret),
+    "OPENAI_API_BASE": ("openai_api_base", setting_values.api_url),
+    "REPLICATE_API_TOKEN": ("replicate_api_token", setting_values.secret),
+    "REPLICATE_API_BASE": ("replicate_api_base", setting_values.api_url),
+    "SUNO_API_KEY": ("suno_api_key", setting_values.secret),
+    "SUNO_API_BASE": ("suno_api_base", setting_values.api_url),
+    "KLING_ACCESS_KEY": ("kling_access_key", setting_values.secret),
+    "KLING_SECRET_KEY": ("kling_secret_key", setting_values.secret),
+    "KLING_API_BASE": ("kling_api_base", setting_values.api_url),
+    "OPENAI_WEBHOOK_SECRET": ("openai_webhook_secret", setting_values.secret),
+    "KLING_WEBHOOK_SECRET": ("kling_webhook_secret", setting_values.secret),
+    "REPLICATE_WEBHOOK_SECRET": ("replicate_webhook_secret", setting_values.secret),
+    "SUNO_WEBHOOK_SECRET": ("suno_webhook_secret", setting_values.secret),
+    "FAL_JWKS_URL": ("fal_jwks_url", setting_values.fal_jwks_url),
+    "FAL_WEBHOOK_USER_IDS": ("fal_webhook_user_ids", setting_values.text),
     "REFUNDRY_MAX_BODY_BYTES": ("max_body_bytes", WholeNumber(1, 67_108_864)),
     "REFUNDRY_INGRESS_DEADLINE_S": ("ingress_deadline_s", WholeNumber(1, 300)),
     "REFUNDRY_BODY_TIMEOUT_S": ("body_timeout_s", WholeNumber(1, 300)),
-    "SENTRY_DSN": ("sentry_dsn", _sentry_dsn),
-    "REFUNDRY_LOG_FORMAT": ("log_format", _choice("text", "json")),
-    "REFUNDRY_OPS_TOKEN": ("ops_token", _ops_token),
+    "SENTRY_DSN": ("sentry_dsn", setting_values.sentry_dsn),
+    "REFUNDRY_LOG_FORMAT": ("log_format", setting_values.choice("text", "json")),
+    "REFUNDRY_OPS_TOKEN": ("ops_token", setting_values.ops_token),
 }
 """Environment variable → (the ``Settings`` field it sets, how it is read). ``DATABASE_URL``,
 ``REDIS_URL`` and ``REFUNDRY_HOME`` are read on their own (their defaults depend on each
