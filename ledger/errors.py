@@ -29,6 +29,7 @@ structured fields (``RefundryError.fields``)::
     ├── PaymentRejected             Stripe refused with a client error no retry can fix
     │   └── NoSuchObject            Stripe has no object with that id for our key
     ├── IdempotencyKeyReused        Stripe saw this idempotency key with other parameters
+    ├── IdempotencyKeyInUse         an HTTP API request under this key is still being answered
     ├── PackUnknown                 a purchase that is no pack of the catalog
     ├── LedgerUnavailable           the ledger's database cannot be reached (retry later)
     ├── ProviderError               a provider's API (status, job fetch) did not help
@@ -62,6 +63,7 @@ __all__ = [
     "DeadLetterNotFound",
     "EventNotConfirmed",
     "IdempotencyConflict",
+    "IdempotencyKeyInUse",
     "IdempotencyKeyReused",
     "InsufficientCredits",
     "InvalidAmount",
@@ -305,3 +307,9 @@ class PackUnknown(RefundryError):
     no line item at all."""
 
     permanent = True
+
+
+class IdempotencyKeyInUse(RefundryError):
+    """Another request under this ``Idempotency-Key`` (and API key) is still being answered;
+    retry once it is done (Stripe's concurrent-request rule,
+    https://docs.stripe.com/api/idempotent_requests)."""

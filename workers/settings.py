@@ -55,8 +55,10 @@
 | ``SENTRY_DSN`` | empty: Sentry off | secret: the project's DSN (``workers.sentry_setup``) |
 | ``REFUNDRY_LOG_FORMAT`` | ``text`` | ``json``: one JSON object per log line (``workers.logs``) |
 | ``REFUNDRY_OPS_TOKEN`` | empty: ops page off (404) | secret: ops page login, ``/metrics`` bearer |
+| ``REFUNDRY_API_KEYS`` | empty: HTTP API ``/v1`` off (404) | secret(s) (*): API bearer keys |
 
 (*) Webhook secrets may be comma-separated: during a rotation any one of them verifies.
+So may the API keys: each at least 24 printable ASCII characters (``workers.api_keys``).
 (**) Parsed before any driver sees it (``ledger.server_urls``): the password percent-encoded.
 
 The refund rules (``REFUNDRY_REFUND_CANCELLED``, ``REFUNDRY_REFUND_SLA_MS``,
@@ -138,6 +140,7 @@ from ledger.audit import LANDING_WINDOW_MS
 from ledger.backends import database_location
 from ledger.errors import ConfigurationError
 from workers import setting_values
+from workers.api_keys import api_keys_setting
 from workers.setting_values import REDIS_SCHEMES, WholeNumber, parse_redis_url
 
 __all__ = ["REDIS_SCHEMES", "RELATIONS", "VARIABLES", "Settings", "WholeNumber", "parse_redis_url"]
@@ -201,6 +204,7 @@ class Settings:
     sentry_dsn: str = field(default="", repr=False)
     log_format: str = "text"
     ops_token: str = field(default="", repr=False)
+    api_keys: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -299,6 +303,7 @@ VARIABLES: dict[str, tuple[str, Parse]] = {
     "SENTRY_DSN": ("sentry_dsn", setting_values.sentry_dsn),
     "REFUNDRY_LOG_FORMAT": ("log_format", setting_values.choice("text", "json")),
     "REFUNDRY_OPS_TOKEN": ("ops_token", setting_values.ops_token),
+    "REFUNDRY_API_KEYS": ("api_keys", api_keys_setting),
 }
 """Environment variable → (the ``Settings`` field it sets, how it is read). ``DATABASE_URL``,
 ``REDIS_URL`` and ``REFUNDRY_HOME`` are read on their own (their defaults depend on each

@@ -8,6 +8,7 @@
 | ``GET /readyz`` | 200 when the ledger takes a write and the broker answers, else 503 |
 | ``GET /metrics`` | Prometheus text format (``workers.metrics``); bearer only with an ops token |
 | ``/ops…`` | the ops page (``workers.ops_page``) when ``REFUNDRY_OPS_TOKEN`` is set; else 404 |
+| ``/v1…`` | the pipeline HTTP API (``workers.api``) when ``REFUNDRY_API_KEYS`` is set; else 404 |
 
 A delivery is refused with an empty body: 404 when its route is disabled (no secret), 408
 when its body is not received within ``REFUNDRY_BODY_TIMEOUT_S`` (and the connection is
@@ -322,6 +323,10 @@ def create_app(settings: Settings | None = None, ingress: Ingress | None = None)
     if settings.ops_token:
         page = ops_page.ops_app(settings, runtime.ledger, _enqueue)
         routes += [Route("/ops", _to_ops_page, methods=["GET"]), Mount("/ops", app=page)]
+    if settings.api_keys:
+        from workers.api import api_app
+
+        routes.append(Mount("/v1", app=api_app(settings, _body)))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -552,3 +552,47 @@ SELECT * FROM inbox WHERE id = :id AND state = 'pending' FOR UPDATE;
 -- name: lock_generations@postgresql
 SELECT generation_id FROM generations WHERE generation_id = ANY(:generation_ids)
 ORDER BY generation_id FOR UPDATE;
+
+-- name: insert_api_idempotency_key
+INSERT INTO api_idempotency_keys (scope, idempotency_key, fingerprint, state, attempt,
+                                  created_at_ms, locked_at_ms)
+VALUES (:scope, :idempotency_key, :fingerprint, 'in_flight', :attempt, :now_ms, :now_ms)
+ON CONFLICT (scope, idempotency_key) DO NOTHING
+RETURNING attempt;
+
+-- name: lock_api_idempotency_key
+SELECT * FROM api_idempotency_keys WHERE scope = :scope AND idempotency_key = :idempotency_key;
+
+-- name: lock_api_idempotency_key@postgresql
+SELECT * FROM api_idempotency_keys WHERE scope = :scope AND idempotency_key = :idempotency_key
+FOR UPDATE;
+
+-- name: restart_api_idempotency_key
+UPDATE api_idempotency_keys
+SET fingerprint = :fingerprint, state = 'in_flight', attempt = :attempt, status = NULL,
+    response = NULL, created_at_ms = :created_at_ms, locked_at_ms = :now_ms
+WHERE scope = :scope AND idempotency_key = :idempotency_key AND attempt = :held_attempt
+RETURNING attempt;
+
+-- name: finish_api_idempotency_key
+UPDATE api_idempotency_keys SET state = 'done', status = :status, response = :response
+WHERE scope = :scope AND idempotency_key = :idempotency_key AND attempt = :attempt
+  AND state = 'in_flight'
+RETURNING attempt;
+
+-- name: release_api_idempotency_key
+DELETE FROM api_idempotency_keys
+WHERE scope = :scope AND idempotency_key = :idempotency_key AND attempt = :attempt
+  AND state = 'in_flight';
+
+-- name: purge_api_idempotency_keys
+DELETE FROM api_idempotency_keys WHERE created_at_ms <= :created_before_ms
+RETURNING scope;
+
+-- name: generation_receipt
+SELECT g.*, r.amount AS refund_credits, r.applied_at_ms AS refunded_at_ms,
+       r.failure_known_at_ms AS refund_failure_known_at_ms,
+       r.policy_version AS refund_policy_version
+FROM generations g
+LEFT JOIN entries r ON r.generation_id = g.generation_id AND r.kind = 'refund'
+WHERE g.generation_id = :generation_id;
