@@ -4,9 +4,9 @@
 - the first request under a key runs, and its answer (status and body) is kept;
 - the same key with the same request (method, path and body as parsed: its
   ``fingerprint``) gets that answer again, without running anything;
-- the same key with another request raises ``IdempotencyConflict``;
 - while the first request is still being answered, the same key raises
-  ``IdempotencyKeyInUse``;
+  ``IdempotencyKeyInUse`` (whatever the request);
+- once it is answered, the same key with another request raises ``IdempotencyConflict``;
 - keys are kept at least :data:`KEEP_MS` (24 hours), then purged; an older key not purged
   yet counts as new.
 
@@ -91,11 +91,12 @@ class ApiIdempotency:
             held = required(tx.one("lock_api_idempotency_key", **ids))
             expired = int(held["created_at_ms"]) <= now - KEEP_MS
             if not expired:
+                live = int(held["locked_at_ms"]) > now - IN_FLIGHT_LEASE_MS
+                if held["state"] == "in_flight" and live:
+                    raise IdempotencyKeyInUse(idempotency_key=key)
                 _same_request(held, fingerprint, key)
                 if held["state"] == "done":
                     return Replay(int(held["status"]), str(held["response"]))
-                if int(held["locked_at_ms"]) > now - IN_FLIGHT_LEASE_MS:
-                    raise IdempotencyKeyInUse(idempotency_key=key)
             # Expired (a new key), or an attempt that died (the same request, run again).
             restarted = tx.one(
                 "restart_api_idempotency_key",
