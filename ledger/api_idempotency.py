@@ -88,7 +88,9 @@ class ApiIdempotency:
             )
             if inserted is not None:
                 return Claimed(scope, key, attempt)
-            held = required(tx.one("lock_api_idempotency_key", **ids))
+            held = tx.one("lock_api_idempotency_key", **ids)
+            if held is None:  # released by its attempt between our insert and this read
+                raise IdempotencyKeyInUse(idempotency_key=key)
             expired = int(held["created_at_ms"]) <= now - KEEP_MS
             if not expired:
                 live = int(held["locked_at_ms"]) > now - IN_FLIGHT_LEASE_MS

@@ -10,12 +10,14 @@ import inspect
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from openapi_spec_validator import validate
 
 from tests.support.api import Api, run_api, schema_validator
+from tests.support.ingress import base_env, start
 from tests.support.redis_server import RedisServer
 from workers import client
 
@@ -151,3 +153,14 @@ def test_request_schemas_take_the_python_clients_keyword_arguments(
     required = {name for name, p in params.items() if p.default is inspect.Parameter.empty}
     assert set(body["required"]) == required
     assert body["additionalProperties"] is False
+
+
+def test_without_api_keys_no_v1_path_is_served(tmp_path: Path, redis_server: RedisServer) -> None:
+    web = start(base_env(tmp_path, redis_server), tmp_path)
+    try:
+        assert web.http.get("/healthz").status_code == 200
+        for path in ("/v1/openapi.json", "/v1/accounts/a/balance"):
+            assert web.http.get(path, headers={"authorization": "Bearer x"}).status_code == 404
+        assert web.http.post("/v1/charges", json={}).status_code == 404
+    finally:
+        web.close()

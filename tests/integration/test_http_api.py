@@ -9,6 +9,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -423,3 +424,26 @@ def test_a_grant_key_reused_with_other_inputs_is_409(api: Api, document: dict[st
     problem = _problem(document, api.post("/v1/grants", body | {"credits": 6}), 409, "conflict")
     assert problem["error"] == "IdempotencyConflict"
     assert _balance(api, account) == 5
+
+
+def test_concurrent_requests_under_one_key_charge_once(api: Api, document: dict[str, Any]) -> None:
+    account = _id("acct")
+    _grant(api, account, 100)
+    charge = _charge_body(account, credits=10)
+    key = _id("idem")
+
+    def send(_: int) -> httpx.Response:
+        return api.post("/v1/charges", charge, idempotency_key=key)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(send, range(8)))
+    statuses = sorted(answer.status_code for answer in answers)
+    assert set(statuses) <= {200, 409}, statuses
+    first = [a for a in answers if a.status_code == 200 and "idempotent-replayed" not in a.headers]
+    assert len(first) == 1, [(a.status_code, dict(a.headers)) for a in answers]
+    for answer in answers:
+        if answer.status_code == 409:
+            _problem(document, answer, 409, "idempotency-key-in-use")
+        else:
+            assert answer.json() == first[0].json()
+    assert _balance(api, account) == 90
