@@ -29,10 +29,13 @@ from ledger.backends import Database, Row, required
 from ledger.clock import now_ms
 from ledger.errors import IdempotencyConflict, IdempotencyKeyInUse
 
-__all__ = ["IN_FLIGHT_LEASE_MS", "KEEP_MS", "ApiIdempotency", "Claimed", "Replay"]
+__all__ = ["IN_FLIGHT_LEASE_MS", "KEEP_MS", "PURGE_EVERY_MS", "ApiIdempotency", "Claimed", "Replay"]
 
 KEEP_MS: Final[int] = 24 * 3_600_000
 """How long a key's first answer is kept (Stripe: at least 24 hours)."""
+
+PURGE_EVERY_MS: Final[int] = 60_000
+"""How often a process purges expired keys, on the way of a claim."""
 
 IN_FLIGHT_LEASE_MS: Final[int] = 120_000
 """An attempt not finished after this long is taken to have died (its process stopped
@@ -59,10 +62,12 @@ class Replay:
 
 
 class ApiIdempotency:
-    """The keys table over one database."""
+    """The keys table over one database. Thread-safe; one per process. Expired keys are
+    purged by the first claim of each :data:`PURGE_EVERY_MS`, in its transaction."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._next_purge_ms = 0  # a race between threads purges twice: harmless
 
     def claim(
         self, *, scope: str, key: str, fingerprint: str, at_ms: int | None = None
@@ -79,6 +84,9 @@ class ApiIdempotency:
         attempt = secrets.token_hex(16)
         ids = {"scope": scope, "idempotency_key": key}
         with self.db.write() as tx:
+            if now >= self._next_purge_ms:
+                self._next_purge_ms = now + PURGE_EVERY_MS
+                tx.all("purge_api_idempotency_keys", created_before_ms=now - KEEP_MS)
             inserted = tx.one(
                 "insert_api_idempotency_key",
                 **ids,

@@ -87,3 +87,22 @@ def test_keys_are_kept_24_hours_then_purged(ledger: Ledger) -> None:
     assert keys.claim(scope="s1", key="k1", fingerprint="f9", at_ms=T0 + KEEP_MS + 5) == Replay(
         201, "[]"
     )
+
+
+def test_claims_purge_expired_keys_once_a_minute(ledger: Ledger) -> None:
+    early = _keys(ledger)
+    old = early.claim(scope="s1", key="old", fingerprint="f", at_ms=T0)
+    assert isinstance(old, Claimed)
+    early.finish(old, status=200, body="{}")
+    keys = _keys(ledger)  # a process started later
+    assert isinstance(keys.claim(scope="s1", key="a", fingerprint="f", at_ms=T0 + KEEP_MS), Claimed)
+    assert keys.purge(at_ms=T0 + KEEP_MS) == 0, "the first claim did not purge the expired key"
+    recent = keys.claim(scope="s1", key="b", fingerprint="f", at_ms=T0 + KEEP_MS + 1)
+    assert isinstance(recent, Claimed)
+    # Within the minute no claim purges again (the purge is not per request).
+    stale = keys.claim(scope="s1", key="c", fingerprint="f", at_ms=T0)
+    assert isinstance(stale, Claimed)
+    assert isinstance(
+        keys.claim(scope="s1", key="d", fingerprint="f", at_ms=T0 + KEEP_MS + 2), Claimed
+    )
+    assert keys.purge(at_ms=T0 + KEEP_MS + 2) == 1  # "c"
