@@ -6,6 +6,7 @@ as any language would, with plain HTTP and JSON."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,26 @@ from tests.support.ingress import IngressServer, start
 from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
 
-__all__ = ["KEY_NEW", "KEY_OLD", "Api", "run_api", "schema_validator"]
+__all__ = [
+    "KEY_NEW",
+    "KEY_OLD",
+    "MAX_BODY_BYTES",
+    "PROBLEM",
+    "Api",
+    "balance",
+    "charge_body",
+    "grant",
+    "new_id",
+    "problem",
+    "run_api",
+    "schema_validator",
+    "valid",
+]
 
 KEY_OLD = "rfd-old-0123456789abcdef0123456789"
 KEY_NEW = "rfd-new-fedcba9876543210fedcba9876"
 MAX_BODY_BYTES = 16_384
+PROBLEM = "application/problem+json"
 
 
 class Api:
@@ -105,3 +121,51 @@ def schema_validator(document: dict[str, Any], name: str) -> jsonschema.Draft202
         registry=registry,
         format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
     )
+
+
+def valid(document: dict[str, Any], answer: httpx.Response, schema: str) -> dict[str, Any]:
+    """The answer's JSON, after checking it against ``schema`` of the OpenAPI document."""
+    body: dict[str, Any] = answer.json()
+    schema_validator(document, schema).validate(body)
+    return body
+
+
+def problem(
+    document: dict[str, Any], answer: httpx.Response, status: int, name: str
+) -> dict[str, Any]:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith(PROBLEM)
+    body = valid(document, answer, "Problem")
+    assert body["type"] == f"urn:refundry:problem:{name}", body
+    assert body["status"] == status
+    return body
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def grant(api: Api, account: str, credits: int) -> None:
+    key = new_id("grant")
+    answer = api.post(
+        "/v1/grants",
+        {"account_id": account, "credits": credits, "idempotency_key": key, "reason": "top-up"},
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def charge_body(account: str, credits: int = 40) -> dict[str, Any]:
+    return {
+        "generation_id": new_id("gen"),
+        "account_id": account,
+        "provider": "fal",
+        "operation": "video",
+        "credits": credits,
+        "provider_job_id": str(uuid.uuid4()),
+    }
+
+
+def balance(api: Api, account: str) -> int:
+    answer = api.get(f"/v1/accounts/{account}/balance")
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["balance"])

@@ -16,30 +16,12 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
-from tests.support.api import Api, run_api, schema_validator
+from tests.support.api import Api, schema_validator
 from tests.support.ingress import base_env, start
 from tests.support.redis_server import RedisServer
 from workers import client
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-
-
-@pytest.fixture(scope="module", params=["sqlite"])
-def api(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    redis_server: RedisServer,
-) -> Iterator[Api]:
-    yield from run_api(request, tmp_path_factory.mktemp("openapi"), redis_server)
-
-
-@pytest.fixture(scope="module")
-def document(api: Api) -> dict[str, Any]:
-    answer = api.get("/v1/openapi.json", key=None)
-    assert answer.status_code == 200
-    assert answer.headers["content-type"].startswith("application/json")
-    doc: dict[str, Any] = answer.json()
-    return doc
 
 
 def test_the_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
