@@ -26,15 +26,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from handlers.webhook_verification import BodyMalformed, BodyTooLarge
 from ledger.api_idempotency import ApiIdempotency, Claimed, Replay
@@ -52,7 +53,7 @@ from workers.api_problems import Answer, from_error, problem
 from workers.api_routes import API_ROUTES, ApiRoute
 from workers.settings import Settings
 
-__all__ = ["BodyReader", "api_app"]
+__all__ = ["BodyReader", "api_app", "api_mount"]
 
 log = logging.getLogger(__name__)
 
@@ -237,9 +238,20 @@ def _starlette_path(path: str) -> str:
     return path.replace("}", ":path}")
 
 
+_R = TypeVar("_R", Route, Mount)
+
+
+def _any_character(route: _R) -> _R:
+    """``route`` matching paths with any character, a newline too (Starlette's patterns do
+    not): an id holding one is refused by the id rule as a problem, not left to the
+    server's plain-text 404."""
+    route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
+    return route
+
+
 def api_app(settings: Settings, read_body: BodyReader) -> Starlette:
-    """The app to mount at ``/v1``, authenticating with ``settings.api_keys`` and reading
-    bodies with ``read_body``."""
+    """The app to mount at ``/v1`` (:func:`api_mount`), authenticating with
+    ``settings.api_keys`` and reading bodies with ``read_body``."""
     keys = ApiKeys(settings.api_keys)
     api = _Api(settings, keys, read_body)
     document = openapi_document()
@@ -248,10 +260,12 @@ def api_app(settings: Settings, read_body: BodyReader) -> Starlette:
         return JSONResponse(document)
 
     routes: list[BaseRoute] = [
-        Route(
-            _starlette_path(route.path.removeprefix("/v1")),
-            api.endpoint(route),
-            methods=[route.method],
+        _any_character(
+            Route(
+                _starlette_path(route.path.removeprefix("/v1")),
+                api.endpoint(route),
+                methods=[route.method],
+            )
         )
         for route in API_ROUTES
     ]
@@ -259,3 +273,8 @@ def api_app(settings: Settings, read_body: BodyReader) -> Starlette:
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_problem})
     app.router.redirect_slashes = False
     return app
+
+
+def api_mount(settings: Settings, read_body: BodyReader) -> Mount:
+    """``/v1`` for ``workers.web``'s routes: :func:`api_app` mounted."""
+    return _any_character(Mount("/v1", app=api_app(settings, read_body)))

@@ -324,9 +324,9 @@ def create_app(settings: Settings | None = None, ingress: Ingress | None = None)
         page = ops_page.ops_app(settings, runtime.ledger, _enqueue)
         routes += [Route("/ops", _to_ops_page, methods=["GET"]), Mount("/ops", app=page)]
     if settings.api_keys:
-        from workers.api import api_app
+        from workers.api import api_mount
 
-        routes.append(Mount("/v1", app=api_app(settings, _body)))
+        routes.append(api_mount(settings, _body))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -103,5 +103,8 @@ def test_unknown_generations_paths_and_methods_are_problems(
     wrong = api.request("DELETE", "/v1/charges")
     problem(document, wrong, 405, "method-not-allowed")
     assert "POST" in wrong.headers["allow"]
+    for path in ("/v1/generations/a%0Ab", "/v1/accounts/x%0A/balance"):  # found by fuzzing
+        refused = problem(document, api.get(path), 422, "invalid-input")
+        assert refused["error"] == "InvalidIdentifier"
     bad_id = api.get("/v1/generations/%E2%80%8Bgen")
     assert problem(document, bad_id, 422, "invalid-input")["field"] == "generation_id"
