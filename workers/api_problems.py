@@ -19,7 +19,6 @@ from ledger.errors import (
     IdempotencyKeyInUse,
     InsufficientCredits,
     InvalidInput,
-    LedgerError,
     LedgerUnavailable,
     NotFound,
     RefundryError,
@@ -122,7 +121,7 @@ def from_error(exc: RefundryError) -> Answer:
         return problem("not-found", str(exc), error=name)
     if isinstance(exc, InsufficientCredits):
         return problem("insufficient-credits", str(exc), error=name, keep=True)
-    if isinstance(exc, IdempotencyConflict | LedgerError):
+    if isinstance(exc, IdempotencyConflict):
         return problem("conflict", str(exc), error=name, keep=True)
     if isinstance(exc, IdempotencyKeyInUse):
         return problem("idempotency-key-in-use", str(exc), error=name, headers=_RETRY)
