@@ -51,6 +51,7 @@ from workers.api_keys import ApiKeys
 from workers.api_openapi import OPENAPI_PATH, openapi_document
 from workers.api_problems import Answer, from_error, problem
 from workers.api_routes import API_ROUTES, ApiRoute
+from workers.metrics import count_api_request
 from workers.settings import Settings
 
 __all__ = ["BodyReader", "api_app", "api_mount"]
@@ -172,6 +173,16 @@ class _Api:
         return claim
 
     def endpoint(self, route: ApiRoute) -> Callable[[Request], Awaitable[Response]]:
+        answer = self.answer(route)
+
+        async def endpoint(request: Request) -> Response:
+            response = await answer(request)
+            count_api_request(route.operation_id, response.status_code)
+            return response
+
+        return endpoint
+
+    def answer(self, route: ApiRoute) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             scope = self.keys.scope(request.headers.get("authorization"))
             if scope is None:

@@ -18,6 +18,7 @@ received them (refusals are never stored), in prometheus-client's multiprocess m
 | ``refundry_webhooks_total`` | counter | ``route``, ``result`` |
 | ``refundry_reconcile_actions_total`` | counter | ``action`` |
 | ``refundry_conflicts_total`` | counter (contradicting outcomes, never applied) | |
+| ``refundry_api_requests_total`` | counter (HTTP API answers) | ``operation``, ``status`` |
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ __all__ = [
     "CONTENT_TYPE",
     "LATENCY_BUCKETS_S",
     "LedgerCollector",
+    "count_api_request",
     "count_webhook",
     "exposition",
     "registry",
@@ -151,6 +153,20 @@ def count_webhook(route: str, result: str) -> None:
     _WEBHOOKS.labels(route=route, result=result).inc()
 
 
+_API_REQUESTS = Counter(
+    "refundry_api_requests",
+    "HTTP API answers by operation and status",
+    labelnames=["operation", "status"],
+    registry=None,
+)
+
+
+def count_api_request(operation: str, status: int) -> None:
+    """Count one answer of the HTTP API (``workers.api``), the way :func:`count_webhook`
+    counts a delivery: ``operation`` is the OpenAPI operation id."""
+    _API_REQUESTS.labels(operation=operation, status=str(status)).inc()
+
+
 def registry(
     ledger: Callable[[], Ledger],
     *,
@@ -167,6 +183,7 @@ def registry(
         MultiProcessCollector(found)  # type: ignore[no-untyped-call]  # untyped upstream
     else:
         found.register(_WEBHOOKS)
+        found.register(_API_REQUESTS)
     return found
 
 

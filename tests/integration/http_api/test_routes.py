@@ -151,3 +151,17 @@ def test_no_key_reaches_the_logs(api: Api) -> None:
     api.get("/v1/accounts/x/balance", key="rfd-wrong-0123456789abcdef01234567")
     log = api.web.log.read_text(errors="replace")
     assert KEY_OLD not in log and KEY_NEW not in log and "rfd-wrong" not in log
+
+
+def test_answers_are_counted_by_operation_and_status_on_metrics(api: Api) -> None:
+    def count(operation: str, status: int) -> float:
+        wanted = f'refundry_api_requests_total{{operation="{operation}",status="{status}"}} '
+        for line in api.web.http.get("/metrics").text.splitlines():
+            if line.startswith(wanted):
+                return float(line.removeprefix(wanted))
+        return 0.0
+
+    before = count("getBalance", 200), count("getBalance", 401)
+    balance(api, new_id("acct"))
+    api.get("/v1/accounts/a/balance", key=None)
+    assert (count("getBalance", 200), count("getBalance", 401)) == (before[0] + 1, before[1] + 1)
