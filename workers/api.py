@@ -183,7 +183,10 @@ class _Api:
         return endpoint
 
     def answer(self, route: ApiRoute) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
+        """``route``'s answer to a request: authenticated, its body read and held to the
+        rules, run (under its idempotency key) in a worker thread within the deadline."""
+
+        async def respond(request: Request) -> Response:
             scope = self.keys.scope(request.headers.get("authorization"))
             if scope is None:
                 detail = "send Authorization: Bearer <API key>"
@@ -229,7 +232,7 @@ class _Api:
                 result, replayed = problem("internal", "unexpected error"), False
             return _respond(result, replayed=replayed)
 
-        return endpoint
+        return respond
 
 
 async def _http_problem(request: Request, exc: Exception) -> Response:
