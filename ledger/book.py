@@ -180,13 +180,16 @@ class Ledger:
         tx: Tx | None = None,
         credit_later: dict[str, int] | None = None,
         policy_version: str | None = None,
+        rule: str | None = None,
     ) -> Settlement:
         """Record a classified outcome; the first terminal one wins, atomically.
 
         ``refund`` is the handler's policy decision for this outcome, made under the policy
         version named ``policy_version`` (the one in force when the generation was charged,
         ``handlers.generation.RefundPolicy``), which its refund entry records; None: this
-        ledger's default version. A later contradicting
+        ledger's default version; ``rule`` names the rule of that version that decided (a
+        policy key, ``refund_outcomes`` or ``outcomes.<provider:operation>``): when given, both
+        are recorded on the generation with its outcome, kept or refunded. A later contradicting
         outcome is recorded as a conflict and never applied. ``inbox_id`` is marked processed
         in the same transaction.
 
@@ -244,6 +247,13 @@ class Ledger:
                 reason=reason,
                 now_ms=ts,
             )
+            if rule is not None:
+                tx.all(
+                    "set_generation_decision",
+                    generation_id=generation_id,
+                    policy_version=policy_version or self.policy_version,
+                    rule=rule,
+                )
             tx.all(
                 "insert_outcome_report",
                 generation_id=generation_id,

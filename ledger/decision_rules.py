@@ -1,0 +1,41 @@
+"""The rule a payment decision was made by, recorded with the decision (``payment_decisions
+.rule``, read by ``refundry explain``): a key of the refund policy (``handlers.policy_file``)
+where the policy decided, a promise Refundry always keeps where no policy key can change it,
+and None for what is a fact rather than a rule (an alert, a wait, money already given back).
+
+One table, so that the name a decision records and the key a policy file holds cannot drift
+apart (``tests/unit/test_decision_rules.py`` holds the keys to the policy's).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["AFTER_CANCELLATION", "decision_rule"]
+
+AFTER_CANCELLATION: Final = "always: a charge after a confirmed cancellation is refunded"
+"""Not a policy key: every version refunds a subscription charge made after its confirmed
+cancellation (DESIGN, "The flow of a payment")."""
+
+_REFUND_REASONS: Final[dict[str, str]] = {
+    "unlanded_pack": "unlanded_pack_action",
+    "duplicate": "duplicate_window_s",
+    "early_fraud_warning": "fraud_action",
+    "after_cancellation": AFTER_CANCELLATION,
+}
+"""A refund's reason (its first word) → the rule that gave the money back."""
+
+_DECISIONS: Final[dict[str, str]] = {
+    "grant": "packs",
+    "duplicate": "duplicate_window_s",
+}
+"""Any other decision → its rule."""
+
+
+def decision_rule(decision: str, reason: str) -> str | None:
+    """The rule that made ``decision`` (``grant``, ``refund``, ``duplicate``, …) for
+    ``reason``; None when no rule did (an alert, a wait, a fact read at the provider)."""
+    if decision == "refund":
+        first = reason.split(":", 1)[0].split(" ", 1)[0].strip()
+        return _REFUND_REASONS.get(first)
+    return _DECISIONS.get(decision)
