@@ -22,7 +22,14 @@ from ledger.errors import NothingKnownById
 from ledger.history import History
 from ledger.payment_types import Payment
 
-__all__ = ["CreditsUsed", "Eligibility", "ManualRefundRules", "credits_used", "eligibility"]
+__all__ = [
+    "CreditsUsed",
+    "Eligibility",
+    "ManualRefundRules",
+    "credits_used",
+    "eligibility",
+    "judge",
+]
 
 DAY_MS: Final = 86_400_000
 
@@ -121,7 +128,7 @@ def eligibility(
     version = book.at(asked_at_ms if paid is None else paid)
     rules = ManualRefundRules.of(version.rules)
     used = credits_used(history, payment)
-    checks = [_state(payment), _window(paid, asked_at_ms, rules), _share(used, rules)]
+    qualifies, reasons = judge(payment, asked_at_ms, rules, used)
     return Eligibility(
         purchase_key=payment.purchase_key,
         account_id=payment.account_id,
@@ -131,9 +138,22 @@ def eligibility(
         policy_version=version.name,
         rules=rules,
         credits=used,
-        reasons=tuple(why for _, why in checks),
-        qualifies=all(ok for ok, _ in checks),
+        reasons=reasons,
+        qualifies=qualifies,
     )
+
+
+def judge(
+    payment: Payment, asked_at_ms: int, rules: ManualRefundRules, used: CreditsUsed
+) -> tuple[bool, tuple[str, ...]]:
+    """Whether a request asked at ``asked_at_ms`` qualifies under ``rules``, and why: one
+    line for each check (the purchase's state, the window, the share used), in order."""
+    checks = [
+        _state(payment),
+        _window(payment.paid_at_ms, asked_at_ms, rules),
+        _share(used, rules),
+    ]
+    return all(ok for ok, _ in checks), tuple(why for _, why in checks)
 
 
 def _state(p: Payment) -> tuple[bool, str]:

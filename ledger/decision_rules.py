@@ -9,6 +9,7 @@ apart (``tests/unit/test_decision_rules.py`` holds the keys to the policy's).
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 __all__ = ["AFTER_CANCELLATION", "decision_rule"]
@@ -23,11 +24,12 @@ _REFUND_REASONS: Final[dict[str, str]] = {
     "early_fraud_warning": "fraud_action",
     "after_cancellation": AFTER_CANCELLATION,
 }
-"""A refund's reason (its first word) → the rule that gave the money back."""
+"""A refund's reason word → the rule that gave the money back."""
 
 _DECISIONS: Final[dict[str, str]] = {
     "grant": "packs",
     "duplicate": "duplicate_window_s",
+    "keep": AFTER_CANCELLATION,  # a subscription charge paid before its cancellation
 }
 """Any other decision → its rule."""
 
@@ -36,6 +38,9 @@ def decision_rule(decision: str, reason: str) -> str | None:
     """The rule that made ``decision`` (``grant``, ``refund``, ``duplicate``, …) for
     ``reason``; None when no rule did (an alert, a wait, a fact read at the provider)."""
     if decision == "refund":
-        first = reason.split(":", 1)[0].split(" ", 1)[0].strip()
-        return _REFUND_REASONS.get(first)
+        # A refund's reason is its reason word, alone or after what led to it
+        # ("<when>: after_cancellation"): the first word the table knows names the rule.
+        found = (w for w in re.findall(r"[a-z_]+", reason) if w in _REFUND_REASONS)
+        word = next(found, None)
+        return None if word is None else _REFUND_REASONS[word]
     return _DECISIONS.get(decision)
