@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["AFTER_CANCELLATION", "decision_rule"]
+__all__ = ["AFTER_CANCELLATION", "COMPLETED_BY", "completed", "decision_rule"]
 
 AFTER_CANCELLATION: Final = "always: a charge after a confirmed cancellation is refunded"
 """Not a policy key: every version refunds a subscription charge made after its confirmed
@@ -34,6 +34,17 @@ _DECISIONS: Final[dict[str, str]] = {
 """Any other decision → its rule."""
 
 
+COMPLETED_BY: Final = "unlanded_pack_action = complete"
+"""Said in the reason of a grant reconciliation made of a pack that had not landed."""
+
+
+def completed(why: str, by_rule: bool) -> str:
+    """The reason of the grant of a pack reconciliation completed: ``why`` it had not
+    landed, naming the rule when ``unlanded_pack_action`` completed it (``by_rule``), not
+    a purchase that had no money to give back or whose chargeback closed."""
+    return f"{why} ({COMPLETED_BY})" if by_rule else why
+
+
 def decision_rule(decision: str, reason: str) -> str | None:
     """The rule that made ``decision`` (``grant``, ``refund``, ``duplicate``, …) for
     ``reason``; None when no rule did (an alert, a wait, a fact read at the provider)."""
@@ -43,4 +54,6 @@ def decision_rule(decision: str, reason: str) -> str | None:
         found = (w for w in re.findall(r"[a-z_]+", reason) if w in _REFUND_REASONS)
         word = next(found, None)
         return None if word is None else _REFUND_REASONS[word]
+    if decision == "grant" and COMPLETED_BY in reason:
+        return "unlanded_pack_action"
     return _DECISIONS.get(decision)

@@ -283,7 +283,7 @@ unlanded_pack_action = "complete"
     assert ledger.balance("acct_unl_late") == PACK
     assert _decided(early["id"])[:3] == ("refund", "refund-era", "unlanded_pack_action")
     grant = _decided(late["id"])
-    assert grant == ("grant", "complete-era", "packs", [f"pack:{late['id']}"])
+    assert grant == ("grant", "complete-era", "unlanded_pack_action", [f"pack:{late['id']}"])
 
 
 def test_a_duplicate_charge_is_refunded(

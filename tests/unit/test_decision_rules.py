@@ -8,7 +8,7 @@ import pytest
 from handlers.generation import SUCCESS_KEPT, RefundPolicy
 from handlers.policy_file import parse_policy, shipped_policy
 from ledger import Generation, Outcome
-from ledger.decision_rules import AFTER_CANCELLATION, decision_rule
+from ledger.decision_rules import AFTER_CANCELLATION, COMPLETED_BY, decision_rule
 
 POLICY_KEYS = set(shipped_policy().versions[-1].rules.as_json())
 
@@ -22,6 +22,7 @@ POLICY_KEYS = set(shipped_policy().versions[-1].rules.as_json())
         ("refund", "paid at 5 ms, sub_1 cancelled at 2 ms: after_cancellation", AFTER_CANCELLATION),
         ("duplicate", "same pack as pi_1", "duplicate_window_s"),
         ("grant", "pack price_1", "packs"),
+        ("grant", f"pack price_1: not landed (1 h) ({COMPLETED_BY})", "unlanded_pack_action"),
         ("refund", "retry", None),
         ("alert", "duplicate refund failed", None),
         ("refunded_at_provider", "money already given back", None),
