@@ -7,6 +7,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from handlers.manual_refunds import CreditsUsed, ManualRefundRules, judge
 from handlers.policy_file import parse_policy, shipped_policy
@@ -110,3 +112,32 @@ def test_a_pack_whose_money_is_going_back_never_qualifies() -> None:
     ok, reasons = judge(_paid("refunding"), PAID, RULES, CreditsUsed(500, 500, 0))
     assert not ok
     assert reasons[0].startswith("state refunding")
+
+
+@given(
+    window_days=st.integers(0, 3650),
+    percent=st.integers(0, 100),
+    granted=st.integers(0, 10**6),
+    used_share=st.floats(0, 1),
+    asked_after_ms=st.integers(-DAY_MS, 4000 * DAY_MS),
+    state=st.sampled_from(["paid", "granted", "refunding", "refunded", "unpaid"]),
+)
+def test_a_request_qualifies_exactly_when_every_rule_holds(
+    window_days: int,
+    percent: int,
+    granted: int,
+    used_share: float,
+    asked_after_ms: int,
+    state: str,
+) -> None:
+    used = int(granted * used_share)
+    rules = ManualRefundRules(window_days, Decimal(percent) / 100)
+    credits = CreditsUsed(granted, granted - used, used)
+    ok, _ = judge(_paid(state), PAID + asked_after_ms, rules, credits)
+    # The model: whole numbers only (percent of the pack, ms of the window).
+    expected = (
+        state in ("paid", "granted")
+        and 0 <= asked_after_ms <= window_days * DAY_MS
+        and used * 100 <= percent * granted
+    )
+    assert ok is expected
