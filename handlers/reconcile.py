@@ -316,7 +316,7 @@ class _Settle:
         elif action == "wait":
             payments.note(p.purchase_key, "wait", why, once=True)
         elif action == "complete":
-            by_rule = policy.unlanded_action == "complete"  # else: no money to give back
+            by_rule = policy.unlanded_action == "complete"  # else forced: see decide()
             land(ledger, p, gateway=self.source, policy=policy, why=completed(why, by_rule))
         elif p.state == "refunding":
             reason = p.refund_reason or "retry"

@@ -25,7 +25,7 @@ from ledger.errors import (
     InsufficientCredits,
     LedgerError,
 )
-from ledger.generations import Generation, Settlement, same_job
+from ledger.generations import Generation, Settlement, decided_by, same_job
 from ledger.inbox import Inbox, settle_in
 from ledger.outcomes import TERMINAL, Outcome
 from ledger.payments import Payments
@@ -187,9 +187,8 @@ class Ledger:
         ``refund`` is the handler's policy decision for this outcome, made under the policy
         version named ``policy_version`` (the one in force when the generation was charged,
         ``handlers.generation.RefundPolicy``), which its refund entry records; None: this
-        ledger's default version; ``rule`` names the rule of that version that decided (a
-        policy key, ``refund_outcomes`` or ``outcomes.<provider:operation>``): when given, both
-        are recorded on the generation with its outcome, kept or refunded. A later contradicting
+        ledger's default version; ``rule``, the rule of it that decided, is recorded with both
+        (``ledger.generations.decided_by``) when given. A later contradicting
         outcome is recorded as a conflict and never applied. ``inbox_id`` is marked processed
         in the same transaction.
 
@@ -248,12 +247,7 @@ class Ledger:
                 now_ms=ts,
             )
             if rule is not None:
-                tx.all(
-                    "set_generation_decision",
-                    generation_id=generation_id,
-                    policy_version=policy_version or self.policy_version,
-                    rule=rule,
-                )
+                decided_by(tx, generation_id, policy_version or self.policy_version, rule)
             tx.all(
                 "insert_outcome_report",
                 generation_id=generation_id,
