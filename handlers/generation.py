@@ -23,6 +23,7 @@ from providers.registry import classify
 from workers import validation
 
 __all__ = [
+    "SUCCESS_KEPT",
     "Generations",
     "RefundPolicy",
     "ResultApplied",
@@ -39,10 +40,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """Whether an outcome is refunded, and the name of the policy version that said so."""
+    """Whether an outcome is refunded, the name of the policy version that said so, and the
+    rule of it that did (a policy key, or :data:`SUCCESS_KEPT`)."""
 
     refund: bool
     policy_version: str
+    rule: str
+
+
+SUCCESS_KEPT = "always: a succeeded generation keeps its charge"
+"""The rule of a success: no policy version can refund it (``handlers.policy_rules``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +64,12 @@ class RefundPolicy:
         """The verdict on ``outcome`` of ``generation``, by the version in force at its
         ``charged_at_ms``; a success is never refunded."""
         version = self.book.at(generation.charged_at_ms)
-        refund = version.rules.refunds(generation.provider, generation.operation, outcome)
-        return Verdict(refund and outcome is not Outcome.SUCCEEDED, version.name)
+        if outcome is Outcome.SUCCEEDED:
+            return Verdict(False, version.name, SUCCESS_KEPT)
+        rules = version.rules
+        refund = rules.refunds(generation.provider, generation.operation, outcome)
+        rule = rules.deciding_rule(generation.provider, generation.operation)
+        return Verdict(refund, version.name, rule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +119,7 @@ def apply_result(
         reason=classification.reason,
         refund=verdict.refund,
         policy_version=verdict.policy_version,
+        rule=verdict.rule,
         failure_known_at_ms=failure_known_at_ms,
         message_id=message_id,
         inbox_id=inbox_id,

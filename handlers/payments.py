@@ -101,12 +101,14 @@ def land(
     gateway: PaymentGateway,
     policy: PaymentPolicy,
     inbox_id: str | None = None,
+    why: str | None = None,
 ) -> str:
     """Grant a paid purchase's pack, unless it duplicates a purchase just granted: then its
-    money goes back with reason ``duplicate``."""
+    money goes back with reason ``duplicate``. ``why``: what led to the grant, recorded with
+    it (reconciliation's unlanded-pack decision), when not the payment itself."""
     result = ledger.payments.grant(
         p.purchase_key,
-        reason=f"pack {p.price_id}",
+        reason=f"pack {p.price_id}" + (f": {why}" if why else ""),
         duplicate_window_ms=policy.duplicate_window_ms,
         inbox_id=inbox_id,
     )

@@ -21,6 +21,10 @@ The file's shape (README, "Refund policy")::
     [version.packs]                       # price id → credits, as REFUNDRY_PACKS
     price_1QxyzAbc = 500
 
+    [version.manual_refunds]              # a refund a customer asks for (eligibility)
+    window_days = 7                       # asked within 7 days of payment …
+    max_used_share = 0.20                 # … having used at most 20 % of the pack
+
 A version that leaves a rule out inherits it from the version before it (the first from the
 shipped default, ``handlers/policy_default.toml``); a table inherits key by key. Anything
 else is refused with :class:`~ledger.errors.PolicyError` naming the key and its line: TOML
@@ -35,6 +39,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -53,7 +58,7 @@ __all__ = ["MAX_POLICY_BYTES", "SHIPPED", "parse_policy", "read_policy", "shippe
 SHIPPED: Final = "shipped default"
 MAX_POLICY_BYTES: Final = 1_048_576
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,63}")
-_TABLES: Final = ("outcomes", "deadlines", "packs")
+_TABLES: Final = ("outcomes", "deadlines", "packs", "manual_refunds")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -172,6 +177,28 @@ _SCALARS: Final[dict[str, Callable[[_Where, str, Any], Any]]] = {
 """Each rule that is one value, and how it is checked (the ranges are those of the
 environment variables that override them, ``workers.settings``)."""
 
+
+def _share(where: _Where, key: str, value: Any) -> Decimal:
+    """A share from 0 to 1, kept as the decimal the file wrote (0.2 is exactly 0.2)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        where.refuse("must be a number from 0 to 1 (0.2 is 20 %)", key)
+    return Decimal(str(value))
+
+
+_MANUAL_REFUNDS: Final[dict[str, Callable[[_Where, str, Any], Any]]] = {
+    "window_days": _whole(0, 3650),
+    "max_used_share": _share,
+}
+"""The keys of ``[version.manual_refunds]`` (``handlers.manual_refunds``) and their checks."""
+
+
+def _manual_refunds(where: _Where, table: Mapping[str, Any]) -> dict[str, Any]:
+    for key in table:
+        if key not in _MANUAL_REFUNDS:
+            where.refuse(f"unknown key ({', '.join(_MANUAL_REFUNDS)})", key)
+    return {key: _MANUAL_REFUNDS[key](where, key, value) for key, value in table.items()}
+
+
 _KEYS: Final = frozenset({"name", "effective", *_SCALARS, *_TABLES})
 
 
@@ -215,11 +242,17 @@ def _rules(where: _Where, raw: Mapping[str, Any], base: Rules | None) -> Rules:
             where.refuse("must be a table", name)
         if name == "outcomes":
             read: dict[str, Any] = _outcome_table(inner, table)
+        elif name == "manual_refunds":
+            read = _manual_refunds(inner, table)
         elif name == "deadlines":
             read = {k: tuple(v) for k, v in _via_setting(inner, table, _deadlines).items()}
         else:
             read = _via_setting(inner, table, _packs)
         tables[name] = {**(dict(getattr(base, name)) if base else {}), **read}
+    for key in _MANUAL_REFUNDS.keys() - tables["manual_refunds"].keys():
+        where.inside("manual_refunds").refuse(
+            "the first version of the shipped default states every rule", key
+        )
     return Rules(**values, **tables)
 
 

@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Final
 
 from handlers.deadlines import DeadlinePolicy
@@ -47,12 +48,24 @@ class Rules:
     unlanded_pack_action: str
     duplicate_window_s: int
     fraud_action: str
+    manual_refunds: Mapping[str, Any]
+    """``window_days`` (whole days) and ``max_used_share`` (a ``Decimal`` from 0 to 1): when a
+    refund a customer asks for qualifies (``handlers.manual_refunds``)."""
 
     def refunded_outcomes(self, provider: str, operation: str) -> frozenset[Outcome]:
         """The outcomes refunded for ``operation`` at ``provider``: the most specific
         override (``provider:operation``, then ``operation``), else ``refund_outcomes``."""
         found = self.outcomes.get(f"{provider}:{operation}") or self.outcomes.get(operation)
         return self.refund_outcomes if found is None else found
+
+    def deciding_rule(self, provider: str, operation: str) -> str:
+        """The policy key that says which outcomes of ``operation`` at ``provider`` are
+        refunded: ``outcomes.<provider:operation>``, ``outcomes.<operation>`` or
+        ``refund_outcomes`` (the lookup of :meth:`refunded_outcomes`)."""
+        for key in (f"{provider}:{operation}", operation):
+            if self.outcomes.get(key) is not None:
+                return f"outcomes.{key}"
+        return "refund_outcomes"
 
     def refunds(self, provider: str, operation: str, outcome: Outcome) -> bool:
         """Whether a terminal ``outcome`` of ``operation`` at ``provider`` is refunded."""
@@ -87,6 +100,10 @@ class Rules:
             "unlanded_pack_action": self.unlanded_pack_action,
             "duplicate_window_s": self.duplicate_window_s,
             "fraud_action": self.fraud_action,
+            "manual_refunds": {
+                k: float(v) if isinstance(v, Decimal) else v
+                for k, v in sorted(self.manual_refunds.items())
+            },
         }
 
 

@@ -43,6 +43,7 @@ from handlers.provider_reversals import (
 from handlers.purchase_refunds import refund_purchase
 from handlers.purchases import observe, preview, read_purchase, succeeded_intent
 from ledger import Ledger, now_ms
+from ledger.decision_rules import completed
 from ledger.errors import RefundryError
 from ledger.payments import Payment
 from providers.stripe import purchase_key
@@ -315,7 +316,8 @@ class _Settle:
         elif action == "wait":
             payments.note(p.purchase_key, "wait", why, once=True)
         elif action == "complete":
-            land(ledger, p, gateway=self.source, policy=policy)
+            by_rule = policy.unlanded_action == "complete"  # else forced: see decide()
+            land(ledger, p, gateway=self.source, policy=policy, why=completed(why, by_rule))
         elif p.state == "refunding":
             reason = p.refund_reason or "retry"
             refund_purchase(

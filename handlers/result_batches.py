@@ -146,6 +146,7 @@ def _attempt(
                     reason=classification.reason,
                     refund=verdict.refund,
                     policy_version=verdict.policy_version,
+                    rule=verdict.rule,
                     failure_known_at_ms=item.received_at_ms,
                     message_id=item.id,
                     inbox_id=item.id,

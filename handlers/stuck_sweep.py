@@ -284,6 +284,7 @@ def _refund_as_lost(
         refund=verdict.refund,
         failure_known_at_ms=known_at_ms,
         policy_version=verdict.policy_version,
+        rule=verdict.rule,
     )
     if settlement is Settlement.REFUNDED:
         log.warning("generation %s refunded: %s", gen.generation_id, reason)

@@ -25,7 +25,7 @@ from ledger.errors import (
     InsufficientCredits,
     LedgerError,
 )
-from ledger.generations import Generation, Settlement, same_job
+from ledger.generations import Generation, Settlement, decided_by, same_job
 from ledger.inbox import Inbox, settle_in
 from ledger.outcomes import TERMINAL, Outcome
 from ledger.payments import Payments
@@ -180,13 +180,15 @@ class Ledger:
         tx: Tx | None = None,
         credit_later: dict[str, int] | None = None,
         policy_version: str | None = None,
+        rule: str | None = None,
     ) -> Settlement:
         """Record a classified outcome; the first terminal one wins, atomically.
 
         ``refund`` is the handler's policy decision for this outcome, made under the policy
         version named ``policy_version`` (the one in force when the generation was charged,
         ``handlers.generation.RefundPolicy``), which its refund entry records; None: this
-        ledger's default version. A later contradicting
+        ledger's default version; ``rule``, the rule of it that decided, is recorded with both
+        (``ledger.generations.decided_by``) when given. A later contradicting
         outcome is recorded as a conflict and never applied. ``inbox_id`` is marked processed
         in the same transaction.
 
@@ -244,6 +246,8 @@ class Ledger:
                 reason=reason,
                 now_ms=ts,
             )
+            if rule is not None:
+                decided_by(tx, generation_id, policy_version or self.policy_version, rule)
             tx.all(
                 "insert_outcome_report",
                 generation_id=generation_id,

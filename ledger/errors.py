@@ -22,7 +22,8 @@ structured fields (``RefundryError.fields``)::
     ├── NotFound                    what was asked for does not exist
     │   ├── LedgerNotFound          no ledger at the configured location
     │   ├── AccountNotFound         the ledger has never seen the account
-    │   └── DeadLetterNotFound      no dead letter with that message id
+    │   ├── DeadLetterNotFound      no dead letter with that message id
+    │   └── NothingKnownById        no generation or purchase has that id
     ├── EventNotConfirmed           the payment provider's API belies a payment event
     │   └── NotAtPaymentProvider    the object the event names does not exist there
     ├── PaymentProviderUnavailable  Stripe did not answer usefully (retried, same key)
@@ -80,6 +81,7 @@ __all__ = [
     "NoSuchObject",
     "NotAtPaymentProvider",
     "NotFound",
+    "NothingKnownById",
     "PackUnknown",
     "PaymentProviderUnavailable",
     "PaymentRejected",
@@ -195,6 +197,10 @@ class AccountNotFound(NotFound):
 
 class DeadLetterNotFound(NotFound):
     """No dead letter has this message id."""
+
+
+class NothingKnownById(NotFound):
+    """No generation or purchase (checkout session, payment intent) has this id."""
 
 
 class EventNotConfirmed(RefundryError):

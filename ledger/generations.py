@@ -10,7 +10,7 @@ from ledger.backends import Row, Tx
 from ledger.errors import ResultForAnotherJob
 from ledger.outcomes import Outcome
 
-__all__ = ["Generation", "Settlement", "same_job"]
+__all__ = ["Generation", "Settlement", "decided_by", "same_job"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +89,15 @@ def same_job(tx: Tx, gen: Generation, job_id: str) -> None:
         raise ResultForAnotherJob(
             generation_id=gen.generation_id, charged_job_id=held, reported_job_id=job_id
         )
+
+
+def decided_by(tx: Tx, generation_id: str, policy_version: str, rule: str) -> None:
+    """Record on a generation, in ``tx`` with its first terminal outcome, the policy version
+    and the rule of it that decided whether it was refunded (a policy key such as
+    ``refund_outcomes`` or ``outcomes.kling:video``), for ``refundry explain``."""
+    tx.all(
+        "set_generation_decision",
+        generation_id=generation_id,
+        policy_version=policy_version,
+        rule=rule,
+    )

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from ledger import keys
 from ledger.backends import Tx, required
 from ledger.clock import now_ms
+from ledger.decision_rules import decision_rule
 from ledger.errors import IdempotencyConflict, LedgerError
 from ledger.payment_types import Payment, Reversal
 from ledger.redaction import redact_text
@@ -31,7 +32,7 @@ class PaymentRows:
 
     def decide_once(self, purchase_key: str, decision: str, reason: str) -> bool:
         """:func:`decide_once` in this transaction."""
-        return decide_once(self.tx, purchase_key, decision, reason)
+        return decide_once(self.tx, purchase_key, decision, reason, self.policy_version)
 
     def upsert(self, **fields: object) -> None:
         """``upsert_payment`` with every field not given unknown (``None``)."""
@@ -248,12 +249,15 @@ class PaymentRows:
         )
 
     def decide(self, purchase_key: str, decision: str, reason: str) -> None:
+        """Record a decision, with the policy version and rule it was made under."""
         self.tx.all(
             "insert_payment_decision",
             purchase_key=purchase_key,
             decision=decision,
             reason=redact_text(reason),
             now_ms=now_ms(),
+            policy_version=self.policy_version,
+            rule=decision_rule(decision, reason),
         )
 
 
@@ -264,14 +268,20 @@ _PAYMENT_FIELDS: tuple[str, ...] = ("account_id", "price_id", "credits", "amount
 _PAYMENT_FIELDS += ("customer", "charge_id", "session_id", "paid_at_ms")
 
 
-def decide_once(tx: Tx, purchase_key: str, decision: str, reason: str) -> bool:
+def decide_once(
+    tx: Tx, purchase_key: str, decision: str, reason: str, policy_version: str | None = None
+) -> bool:
     """Record a decision about a payment (a purchase or an invoice) unless one with the same
-    decision and reason is recorded already; True when it was recorded now."""
+    decision and reason is recorded already; True when it was recorded now. The decision
+    records ``policy_version`` (None: decided by no policy version) and its rule
+    (``ledger.decision_rules``)."""
     rows = tx.all(
         "insert_payment_decision_once",
         purchase_key=purchase_key,
         decision=decision,
         reason=redact_text(reason),
         now_ms=now_ms(),
+        policy_version=policy_version,
+        rule=decision_rule(decision, reason),
     )
     return bool(rows)

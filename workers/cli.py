@@ -25,6 +25,7 @@ from providers.base import OPERATIONS
 from providers.registry import PROVIDER_NAMES, classify
 from workers import cli_options as opt
 from workers import exit_codes, runtime, validation
+from workers.cli_explain import eligibility_command, explain_command
 from workers.cli_ledger import dlq, ledger
 from workers.cli_policy import policy
 from workers.logs import configure_logging, install_redaction
@@ -87,6 +88,8 @@ def main() -> None:
 main.add_command(ledger)
 main.add_command(dlq)
 main.add_command(policy)
+main.add_command(explain_command)
+main.add_command(eligibility_command)
 
 
 def _report(line: str) -> None:

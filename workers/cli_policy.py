@@ -17,10 +17,10 @@ from workers import runtime
 from workers.policy_settings import check_budgets
 from workers.settings import Settings
 
-__all__ = ["policy"]
+__all__ = ["Moment", "policy"]
 
 
-class _Moment(click.ParamType[int, Any]):
+class Moment(click.ParamType[int, Any]):
     """``--at``: an ISO date or date-time (UTC when it gives no offset), as ms since the
     epoch; a future moment shows the version that will be in force then."""
 
@@ -44,7 +44,7 @@ def policy() -> None:
 
 
 @policy.command("show")
-@click.option("--at", "at_ms", type=_Moment(), default=None, help="ISO date; default now")
+@click.option("--at", "at_ms", type=Moment(), default=None, help="ISO date; default now")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object")
 def policy_show(at_ms: int | None, as_json: bool) -> None:
     """Print the policy version in force (now, or --at a date) and every rule it holds."""

@@ -325,8 +325,8 @@ UPDATE payments SET refunded_amount = (
 WHERE purchase_key = :purchase_key;
 
 -- name: insert_payment_decision
-INSERT INTO payment_decisions (purchase_key, decision, reason, at_ms)
-VALUES (:purchase_key, :decision, :reason, :now_ms);
+INSERT INTO payment_decisions (purchase_key, decision, reason, at_ms, policy_version, rule)
+VALUES (:purchase_key, :decision, :reason, :now_ms, :policy_version, :rule);
 
 -- name: payment_decisions_for
 SELECT decision, reason, at_ms FROM payment_decisions WHERE purchase_key = :purchase_key
@@ -440,8 +440,8 @@ UPDATE subscription_charges SET state = :state,
 WHERE invoice_id = :invoice_id;
 
 -- name: insert_payment_decision_once
-INSERT INTO payment_decisions (purchase_key, decision, reason, at_ms)
-SELECT :purchase_key, :decision, :reason, :now_ms
+INSERT INTO payment_decisions (purchase_key, decision, reason, at_ms, policy_version, rule)
+SELECT :purchase_key, :decision, :reason, :now_ms, :policy_version, :rule
 WHERE NOT EXISTS (
     SELECT 1 FROM payment_decisions
     WHERE purchase_key = :purchase_key AND decision = :decision AND reason = :reason)
@@ -596,3 +596,19 @@ SELECT g.*, r.amount AS refund_credits, r.applied_at_ms AS refunded_at_ms,
 FROM generations g
 LEFT JOIN entries r ON r.generation_id = g.generation_id AND r.kind = 'refund'
 WHERE g.generation_id = :generation_id;
+-- name: set_generation_decision
+UPDATE generations SET decided_policy_version = :policy_version, decided_rule = :rule
+WHERE generation_id = :generation_id;
+
+-- name: payment_by_session
+SELECT * FROM payments WHERE session_id = :session_id ORDER BY paid_at_ms, purchase_key LIMIT 1;
+
+-- name: entries_of_purchase
+SELECT * FROM entries WHERE purchase_key = :purchase_key ORDER BY id;
+
+-- name: entries_of_generation
+SELECT * FROM entries WHERE generation_id = :generation_id ORDER BY id;
+
+-- name: payment_decisions_explained
+SELECT decision, reason, at_ms, policy_version, rule FROM payment_decisions
+WHERE purchase_key = :purchase_key ORDER BY id;

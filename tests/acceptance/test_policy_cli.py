@@ -7,6 +7,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.support.commands import clean_env, refundry
 from tests.support.policy_files import TWO_VERSIONS
 
@@ -36,6 +38,18 @@ def test_a_bad_policy_never_starts_a_worker(tmp_path: Path) -> None:
     line = _refused(refundry(env, "worker", "--processes", "1", "--threads", "1"))
     assert "key='version[1].landing_window_s'" in line and "line=4" in line
     assert not (tmp_path / "ledger.sqlite3").exists()  # refused before anything was opened
+
+
+@pytest.mark.parametrize(
+    "command", [("scheduler",), ("web", "--port", "8999"), ("sweep",), ("reconcile",)]
+)
+def test_a_bad_policy_never_starts_the_scheduler_the_web_or_a_sweep(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    env = clean_env(tmp_path, REFUNDRY_POLICY=str(_file(tmp_path, BAD)))
+    line = _refused(refundry(env, *command))
+    assert "key='version[1].landing_window_s'" in line and "line=4" in line
+    assert not (tmp_path / "ledger.sqlite3").exists()
 
 
 def test_policy_check_lists_the_versions_of_a_good_file(tmp_path: Path) -> None:

@@ -23,8 +23,8 @@ from providers.stripe_api import PaymentProviderUnavailable, StripeAPI
 from tests.support import stripe_events
 from tests.support.commands import WorkerProcesses
 from tests.support.fake_stripe import FakeStripe
+from tests.support.inbox_waits import wait_processed
 from tests.support.stripe_events import envelope, pack_entries, paid_events
-from tests.support.waiting import wait_until
 from workers import client, runtime
 
 KEY = "sk_test_refundry_packs"
@@ -295,11 +295,7 @@ def test_a_purchases_events_reported_twice_each_through_the_workers_land_the_pac
     workers.start(processes=2, threads=4)
     ledger = runtime.ledger()
 
-    def all_processed() -> bool:
-        items = [ledger.inbox.get(i) for i in ids]
-        return all(item is not None and item.state == "processed" for item in items)
-
-    wait_until(all_processed, timeout=60, message="payment events not all processed")
+    wait_processed(ledger, ids, "payment events")
     assert client.balance("acct_e2e") == CREDITS
     assert_granted_once(ledger, stripe_env["DATABASE_URL"], "acct_e2e", intent["id"])
     assert ledger.dead.all() == []

@@ -20,10 +20,10 @@ from providers.stripe import PayloadUnreadable
 from providers.stripe_api import PaymentProviderUnavailable, StripeAPI
 from tests.support.commands import WorkerProcesses
 from tests.support.fake_billing import FakeBilling
+from tests.support.inbox_waits import wait_processed
 from tests.support.settings import configure
 from tests.support.stripe_events import apply_subscription as apply
 from tests.support.stripe_events import envelope
-from tests.support.waiting import wait_until
 from workers import client, runtime
 
 KEY = "sk_test_refundry_subscriptions"
@@ -246,11 +246,7 @@ def test_subscription_events_reported_twice_each_through_the_workers_refund_once
     workers.start(processes=2, threads=4)
     ledger = runtime.ledger()
 
-    def all_processed() -> bool:
-        items = [ledger.inbox.get(i) for i in ids]
-        return all(item is not None and item.state == "processed" for item in items)
-
-    wait_until(all_processed, timeout=60, message="subscription events not all processed")
+    wait_processed(ledger, ids, "subscription events")
     assert_refunded_once(ledger, fake, story)
     assert ledger.dead.all() == []
 
