@@ -21,6 +21,11 @@ The file's shape (README, "Refund policy")::
     [version.packs]                       # price id → credits, as REFUNDRY_PACKS
     price_1QxyzAbc = 500
 
+    charge_mode = "debit"                 # or "hold" (before the tables, as any scalar)
+
+    [version.credit_kinds]                # kind → expiry (handlers.credit_kinds)
+    subscription = { expires = "after_cancellation", days = 60 }
+
 A version that leaves a rule out inherits it from the version before it (the first from the
 shipped default, ``handlers/policy_default.toml``); a table inherits key by key. Anything
 else is refused with :class:`~ledger.errors.PolicyError` naming the key and its line: TOML
@@ -40,6 +45,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
+from handlers.credit_kinds import CHARGE_MODES, CreditKind, KindProblem, read_kind
 from handlers.deadlines import DeadlinePolicy
 from handlers.packs import FRAUD_ACTIONS, UNLANDED_ACTIONS, PackCatalog
 from handlers.policy_rules import REFUNDABLE, PolicyBook, PolicyVersion, Rules
@@ -53,7 +59,7 @@ __all__ = ["MAX_POLICY_BYTES", "SHIPPED", "parse_policy", "read_policy", "shippe
 SHIPPED: Final = "shipped default"
 MAX_POLICY_BYTES: Final = 1_048_576
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,63}")
-_TABLES: Final = ("outcomes", "deadlines", "packs")
+_TABLES: Final = ("outcomes", "deadlines", "packs", "credit_kinds")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -117,9 +123,11 @@ class _Where:
     version: int | None = None
     table: str | None = None
 
-    def refuse(self, what: str, key: str | None = None) -> NoReturn:
+    def refuse(self, what: str, key: str | None = None, *, inner: str | None = None) -> NoReturn:
+        """Raise ``PolicyError`` at ``key`` (``inner``: a key inside its inline table,
+        named in the message; the line is the key's)."""
         path = [] if self.version is None else [f"version[{self.version + 1}]"]
-        path += [p for p in (self.table, key) if p is not None]
+        path += [p for p in (self.table, key, inner) if p is not None]
         raise PolicyError(
             what,
             file=self.source,
@@ -168,6 +176,7 @@ _SCALARS: Final[dict[str, Callable[[_Where, str, Any], Any]]] = {
     "unlanded_pack_action": _one_of(*UNLANDED_ACTIONS),
     "duplicate_window_s": _whole(0, 2_592_000),
     "fraud_action": _one_of(*FRAUD_ACTIONS),
+    "charge_mode": _one_of(*CHARGE_MODES),
 }
 """Each rule that is one value, and how it is checked (the ranges are those of the
 environment variables that override them, ``workers.settings``)."""
@@ -215,12 +224,24 @@ def _rules(where: _Where, raw: Mapping[str, Any], base: Rules | None) -> Rules:
             where.refuse("must be a table", name)
         if name == "outcomes":
             read: dict[str, Any] = _outcome_table(inner, table)
+        elif name == "credit_kinds":
+            read = _kinds_table(inner, table)
         elif name == "deadlines":
             read = {k: tuple(v) for k, v in _via_setting(inner, table, _deadlines).items()}
         else:
             read = _via_setting(inner, table, _packs)
         tables[name] = {**(dict(getattr(base, name)) if base else {}), **read}
     return Rules(**values, **tables)
+
+
+def _kinds_table(where: _Where, table: Mapping[str, Any]) -> dict[str, CreditKind]:
+    read: dict[str, CreditKind] = {}
+    for name, value in table.items():
+        try:
+            read[name] = read_kind(name, value)
+        except KindProblem as problem:
+            where.refuse(str(problem), name, inner=problem.key)
+    return read
 
 
 def _deadlines(text: str) -> object:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from handlers.credit_kinds import CreditKind
 from handlers.deadlines import DeadlinePolicy
 from handlers.packs import PackCatalog, PaymentPolicy
 from ledger.outcomes import Outcome
@@ -47,6 +48,10 @@ class Rules:
     unlanded_pack_action: str
     duplicate_window_s: int
     fraud_action: str
+    charge_mode: str
+    """``debit`` or ``hold``: how a generation charged under this version is charged."""
+    credit_kinds: Mapping[str, CreditKind]
+    """Credit kind → its expiry rule (``handlers.credit_kinds``)."""
 
     def refunded_outcomes(self, provider: str, operation: str) -> frozenset[Outcome]:
         """The outcomes refunded for ``operation`` at ``provider``: the most specific
@@ -87,6 +92,8 @@ class Rules:
             "unlanded_pack_action": self.unlanded_pack_action,
             "duplicate_window_s": self.duplicate_window_s,
             "fraud_action": self.fraud_action,
+            "charge_mode": self.charge_mode,
+            "credit_kinds": {k: v.as_json() for k, v in sorted(self.credit_kinds.items())},
         }
 
 

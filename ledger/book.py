@@ -12,27 +12,51 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from ledger import keys
+from ledger import holds, keys
 from ledger.backends import Database, Row, Tx, required
 from ledger.clock import now_ms
 from ledger.credits import whole_credits
 from ledger.dead_letters import DeadLetters
+from ledger.entries import insert_entry
 from ledger.errors import (
     ChargeNotFound,
     IdempotencyConflict,
     InsufficientCredits,
+    InvalidInput,
     LedgerError,
 )
+from ledger.expiry import ExpiryResult, expire_due
 from ledger.generations import Generation, Settlement, same_job
 from ledger.inbox import Inbox, settle_in
+from ledger.lots import PROMO, Deferred, LotTerms, apply, give_back, open_lot, take
 from ledger.outcomes import TERMINAL, Outcome
 from ledger.payments import Payments
 from ledger.redaction import redact_text
 from ledger.subscriptions import Subscriptions
 
-__all__ = ["Generation", "Ledger", "Settlement", "now_ms"]
+__all__ = ["CHARGE_MODES", "Funds", "Generation", "Ledger", "Settlement", "now_ms"]
+
+CHARGE_MODES = ("debit", "hold")
+"""How a generation's charge takes its credits: ``debit`` at once, or ``hold`` them until
+its outcome captures or voids the hold (``ledger.holds``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Funds:
+    """An account's credits: ``balance`` (the sum of its entries), ``held`` (reserved by
+    pending holds, not spent), ``available`` (balance less held: what a charge may take),
+    and per credit kind ``kinds`` (kind → (balance, held)). Whole credits."""
+
+    balance: int
+    held: int
+    kinds: dict[str, tuple[int, int]]
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
 
 
 class Ledger:
@@ -55,8 +79,19 @@ class Ledger:
 
     # -- grants -----------------------------------------------------------------------------
 
-    def grant(self, *, account_id: str, credits: int, idempotency_key: str, reason: str) -> int:
+    def grant(
+        self,
+        *,
+        account_id: str,
+        credits: int,
+        idempotency_key: str,
+        reason: str,
+        terms: LotTerms = PROMO,
+    ) -> int:
         """Add ``credits`` once per ``idempotency_key``; return the balance.
+
+        The credits open a lot of ``terms.credit_kind`` with ``terms``' expiry
+        (``ledger.lots``; by default never-expiring ``promo`` credits).
 
         Raises ``InvalidAmount`` unless ``credits`` is a whole number in range
         (``ledger.credits``), ``IdempotencyConflict`` when the key was used with other inputs.
@@ -76,7 +111,16 @@ class Ledger:
                 failure_known_at_ms=None,
             )
             if inserted:
-                return self._credit(tx, account_id, credits)
+                balance = self._credit(tx, account_id, credits)
+                open_lot(
+                    tx,
+                    lot_id=key,
+                    account_id=account_id,
+                    credits=credits,
+                    terms=terms,
+                    entry_key=key,
+                )
+                return balance
             self._same_entry(tx, key, account_id=account_id, amount=credits)
             return self._balance(tx, account_id)
 
@@ -94,8 +138,15 @@ class Ledger:
         poll_after_ms: int | None = None,
         deadline_after_ms: int | None = None,
         tx: Tx | None = None,
+        mode: str = "debit",
     ) -> int:
-        """Debit ``credits`` for a generation, once per ``generation_id``; return the balance.
+        """Debit ``credits`` for a generation, once per ``generation_id``; return the balance
+        (the credits left to spend: the balance less held credits).
+
+        ``mode`` (``CHARGE_MODES``, the policy's ``charge_mode`` in force at the charge):
+        ``debit`` writes the charge entry now, taking the credits from the account's lots in
+        the consumption order (``ledger.lots``); ``hold`` reserves them (``ledger.holds``)
+        and the outcome captures (charge entry) or voids (no entry) the hold.
 
         ``poll_after_ms`` / ``deadline_after_ms`` (from the charge time) tell the stuck-
         generation sweeper when to poll the provider and when to give up and refund.
@@ -107,6 +158,8 @@ class Ledger:
         Inside the caller's write transaction ``tx`` when given (many charges, one commit).
         """
         credits = whole_credits(credits)
+        if mode not in CHARGE_MODES:
+            raise InvalidInput(f"one of {', '.join(CHARGE_MODES)}", field="mode", mode=mode)
         ts = now_ms()
         with self._writing(tx) as tx:
             tx.all("ensure_account", account_id=account_id, now_ms=ts)
@@ -138,6 +191,12 @@ class Ledger:
                         generation_id=generation_id,
                     )
                 return self._balance(tx, account_id)
+            if mode == "hold":
+                available = holds.place(
+                    tx, generation_id=generation_id, account_id=account_id, credits=credits
+                )
+                self._deadlines(tx, generation_id, ts, poll_after_ms, deadline_after_ms)
+                return available
             debited = tx.one(
                 "debit_account_if_covered", account_id=account_id, amount=credits, now_ms=ts
             )
@@ -155,14 +214,25 @@ class Ledger:
                 reason=f"{provider} {operation}",
                 failure_known_at_ms=None,
             )
-            if poll_after_ms is not None or deadline_after_ms is not None:
-                tx.all(
-                    "set_generation_deadlines",
-                    generation_id=generation_id,
-                    next_poll_at_ms=ts + (poll_after_ms or 0),
-                    deadline_at_ms=None if deadline_after_ms is None else ts + deadline_after_ms,
-                )
+            take(tx, account_id=account_id, credits=credits, entry_key=keys.charge(generation_id))
+            self._deadlines(tx, generation_id, ts, poll_after_ms, deadline_after_ms)
             return int(debited["balance"])
+
+    @staticmethod
+    def _deadlines(
+        tx: Tx,
+        generation_id: str,
+        ts: int,
+        poll_after_ms: int | None,
+        deadline_after_ms: int | None,
+    ) -> None:
+        if poll_after_ms is not None or deadline_after_ms is not None:
+            tx.all(
+                "set_generation_deadlines",
+                generation_id=generation_id,
+                next_poll_at_ms=ts + (poll_after_ms or 0),
+                deadline_at_ms=None if deadline_after_ms is None else ts + deadline_after_ms,
+            )
 
     # -- outcomes and refunds ---------------------------------------------------------------
 
@@ -202,7 +272,12 @@ class Ledger:
         commit: ``ledger.batch_settlement``); an error then leaves ``tx`` to be rolled back.
         With ``credit_later`` (account → credits), a refund's credits are added there instead
         of to the balance: the caller credits them with :meth:`credit_accounts` before ``tx``
-        commits, so a batch locks each account once, at its end.
+        commits, so a batch locks each account once, at its end. A ``ledger.lots.Deferred``
+        also defers the lots and held credits a refund or a hold's settlement changes.
+
+        A generation charged as a hold (``ledger.holds``) is captured by a kept outcome
+        (its charge entry written now) and voided by a refunded one (no entry: never
+        charged), each once, by a compare-and-set keyed by the generation.
         """
         if outcome not in TERMINAL:
             if inbox_id is not None:
@@ -253,17 +328,48 @@ class Ledger:
                 message_id=message_id,
                 now_ms=ts,
             )
-            if not refund:
-                return Settlement.KEPT
-            self._refund(
+            later = credit_later if isinstance(credit_later, Deferred) else Deferred()
+            version = policy_version or self.policy_version
+            if holds.is_pending(tx, generation_id):
+                self._settle_hold(tx, gen, refund=refund, later=later, policy_version=version)
+            elif refund:
+                self._refund(
+                    tx,
+                    gen,
+                    reason=f"{outcome.value}: {reason}",
+                    failure_known_at_ms=failure_known_at_ms,
+                    later=later,
+                    policy_version=version,
+                )
+            if later is not credit_later:
+                if credit_later is not None:  # a plain dict: it takes the balances
+                    for account_id, credits in later.items():
+                        credit_later[account_id] = credit_later.get(account_id, 0) + credits
+                    later.clear()
+                apply(tx, later)
+            return Settlement.REFUNDED if refund else Settlement.KEPT
+
+    def _settle_hold(
+        self, tx: Tx, gen: Generation, *, refund: bool, later: Deferred, policy_version: str
+    ) -> None:
+        """Void the generation's pending hold (refunded: never charged), or capture it and
+        write its charge entry (kept)."""
+        if refund:
+            holds.void(tx, generation_id=gen.generation_id, later=later)
+            return
+        key = keys.charge(gen.generation_id)
+        if holds.capture(tx, generation_id=gen.generation_id, entry_key=key, later=later):
+            self._insert_entry(
                 tx,
-                gen,
-                reason=f"{outcome.value}: {reason}",
-                failure_known_at_ms=failure_known_at_ms,
-                credit_later=credit_later,
-                policy_version=policy_version or self.policy_version,
+                key=key,
+                account_id=gen.account_id,
+                kind="charge",
+                amount=-gen.credits,
+                generation_id=gen.generation_id,
+                reason=f"{gen.provider} {gen.operation} (hold captured)",
+                failure_known_at_ms=None,
+                policy_version=policy_version,
             )
-            return Settlement.REFUNDED
 
     def _refund(
         self,
@@ -272,11 +378,12 @@ class Ledger:
         *,
         reason: str,
         failure_known_at_ms: int,
-        credit_later: dict[str, int] | None = None,
+        later: Deferred,
         policy_version: str,
     ) -> bool:
-        """Give back exactly the charge, at most once (the key is the generation's). Only
-        ``settle`` calls this, after recording the outcome that justifies it."""
+        """Give back exactly the charge, at most once (the key is the generation's), to the
+        lots the charge took it from. Only ``settle`` calls this, after recording the
+        outcome that justifies it; the balance and lots change in ``later``."""
         credits = gen.credits
         key = keys.refund(gen.generation_id)
         inserted = self._insert_entry(
@@ -290,17 +397,30 @@ class Ledger:
             failure_known_at_ms=failure_known_at_ms,
             policy_version=policy_version,
         )
-        if inserted and credit_later is not None:
-            credit_later[gen.account_id] = credit_later.get(gen.account_id, 0) + credits
-        elif inserted:
-            self._credit(tx, gen.account_id, credits)
+        if inserted:
+            later.account(gen.account_id, balance=credits)
+            give_back(
+                tx,
+                account_id=gen.account_id,
+                credits=credits,
+                from_key=keys.charge(gen.generation_id),
+                entry_key=key,
+                later=later,
+            )
         return inserted
 
     def credit_accounts(self, tx: Tx, credits: dict[str, int]) -> None:
         """Add each account's credits (account → whole credits) in ``tx``, in account order
-        (the order every batch takes): the refunds ``settle(credit_later=…)`` deferred."""
-        for account_id in sorted(credits):
-            self._credit(tx, account_id, credits[account_id])
+        (the order every batch takes): the refunds ``settle(credit_later=…)`` deferred; with
+        a ``ledger.lots.Deferred``, then the held credits and lots it holds, in lot order."""
+        apply(tx, credits)
+
+    # -- expiry -----------------------------------------------------------------------------
+
+    def expire_due(self, *, at_ms: int | None = None, limit: int = 500) -> ExpiryResult:
+        """Write off the credits of lots past their expiry (``ledger.expiry``): one
+        ``expiry`` entry per lot and expiry, idempotent; ``at_ms`` replaces the clock."""
+        return expire_due(self.db, policy_version=self.policy_version, at_ms=at_ms, limit=limit)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -308,6 +428,24 @@ class Ledger:
         """The account's balance in credits; 0 for an account never seen."""
         with self.db.read() as tx:
             return self._balance(tx, account_id)
+
+    def funds(self, account_id: str) -> Funds:
+        """The account's balance, held and available credits, and per credit kind (zeros
+        for an account never seen)."""
+        with self.db.read() as tx:
+            row = tx.one("account_funds", account_id=account_id)
+            kinds = {
+                str(r["credit_kind"]): (int(r["remaining"]), int(r["held"]))
+                for r in tx.all("kind_balances", account_id=account_id)
+            }
+        if row is None:
+            return Funds(0, 0, {})
+        return Funds(int(row["balance"]), int(row["held"]), kinds)
+
+    def lots(self, account_id: str) -> list[Row]:
+        """The account's credit lots (``credit_lots`` rows), oldest first."""
+        with self.db.read() as tx:
+            return tx.all("lots_of_account", account_id=account_id)
 
     def find_balance(self, account_id: str) -> int | None:
         """The account's balance in credits; None for an account never seen (a real zero
@@ -382,20 +520,19 @@ class Ledger:
         failure_known_at_ms: int | None,
         policy_version: str | None = None,
     ) -> bool:
-        """Insert one entry under ``policy_version`` (None: this ledger's default)."""
-        row = tx.one(
-            "insert_entry",
-            idempotency_key=key,
+        """Insert one entry under ``policy_version`` (None: this ledger's default):
+        ``ledger.entries.insert_entry``."""
+        return insert_entry(
+            tx,
+            key=key,
             account_id=account_id,
             kind=kind,
             amount=amount,
             generation_id=generation_id,
-            reason=redact_text(reason),
+            reason=reason,
             policy_version=policy_version or self.policy_version,
-            now_ms=now_ms(),
             failure_known_at_ms=failure_known_at_ms,
         )
-        return row is not None
 
     def _same_entry(self, tx: Tx, key: str, **expected: Any) -> None:
         held = required(tx.one("entry_by_key", idempotency_key=key))

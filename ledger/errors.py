@@ -305,3 +305,8 @@ class PackUnknown(RefundryError):
     no line item at all."""
 
     permanent = True
+
+
+class InvalidLotTerms(InvalidInput, LedgerError):
+    """A grant's credit kind or expiry terms are not usable (an unknown expiry rule, an
+    expiry time the rule does not take, a kind name out of shape)."""
