@@ -31,7 +31,6 @@ def place(tx: Tx, *, generation_id: str, account_id: str, credits: int) -> int:
         funds = tx.one("account_funds", account_id=account_id)
         spendable = 0 if funds is None else int(funds["balance"]) - int(funds["held"])
         raise InsufficientCredits(account_id=account_id, credits=credits, balance=spendable)
-    reserve(tx, account_id=account_id, credits=credits, generation_id=generation_id)
     tx.all(
         "insert_hold",
         generation_id=generation_id,
@@ -39,6 +38,7 @@ def place(tx: Tx, *, generation_id: str, account_id: str, credits: int) -> int:
         credits=credits,
         now_ms=now_ms(),
     )
+    reserve(tx, account_id=account_id, credits=credits, generation_id=generation_id)
     return int(row["available"])
 
 

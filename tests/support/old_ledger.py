@@ -16,10 +16,10 @@ __all__ = ["old_rows", "sql"]
 def sql(url: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Run one statement (``?`` placeholders on SQLite, ``%s`` on PostgreSQL) and commit."""
     if url.startswith("sqlite:///"):
-        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn, conn:
-            return conn.execute(statement, params).fetchall()
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as lite, lite:
+            return lite.execute(statement, params).fetchall()
     with psycopg.connect(url, options="-c search_path=refundry") as conn:
-        cur = conn.execute(statement.replace("?", "%s").encode(), params)
+        cur = conn.execute(statement.replace("?", "%s"), params)
         return cur.fetchall() if cur.description else []
 
 
