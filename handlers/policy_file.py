@@ -128,10 +128,16 @@ class _Where:
         named in the message; the line is the key's)."""
         path = [] if self.version is None else [f"version[{self.version + 1}]"]
         path += [p for p in (self.table, key, inner) if p is not None]
+        line = self.lines.line(self.version, self.table, key)
+        if inner is not None and self.table is not None:  # written as [version.table.key]
+            sub = f"{self.table}.{key}"
+            line = self.lines.found.get(
+                (self.version, sub, inner), self.lines.found.get((self.version, sub, None), line)
+            )
         raise PolicyError(
             what,
             file=self.source,
-            line=self.lines.line(self.version, self.table, key),
+            line=line,
             key=".".join(path) or "version",
         )
 
