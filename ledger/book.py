@@ -122,6 +122,14 @@ class Ledger:
                 )
                 return balance
             self._same_entry(tx, key, account_id=account_id, amount=credits)
+            lot = tx.one("lot_by_id", lot_id=key)
+            if lot is not None and (lot["credit_kind"], lot["expiry_rule"]) != (
+                terms.credit_kind,
+                terms.expiry_rule,
+            ):
+                raise IdempotencyConflict(
+                    "idempotency key reused with other inputs", key=key, field="credit_kind"
+                )
             return self._balance(tx, account_id)
 
     # -- charges ----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from ledger import Ledger, Outcome, Settlement, audit, now_ms
-from ledger.errors import InsufficientCredits, InvalidInput, InvalidLotTerms
+from ledger.errors import IdempotencyConflict, InsufficientCredits, InvalidInput, InvalidLotTerms
 from ledger.lots import PACK, LotTerms
 from tests.support.credit_lots import DAY_MS, FAR, after_cancellation, charge, cycle, lots_of
 from tests.support.stuck import MINUTE, sweep_at
@@ -244,3 +244,13 @@ def test_bad_terms_and_modes_are_refused_and_store_nothing(ledger: Ledger) -> No
     with pytest.raises(InvalidInput):
         charge(ledger, "g1", 4, mode="later")
     assert ledger.generation("g1") is None and ledger.funds("a").held == 0
+
+
+def test_a_grant_replayed_as_another_kind_is_refused(ledger: Ledger) -> None:
+    ledger.grant(account_id="a", credits=10, idempotency_key="k", reason="t", terms=PACK)
+    assert (
+        ledger.grant(account_id="a", credits=10, idempotency_key="k", reason="t", terms=PACK) == 10
+    )
+    with pytest.raises(IdempotencyConflict):
+        ledger.grant(account_id="a", credits=10, idempotency_key="k", reason="t")
+    assert ledger.funds("a").kinds == {"pack": (10, 0)}
