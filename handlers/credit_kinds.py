@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ledger.errors import InvalidLotTerms
+from ledger.holds import CHARGE_MODES
 from ledger.lots import EXPIRY_RULES, LotTerms
 
 __all__ = ["CHARGE_MODES", "CreditKind", "KindProblem", "lot_terms", "read_kind"]
 
-CHARGE_MODES: Final = ("debit", "hold")
 DAY_MS: Final = 86_400_000
 MAX_DAYS: Final = 3650
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from ledger import holds, keys
-from ledger.backends import Database, Row, Tx, required
+from ledger.backends import Database, Tx, required
 from ledger.clock import now_ms
 from ledger.credits import whole_credits
 from ledger.dead_letters import DeadLetters
@@ -29,37 +28,21 @@ from ledger.errors import (
     LedgerError,
 )
 from ledger.expiry import ExpiryResult, expire_due
-from ledger.generations import Generation, Settlement, same_job
+from ledger.funds import available as spendable
+from ledger.generations import Generation, Settlement, same_job, set_deadlines
+from ledger.holds import CHARGE_MODES
 from ledger.inbox import Inbox, settle_in
+from ledger.ledger_reads import LedgerReads
 from ledger.lots import PROMO, Deferred, LotTerms, apply, give_back, open_lot, take
 from ledger.outcomes import TERMINAL, Outcome
 from ledger.payments import Payments
 from ledger.redaction import redact_text
 from ledger.subscriptions import Subscriptions
 
-__all__ = ["CHARGE_MODES", "Funds", "Generation", "Ledger", "Settlement", "now_ms"]
-
-CHARGE_MODES = ("debit", "hold")
-"""How a generation's charge takes its credits: ``debit`` at once, or ``hold`` them until
-its outcome captures or voids the hold (``ledger.holds``)."""
+__all__ = ["CHARGE_MODES", "Generation", "Ledger", "Settlement", "now_ms"]
 
 
-@dataclass(frozen=True, slots=True)
-class Funds:
-    """An account's credits: ``balance`` (the sum of its entries), ``held`` (reserved by
-    pending holds, not spent), ``available`` (balance less held: what a charge may take),
-    and per credit kind ``kinds`` (kind → (balance, held)). Whole credits."""
-
-    balance: int
-    held: int
-    kinds: dict[str, tuple[int, int]]
-
-    @property
-    def available(self) -> int:
-        return self.balance - self.held
-
-
-class Ledger:
+class Ledger(LedgerReads):
     """The ledger over one database. Thread-safe; one per process is enough."""
 
     def __init__(self, db: Database, *, policy_version: str) -> None:
@@ -198,12 +181,12 @@ class Ledger:
                         "generation already charged with other inputs",
                         generation_id=generation_id,
                     )
-                return self._balance(tx, account_id)
+                return spendable(tx, account_id)
             if mode == "hold":
                 available = holds.place(
                     tx, generation_id=generation_id, account_id=account_id, credits=credits
                 )
-                self._deadlines(tx, generation_id, ts, poll_after_ms, deadline_after_ms)
+                set_deadlines(tx, generation_id, ts, poll_after_ms, deadline_after_ms)
                 return available
             debited = tx.one(
                 "debit_account_if_covered", account_id=account_id, amount=credits, now_ms=ts
@@ -223,24 +206,8 @@ class Ledger:
                 failure_known_at_ms=None,
             )
             take(tx, account_id=account_id, credits=credits, entry_key=keys.charge(generation_id))
-            self._deadlines(tx, generation_id, ts, poll_after_ms, deadline_after_ms)
+            set_deadlines(tx, generation_id, ts, poll_after_ms, deadline_after_ms)
             return int(debited["balance"])
-
-    @staticmethod
-    def _deadlines(
-        tx: Tx,
-        generation_id: str,
-        ts: int,
-        poll_after_ms: int | None,
-        deadline_after_ms: int | None,
-    ) -> None:
-        if poll_after_ms is not None or deadline_after_ms is not None:
-            tx.all(
-                "set_generation_deadlines",
-                generation_id=generation_id,
-                next_poll_at_ms=ts + (poll_after_ms or 0),
-                deadline_at_ms=None if deadline_after_ms is None else ts + deadline_after_ms,
-            )
 
     # -- outcomes and refunds ---------------------------------------------------------------
 
@@ -339,7 +306,7 @@ class Ledger:
             later = credit_later if isinstance(credit_later, Deferred) else Deferred()
             version = policy_version or self.policy_version
             if holds.is_pending(tx, generation_id):
-                self._settle_hold(tx, gen, refund=refund, later=later, policy_version=version)
+                holds.settle(tx, gen, refund=refund, later=later, policy_version=version)
             elif refund:
                 self._refund(
                     tx,
@@ -356,28 +323,6 @@ class Ledger:
                     later.clear()
                 apply(tx, later)
             return Settlement.REFUNDED if refund else Settlement.KEPT
-
-    def _settle_hold(
-        self, tx: Tx, gen: Generation, *, refund: bool, later: Deferred, policy_version: str
-    ) -> None:
-        """Void the generation's pending hold (refunded: never charged), or capture it and
-        write its charge entry (kept)."""
-        if refund:
-            holds.void(tx, generation_id=gen.generation_id, later=later)
-            return
-        key = keys.charge(gen.generation_id)
-        if holds.capture(tx, generation_id=gen.generation_id, entry_key=key, later=later):
-            self._insert_entry(
-                tx,
-                key=key,
-                account_id=gen.account_id,
-                kind="charge",
-                amount=-gen.credits,
-                generation_id=gen.generation_id,
-                reason=f"{gen.provider} {gen.operation} (hold captured)",
-                failure_known_at_ms=None,
-                policy_version=policy_version,
-            )
 
     def _refund(
         self,
@@ -430,80 +375,6 @@ class Ledger:
         ``expiry`` entry per lot and expiry, idempotent; ``at_ms`` replaces the clock."""
         return expire_due(self.db, policy_version=self.policy_version, at_ms=at_ms, limit=limit)
 
-    # -- reads ------------------------------------------------------------------------------
-
-    def balance(self, account_id: str) -> int:
-        """The account's balance in credits; 0 for an account never seen."""
-        with self.db.read() as tx:
-            return self._balance(tx, account_id)
-
-    def funds(self, account_id: str) -> Funds:
-        """The account's balance, held and available credits, and per credit kind (zeros
-        for an account never seen)."""
-        with self.db.read() as tx:
-            row = tx.one("account_funds", account_id=account_id)
-            kinds = {
-                str(r["credit_kind"]): (int(r["remaining"]), int(r["held"]))
-                for r in tx.all("kind_balances", account_id=account_id)
-            }
-        if row is None:
-            return Funds(0, 0, {})
-        return Funds(int(row["balance"]), int(row["held"]), kinds)
-
-    def lots(self, account_id: str) -> list[Row]:
-        """The account's credit lots (``credit_lots`` rows), oldest first."""
-        with self.db.read() as tx:
-            return tx.all("lots_of_account", account_id=account_id)
-
-    def find_balance(self, account_id: str) -> int | None:
-        """The account's balance in credits; None for an account never seen (a real zero
-        is a balance of 0)."""
-        with self.db.read() as tx:
-            row = tx.one("account_balance", account_id=account_id)
-        return None if row is None else int(row["balance"])
-
-    def generation(self, generation_id: str) -> Generation | None:
-        with self.db.read() as tx:
-            row = tx.one("generation_by_id", generation_id=generation_id)
-        return Generation.from_row(row) if row else None
-
-    def generation_by_job(self, provider: str, provider_job_id: str) -> Generation | None:
-        with self.db.read() as tx:
-            row = tx.one(
-                "generation_by_provider_job", provider=provider, provider_job_id=provider_job_id
-            )
-        return Generation.from_row(row) if row else None
-
-    def claim_due_generations(
-        self,
-        *,
-        lease_ms: int,
-        default_poll_after_ms: int,
-        limit: int = 200,
-        at_ms: int | None = None,
-    ) -> list[Generation]:
-        """Unsettled generations due for a look; each is leased for ``lease_ms`` so that
-        concurrent sweepers do not poll it twice. ``at_ms`` replaces the clock (tests)."""
-        now = now_ms() if at_ms is None else at_ms
-        with self.db.write() as tx:
-            rows = tx.all(
-                "claim_due_generations",
-                now_ms=now,
-                lease_ms=lease_ms,
-                default_poll_after_ms=default_poll_after_ms,
-                limit=limit,
-            )
-        return [Generation.from_row(r) for r in rows]
-
-    def outcome_reports(self, generation_id: str) -> list[Row]:
-        with self.db.read() as tx:
-            return tx.all("outcome_reports_for", generation_id=generation_id)
-
-    def refund_latencies_ms(self, since_ms: int = 0) -> list[int]:
-        with self.db.read() as tx:
-            rows = tx.all("refund_latencies_since", since_ms=since_ms)
-        return [int(r["latency_ms"]) for r in rows]
-
     # -- helpers ----------------------------------------------------------------------------
 
     @contextmanager
@@ -555,7 +426,3 @@ class Ledger:
             tx.one("upsert_account_credit", account_id=account_id, amount=amount, now_ms=now_ms())
         )
         return int(row["balance"])
-
-    def _balance(self, tx: Tx, account_id: str) -> int:
-        row = tx.one("account_balance", account_id=account_id)
-        return int(row["balance"]) if row else 0

@@ -14,12 +14,19 @@ written. The account and lot changes go through a :class:`~ledger.lots.Deferred`
 
 from __future__ import annotations
 
+from ledger import keys
 from ledger.backends import Tx
 from ledger.clock import now_ms
+from ledger.entries import insert_entry
 from ledger.errors import InsufficientCredits
+from ledger.generations import Generation
 from ledger.lots import Deferred, reserve
 
-__all__ = ["capture", "is_pending", "place", "void"]
+__all__ = ["CHARGE_MODES", "capture", "is_pending", "place", "settle", "void"]
+
+CHARGE_MODES = ("debit", "hold")
+"""How a generation's charge takes its credits: ``debit`` at once, or ``hold`` them until
+its outcome captures or voids the hold."""
 
 
 def place(tx: Tx, *, generation_id: str, account_id: str, credits: int) -> int:
@@ -74,3 +81,24 @@ def void(tx: Tx, *, generation_id: str, later: Deferred) -> bool:
     for row in tx.all("hold_lots_of", generation_id=generation_id):
         later.lot(str(row["lot_id"]), held=-int(row["credits"]))
     return True
+
+
+def settle(tx: Tx, gen: Generation, *, refund: bool, later: Deferred, policy_version: str) -> None:
+    """Settle the generation's pending hold by its first terminal outcome: void it
+    (``refund``: never charged), or capture it and write its charge entry, decided under
+    ``policy_version``."""
+    if refund:
+        void(tx, generation_id=gen.generation_id, later=later)
+        return
+    key = keys.charge(gen.generation_id)
+    if capture(tx, generation_id=gen.generation_id, entry_key=key, later=later):
+        insert_entry(
+            tx,
+            key=key,
+            account_id=gen.account_id,
+            kind="charge",
+            amount=-gen.credits,
+            generation_id=gen.generation_id,
+            reason=f"{gen.provider} {gen.operation} (hold captured)",
+            policy_version=policy_version,
+        )

@@ -254,3 +254,12 @@ def test_a_grant_replayed_as_another_kind_is_refused(ledger: Ledger) -> None:
     with pytest.raises(IdempotencyConflict):
         ledger.grant(account_id="a", credits=10, idempotency_key="k", reason="t")
     assert ledger.funds("a").kinds == {"pack": (10, 0)}
+
+
+def test_a_charge_replayed_returns_what_is_left_to_spend_as_the_first_call_did(
+    ledger: Ledger,
+) -> None:
+    ledger.grant(account_id="a", credits=10, idempotency_key="top", reason="t")
+    first = charge(ledger, "g1", 4, mode="hold")
+    assert charge(ledger, "g1", 4, mode="hold") == first == 6
+    assert charge(ledger, "g2", 1) == charge(ledger, "g2", 1) == 5
