@@ -263,3 +263,32 @@ def test_a_charge_replayed_returns_what_is_left_to_spend_as_the_first_call_did(
     first = charge(ledger, "g1", 4, mode="hold")
     assert charge(ledger, "g1", 4, mode="hold") == first == 6
     assert charge(ledger, "g2", 1) == charge(ledger, "g2", 1) == 5
+
+
+def test_concurrent_charges_and_sweeps_never_spend_a_lot_twice(ledger: Ledger) -> None:
+    ends = now_ms() + 60_000
+    ledger.grant(account_id="a", credits=10, idempotency_key="p", reason="pack", terms=PACK)
+    ledger.grant(account_id="a", credits=10, idempotency_key="c", reason="cycle", terms=cycle(ends))
+    ledger.grant(
+        account_id="a", credits=10, idempotency_key="s", reason="sub", terms=after_cancellation("x")
+    )
+
+    def attempt(i: int) -> tuple[str, int]:
+        if i % 4 == 3:
+            return "expired", ledger.expire_due(at_ms=ends).credits
+        mode = "hold" if i % 2 else "debit"
+        try:
+            charge(ledger, f"g{i}", 3, mode=mode)
+        except InsufficientCredits:
+            return "refused", 0
+        return mode, 3
+
+    with ThreadPoolExecutor(6) as pool:
+        done = list(pool.map(attempt, range(16)))
+    moved = {what: sum(n for w, n in done if w == what) for what in ("debit", "hold", "expired")}
+    funds = ledger.funds("a")
+    assert funds.balance == 30 - moved["debit"] - moved["expired"]
+    assert funds.held == moved["hold"]
+    left = sum(remaining - held for remaining, held in lots_of(ledger).values())
+    assert funds.available == left >= 0
+    assert audit(ledger.db) == []
