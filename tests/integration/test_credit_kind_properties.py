@@ -4,11 +4,11 @@ remaining and held credits, the balance and the held total match a model of the 
 rules, and the audit finds nothing. The model is written out here from the rules (the
 consumption order, refunds back to their lots, holds, expiry); it calls no Refundry code.
 
-``REFUNDRY_PROPERTY_EXAMPLES`` raises the number of examples for long runs."""
+``REFUNDRY_STATEFUL_EXAMPLES`` and ``REFUNDRY_STATEFUL_STEPS`` make it run longer (README,
+"Longer property runs")."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,12 +19,13 @@ from hypothesis import strategies as st
 from ledger import Ledger, Outcome, audit
 from ledger.errors import InsufficientCredits
 from ledger.lots import PACK, PROMO, LotTerms
+from tests.support.stateful import examples_and_steps
 
 DAY = 86_400_000
 FAR = 4_102_444_800_000  # 2100: no wall clock reaches an expiry in this test
 CANCELLED_AT = (1_900_000_000_000, 1_950_000_000_000)  # 2030, 2031
 SWEEP_AT = (1_905_000_000_000, 1_960_000_000_000, FAR + DAY, FAR + 10 * DAY)
-EXAMPLES = int(os.environ.get("REFUNDRY_PROPERTY_EXAMPLES", "25"))
+EXAMPLES, STEPS = examples_and_steps(25, 18)
 
 grant = st.tuples(
     st.just("grant"),
@@ -36,7 +37,7 @@ charge = st.tuples(st.just("charge"), st.integers(1, 40), st.sampled_from(["debi
 settle = st.tuples(st.just("settle"), st.integers(0, 9), st.booleans())
 cancel = st.tuples(st.just("cancel"), st.sampled_from(CANCELLED_AT))
 sweep = st.tuples(st.just("expire"), st.sampled_from(SWEEP_AT))
-operations = st.lists(st.one_of(grant, charge, settle, cancel, sweep), min_size=1, max_size=18)
+operations = st.lists(st.one_of(grant, charge, settle, cancel, sweep), min_size=1, max_size=STEPS)
 
 
 @dataclass
