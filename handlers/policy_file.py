@@ -11,6 +11,7 @@ The file's shape (README, "Refund policy")::
     unlanded_pack_action = "complete"     # or "refund"
     duplicate_window_s = 600
     fraud_action = "refund_and_revoke"    # or "alert"
+    charge_mode = "debit"                 # or "hold"
 
     [version.outcomes]                    # per operation or provider:operation
     "kling:video" = ["failed", "empty_success"]
@@ -24,6 +25,9 @@ The file's shape (README, "Refund policy")::
     [version.manual_refunds]              # a refund a customer asks for (eligibility)
     window_days = 7                       # asked within 7 days of payment …
     max_used_share = 0.20                 # … having used at most 20 % of the pack
+
+    [version.credit_kinds]                # kind → expiry (handlers.credit_kinds)
+    subscription = { expires = "after_cancellation", days = 60 }
 
 A version that leaves a rule out inherits it from the version before it (the first from the
 shipped default, ``handlers/policy_default.toml``); a table inherits key by key. Anything
@@ -45,6 +49,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
+from handlers.credit_kinds import CHARGE_MODES, CreditKind, KindProblem, read_kind
 from handlers.deadlines import DeadlinePolicy
 from handlers.packs import FRAUD_ACTIONS, UNLANDED_ACTIONS, PackCatalog
 from handlers.policy_rules import REFUNDABLE, PolicyBook, PolicyVersion, Rules
@@ -58,7 +63,7 @@ __all__ = ["MAX_POLICY_BYTES", "SHIPPED", "parse_policy", "read_policy", "shippe
 SHIPPED: Final = "shipped default"
 MAX_POLICY_BYTES: Final = 1_048_576
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,63}")
-_TABLES: Final = ("outcomes", "deadlines", "packs", "manual_refunds")
+_TABLES: Final = ("outcomes", "deadlines", "packs", "manual_refunds", "credit_kinds")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -122,13 +127,21 @@ class _Where:
     version: int | None = None
     table: str | None = None
 
-    def refuse(self, what: str, key: str | None = None) -> NoReturn:
+    def refuse(self, what: str, key: str | None = None, *, inner: str | None = None) -> NoReturn:
+        """Raise ``PolicyError`` at ``key`` (``inner``: a key inside its inline table,
+        named in the message; the line is the key's)."""
         path = [] if self.version is None else [f"version[{self.version + 1}]"]
-        path += [p for p in (self.table, key) if p is not None]
+        path += [p for p in (self.table, key, inner) if p is not None]
+        line = self.lines.line(self.version, self.table, key)
+        if inner is not None and self.table is not None:  # written as [version.table.key]
+            sub = f"{self.table}.{key}"
+            line = self.lines.found.get(
+                (self.version, sub, inner), self.lines.found.get((self.version, sub, None), line)
+            )
         raise PolicyError(
             what,
             file=self.source,
-            line=self.lines.line(self.version, self.table, key),
+            line=line,
             key=".".join(path) or "version",
         )
 
@@ -173,6 +186,7 @@ _SCALARS: Final[dict[str, Callable[[_Where, str, Any], Any]]] = {
     "unlanded_pack_action": _one_of(*UNLANDED_ACTIONS),
     "duplicate_window_s": _whole(0, 2_592_000),
     "fraud_action": _one_of(*FRAUD_ACTIONS),
+    "charge_mode": _one_of(*CHARGE_MODES),
 }
 """Each rule that is one value, and how it is checked (the ranges are those of the
 environment variables that override them, ``workers.settings``)."""
@@ -244,6 +258,8 @@ def _rules(where: _Where, raw: Mapping[str, Any], base: Rules | None) -> Rules:
             read: dict[str, Any] = _outcome_table(inner, table)
         elif name == "manual_refunds":
             read = _manual_refunds(inner, table)
+        elif name == "credit_kinds":
+            read = _kinds_table(inner, table)
         elif name == "deadlines":
             read = {k: tuple(v) for k, v in _via_setting(inner, table, _deadlines).items()}
         else:
@@ -254,6 +270,16 @@ def _rules(where: _Where, raw: Mapping[str, Any], base: Rules | None) -> Rules:
             "the first version of the shipped default states every rule", key
         )
     return Rules(**values, **tables)
+
+
+def _kinds_table(where: _Where, table: Mapping[str, Any]) -> dict[str, CreditKind]:
+    read: dict[str, CreditKind] = {}
+    for name, value in table.items():
+        try:
+            read[name] = read_kind(name, value)
+        except KindProblem as problem:
+            where.refuse(str(problem), name, inner=problem.key)
+    return read
 
 
 def _deadlines(text: str) -> object:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
+from handlers.credit_kinds import CreditKind
 from handlers.deadlines import DeadlinePolicy
 from handlers.packs import PackCatalog, PaymentPolicy
 from ledger.outcomes import Outcome
@@ -51,6 +52,10 @@ class Rules:
     manual_refunds: Mapping[str, Any]
     """``window_days`` (whole days) and ``max_used_share`` (a ``Decimal`` from 0 to 1): when a
     refund a customer asks for qualifies (``handlers.manual_refunds``)."""
+    charge_mode: str
+    """``debit`` or ``hold``: how a generation charged under this version is charged."""
+    credit_kinds: Mapping[str, CreditKind]
+    """Credit kind → its expiry rule (``handlers.credit_kinds``)."""
 
     def refunded_outcomes(self, provider: str, operation: str) -> frozenset[Outcome]:
         """The outcomes refunded for ``operation`` at ``provider``: the most specific
@@ -104,6 +109,8 @@ class Rules:
                 k: float(v) if isinstance(v, Decimal) else v
                 for k, v in sorted(self.manual_refunds.items())
             },
+            "charge_mode": self.charge_mode,
+            "credit_kinds": {k: v.as_json() for k, v in sorted(self.credit_kinds.items())},
         }
 
 

@@ -38,6 +38,7 @@ from ledger import Generation, InboxItem, Ledger, Outcome
 from ledger.backends import Tx
 from ledger.batch_settlement import FRESH_MS, TxGenerations, claim_results, lock_generations
 from ledger.errors import RefundryError
+from ledger.lots import Deferred
 from providers.base import Classification
 
 __all__ = ["ResultBatch", "settle_result_batch"]
@@ -136,7 +137,7 @@ def _attempt(
         # The accounts, the rows every batch shares, are credited last, once each, so that
         # they are held only for the end of the transaction.
         lock_generations(tx, ledger.db.dialect, [g.generation_id for _, g, _ in decided])
-        credit_later: dict[str, int] = {}
+        credit_later = Deferred()  # balances, held credits and lots: applied at the end
         for item, generation, classification in decided:
             verdict = policy.judge(generation, classification.outcome)  # at its charge time
             try:

@@ -5,8 +5,11 @@
 3. A succeeded generation is never refunded.
 4. Every paid pack is granted exactly once, or refunded — never both (unless its credits
    were clawed back in full), never neither after the landing window.
-5. Each balance equals the sum of its account's entries.
+5. Each balance equals the sum of its account's entries; per credit kind too: each kind's
+   balance equals the credits entries moved into and out of its lots, the kinds add up to
+   the balance, and each entry (since lots exist) moved exactly its amount.
 6. Every balance, entry amount and charged amount is a whole number of credits.
+7. Held credits (account and lot) equal the credits of pending holds.
 """
 
 from __future__ import annotations
@@ -41,7 +44,11 @@ _CHECKS: tuple[tuple[int, str], ...] = (
     (4, "audit_pack_granted_state_without_grant"),
     (4, "audit_pack_unlanded_past_window"),
     (5, "audit_balance_mismatch"),
+    (5, "audit_kind_balance_mismatch"),
+    (5, "audit_balance_not_in_kinds"),
+    (5, "audit_entry_not_in_kinds"),
     (6, "audit_fractional_credits"),
+    (7, "audit_held_mismatch"),
 )
 
 

@@ -14,28 +14,35 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ledger import keys
-from ledger.backends import Database, Row, Tx, required
+from ledger import holds, keys
+from ledger.backends import Database, Tx, required
 from ledger.clock import now_ms
 from ledger.credits import whole_credits
 from ledger.dead_letters import DeadLetters
+from ledger.entries import insert_entry
 from ledger.errors import (
     ChargeNotFound,
     IdempotencyConflict,
     InsufficientCredits,
+    InvalidInput,
     LedgerError,
 )
-from ledger.generations import Generation, Settlement, decided_by, same_job
+from ledger.expiry import ExpiryResult, expire_due
+from ledger.funds import available as spendable
+from ledger.generations import Generation, Settlement, decided_by, same_job, set_deadlines
+from ledger.holds import CHARGE_MODES
 from ledger.inbox import Inbox, settle_in
+from ledger.ledger_reads import LedgerReads
+from ledger.lots import PROMO, Deferred, LotTerms, apply, give_back, open_lot, take
 from ledger.outcomes import TERMINAL, Outcome
 from ledger.payments import Payments
 from ledger.redaction import redact_text
 from ledger.subscriptions import Subscriptions
 
-__all__ = ["Generation", "Ledger", "Settlement", "now_ms"]
+__all__ = ["CHARGE_MODES", "Generation", "Ledger", "Settlement", "now_ms"]
 
 
-class Ledger:
+class Ledger(LedgerReads):
     """The ledger over one database. Thread-safe; one per process is enough."""
 
     def __init__(self, db: Database, *, policy_version: str) -> None:
@@ -55,8 +62,19 @@ class Ledger:
 
     # -- grants -----------------------------------------------------------------------------
 
-    def grant(self, *, account_id: str, credits: int, idempotency_key: str, reason: str) -> int:
+    def grant(
+        self,
+        *,
+        account_id: str,
+        credits: int,
+        idempotency_key: str,
+        reason: str,
+        terms: LotTerms = PROMO,
+    ) -> int:
         """Add ``credits`` once per ``idempotency_key``; return the balance.
+
+        The credits open a lot of ``terms.credit_kind`` with ``terms``' expiry
+        (``ledger.lots``; by default never-expiring ``promo`` credits).
 
         Raises ``InvalidAmount`` unless ``credits`` is a whole number in range
         (``ledger.credits``), ``IdempotencyConflict`` when the key was used with other inputs.
@@ -76,8 +94,25 @@ class Ledger:
                 failure_known_at_ms=None,
             )
             if inserted:
-                return self._credit(tx, account_id, credits)
+                balance = self._credit(tx, account_id, credits)
+                open_lot(
+                    tx,
+                    lot_id=key,
+                    account_id=account_id,
+                    credits=credits,
+                    terms=terms,
+                    entry_key=key,
+                )
+                return balance
             self._same_entry(tx, key, account_id=account_id, amount=credits)
+            lot = tx.one("lot_by_id", lot_id=key)
+            if lot is not None and (lot["credit_kind"], lot["expiry_rule"]) != (
+                terms.credit_kind,
+                terms.expiry_rule,
+            ):
+                raise IdempotencyConflict(
+                    "idempotency key reused with other inputs", key=key, field="credit_kind"
+                )
             return self._balance(tx, account_id)
 
     # -- charges ----------------------------------------------------------------------------
@@ -94,8 +129,15 @@ class Ledger:
         poll_after_ms: int | None = None,
         deadline_after_ms: int | None = None,
         tx: Tx | None = None,
+        mode: str = "debit",
     ) -> int:
-        """Debit ``credits`` for a generation, once per ``generation_id``; return the balance.
+        """Debit ``credits`` for a generation, once per ``generation_id``; return the balance
+        (the credits left to spend: the balance less held credits).
+
+        ``mode`` (``CHARGE_MODES``, the policy's ``charge_mode`` in force at the charge):
+        ``debit`` writes the charge entry now, taking the credits from the account's lots in
+        the consumption order (``ledger.lots``); ``hold`` reserves them (``ledger.holds``)
+        and the outcome captures (charge entry) or voids (no entry) the hold.
 
         ``poll_after_ms`` / ``deadline_after_ms`` (from the charge time) tell the stuck-
         generation sweeper when to poll the provider and when to give up and refund.
@@ -107,6 +149,8 @@ class Ledger:
         Inside the caller's write transaction ``tx`` when given (many charges, one commit).
         """
         credits = whole_credits(credits)
+        if mode not in CHARGE_MODES:
+            raise InvalidInput(f"one of {', '.join(CHARGE_MODES)}", field="mode", mode=mode)
         ts = now_ms()
         with self._writing(tx) as tx:
             tx.all("ensure_account", account_id=account_id, now_ms=ts)
@@ -137,7 +181,13 @@ class Ledger:
                         "generation already charged with other inputs",
                         generation_id=generation_id,
                     )
-                return self._balance(tx, account_id)
+                return spendable(tx, account_id)
+            if mode == "hold":
+                available = holds.place(
+                    tx, generation_id=generation_id, account_id=account_id, credits=credits
+                )
+                set_deadlines(tx, generation_id, ts, poll_after_ms, deadline_after_ms)
+                return available
             debited = tx.one(
                 "debit_account_if_covered", account_id=account_id, amount=credits, now_ms=ts
             )
@@ -155,13 +205,8 @@ class Ledger:
                 reason=f"{provider} {operation}",
                 failure_known_at_ms=None,
             )
-            if poll_after_ms is not None or deadline_after_ms is not None:
-                tx.all(
-                    "set_generation_deadlines",
-                    generation_id=generation_id,
-                    next_poll_at_ms=ts + (poll_after_ms or 0),
-                    deadline_at_ms=None if deadline_after_ms is None else ts + deadline_after_ms,
-                )
+            take(tx, account_id=account_id, credits=credits, entry_key=keys.charge(generation_id))
+            set_deadlines(tx, generation_id, ts, poll_after_ms, deadline_after_ms)
             return int(debited["balance"])
 
     # -- outcomes and refunds ---------------------------------------------------------------
@@ -204,7 +249,12 @@ class Ledger:
         commit: ``ledger.batch_settlement``); an error then leaves ``tx`` to be rolled back.
         With ``credit_later`` (account → credits), a refund's credits are added there instead
         of to the balance: the caller credits them with :meth:`credit_accounts` before ``tx``
-        commits, so a batch locks each account once, at its end.
+        commits, so a batch locks each account once, at its end. A ``ledger.lots.Deferred``
+        also defers the lots and held credits a refund or a hold's settlement changes.
+
+        A generation charged as a hold (``ledger.holds``) is captured by a kept outcome
+        (its charge entry written now) and voided by a refunded one (no entry: never
+        charged), each once, by a compare-and-set keyed by the generation.
         """
         if outcome not in TERMINAL:
             if inbox_id is not None:
@@ -257,17 +307,26 @@ class Ledger:
                 message_id=message_id,
                 now_ms=ts,
             )
-            if not refund:
-                return Settlement.KEPT
-            self._refund(
-                tx,
-                gen,
-                reason=f"{outcome.value}: {reason}",
-                failure_known_at_ms=failure_known_at_ms,
-                credit_later=credit_later,
-                policy_version=policy_version or self.policy_version,
-            )
-            return Settlement.REFUNDED
+            later = credit_later if isinstance(credit_later, Deferred) else Deferred()
+            version = policy_version or self.policy_version
+            if holds.is_pending(tx, generation_id):
+                holds.settle(tx, gen, refund=refund, later=later, policy_version=version)
+            elif refund:
+                self._refund(
+                    tx,
+                    gen,
+                    reason=f"{outcome.value}: {reason}",
+                    failure_known_at_ms=failure_known_at_ms,
+                    later=later,
+                    policy_version=version,
+                )
+            if later is not credit_later:
+                if credit_later is not None:  # a plain dict: it takes the balances
+                    for account_id, credits in later.items():
+                        credit_later[account_id] = credit_later.get(account_id, 0) + credits
+                    later.clear()
+                apply(tx, later)
+            return Settlement.REFUNDED if refund else Settlement.KEPT
 
     def _refund(
         self,
@@ -276,11 +335,12 @@ class Ledger:
         *,
         reason: str,
         failure_known_at_ms: int,
-        credit_later: dict[str, int] | None = None,
+        later: Deferred,
         policy_version: str,
     ) -> bool:
-        """Give back exactly the charge, at most once (the key is the generation's). Only
-        ``settle`` calls this, after recording the outcome that justifies it."""
+        """Give back exactly the charge, at most once (the key is the generation's), to the
+        lots the charge took it from. Only ``settle`` calls this, after recording the
+        outcome that justifies it; the balance and lots change in ``later``."""
         credits = gen.credits
         key = keys.refund(gen.generation_id)
         inserted = self._insert_entry(
@@ -294,73 +354,30 @@ class Ledger:
             failure_known_at_ms=failure_known_at_ms,
             policy_version=policy_version,
         )
-        if inserted and credit_later is not None:
-            credit_later[gen.account_id] = credit_later.get(gen.account_id, 0) + credits
-        elif inserted:
-            self._credit(tx, gen.account_id, credits)
+        if inserted:
+            later.account(gen.account_id, balance=credits)
+            give_back(
+                tx,
+                account_id=gen.account_id,
+                credits=credits,
+                from_key=keys.charge(gen.generation_id),
+                entry_key=key,
+                later=later,
+            )
         return inserted
 
     def credit_accounts(self, tx: Tx, credits: dict[str, int]) -> None:
         """Add each account's credits (account → whole credits) in ``tx``, in account order
-        (the order every batch takes): the refunds ``settle(credit_later=…)`` deferred."""
-        for account_id in sorted(credits):
-            self._credit(tx, account_id, credits[account_id])
+        (the order every batch takes): the refunds ``settle(credit_later=…)`` deferred; with
+        a ``ledger.lots.Deferred``, then the held credits and lots it holds, in lot order."""
+        apply(tx, credits)
 
-    # -- reads ------------------------------------------------------------------------------
+    # -- expiry -----------------------------------------------------------------------------
 
-    def balance(self, account_id: str) -> int:
-        """The account's balance in credits; 0 for an account never seen."""
-        with self.db.read() as tx:
-            return self._balance(tx, account_id)
-
-    def find_balance(self, account_id: str) -> int | None:
-        """The account's balance in credits; None for an account never seen (a real zero
-        is a balance of 0)."""
-        with self.db.read() as tx:
-            row = tx.one("account_balance", account_id=account_id)
-        return None if row is None else int(row["balance"])
-
-    def generation(self, generation_id: str) -> Generation | None:
-        with self.db.read() as tx:
-            row = tx.one("generation_by_id", generation_id=generation_id)
-        return Generation.from_row(row) if row else None
-
-    def generation_by_job(self, provider: str, provider_job_id: str) -> Generation | None:
-        with self.db.read() as tx:
-            row = tx.one(
-                "generation_by_provider_job", provider=provider, provider_job_id=provider_job_id
-            )
-        return Generation.from_row(row) if row else None
-
-    def claim_due_generations(
-        self,
-        *,
-        lease_ms: int,
-        default_poll_after_ms: int,
-        limit: int = 200,
-        at_ms: int | None = None,
-    ) -> list[Generation]:
-        """Unsettled generations due for a look; each is leased for ``lease_ms`` so that
-        concurrent sweepers do not poll it twice. ``at_ms`` replaces the clock (tests)."""
-        now = now_ms() if at_ms is None else at_ms
-        with self.db.write() as tx:
-            rows = tx.all(
-                "claim_due_generations",
-                now_ms=now,
-                lease_ms=lease_ms,
-                default_poll_after_ms=default_poll_after_ms,
-                limit=limit,
-            )
-        return [Generation.from_row(r) for r in rows]
-
-    def outcome_reports(self, generation_id: str) -> list[Row]:
-        with self.db.read() as tx:
-            return tx.all("outcome_reports_for", generation_id=generation_id)
-
-    def refund_latencies_ms(self, since_ms: int = 0) -> list[int]:
-        with self.db.read() as tx:
-            rows = tx.all("refund_latencies_since", since_ms=since_ms)
-        return [int(r["latency_ms"]) for r in rows]
+    def expire_due(self, *, at_ms: int | None = None, limit: int = 500) -> ExpiryResult:
+        """Write off the credits of lots past their expiry (``ledger.expiry``): one
+        ``expiry`` entry per lot and expiry, idempotent; ``at_ms`` replaces the clock."""
+        return expire_due(self.db, policy_version=self.policy_version, at_ms=at_ms, limit=limit)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -386,20 +403,19 @@ class Ledger:
         failure_known_at_ms: int | None,
         policy_version: str | None = None,
     ) -> bool:
-        """Insert one entry under ``policy_version`` (None: this ledger's default)."""
-        row = tx.one(
-            "insert_entry",
-            idempotency_key=key,
+        """Insert one entry under ``policy_version`` (None: this ledger's default):
+        ``ledger.entries.insert_entry``."""
+        return insert_entry(
+            tx,
+            key=key,
             account_id=account_id,
             kind=kind,
             amount=amount,
             generation_id=generation_id,
-            reason=redact_text(reason),
+            reason=reason,
             policy_version=policy_version or self.policy_version,
-            now_ms=now_ms(),
             failure_known_at_ms=failure_known_at_ms,
         )
-        return row is not None
 
     def _same_entry(self, tx: Tx, key: str, **expected: Any) -> None:
         held = required(tx.one("entry_by_key", idempotency_key=key))
@@ -414,7 +430,3 @@ class Ledger:
             tx.one("upsert_account_credit", account_id=account_id, amount=amount, now_ms=now_ms())
         )
         return int(row["balance"])
-
-    def _balance(self, tx: Tx, account_id: str) -> int:
-        row = tx.one("account_balance", account_id=account_id)
-        return int(row["balance"]) if row else 0

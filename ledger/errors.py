@@ -319,3 +319,8 @@ class IdempotencyKeyInUse(RefundryError):
     """Another request under this ``Idempotency-Key`` (and API key) is still being answered;
     retry once it is done (Stripe's concurrent-request rule,
     https://docs.stripe.com/api/idempotent_requests)."""
+
+
+class InvalidLotTerms(InvalidInput, LedgerError):
+    """A grant's credit kind or expiry terms are not usable (an unknown expiry rule, an
+    expiry time the rule does not take, a kind name out of shape)."""

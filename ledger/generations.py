@@ -10,7 +10,7 @@ from ledger.backends import Row, Tx
 from ledger.errors import ResultForAnotherJob
 from ledger.outcomes import Outcome
 
-__all__ = ["Generation", "Settlement", "decided_by", "same_job"]
+__all__ = ["Generation", "Settlement", "decided_by", "same_job", "set_deadlines"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,3 +101,17 @@ def decided_by(tx: Tx, generation_id: str, policy_version: str, rule: str) -> No
         policy_version=policy_version,
         rule=rule,
     )
+
+
+def set_deadlines(
+    tx: Tx, generation_id: str, ts: int, poll_after_ms: int | None, deadline_after_ms: int | None
+) -> None:
+    """When the stuck-generation sweeper polls a generation charged at ``ts`` (ms since the
+    epoch) and when it gives up, each ms after ``ts``; nothing when neither is given."""
+    if poll_after_ms is not None or deadline_after_ms is not None:
+        tx.all(
+            "set_generation_deadlines",
+            generation_id=generation_id,
+            next_poll_at_ms=ts + (poll_after_ms or 0),
+            deadline_at_ms=None if deadline_after_ms is None else ts + deadline_after_ms,
+        )

@@ -7,10 +7,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from ledger import keys
+from ledger import keys, lots
 from ledger.backends import Tx, required
 from ledger.clock import now_ms
 from ledger.decision_rules import decision_rule
+from ledger.entries import insert_entry
 from ledger.errors import IdempotencyConflict, LedgerError
 from ledger.payment_types import Payment, Reversal
 from ledger.redaction import redact_text
@@ -212,24 +213,38 @@ class PaymentRows:
 
     def entry(self, p: Payment, kind: str, key: str, amount: int, reason: str) -> int | None:
         """One pack ledger entry under ``key`` and its balance change: the balance after it,
-        or ``None`` when the key is taken already (nothing written)."""
+        or ``None`` when the key is taken already (nothing written). A grant opens the
+        pack's lot (``ledger.lots.PACK``, keyed as the grant); a claw-back or restore moves
+        credits out of or back into that lot."""
         assert p.account_id is not None
-        inserted = self.tx.one(
-            "insert_pack_entry",
-            idempotency_key=key,
+        if not insert_entry(
+            self.tx,
+            key=key,
             account_id=p.account_id,
             kind=kind,
             amount=amount,
-            reason=redact_text(reason),
+            reason=reason,
             policy_version=self.policy_version,
-            now_ms=now_ms(),
             purchase_key=p.purchase_key,
-        )
-        if inserted is None:
+        ):
             return None
         credited = self.tx.one(
             "upsert_account_credit", account_id=p.account_id, amount=amount, now_ms=now_ms()
         )
+        if kind == "grant":
+            lots.open_lot(
+                self.tx,
+                lot_id=key,
+                account_id=p.account_id,
+                credits=amount,
+                terms=lots.PACK,
+                entry_key=key,
+            )
+        else:
+            lot_id = keys.pack(p.purchase_key)
+            lots.move_one(
+                self.tx, lot_id=lot_id, account_id=p.account_id, amount=amount, entry_key=key
+            )
         return int(required(credited)["balance"])
 
     def lock(self, purchase_key: str) -> Payment:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from ledger.backends import Database, Row, Tx, required
 from ledger.clock import now_ms
 from ledger.errors import LedgerError
+from ledger.expiry import start_cancellation_clock
 from ledger.inbox import processed_in
 from ledger.payment_rows import decide_once as _decide_once
 from ledger.payments import refund_key
@@ -105,6 +106,7 @@ class Subscriptions:
                 cancelled_at_ms=cancelled_at_ms,
                 now_ms=now_ms(),
             )
+            start_cancellation_clock(tx, subscription_id, int(required(row)["cancelled_at_ms"]))
             rows = tx.all("subscription_charges_of", subscription_id=subscription_id)
             if not rows:
                 processed_in(tx, inbox_id)

@@ -50,12 +50,20 @@ def ledger_check() -> None:
 
 @ledger.command("balance")
 @click.argument("account")
-def ledger_balance(account: str) -> None:
+@click.option("--kinds", is_flag=True, help="also the held credits and each credit kind")
+def ledger_balance(account: str, kinds: bool) -> None:
     """Print an account's balance. An account the ledger has never seen prints 0 too, but
-    says so on stderr and exits 3."""
+    says so on stderr and exits 3. With --kinds, then the credits pending holds reserve
+    (``held N``) and one line per credit kind (``kind <name> <balance> held <n>``)."""
     account = validation.identifier(account, field="account_id")
-    found = runtime.ledger(create=False).find_balance(account)
+    book = runtime.ledger(create=False)
+    found = book.find_balance(account)
     click.echo(str(found or 0))
+    if kinds and found is not None:
+        funds = book.funds(account)
+        click.echo(f"held {funds.held}")
+        for name, (balance, held) in sorted(funds.kinds.items()):
+            click.echo(f"kind {name} {balance} held {held}")
     if found is None:
         raise AccountNotFound(account_id=account, location=runtime.ledger_location())
 

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from handlers.credit_kinds import lot_terms
 from handlers.intake import new_event, record_and_enqueue
 from handlers.webhook_verification import split_secrets, verify_stripe
+from ledger.clock import now_ms
+from ledger.errors import InvalidLotTerms
 from providers.stripe import parse_event
 from providers.stripe_subscriptions import parse_subscription_event
 from workers import runtime, validation
@@ -34,17 +37,50 @@ __all__ = [
 PAYMENT_PROVIDERS: tuple[str, ...] = ("stripe",)
 
 
-def grant(*, account_id: str, credits: int, idempotency_key: str, reason: str) -> int:
+def grant(
+    *,
+    account_id: str,
+    credits: int,
+    idempotency_key: str,
+    reason: str,
+    credit_kind: str = "promo",
+    subscription_id: str | None = None,
+    cycle_ends_at_ms: int | None = None,
+) -> int:
     """Add ``credits`` (a whole number) once per ``idempotency_key``; returns the new balance.
 
-    Raises ``IdempotencyConflict`` when the key was already used with other inputs.
+    The credits are of ``credit_kind`` (a kind of the policy version in force now: by
+    default ``subscription``, ``pack``, ``promo``), with that kind's expiry fixed on them:
+    ``cycle_end`` kinds need ``cycle_ends_at_ms`` (ms since the epoch), and the
+    ``after_cancellation`` kinds ``subscription_id`` (their clock starts when that
+    subscription's cancellation is recorded).
+
+    Raises ``IdempotencyConflict`` when the key was already used with other inputs,
+    ``InvalidLotTerms`` for a kind the policy does not name or a missing or unneeded
+    argument.
     """
     account_id = validation.identifier(account_id, field="account_id")
     credits = validation.credits(credits)
     idempotency_key = validation.identifier(idempotency_key, field="idempotency_key")
     reason = validation.text(reason, field="reason")
+    subscription_id = validation.optional_identifier(subscription_id, field="subscription_id")
+    if cycle_ends_at_ms is not None and (
+        isinstance(cycle_ends_at_ms, bool) or not isinstance(cycle_ends_at_ms, int)
+    ):
+        raise InvalidLotTerms("ms since the epoch, a whole number", field="cycle_ends_at_ms")
+    rules = runtime.policy_book().at(now_ms()).rules
+    terms = lot_terms(
+        rules.credit_kinds,
+        credit_kind,
+        subscription_id=subscription_id,
+        cycle_ends_at_ms=cycle_ends_at_ms,
+    )
     return runtime.ledger().grant(
-        account_id=account_id, credits=credits, idempotency_key=idempotency_key, reason=reason
+        account_id=account_id,
+        credits=credits,
+        idempotency_key=idempotency_key,
+        reason=reason,
+        terms=terms,
     )
 
 
@@ -72,6 +108,7 @@ def charge(
     credits = validation.credits(credits)
     provider_job_id = validation.optional_job_id(provider_job_id, provider=provider)
     deadline = runtime.deadlines().for_generation(provider, operation)
+    mode = runtime.policy_book().at(now_ms()).rules.charge_mode  # the version at its charge
     return runtime.ledger().charge(
         generation_id=generation_id,
         account_id=account_id,
@@ -81,6 +118,7 @@ def charge(
         provider_job_id=provider_job_id,
         poll_after_ms=deadline.poll_after_ms,
         deadline_after_ms=deadline.hard_ms,
+        mode=mode,
     )
 
 

@@ -16,6 +16,7 @@ from workers import runtime
 from workers.logs import configure_logging
 from workers.sentry_setup import init_sentry, monitored
 from workers.sweeps import (
+    run_expiry_sweep,
     run_inbox_sweep,
     run_reconciliation,
     run_sla_check,
@@ -37,6 +38,7 @@ def run_scheduler() -> None:
         (run_inbox_sweep, s.sweep_interval_s),
         (run_stuck_sweep, s.sweep_interval_s),
         (run_sla_check, 60),
+        (run_expiry_sweep, 60),
     ]
     if s.stripe_api_key:
         jobs.append((run_reconciliation, 300))
@@ -50,7 +52,8 @@ def run_scheduler() -> None:
             coalesce=True,
         )
     log.info(
-        "scheduler: inbox and stuck sweeps every %d s (grace %d ms), SLA check every 60 s",
+        "scheduler: inbox and stuck sweeps every %d s (grace %d ms), SLA check and credit "
+        "expiry every 60 s",
         s.sweep_interval_s,
         s.inbox_grace_ms,
     )

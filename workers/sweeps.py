@@ -14,9 +14,16 @@ from handlers.reconcile import Reconciliation, reconcile
 from handlers.sla import SlaReport, overdue_events, sla_report
 from handlers.stuck_sweep import StuckSweepResult, sweep_stuck_generations
 from ledger import now_ms
+from ledger.expiry import ExpiryResult
 from workers import runtime
 
-__all__ = ["run_inbox_sweep", "run_reconciliation", "run_sla_check", "run_stuck_sweep"]
+__all__ = [
+    "run_expiry_sweep",
+    "run_inbox_sweep",
+    "run_reconciliation",
+    "run_sla_check",
+    "run_stuck_sweep",
+]
 
 
 def run_inbox_sweep(grace_ms: int | None = None) -> InboxSweepResult:
@@ -85,3 +92,9 @@ def run_reconciliation(since_s: int | None = None, dry_run: bool = False) -> Rec
             about={"purchase": decision["purchase"]},
         )
     return report
+
+
+def run_expiry_sweep(at_ms: int | None = None) -> ExpiryResult:
+    """Write off the credits past their lot's expiry (``ledger.expiry``): one entry per lot
+    and expiry, safe from several schedulers at once (``at_ms``: tests)."""
+    return runtime.ledger().expire_due(at_ms=at_ms)

@@ -8,9 +8,10 @@ ON CONFLICT (account_id) DO UPDATE
 RETURNING balance;
 
 -- name: debit_account_if_covered
+-- Held credits (a pending hold, ledger/holds.py) are not spendable: the balance less them.
 UPDATE accounts SET balance = balance - :amount, updated_at_ms = :now_ms
-WHERE account_id = :account_id AND balance >= :amount
-RETURNING balance;
+WHERE account_id = :account_id AND balance - held >= :amount
+RETURNING balance - held AS balance;
 
 -- name: account_balance
 SELECT balance FROM accounts WHERE account_id = :account_id;
@@ -114,8 +115,12 @@ SELECT g.generation_id FROM generations g JOIN entries r
 WHERE g.outcome = 'succeeded';
 
 -- name: audit_generation_without_charge
+-- A generation charged as a hold has its charge entry once the hold is captured (posted);
+-- a pending or voided hold has none (a voided one was never charged).
 SELECT g.generation_id FROM generations g WHERE NOT EXISTS (
-    SELECT 1 FROM entries c WHERE c.kind = 'charge' AND c.generation_id = g.generation_id);
+    SELECT 1 FROM entries c WHERE c.kind = 'charge' AND c.generation_id = g.generation_id)
+  AND NOT EXISTS (
+    SELECT 1 FROM holds h WHERE h.generation_id = g.generation_id AND h.state <> 'posted');
 
 -- name: audit_balance_mismatch
 SELECT a.account_id, a.balance, COALESCE(s.total, 0) AS entries_total
@@ -596,6 +601,7 @@ SELECT g.*, r.amount AS refund_credits, r.applied_at_ms AS refunded_at_ms,
 FROM generations g
 LEFT JOIN entries r ON r.generation_id = g.generation_id AND r.kind = 'refund'
 WHERE g.generation_id = :generation_id;
+
 -- name: set_generation_decision
 UPDATE generations SET decided_policy_version = :policy_version, decided_rule = :rule
 WHERE generation_id = :generation_id;
@@ -612,3 +618,138 @@ SELECT * FROM entries WHERE generation_id = :generation_id ORDER BY id;
 -- name: payment_decisions_explained
 SELECT decision, reason, at_ms, policy_version, rule FROM payment_decisions
 WHERE purchase_key = :purchase_key ORDER BY id;
+
+-- Credit kinds, lots, holds and expiry (ledger/lots.py, ledger/holds.py, ledger/expiry.py).
+
+-- name: insert_lot
+INSERT INTO credit_lots (lot_id, account_id, credit_kind, expiry_rule, expires_at_ms,
+                         after_cancellation_ms, subscription_id, remaining, created_at_ms)
+VALUES (:lot_id, :account_id, :credit_kind, :expiry_rule, :expires_at_ms,
+        :after_cancellation_ms, :subscription_id, 0, :now_ms)
+ON CONFLICT (lot_id) DO NOTHING;
+
+-- name: lot_by_id
+SELECT * FROM credit_lots WHERE lot_id = :lot_id;
+
+-- name: spendable_lots
+-- The documented consumption order: a known expiry first (soonest first), then credits that
+-- may expire (after a cancellation not yet told), never-expiring last; oldest lot first
+-- within each. A lot past its expiry is not spendable, even before the sweep writes it off.
+SELECT lot_id, remaining - held AS free FROM credit_lots
+WHERE account_id = :account_id AND remaining - held > 0
+  AND (expires_at_ms IS NULL OR expires_at_ms > :now_ms)
+ORDER BY CASE WHEN expires_at_ms IS NOT NULL THEN 0
+              WHEN expiry_rule = 'after_cancellation' THEN 1 ELSE 2 END,
+         COALESCE(expires_at_ms, 0), created_at_ms, lot_id;
+
+-- name: adjust_lot
+UPDATE credit_lots SET remaining = remaining + :remaining, held = held + :held
+WHERE lot_id = :lot_id;
+
+-- name: insert_lot_move
+INSERT INTO lot_moves (entry_key, lot_id, amount) VALUES (:entry_key, :lot_id, :amount);
+
+-- name: lot_moves_of
+SELECT lot_id, amount FROM lot_moves WHERE entry_key = :entry_key ORDER BY lot_id;
+
+-- name: adjust_account
+UPDATE accounts SET balance = balance + :balance, held = held + :held, updated_at_ms = :now_ms
+WHERE account_id = :account_id
+RETURNING balance;
+
+-- name: hold_account_if_covered
+UPDATE accounts SET held = held + :amount, updated_at_ms = :now_ms
+WHERE account_id = :account_id AND balance - held >= :amount
+RETURNING balance - held AS available;
+
+-- name: account_funds
+SELECT balance, held FROM accounts WHERE account_id = :account_id;
+
+-- name: kind_balances
+SELECT credit_kind, SUM(remaining) AS remaining, SUM(held) AS held FROM credit_lots
+WHERE account_id = :account_id GROUP BY credit_kind ORDER BY credit_kind;
+
+-- name: insert_hold
+INSERT INTO holds (generation_id, account_id, credits, state, created_at_ms)
+VALUES (:generation_id, :account_id, :credits, 'pending', :now_ms);
+
+-- name: insert_hold_lot
+INSERT INTO hold_lots (generation_id, lot_id, credits) VALUES (:generation_id, :lot_id, :credits);
+
+-- name: hold_lots_of
+SELECT lot_id, credits FROM hold_lots WHERE generation_id = :generation_id ORDER BY lot_id;
+
+-- name: hold_of
+SELECT * FROM holds WHERE generation_id = :generation_id;
+
+-- name: settle_hold
+-- The one compare-and-set of a hold: pending -> posted (captured) or voided, once.
+UPDATE holds SET state = :state, settled_at_ms = :now_ms
+WHERE generation_id = :generation_id AND state = 'pending'
+RETURNING account_id, credits;
+
+-- name: start_cancellation_clock
+-- The earliest cancellation wins: a later or repeated one never moves an expiry later.
+UPDATE credit_lots SET expires_at_ms = :cancelled_at_ms + after_cancellation_ms
+WHERE subscription_id = :subscription_id AND expiry_rule = 'after_cancellation'
+  AND (expires_at_ms IS NULL OR expires_at_ms > :cancelled_at_ms + after_cancellation_ms);
+
+-- name: due_lots
+SELECT lot_id, account_id FROM credit_lots
+WHERE expires_at_ms <= :now_ms AND remaining - held > 0
+ORDER BY expires_at_ms, lot_id LIMIT :limit;
+
+-- name: lock_account
+SELECT balance, held FROM accounts WHERE account_id = :account_id;
+
+-- name: lock_account@postgresql
+SELECT balance, held FROM accounts WHERE account_id = :account_id FOR UPDATE;
+
+-- name: expire_lot
+-- Compare-and-set on the lot's count of expiries: of two sweeps, one writes it off.
+UPDATE credit_lots SET remaining = remaining - :amount, expiries = expiries + 1
+WHERE lot_id = :lot_id AND expiries = :expiries AND remaining - held = :amount
+RETURNING lot_id;
+
+-- name: audit_kind_balance_mismatch
+-- Each account's balance per credit kind equals the credits its entries moved into and out
+-- of the lots of that kind (an opening lot's move is the balance held before lots existed).
+SELECT l.account_id, l.credit_kind, SUM(l.remaining) AS balance,
+       COALESCE(SUM(m.moved), 0) AS entries_total
+FROM credit_lots l LEFT JOIN (
+    SELECT lot_id, SUM(amount) AS moved FROM lot_moves GROUP BY lot_id) m
+    ON m.lot_id = l.lot_id
+GROUP BY l.account_id, l.credit_kind
+HAVING SUM(l.remaining) <> COALESCE(SUM(m.moved), 0);
+
+-- name: audit_balance_not_in_kinds
+-- The credits moved through an account's lots add up to its entries (the balance itself is
+-- checked against its entries by audit_balance_mismatch, each kind by the check above).
+SELECT s.account_id, COALESCE(s.total, 0) AS entries_total, COALESCE(m.moved, 0) AS kinds_total
+FROM (SELECT account_id, SUM(amount) AS total FROM entries GROUP BY account_id) s
+LEFT JOIN (SELECT l.account_id, SUM(lm.amount) AS moved FROM lot_moves lm
+           JOIN credit_lots l ON l.lot_id = lm.lot_id GROUP BY l.account_id) m
+    ON m.account_id = s.account_id
+WHERE COALESCE(s.total, 0) <> COALESCE(m.moved, 0);
+
+-- name: audit_entry_not_in_kinds
+SELECT e.idempotency_key, e.amount, COALESCE(m.moved, 0) AS moved FROM entries e
+LEFT JOIN (SELECT entry_key, SUM(amount) AS moved FROM lot_moves GROUP BY entry_key) m
+    ON m.entry_key = e.idempotency_key
+WHERE e.id > (SELECT value FROM ledger_marks WHERE name = 'lots_from_entry_id')
+  AND e.amount <> COALESCE(m.moved, 0);
+
+-- name: audit_held_mismatch
+SELECT a.account_id, a.held, COALESCE(h.total, 0) AS holds_total FROM accounts a
+LEFT JOIN (SELECT account_id, SUM(credits) AS total FROM holds WHERE state = 'pending'
+           GROUP BY account_id) h ON h.account_id = a.account_id
+WHERE a.held <> COALESCE(h.total, 0)
+UNION ALL
+SELECT l.lot_id, l.held, COALESCE(h.total, 0) FROM credit_lots l
+LEFT JOIN (SELECT hl.lot_id, SUM(hl.credits) AS total FROM hold_lots hl
+           JOIN holds ho ON ho.generation_id = hl.generation_id AND ho.state = 'pending'
+           GROUP BY hl.lot_id) h ON h.lot_id = l.lot_id
+WHERE l.held <> COALESCE(h.total, 0);
+
+-- name: lots_of_account
+SELECT * FROM credit_lots WHERE account_id = :account_id ORDER BY created_at_ms, lot_id;

@@ -30,6 +30,9 @@ def test_client_signatures_are_keyword_only_as_documented() -> None:
         ("credits", kw, empty),
         ("idempotency_key", kw, empty),
         ("reason", kw, empty),
+        ("credit_kind", kw, "promo"),  # optional, added with credit kinds: old calls stand
+        ("subscription_id", kw, None),
+        ("cycle_ends_at_ms", kw, None),
     ]
     assert shape(client.charge) == [
         ("generation_id", kw, empty),
