@@ -30,6 +30,7 @@ structured fields (``RefundryError.fields``)::
     │   └── NoSuchObject            Stripe has no object with that id for our key
     ├── IdempotencyKeyReused        Stripe saw this idempotency key with other parameters
     ├── PackUnknown                 a purchase that is no pack of the catalog
+    ├── EventNotDelivered           the platform's endpoint never took an event out (3 days)
     ├── LedgerUnavailable           the ledger's database cannot be reached (retry later)
     ├── ProviderError               a provider's API (status, job fetch) did not help
     │   ├── ProviderUnavailable     no useful answer within the retry budget (retried)
@@ -61,6 +62,7 @@ __all__ = [
     "ConfigurationError",
     "DeadLetterNotFound",
     "EventNotConfirmed",
+    "EventNotDelivered",
     "IdempotencyConflict",
     "IdempotencyKeyReused",
     "InsufficientCredits",
@@ -305,3 +307,9 @@ class PackUnknown(RefundryError):
     no line item at all."""
 
     permanent = True
+
+
+class EventNotDelivered(RefundryError):
+    """The platform's endpoint (``REFUNDRY_EVENTS_URL``) did not answer an event out with a
+    2xx within the retry budget (``REFUNDRY_EVENTS_GIVE_UP_S``): the event is a dead letter
+    of its own (``handlers.events_out``), replayable, and the account's next event goes."""

@@ -16,6 +16,7 @@ from workers import runtime
 from workers.logs import configure_logging
 from workers.sentry_setup import init_sentry, monitored
 from workers.sweeps import (
+    run_events_out,
     run_inbox_sweep,
     run_reconciliation,
     run_sla_check,
@@ -40,6 +41,8 @@ def run_scheduler() -> None:
     ]
     if s.stripe_api_key:
         jobs.append((run_reconciliation, 300))
+    if s.events_url:
+        jobs.append((run_events_out, 1))  # each run delivers until nothing is due
     for job, every_s in jobs:
         scheduler.add_job(
             monitored(job, every_s),  # a Sentry Crons check-in per run

@@ -9,14 +9,23 @@ from __future__ import annotations
 
 from handlers.alerts import alert
 from handlers.deadlines import FALLBACK
+from handlers.events_out import DeliveryPass, EventsOut
 from handlers.inbox_sweep import InboxSweepResult, sweep_inbox
 from handlers.reconcile import Reconciliation, reconcile
 from handlers.sla import SlaReport, overdue_events, sla_report
 from handlers.stuck_sweep import StuckSweepResult, sweep_stuck_generations
 from ledger import now_ms
+from ledger.outbox import Outbox
 from workers import runtime
+from workers.setting_values import events_out_config
 
-__all__ = ["run_inbox_sweep", "run_reconciliation", "run_sla_check", "run_stuck_sweep"]
+__all__ = [
+    "run_events_out",
+    "run_inbox_sweep",
+    "run_reconciliation",
+    "run_sla_check",
+    "run_stuck_sweep",
+]
 
 
 def run_inbox_sweep(grace_ms: int | None = None) -> InboxSweepResult:
@@ -85,3 +94,20 @@ def run_reconciliation(since_s: int | None = None, dry_run: bool = False) -> Rec
             about={"purchase": decision["purchase"]},
         )
     return report
+
+
+_events_out: dict[int, EventsOut] = {}
+
+
+def run_events_out() -> DeliveryPass | None:
+    """Deliver every event due to ``REFUNDRY_EVENTS_URL`` (``handlers.events_out``); None
+    when events out are off (the outbox keeps its rows for when they are turned on)."""
+    s = runtime.settings()
+    config = events_out_config({f: getattr(s, f) for f in s.__slots__ if f.startswith("events_")})
+    if config is None:
+        return None
+    ledger = runtime.ledger()
+    sender = _events_out.get(id(ledger))
+    if sender is None:
+        sender = _events_out.setdefault(id(ledger), EventsOut(Outbox(ledger.db), config))
+    return sender.deliver_due()

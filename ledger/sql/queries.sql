@@ -552,3 +552,71 @@ SELECT * FROM inbox WHERE id = :id AND state = 'pending' FOR UPDATE;
 -- name: lock_generations@postgresql
 SELECT generation_id FROM generations WHERE generation_id = ANY(:generation_ids)
 ORDER BY generation_id FOR UPDATE;
+
+-- Events out (``ledger.outbox``): rows are written by a trigger with each entry (0016).
+
+-- name: outbox_due
+SELECT o.id, o.entry_id, o.account_id, o.seq, o.attempts, o.first_attempt_at_ms
+FROM outbox o
+WHERE o.state = 'pending' AND o.seq IS NOT NULL AND o.next_attempt_at_ms <= :now_ms
+  AND (o.claimed_until_ms IS NULL OR o.claimed_until_ms <= :now_ms)
+  AND o.seq = (SELECT MIN(p.seq) FROM outbox p
+               WHERE p.account_id = o.account_id AND p.state = 'pending')
+ORDER BY o.next_attempt_at_ms, o.id
+LIMIT :limit;
+
+-- name: outbox_claim
+UPDATE outbox SET claimed_by = :token, claimed_until_ms = :until_ms, attempts = attempts + 1,
+                  first_attempt_at_ms = COALESCE(first_attempt_at_ms, :now_ms)
+WHERE id = :id AND state = 'pending' AND attempts = :attempts
+  AND (claimed_until_ms IS NULL OR claimed_until_ms <= :now_ms)
+RETURNING id, attempts, first_attempt_at_ms;
+
+-- name: outbox_entry
+SELECT e.*, o.id AS outbox_id, o.seq FROM outbox o JOIN entries e ON e.id = o.entry_id
+WHERE o.id = :id;
+
+-- name: outbox_delivered
+UPDATE outbox SET state = 'delivered', delivered_at_ms = :now_ms, last_error = NULL,
+                  claimed_by = NULL, claimed_until_ms = NULL
+WHERE id = :id AND claimed_by = :token AND state = 'pending'
+RETURNING id;
+
+-- name: outbox_retry
+UPDATE outbox SET next_attempt_at_ms = :next_attempt_at_ms, last_error = :error,
+                  retries = retries + 1, claimed_by = NULL, claimed_until_ms = NULL
+WHERE id = :id AND claimed_by = :token AND state = 'pending'
+RETURNING id;
+
+-- name: outbox_give_up
+UPDATE outbox SET state = 'dead', dead_at_ms = :now_ms, last_error = :error,
+                  claimed_by = NULL, claimed_until_ms = NULL
+WHERE id = :id AND claimed_by = :token AND state = 'pending'
+RETURNING id;
+
+-- name: outbox_dead_letters
+SELECT o.id, o.account_id, o.seq, o.attempts, o.first_attempt_at_ms, o.dead_at_ms,
+       o.last_error, e.idempotency_key, e.kind, e.amount
+FROM outbox o JOIN entries e ON e.id = o.entry_id
+WHERE o.state = 'dead'
+ORDER BY o.dead_at_ms, o.id;
+
+-- name: outbox_replay
+UPDATE outbox SET state = 'pending', attempts = 0, first_attempt_at_ms = NULL,
+                  next_attempt_at_ms = :now_ms, dead_at_ms = NULL
+WHERE id = :id AND state = 'dead'
+RETURNING id;
+
+-- name: outbox_figures
+SELECT state, COUNT(*) AS events, COALESCE(SUM(retries), 0) AS retries
+FROM outbox GROUP BY state;
+
+-- name: entries_between
+SELECT * FROM entries
+WHERE id > :after_id AND created_at_ms >= :since_ms AND created_at_ms < :until_ms
+ORDER BY id
+LIMIT :limit;
+
+-- name: outbox_purge
+UPDATE outbox SET state = 'purged' WHERE id = :id AND state = 'dead'
+RETURNING id;
