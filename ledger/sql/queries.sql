@@ -620,3 +620,6 @@ LIMIT :limit;
 -- name: outbox_purge
 UPDATE outbox SET state = 'purged' WHERE id = :id AND state = 'dead'
 RETURNING id;
+
+-- name: outbox_sequences
+SELECT seq FROM outbox WHERE account_id = :account_id ORDER BY seq;
