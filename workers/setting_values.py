@@ -27,6 +27,7 @@ __all__ = [
     "choice",
     "deadlines",
     "events_out_config",
+    "events_out_of",
     "fal_jwks_url",
     "flag",
     "ops_token",
@@ -205,3 +206,13 @@ def events_out_config(values: Mapping[str, Any]) -> EventsOutConfig | None:
         give_up_ms=int(values["events_give_up_s"]) * 1000,
         concurrency=int(values["events_concurrency"]),
     )
+
+
+_EVENTS_FIELDS: tuple[str, ...] = ("events_url", "events_secret", "events_timeout_s")
+_EVENTS_FIELDS += ("events_backoff_ms", "events_max_backoff_ms", "events_give_up_s")
+_EVENTS_FIELDS += ("events_concurrency",)
+
+
+def events_out_of(settings: Any) -> EventsOutConfig | None:
+    """:func:`events_out_config` of a ``workers.settings.Settings``."""
+    return events_out_config({name: getattr(settings, name) for name in _EVENTS_FIELDS})

@@ -17,7 +17,7 @@ from handlers.stuck_sweep import StuckSweepResult, sweep_stuck_generations
 from ledger import now_ms
 from ledger.outbox import Outbox
 from workers import runtime
-from workers.setting_values import events_out_config
+from workers.setting_values import events_out_of
 
 __all__ = [
     "run_events_out",
@@ -103,7 +103,7 @@ def run_events_out() -> DeliveryPass | None:
     """Deliver every event due to ``REFUNDRY_EVENTS_URL`` (``handlers.events_out``); None
     when events out are off (the outbox keeps its rows for when they are turned on)."""
     s = runtime.settings()
-    config = events_out_config({f: getattr(s, f) for f in s.__slots__ if f.startswith("events_")})
+    config = events_out_of(s)
     if config is None:
         return None
     ledger = runtime.ledger()
