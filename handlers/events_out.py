@@ -33,7 +33,7 @@ import standardwebhooks
 from handlers.webhook_verification import StandardWebhooks
 from ledger.clock import now_ms
 from ledger.errors import ConfigurationError, EventNotDelivered
-from ledger.outbox import DueEvent, Outbox
+from ledger.outbox import Attempt, DueEvent, Outbox, iso_ms
 
 __all__ = ["DeliveryPass", "EventsOut", "EventsOutConfig", "backoff_ms"]
 
@@ -133,8 +133,11 @@ class EventsOut:
                 )
                 if not due:
                     break
-                for event, error in zip(due, pool.map(self._send, due), strict=True):
-                    self._record(event, error, done)
+                errors = pool.map(self._send, due)
+                ended = [self._ended(e, err) for e, err in zip(due, errors, strict=True)]
+                settled = self._outbox.settle(ended, token=self._token)
+                for attempt, kept in zip(ended, settled, strict=True):
+                    self._count(attempt, kept, done)
         return done
 
     def _send(self, event: DueEvent) -> str | None:
@@ -160,38 +163,42 @@ class EventsOut:
             return None
         return f"HTTP {response.status_code}"
 
-    def _record(self, event: DueEvent, error: str | None, done: DeliveryPass) -> None:
+    def _ended(self, event: DueEvent, error: str | None) -> Attempt:
+        """How an attempt ended: delivered, retried after its backoff (never past the last
+        chance, ``give_up_ms`` after the first attempt), or dead once that has passed."""
         at = self._clock()
-        token = self._token
         if error is None:
-            settled = self._outbox.delivered(event, token=token, now_ms=at)
-            done.delivered += settled
-        elif at - event.first_attempt_at_ms >= self._config.give_up_ms:
+            return Attempt(event, "delivered", at)
+        if at - event.first_attempt_at_ms >= self._config.give_up_ms:
             reason = f"{EventNotDelivered.__name__} attempts={event.attempt} last={error}"
-            settled = self._outbox.give_up(event, token=token, now_ms=at, error=reason)
-            done.dead += settled
-            if settled:
-                log.error("event %s (%s) dead-lettered: %s", event.webhook_id, event.type, reason)
-        else:
-            wait = backoff_ms(
-                event.attempt,
-                base_ms=self._config.backoff_base_ms,
-                cap_ms=self._config.max_backoff_ms,
-                rng=self._rng,
-            )
-            last_chance = event.first_attempt_at_ms + self._config.give_up_ms
-            settled = self._outbox.retry(
-                event, token=token, at_ms=min(at + wait, last_chance), error=error
-            )
-            done.retried += settled
-            if settled:
-                log.warning(
-                    "event %s (%s) attempt %d: %s; next in %d ms",
-                    event.webhook_id,
-                    event.type,
-                    event.attempt,
-                    error,
-                    min(wait, last_chance - at),
-                )
-        if not settled:
+            return Attempt(event, "dead", at, reason)
+        wait = backoff_ms(
+            event.attempt,
+            base_ms=self._config.backoff_base_ms,
+            cap_ms=self._config.max_backoff_ms,
+            rng=self._rng,
+        )
+        last_chance = event.first_attempt_at_ms + self._config.give_up_ms
+        return Attempt(event, "retry", min(at + wait, last_chance), error)
+
+    def _count(self, attempt: Attempt, kept: bool, done: DeliveryPass) -> None:
+        event = attempt.event
+        if not kept:
             done.lost_claims += 1  # the lease ran out and another worker took the event
+        elif attempt.state == "delivered":
+            done.delivered += 1
+        elif attempt.state == "dead":
+            done.dead += 1
+            log.error(
+                "event %s (%s) dead-lettered: %s", event.webhook_id, event.type, attempt.error
+            )
+        else:
+            done.retried += 1
+            log.warning(
+                "event %s (%s) attempt %d: %s; next at %s",
+                event.webhook_id,
+                event.type,
+                event.attempt,
+                attempt.error,
+                iso_ms(attempt.at_ms),
+            )

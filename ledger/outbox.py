@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -30,6 +31,7 @@ from ledger.errors import LedgerError
 
 __all__ = [
     "EVENT_TYPES",
+    "Attempt",
     "DeadEvent",
     "DueEvent",
     "Outbox",
@@ -144,6 +146,17 @@ class DueEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class Attempt:
+    """How one attempt ended (:meth:`Outbox.settle`): ``state`` is ``delivered``, ``retry``
+    (``at_ms``: the next attempt) or ``dead`` (``at_ms``: now); ``error`` the reason."""
+
+    event: DueEvent
+    state: str
+    at_ms: int
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DeadEvent:
     """An event given up on: its reason is the last attempt's error."""
 
@@ -222,25 +235,29 @@ class Outbox:
                 )
         return claimed
 
-    def delivered(self, event: DueEvent, *, token: str, now_ms: int) -> bool:
-        """Mark ``event`` delivered, if ``token`` still holds its claim."""
-        return self._settle("outbox_delivered", id=event.outbox_id, token=token, now_ms=now_ms)
-
-    def retry(self, event: DueEvent, *, token: str, at_ms: int, error: str) -> bool:
-        """Leave ``event`` pending until ``at_ms``, with ``error`` as its last reason."""
-        return self._settle(
-            "outbox_retry", id=event.outbox_id, token=token, next_attempt_at_ms=at_ms, error=error
-        )
-
-    def give_up(self, event: DueEvent, *, token: str, now_ms: int, error: str) -> bool:
-        """Dead-letter ``event`` with ``error``: the account's next event becomes due."""
-        return self._settle(
-            "outbox_give_up", id=event.outbox_id, token=token, now_ms=now_ms, error=error
-        )
-
-    def _settle(self, name: str, **params: Any) -> bool:
+    def settle(self, attempts: Sequence[Attempt], *, token: str) -> list[bool]:
+        """Record how the attempts ended, in one transaction, each only if ``token`` still
+        holds its claim (else False: the lease ran out and another worker took the event).
+        ``delivered``: done; ``retry``: pending until ``at_ms``; ``dead``: dead-lettered
+        at ``at_ms`` (the account's next event becomes due)."""
+        queries = {
+            "delivered": "outbox_delivered",
+            "retry": "outbox_retry",
+            "dead": "outbox_give_up",
+        }
         with self.db.write() as tx:
-            return tx.one(name, **params) is not None
+            return [
+                tx.one(
+                    queries[o.state],
+                    id=o.event.outbox_id,
+                    token=token,
+                    now_ms=o.at_ms,
+                    next_attempt_at_ms=o.at_ms,
+                    error=o.error,
+                )
+                is not None
+                for o in attempts
+            ]
 
     def dead_letters(self) -> list[DeadEvent]:
         """Every dead-lettered event, oldest first."""
