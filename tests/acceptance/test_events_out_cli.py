@@ -10,14 +10,14 @@ import json
 from pathlib import Path
 
 from ledger import open_ledger
-from tests.support.commands import clean_env, refundry
+from tests.support.commands import RefundryProcess, clean_env, refundry
 from tests.support.event_receiver import EventReceiver
+from tests.support.waiting import wait_until
 
 SECRET = "whsec_" + base64.b64encode(b"cli-events-out-secret-of-32-byte").decode()
 
 
-def test_sweep_delivers_the_outbox_signed(tmp_path: Path) -> None:
-    env = clean_env(tmp_path)
+def _two_effects(env: dict[str, str]) -> None:
     book = open_ledger(env["DATABASE_URL"], policy_version="t")
     try:
         book.grant(account_id="acct-cli", credits=50, idempotency_key="cli-1", reason="t")
@@ -30,6 +30,32 @@ def test_sweep_delivers_the_outbox_signed(tmp_path: Path) -> None:
         )
     finally:
         book.db.close()
+
+
+def test_the_scheduler_delivers_events_as_they_are_written(tmp_path: Path) -> None:
+    env = clean_env(tmp_path)
+    _two_effects(env)
+    with EventReceiver(SECRET) as receiver:
+        env |= {"REFUNDRY_EVENTS_URL": receiver.url, "REFUNDRY_EVENTS_SECRET": SECRET}
+        scheduler = RefundryProcess(env, tmp_path / "scheduler.log", "scheduler")
+        scheduler.start()
+        try:
+            wait_until(lambda: receiver.received.balances == {"acct-cli": 30}, timeout=30)
+            book = open_ledger(env["DATABASE_URL"], policy_version="t")
+            try:
+                book.grant(account_id="acct-cli", credits=5, idempotency_key="cli-2", reason="t")
+            finally:
+                book.db.close()
+            wait_until(lambda: receiver.received.balances == {"acct-cli": 35}, timeout=10)
+        finally:
+            scheduler.stop()
+    assert receiver.received.sequences == {"acct-cli": [1, 2, 3]}
+    assert SECRET not in (tmp_path / "scheduler.log").read_text()
+
+
+def test_sweep_delivers_the_outbox_signed(tmp_path: Path) -> None:
+    env = clean_env(tmp_path)
+    _two_effects(env)
     with EventReceiver(SECRET) as receiver:
         env |= {"REFUNDRY_EVENTS_URL": receiver.url, "REFUNDRY_EVENTS_SECRET": SECRET}
         swept = refundry(env, "sweep")
