@@ -107,8 +107,10 @@ def event_body(entry: Row) -> dict[str, Any]:
     ``timestamp`` (when the entry was written) and ``data``: ``account_id``, ``amount``
     (whole credits, negative when taken), ``kind``, ``cause``, ``idempotency_key``,
     ``generation_id``, ``purchase_key``, ``policy_version``, ``reason``, ``sequence`` (the
-    account's event number, 1, 2, …: a gap means an event not applied yet) and the times
-    (``created_at``, ``applied_at``, ``failure_known_at``; ISO 8601 UTC)."""
+    account's event number, 1, 2, …: a gap means an event not applied yet),
+    ``balance_after`` (the account's balance once this event and every earlier one of the
+    account are applied: the sum of their amounts) and the times (``created_at``,
+    ``applied_at``, ``failure_known_at``; ISO 8601 UTC)."""
     kind, key = str(entry["kind"]), str(entry["idempotency_key"])
     return {
         "type": event_type(kind, key),
@@ -124,11 +126,16 @@ def event_body(entry: Row) -> dict[str, Any]:
             "policy_version": entry["policy_version"],
             "reason": entry["reason"],
             "sequence": None if entry.get("seq") is None else int(entry["seq"]),
+            "balance_after": _whole(entry.get("balance_after")),
             "created_at": iso_ms(int(entry["created_at_ms"])),
             "applied_at": iso_ms(int(entry["applied_at_ms"])),
             "failure_known_at": iso_ms(entry["failure_known_at_ms"]),
         },
     }
+
+
+def _whole(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +227,14 @@ class Outbox:
                 entry = tx.one("outbox_entry", id=row["id"])
                 if entry is None:
                     raise LedgerError("outbox row without its entry", outbox_id=row["id"])
+                if entry["balance_after"] is None:  # the first attempt: the account's previous
+                    found = tx.one(  # event was delivered or dead-lettered, its figure is known
+                        "outbox_set_balance_after", id=row["id"], amount=entry["amount"]
+                    )
+                    entry = {
+                        **entry,
+                        "balance_after": None if found is None else found["balance_after"],
+                    }
                 body = event_body(entry)
                 claimed.append(
                     DueEvent(

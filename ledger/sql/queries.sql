@@ -573,8 +573,17 @@ WHERE id = :id AND state = 'pending' AND attempts = :attempts
 RETURNING id, attempts, first_attempt_at_ms;
 
 -- name: outbox_entry
-SELECT e.*, o.id AS outbox_id, o.seq FROM outbox o JOIN entries e ON e.id = o.entry_id
+SELECT e.*, o.id AS outbox_id, o.seq, o.balance_after
+FROM outbox o JOIN entries e ON e.id = o.entry_id
 WHERE o.id = :id;
+
+-- name: outbox_set_balance_after
+UPDATE outbox SET balance_after = COALESCE(
+    (SELECT p.balance_after FROM outbox p
+     WHERE p.account_id = outbox.account_id AND p.seq = outbox.seq - 1),
+    CASE WHEN outbox.seq = 1 THEN 0 END) + :amount
+WHERE id = :id AND balance_after IS NULL
+RETURNING balance_after;
 
 -- name: outbox_delivered
 UPDATE outbox SET state = 'delivered', delivered_at_ms = :now_ms, last_error = NULL,

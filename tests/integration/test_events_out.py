@@ -163,6 +163,7 @@ def test_every_event_arrives_once_in_order_through_failures_timeouts_and_an_outa
         assert seen == list(range(1, len(seen) + 1)), account  # in order, no gap
     for account, balance in got.balances.items():
         assert balance == ledger.balance(account), account
+    assert got.balance_mismatches == []  # each event's balance_after is the running sum
     figures = Outbox(ledger.db).figures()
     assert (figures.delivered, figures.pending, figures.dead) == (len(entries), 0, 0)
     assert done.delivered == len(entries) and done.dead == 0

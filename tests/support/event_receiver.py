@@ -34,6 +34,8 @@ class Received:
     applied: dict[str, dict[str, Any]] = field(default_factory=dict)
     balances: dict[str, int] = field(default_factory=dict)
     sequences: dict[str, list[int]] = field(default_factory=dict)
+    balance_mismatches: list[str] = field(default_factory=list)
+    """Events whose ``balance_after`` is not the balance the receiver reached with them."""
     redeliveries: int = 0
     refused: int = 0
     failed: int = 0
@@ -116,6 +118,8 @@ class EventReceiver:
             account = str(data["account_id"])
             got.applied[webhook_id] = event
             got.balances[account] = got.balances.get(account, 0) + int(data["amount"])
+            if data["balance_after"] != got.balances[account]:
+                got.balance_mismatches.append(webhook_id)
             got.sequences.setdefault(account, []).append(int(data["sequence"]))
 
     def __enter__(self) -> EventReceiver:

@@ -13,6 +13,7 @@ CREATE TABLE outbox (
     entry_id            BIGINT NOT NULL UNIQUE REFERENCES entries (id),
     account_id          TEXT NOT NULL,
     seq                 BIGINT,
+    balance_after       BIGINT,
     state               TEXT NOT NULL DEFAULT 'pending'
         CHECK (state IN ('pending', 'delivered', 'dead', 'purged')),
     attempts            INTEGER NOT NULL DEFAULT 0,

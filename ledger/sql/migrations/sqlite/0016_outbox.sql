@@ -11,6 +11,7 @@ CREATE TABLE outbox (
     entry_id            INTEGER NOT NULL UNIQUE REFERENCES entries (id),
     account_id          TEXT NOT NULL,
     seq                 INTEGER,
+    balance_after       INTEGER,
     state               TEXT NOT NULL DEFAULT 'pending'
         CHECK (state IN ('pending', 'delivered', 'dead', 'purged')),
     attempts            INTEGER NOT NULL DEFAULT 0,
