@@ -53,7 +53,7 @@ class EventsOutConfig:
     backoff_base_ms: int = 5_000
     max_backoff_ms: int = 6 * 3_600_000
     give_up_ms: int = 3 * 86_400_000
-    batch: int = 100
+    batch: int = 32
     concurrency: int = 8
 
     def __post_init__(self) -> None:
@@ -64,8 +64,12 @@ class EventsOutConfig:
 
     @property
     def lease_ms(self) -> int:
-        """How long a claim holds: longer than one attempt can take."""
-        return int(self.timeout_s * 1000) * 2 + 5_000
+        """How long a pass's claims hold: longer than the pass can take (its events go
+        ``concurrency`` at a time, each attempt bounded by ``timeout_s`` per phase of the
+        request: connect, write, read), so another worker never sends them meanwhile; a
+        worker that dies mid-pass holds them no longer than this."""
+        rounds = -(-self.batch // self.concurrency)
+        return rounds * 4 * int(self.timeout_s * 1000) + 5_000
 
 
 def backoff_ms(attempt: int, *, base_ms: int, cap_ms: int, rng: Callable[[], float]) -> int:
