@@ -557,11 +557,11 @@ ORDER BY generation_id FOR UPDATE;
 
 -- name: outbox_due
 SELECT o.id, o.entry_id, o.account_id, o.seq, o.attempts, o.first_attempt_at_ms
-FROM outbox o
-WHERE o.state = 'pending' AND o.seq IS NOT NULL AND o.next_attempt_at_ms <= :now_ms
+FROM (SELECT account_id, MIN(seq) AS seq FROM outbox WHERE state = 'pending'
+      GROUP BY account_id) AS head
+JOIN outbox o ON o.account_id = head.account_id AND o.seq = head.seq
+WHERE o.next_attempt_at_ms <= :now_ms
   AND (o.claimed_until_ms IS NULL OR o.claimed_until_ms <= :now_ms)
-  AND o.seq = (SELECT MIN(p.seq) FROM outbox p
-               WHERE p.account_id = o.account_id AND p.state = 'pending')
 ORDER BY o.next_attempt_at_ms, o.id
 LIMIT :limit;
 
