@@ -7,6 +7,7 @@
    were clawed back in full), never neither after the landing window.
 5. Each balance equals the sum of its account's entries.
 6. Every balance, entry amount and charged amount is a whole number of credits.
+7. Every entry has its event out (an outbox row, written with it: ``ledger.outbox``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ _CHECKS: tuple[tuple[int, str], ...] = (
     (4, "audit_pack_unlanded_past_window"),
     (5, "audit_balance_mismatch"),
     (6, "audit_fractional_credits"),
+    (7, "audit_entry_without_event"),
 )
 
 

@@ -632,3 +632,8 @@ RETURNING id;
 
 -- name: outbox_sequences
 SELECT seq FROM outbox WHERE account_id = :account_id ORDER BY seq;
+
+-- name: audit_entry_without_event
+SELECT e.id AS entry_id, e.idempotency_key FROM entries e
+WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.entry_id = e.id)
+ORDER BY e.id LIMIT 100;

@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 
 from handlers.events_out import EventsOut, EventsOutConfig
-from ledger import Ledger
+from ledger import Ledger, audit
 from ledger.outbox import EVENT_TYPES, Outbox, event_type
 from tests.support.backends import ONE_BACKEND
 from tests.support.commands import clean_env, refundry
@@ -113,3 +113,14 @@ def test_every_entry_kind_the_schema_allows_has_a_named_event_type(ledger: Ledge
     listed = {kind for kind, _, _ in EVENT_TYPES}
     assert allowed <= listed, allowed - listed
     assert not any(event_type(k, f"{k}:x").startswith("ledger.") for k in allowed)
+
+
+@ONE_BACKEND
+def test_ledger_check_finds_an_entry_without_its_event(ledger: Ledger) -> None:
+    ledger.grant(account_id="acct-a", credits=4, idempotency_key="a-1", reason="t")
+    assert audit(ledger.db) == []
+    with sqlite3.connect(ledger.db.path) as conn:  # type: ignore[attr-defined]
+        conn.execute("DELETE FROM outbox")  # as if a migration had dropped the trigger
+    (violation,) = audit(ledger.db)
+    assert (violation.invariant, violation.check) == (7, "entry_without_event")
+    assert violation.detail["idempotency_key"] == "grant:a-1"
