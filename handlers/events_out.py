@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 import httpx
 import standardwebhooks
 
-from handlers.webhook_verification import StandardWebhooks
+from handlers.webhook_verification import StandardWebhooks, split_secrets
 from ledger.clock import now_ms
 from ledger.errors import ConfigurationError, EventNotDelivered
 from ledger.outbox import Attempt, DueEvent, Outbox, iso_ms
@@ -49,6 +49,8 @@ class EventsOutConfig:
 
     url: str
     secret: str = field(repr=False)
+    """``whsec_…``; during a rotation two, comma-separated: each event carries a signature
+    by each (the spec's space-separated list), so a receiver holding either verifies it."""
     timeout_s: float = 10.0
     backoff_base_ms: int = 5_000
     max_backoff_ms: int = 6 * 3_600_000
@@ -60,7 +62,7 @@ class EventsOutConfig:
         if not self.url:
             raise ConfigurationError("events out need an endpoint", variable=URL_VARIABLE)
         # Refuses anything but whsec_ + base64 of at least 24 bytes, never repeating it.
-        StandardWebhooks([self.secret], variable=SECRET_VARIABLE)
+        StandardWebhooks(split_secrets(self.secret), variable=SECRET_VARIABLE)
 
     @property
     def lease_ms(self) -> int:
@@ -114,7 +116,7 @@ class EventsOut:
     ) -> None:
         self._outbox = outbox
         self._config = config
-        self._signer = standardwebhooks.Webhook(config.secret)
+        self._signers = [standardwebhooks.Webhook(key) for key in split_secrets(config.secret)]
         self._client = client or httpx.Client(timeout=config.timeout_s, follow_redirects=False)
         self._clock = clock
         self._rng = rng
@@ -153,7 +155,9 @@ class EventsOut:
             "user-agent": "Refundry-Events/1",
             "webhook-id": event.webhook_id,
             "webhook-timestamp": str(int(signed_at.timestamp())),
-            "webhook-signature": self._signer.sign(event.webhook_id, signed_at, event.body),
+            "webhook-signature": " ".join(
+                signer.sign(event.webhook_id, signed_at, event.body) for signer in self._signers
+            ),
         }
         try:
             response = self._client.post(

@@ -56,7 +56,7 @@
 | ``REFUNDRY_LOG_FORMAT`` | ``text`` | ``json``: one JSON object per log line (``workers.logs``) |
 | ``REFUNDRY_OPS_TOKEN`` | empty: ops page off (404) | secret: ops page login, ``/metrics`` bearer |
 | ``REFUNDRY_EVENTS_URL`` | empty: events kept, not sent | the platform's endpoint for events out |
-| ``REFUNDRY_EVENTS_SECRET`` | empty | secret: ``whsec_…`` signing events out (Standard Webhooks) |
+| ``REFUNDRY_EVENTS_SECRET`` | empty | secret(s) (*): ``whsec_…`` signing events out |
 | ``REFUNDRY_EVENTS_TIMEOUT_S`` | ``10`` | one delivery attempt's timeout |
 | ``REFUNDRY_EVENTS_BACKOFF_MS`` | ``5000`` | first retry delay of an event (doubles, jittered) |
 | ``REFUNDRY_EVENTS_MAX_BACKOFF_MS`` | ``21600000`` | cap of one event retry delay (6 h) |

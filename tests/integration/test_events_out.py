@@ -357,3 +357,16 @@ def test_delivery_rate_to_a_healthy_receiver(ledger: Ledger) -> None:
     assert done.delivered == count and len(receiver.received.applied) == count
     print(f"\nevents out: {count} events in {elapsed:.2f} s: {count / elapsed:.0f}/s", end="")
     print(f" ({done.retried} retries)")
+
+
+def test_during_a_rotation_receivers_with_either_secret_verify(ledger: Ledger) -> None:
+    clock = Clock()
+    with EventReceiver(OTHER_SECRET) as new, EventReceiver(SECRET) as old:
+        for n, receiver in enumerate((new, old)):
+            ledger.grant(account_id="acct-rot", credits=9, idempotency_key=f"r{n}", reason="t")
+            sender = _sender(ledger, receiver.url, clock, secret=f"{SECRET},{OTHER_SECRET}")
+            try:
+                _drive(sender, ledger, clock)
+            finally:
+                sender.close()
+            assert len(receiver.received.applied) == 1 and receiver.received.refused == 0
