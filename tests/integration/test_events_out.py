@@ -370,3 +370,30 @@ def test_during_a_rotation_receivers_with_either_secret_verify(ledger: Ledger) -
             finally:
                 sender.close()
             assert len(receiver.received.applied) == 1 and receiver.received.refused == 0
+
+
+def test_a_purged_event_is_never_sent_and_its_account_goes_on(ledger: Ledger) -> None:
+    from workers import dead_letter_operations as dlq
+
+    ledger.grant(account_id="acct-p", credits=1, idempotency_key="p-1", reason="t")
+    clock = Clock()
+    with EventReceiver(SECRET, script=lambda n: "fail") as failing:
+        sender = _sender(ledger, failing.url, clock)
+        try:
+            sender.deliver_due()
+            clock.advance(3 * DAY_MS)
+            assert sender.deliver_due().dead == 1
+        finally:
+            sender.close()
+    (letter,) = dlq.listed(ledger, dlq.Filters(queue="events_out"))
+    dlq.purge(ledger, letter.message_id)
+    assert dlq.listed(ledger, dlq.Filters(queue="events_out")) == []
+    ledger.grant(account_id="acct-p", credits=2, idempotency_key="p-2", reason="t")
+    with EventReceiver(SECRET) as receiver:
+        sender = _sender(ledger, receiver.url, clock)
+        try:
+            _drive(sender, ledger, clock)
+        finally:
+            sender.close()
+        assert receiver.received.sequences == {"acct-p": [2]}  # the purged one never went
+    assert Outbox(ledger.db).figures().dead == 0
