@@ -14,7 +14,7 @@ from handlers.inbox_sweep import InboxSweepResult, sweep_inbox
 from handlers.reconcile import Reconciliation, reconcile
 from handlers.sla import SlaReport, overdue_events, sla_report
 from handlers.stuck_sweep import StuckSweepResult, sweep_stuck_generations
-from ledger import now_ms
+from ledger import Ledger, now_ms
 from ledger.outbox import Outbox
 from workers import runtime
 from workers.setting_values import events_out_of
@@ -96,18 +96,17 @@ def run_reconciliation(since_s: int | None = None, dry_run: bool = False) -> Rec
     return report
 
 
-_events_out: dict[int, EventsOut] = {}
+_events_out: list[tuple[Ledger, EventsOut]] = []
+"""This process's sender, with the ledger it was built for (kept for its HTTP connections)."""
 
 
 def run_events_out() -> DeliveryPass | None:
     """Deliver every event due to ``REFUNDRY_EVENTS_URL`` (``handlers.events_out``); None
     when events out are off (the outbox keeps its rows for when they are turned on)."""
-    s = runtime.settings()
-    config = events_out_of(s)
+    config = events_out_of(runtime.settings())
     if config is None:
         return None
     ledger = runtime.ledger()
-    sender = _events_out.get(id(ledger))
-    if sender is None:
-        sender = _events_out.setdefault(id(ledger), EventsOut(Outbox(ledger.db), config))
-    return sender.deliver_due()
+    if not _events_out or _events_out[0][0] is not ledger:  # first run, or a new ledger
+        _events_out[:] = [(ledger, EventsOut(Outbox(ledger.db), config))]
+    return _events_out[0][1].deliver_due()
