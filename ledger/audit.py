@@ -10,6 +10,7 @@
    the balance, and each entry (since lots exist) moved exactly its amount.
 6. Every balance, entry amount and charged amount is a whole number of credits.
 7. Held credits (account and lot) equal the credits of pending holds.
+8. Every entry has its event out (an outbox row, written with it: ``ledger.outbox``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ _CHECKS: tuple[tuple[int, str], ...] = (
     (5, "audit_entry_not_in_kinds"),
     (6, "audit_fractional_credits"),
     (7, "audit_held_mismatch"),
+    (8, "audit_entry_without_event"),
 )
 
 

@@ -3,6 +3,7 @@ run named queries, and the helpers their implementations share."""
 
 from __future__ import annotations
 
+import re
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -63,6 +64,29 @@ def required(row: Row | None) -> Row:
 
 
 def split_statements(sql: str) -> list[str]:
-    """Split a migration into statements (our migrations have no ``;`` inside literals)."""
+    """Split a migration into statements (our migrations have no ``;`` inside literals).
+
+    A ``;`` inside a ``$$``-quoted body (a PostgreSQL function) or inside a SQLite trigger's
+    ``BEGIN … END`` does not end its statement."""
     lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    statements: list[str] = []
+    current = ""
+    quoted = False
+    for piece in re.split(r"(\$\$|;)", "\n".join(lines)):
+        if piece == "$$":
+            quoted = not quoted
+        elif piece == ";" and not quoted and not _open_trigger(current):
+            statements.append(current.strip())
+            current = ""
+            continue
+        current += piece
+    statements.append(current.strip())
+    return [s for s in statements if s]
+
+
+_TRIGGER = re.compile(r"\s*CREATE\s+TRIGGER\b.*\bBEGIN\b", re.IGNORECASE | re.DOTALL)
+
+
+def _open_trigger(statement: str) -> bool:
+    """Whether ``statement`` is a SQLite trigger whose ``BEGIN … END`` body is not closed."""
+    return bool(_TRIGGER.match(statement)) and not statement.rstrip().upper().endswith("END")

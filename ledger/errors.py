@@ -32,6 +32,7 @@ structured fields (``RefundryError.fields``)::
     ├── IdempotencyKeyReused        Stripe saw this idempotency key with other parameters
     ├── IdempotencyKeyInUse         an HTTP API request under this key is still being answered
     ├── PackUnknown                 a purchase that is no pack of the catalog
+    ├── EventNotDelivered           the platform's endpoint never took an event out (3 days)
     ├── LedgerUnavailable           the ledger's database cannot be reached (retry later)
     ├── ProviderError               a provider's API (status, job fetch) did not help
     │   ├── ProviderUnavailable     no useful answer within the retry budget (retried)
@@ -63,6 +64,7 @@ __all__ = [
     "ConfigurationError",
     "DeadLetterNotFound",
     "EventNotConfirmed",
+    "EventNotDelivered",
     "IdempotencyConflict",
     "IdempotencyKeyInUse",
     "IdempotencyKeyReused",
@@ -324,3 +326,9 @@ class IdempotencyKeyInUse(RefundryError):
 class InvalidLotTerms(InvalidInput, LedgerError):
     """A grant's credit kind or expiry terms are not usable (an unknown expiry rule, an
     expiry time the rule does not take, a kind name out of shape)."""
+
+
+class EventNotDelivered(RefundryError):
+    """The platform's endpoint (``REFUNDRY_EVENTS_URL``) did not answer an event out with a
+    2xx within the retry budget (``REFUNDRY_EVENTS_GIVE_UP_S``): the event is a dead letter
+    of its own (``handlers.events_out``), replayable, and the account's next event goes."""

@@ -230,7 +230,11 @@ def sweep(grace_ms: int | None) -> None:
     inbox = run_inbox_sweep(grace_ms)
     stuck = run_stuck_sweep()
     sla = run_sla_check()
-    click.echo(json.dumps({"inbox": asdict(inbox), "stuck": asdict(stuck), "sla": sla.as_dict()}))
+    out = {"inbox": asdict(inbox), "stuck": asdict(stuck), "sla": sla.as_dict()}
+    from workers.sweeps import run_events_out
+
+    events = run_events_out()
+    click.echo(json.dumps(out | {"events_out": None if events is None else asdict(events)}))
 
 
 @main.command()

@@ -4,14 +4,18 @@ none (exit 3) instead."""
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
+import time
 from dataclasses import asdict
 
 import click
 
 from ledger import audit, migrate, open_database
+from ledger.entry_export import EXPORT_COLUMNS, entries_between, export_record
 from ledger.errors import AccountNotFound
+from workers import cli_options as opt
 from workers import dead_letter_operations, exit_codes, runtime, validation
 
 __all__ = ["dlq", "ledger"]
@@ -19,7 +23,7 @@ __all__ = ["dlq", "ledger"]
 
 @click.group()
 def ledger() -> None:
-    """Ledger operations: migrate, check, balance."""
+    """Ledger operations: migrate, check, balance, export."""
 
 
 @ledger.command("migrate")
@@ -66,6 +70,42 @@ def ledger_balance(account: str, kinds: bool) -> None:
             click.echo(f"kind {name} {balance} held {held}")
     if found is None:
         raise AccountNotFound(account_id=account, location=runtime.ledger_location())
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""A CSV cell starting so is a formula to a spreadsheet: text cells get a leading ``'``
+(OWASP's CSV injection advice); numbers are written as numbers."""
+
+
+def _csv_cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+@ledger.command("export")
+@click.option("--since", type=opt.SINCE, required=True, help="epoch s, ISO date/time or age (48h)")
+@click.option("--until", type=opt.SINCE, default=None, help="epoch s, ISO date/time; default now")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="jsonl", show_default=True
+)
+def ledger_export(since: int, until: int | None, fmt: str) -> None:
+    """Every entry written from --since up to --until (excluded) to stdout, oldest first,
+    streamed in pages: its key, cause, event type, account, amount, policy version, times."""
+    until_s = int(time.time()) + 1 if until is None else until
+    if until_s < since:
+        raise click.BadParameter("before --since", param_hint="--until")
+    db = runtime.ledger(create=False).db
+    rows = entries_between(db, since_ms=since * 1000, until_ms=until_s * 1000)
+    out = sys.stdout
+    if fmt == "jsonl":
+        for row in rows:
+            out.write(json.dumps(export_record(row), ensure_ascii=False) + "\n")
+        return
+    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _csv_cell(v) for k, v in export_record(row).items()})
 
 
 @click.group()

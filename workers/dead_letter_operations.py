@@ -17,8 +17,9 @@ from typing import Any
 import dramatiq
 import redis
 
-from ledger import Ledger
+from ledger import Ledger, now_ms
 from ledger.errors import DeadLetterNotFound
+from ledger.outbox import DeadEvent, Outbox
 from ledger.redaction import redact, redact_text
 from workers import validation
 
@@ -106,16 +107,49 @@ def _letter(row: Any, message: str = "") -> DeadLetter:
 
 
 def listed(ledger: Ledger, filters: Filters = Filters()) -> list[DeadLetter]:
-    """The unresolved dead letters that ``filters`` keep, oldest first."""
+    """The unresolved dead letters that ``filters`` keep, oldest first: the inbox's, then
+    the events out that the platform's endpoint never took (queue ``events_out``)."""
     with ledger.db.read() as tx:
         rows = tx.all("ops_dead_letters_listed")
-    return [letter for letter in map(_letter, rows) if filters.keep(letter)]
+    letters = [*map(_letter, rows), *map(_event_letter, Outbox(ledger.db).dead_letters())]
+    return [letter for letter in letters if filters.keep(letter)]
+
+
+EVENT_PREFIX = "event:"
+"""The message id of an event out's dead letter: ``event:<outbox id>``."""
+
+
+def _event_letter(dead: DeadEvent) -> DeadLetter:
+    return DeadLetter(
+        message_id=f"{EVENT_PREFIX}{dead.outbox_id}",
+        actor="events_out",
+        queue="events_out",
+        reason=dead.reason,
+        error_class=dead.reason.split(" ", 1)[0],
+        provider=None,
+        created_at_ms=dead.dead_at_ms,
+        message=json.dumps(dead.summary()),
+    )
+
+
+def _dead_event(ledger: Ledger, message_id: str) -> DeadLetter | None:
+    """The event out's dead letter ``event:<id>``; None when ``message_id`` names none
+    (``DeadLetterNotFound`` when it has the form but no such dead letter)."""
+    if not message_id.startswith(EVENT_PREFIX):
+        return None
+    for dead in Outbox(ledger.db).dead_letters():
+        if message_id == f"{EVENT_PREFIX}{dead.outbox_id}":
+            return _event_letter(dead)
+    raise DeadLetterNotFound("no dead letter", message_id=message_id)
 
 
 def find(ledger: Ledger, message_id: str) -> DeadLetter:
     """One dead letter with its redacted message. Raises ``InvalidIdentifier`` for an id
     no event could have, ``DeadLetterNotFound`` when there is no such dead letter."""
     message_id = validation.identifier(message_id, field="message_id")
+    event = _dead_event(ledger, message_id)
+    if event is not None:
+        return event
     row = ledger.dead.get(message_id)
     if row is None or row["resolved_at_ms"] is not None:
         raise DeadLetterNotFound("no dead letter", message_id=message_id)
@@ -129,6 +163,11 @@ def replay(ledger: Ledger, message_id: str, enqueue: Enqueue) -> Replayed:
     """Put the dead letter's event back in the inbox (pending) and enqueue it again; the
     dead letter is removed. Raises as :func:`find`."""
     letter = find(ledger, message_id)
+    if letter.queue == "events_out":
+        outbox_id = int(letter.message_id.removeprefix(EVENT_PREFIX))
+        Outbox(ledger.db).replay(outbox_id, now_ms=now_ms())
+        log.info("event out %s replayed", letter.message_id)
+        return Replayed(letter.message_id, enqueued=True)  # the next delivery pass sends it
     kind = ledger.dead.release(letter.message_id, reopen=True)
     if kind is None:
         return Replayed(letter.message_id, enqueued=False)  # its event was applied already
@@ -150,6 +189,10 @@ def replay(ledger: Ledger, message_id: str, enqueue: Enqueue) -> Replayed:
 def purge(ledger: Ledger, message_id: str) -> DeadLetter:
     """Forget a dead letter; its event stays closed in the inbox. Raises as :func:`find`."""
     letter = find(ledger, message_id)
+    if letter.queue == "events_out":
+        Outbox(ledger.db).purge(int(letter.message_id.removeprefix(EVENT_PREFIX)))
+        log.info("event out %s purged: never sent", letter.message_id)
+        return letter
     ledger.dead.release(letter.message_id, reopen=False)
     log.info("dead letter %s purged", letter.message_id, extra={"inbox_id": letter.message_id})
     return letter

@@ -19,6 +19,10 @@ received them (refusals are never stored), in prometheus-client's multiprocess m
 | ``refundry_reconcile_actions_total`` | counter | ``action`` |
 | ``refundry_conflicts_total`` | counter (contradicting outcomes, never applied) | |
 | ``refundry_api_requests_total`` | counter (HTTP API answers) | ``operation``, ``status`` |
+| ``refundry_events_out_total`` | counter (events out delivered, attempts retried) | ``result`` |
+| ``refundry_events_out_pending`` | gauge (ledger effects not delivered yet) | |
+
+An event out given up on is a dead letter too: ``refundry_dead_letters{queue="events_out"}``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from prometheus_client.core import (
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from ledger import Ledger, now_ms
+from ledger.errors import EventNotDelivered
+from ledger.outbox import Outbox, OutboxFigures
 from workers.metrics_folder import VARIABLE
 
 __all__ = [
@@ -83,6 +89,7 @@ class LedgerCollector:
             )
             decisions = tx.all("ops_decisions_by_kind")
             conflicts = tx.one("ops_count_conflicts")
+        events = Outbox(self._ledger().db).figures()
         family = CounterMetricFamily(
             "refundry_refunds", "Refunds of generations", labels=["provider", "outcome"]
         )
@@ -102,6 +109,8 @@ class LedgerCollector:
         )
         for r in dead:
             gauge.add_metric([str(r["queue"]), str(r["error_class"])], _n(r))
+        if events.dead:
+            gauge.add_metric(["events_out", EventNotDelivered.__name__], events.dead)
         yield gauge
         yield GaugeMetricFamily(
             "refundry_inbox_pending",
@@ -126,6 +135,23 @@ class LedgerCollector:
             "Contradicting outcomes reported after a generation's first, never applied",
             value=_n(conflicts),
         )
+        yield from _events_out(events)
+
+
+def _events_out(events: OutboxFigures) -> Iterator[Metric]:
+    delivery = CounterMetricFamily(
+        "refundry_events_out",
+        "Events out to REFUNDRY_EVENTS_URL: delivered, and attempts retried",
+        labels=["result"],
+    )
+    delivery.add_metric(["delivered"], events.delivered)
+    delivery.add_metric(["retried"], events.retries)
+    yield delivery
+    yield GaugeMetricFamily(
+        "refundry_events_out_pending",
+        "Ledger effects whose event is not delivered yet (nor dead-lettered)",
+        value=events.pending,
+    )
 
 
 def _latency(row: Any) -> HistogramMetricFamily:

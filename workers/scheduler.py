@@ -8,6 +8,8 @@ repairs what the broker lost. Several schedulers may run: the sweeps lock in the
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -16,6 +18,7 @@ from workers import runtime
 from workers.logs import configure_logging
 from workers.sentry_setup import init_sentry, monitored
 from workers.sweeps import (
+    run_events_out,
     run_expiry_sweep,
     run_inbox_sweep,
     run_reconciliation,
@@ -26,6 +29,23 @@ from workers.sweeps import (
 __all__ = ["run_scheduler"]
 
 log = logging.getLogger(__name__)
+
+
+EVENTS_OUT_IDLE_S = 1.0
+"""How long the events-out loop waits when nothing was due."""
+
+
+def _deliver_events_out() -> None:
+    """Deliver events out for as long as the process runs: each run sends until nothing is
+    due, then the loop waits :data:`EVENTS_OUT_IDLE_S`. Its own thread rather than an
+    APScheduler job: a run outlasting its interval (an endpoint timing out) would log a
+    skipped run every second, and a Crons check-in per second is no monitor."""
+    while True:
+        try:
+            run_events_out()
+        except Exception:  # logged (and sent to Sentry at ERROR), then tried again
+            log.exception("events out: delivery run failed")
+        time.sleep(EVENTS_OUT_IDLE_S)
 
 
 def run_scheduler() -> None:
@@ -51,6 +71,8 @@ def run_scheduler() -> None:
             max_instances=1,
             coalesce=True,
         )
+    if s.events_url:
+        threading.Thread(target=_deliver_events_out, name="events-out", daemon=True).start()
     log.info(
         "scheduler: inbox and stuck sweeps every %d s (grace %d ms), SLA check and credit "
         "expiry every 60 s",

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from sentry_sdk.utils import BadDsn, Dsn
 
 from handlers.deadlines import DeadlinePolicy
+from handlers.events_out import EventsOutConfig
 from handlers.packs import PackCatalog
 from ledger.errors import ConfigurationError
 from ledger.server_urls import ServerURL, parse_server_url
@@ -25,9 +26,12 @@ __all__ = [
     "api_url",
     "choice",
     "deadlines",
+    "events_out_config",
+    "events_out_of",
     "fal_jwks_url",
     "flag",
     "ops_token",
+    "optional_url",
     "packs",
     "parse_redis_url",
     "secret",
@@ -174,3 +178,41 @@ def flag(env: Mapping[str, str], name: str, default: Any) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ConfigurationError("not a boolean", variable=name)
+
+
+def optional_url(env: Mapping[str, str], name: str, default: Any) -> str:
+    """An endpoint URL as :func:`api_url` reads it, or empty (unset: off)."""
+    return api_url(env, name, default) if (env.get(name) or "").strip() else ""
+
+
+def events_out_config(values: Mapping[str, Any]) -> EventsOutConfig | None:
+    """Events out as the settings ``values`` (field → value) configure them: None when
+    ``REFUNDRY_EVENTS_URL`` is unset. ``ConfigurationError`` naming the variable when only
+    one of the URL and the secret is set, or the secret is not ``whsec_`` + base64 of at
+    least 24 bytes (never repeating it)."""
+    url, secret_value = values["events_url"], values["events_secret"]
+    if not url and not secret_value:
+        return None
+    if not url:
+        raise ConfigurationError("set with REFUNDRY_EVENTS_URL", variable="REFUNDRY_EVENTS_SECRET")
+    if not secret_value:
+        raise ConfigurationError("events out need their secret", variable="REFUNDRY_EVENTS_SECRET")
+    return EventsOutConfig(
+        url=url,
+        secret=secret_value,
+        timeout_s=float(values["events_timeout_s"]),
+        backoff_base_ms=int(values["events_backoff_ms"]),
+        max_backoff_ms=int(values["events_max_backoff_ms"]),
+        give_up_ms=int(values["events_give_up_s"]) * 1000,
+        concurrency=int(values["events_concurrency"]),
+    )
+
+
+_EVENTS_FIELDS: tuple[str, ...] = ("events_url", "events_secret", "events_timeout_s")
+_EVENTS_FIELDS += ("events_backoff_ms", "events_max_backoff_ms", "events_give_up_s")
+_EVENTS_FIELDS += ("events_concurrency",)
+
+
+def events_out_of(settings: Any) -> EventsOutConfig | None:
+    """:func:`events_out_config` of a ``workers.settings.Settings``."""
+    return events_out_config({name: getattr(settings, name) for name in _EVENTS_FIELDS})

@@ -56,6 +56,13 @@
 | ``REFUNDRY_LOG_FORMAT`` | ``text`` | ``json``: one JSON object per log line (``workers.logs``) |
 | ``REFUNDRY_OPS_TOKEN`` | empty: ops page off (404) | secret: ops page login, ``/metrics`` bearer |
 | ``REFUNDRY_API_KEYS`` | empty: HTTP API ``/v1`` off (404) | secret(s) (*): API bearer keys |
+| ``REFUNDRY_EVENTS_URL`` | empty: events kept, not sent | the platform's endpoint for events out |
+| ``REFUNDRY_EVENTS_SECRET`` | empty | secret(s) (*): ``whsec_…`` signing events out |
+| ``REFUNDRY_EVENTS_TIMEOUT_S`` | ``10`` | one delivery attempt's timeout |
+| ``REFUNDRY_EVENTS_BACKOFF_MS`` | ``5000`` | first retry delay of an event (doubles, jittered) |
+| ``REFUNDRY_EVENTS_MAX_BACKOFF_MS`` | ``21600000`` | cap of one event retry delay (6 h) |
+| ``REFUNDRY_EVENTS_GIVE_UP_S`` | ``259200`` | an event failing this long (3 days): dead-lettered |
+| ``REFUNDRY_EVENTS_CONCURRENCY`` | ``8`` | events in flight at once (one per account) |
 
 (*) Webhook secrets may be comma-separated: during a rotation any one of them verifies.
 So may the API keys: each at least 24 printable ASCII characters (``workers.api_keys``).
@@ -91,6 +98,11 @@ Each whole-number setting is written in ASCII digits and lies in its range (incl
 | ``REFUNDRY_MAX_BODY_BYTES`` | 1 to 67108864 |
 | ``REFUNDRY_INGRESS_DEADLINE_S`` | 1 to 300 |
 | ``REFUNDRY_BODY_TIMEOUT_S`` | 1 to 300 |
+| ``REFUNDRY_EVENTS_TIMEOUT_S`` | 1 to 600 |
+| ``REFUNDRY_EVENTS_BACKOFF_MS`` | 1 to 3600000 |
+| ``REFUNDRY_EVENTS_MAX_BACKOFF_MS`` | 1 to 86400000 |
+| ``REFUNDRY_EVENTS_GIVE_UP_S`` | 1 to 2592000 |
+| ``REFUNDRY_EVENTS_CONCURRENCY`` | 1 to 256 |
 
 Some settings bound others; a pair that breaks its bound is refused at start (naming the
 variable that was set, the left one when both were):
@@ -141,7 +153,7 @@ from ledger.backends import database_location
 from ledger.errors import ConfigurationError
 from workers import setting_values
 from workers.api_keys import api_keys_setting
-from workers.setting_values import REDIS_SCHEMES, WholeNumber, parse_redis_url
+from workers.setting_values import REDIS_SCHEMES, WholeNumber, events_out_config, parse_redis_url
 
 __all__ = ["REDIS_SCHEMES", "RELATIONS", "VARIABLES", "Settings", "WholeNumber", "parse_redis_url"]
 
@@ -205,6 +217,13 @@ class Settings:
     log_format: str = "text"
     ops_token: str = field(default="", repr=False)
     api_keys: str = field(default="", repr=False)
+    events_url: str = ""
+    events_secret: str = field(default="", repr=False)
+    events_timeout_s: int = 10
+    events_backoff_ms: int = 5_000
+    events_max_backoff_ms: int = 6 * 3_600_000
+    events_give_up_s: int = 3 * 86_400
+    events_concurrency: int = 8
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -221,6 +240,7 @@ class Settings:
             missing = "KLING_SECRET_KEY" if values["kling_access_key"] else "KLING_ACCESS_KEY"
             raise ConfigurationError("Kling needs both its access and secret key", variable=missing)
         _check_relations(env, values)
+        events_out_config(values)  # a URL without a usable whsec_ secret (or back) is refused
         database_url = env.get("DATABASE_URL") or f"sqlite:///{home / 'ledger.sqlite3'}"
         database_location(database_url)  # refuses a URL that cannot be used, never repeating it
         redis_url = env.get("REDIS_URL") or None
@@ -304,6 +324,13 @@ VARIABLES: dict[str, tuple[str, Parse]] = {
     "REFUNDRY_LOG_FORMAT": ("log_format", setting_values.choice("text", "json")),
     "REFUNDRY_OPS_TOKEN": ("ops_token", setting_values.ops_token),
     "REFUNDRY_API_KEYS": ("api_keys", api_keys_setting),
+    "REFUNDRY_EVENTS_URL": ("events_url", setting_values.optional_url),
+    "REFUNDRY_EVENTS_SECRET": ("events_secret", setting_values.secret),
+    "REFUNDRY_EVENTS_TIMEOUT_S": ("events_timeout_s", WholeNumber(1, 600)),
+    "REFUNDRY_EVENTS_BACKOFF_MS": ("events_backoff_ms", WholeNumber(1, 3_600_000)),
+    "REFUNDRY_EVENTS_MAX_BACKOFF_MS": ("events_max_backoff_ms", WholeNumber(1, 86_400_000)),
+    "REFUNDRY_EVENTS_GIVE_UP_S": ("events_give_up_s", WholeNumber(1, 2_592_000)),
+    "REFUNDRY_EVENTS_CONCURRENCY": ("events_concurrency", WholeNumber(1, 256)),
 }
 """Environment variable → (the ``Settings`` field it sets, how it is read). ``DATABASE_URL``,
 ``REDIS_URL`` and ``REFUNDRY_HOME`` are read on their own (their defaults depend on each

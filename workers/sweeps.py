@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from handlers.alerts import alert
 from handlers.deadlines import FALLBACK
+from handlers.events_out import DeliveryPass, EventsOut
 from handlers.inbox_sweep import InboxSweepResult, sweep_inbox
 from handlers.reconcile import Reconciliation, reconcile
 from handlers.sla import SlaReport, overdue_events, sla_report
 from handlers.stuck_sweep import StuckSweepResult, sweep_stuck_generations
-from ledger import now_ms
+from ledger import Ledger, now_ms
 from ledger.expiry import ExpiryResult
+from ledger.outbox import Outbox
 from workers import runtime
+from workers.setting_values import events_out_of
 
 __all__ = [
+    "run_events_out",
     "run_expiry_sweep",
     "run_inbox_sweep",
     "run_reconciliation",
@@ -98,3 +102,19 @@ def run_expiry_sweep(at_ms: int | None = None) -> ExpiryResult:
     """Write off the credits past their lot's expiry (``ledger.expiry``): one entry per lot
     and expiry, safe from several schedulers at once (``at_ms``: tests)."""
     return runtime.ledger().expire_due(at_ms=at_ms)
+
+
+_events_out: list[tuple[Ledger, EventsOut]] = []
+"""This process's sender, with the ledger it was built for (kept for its HTTP connections)."""
+
+
+def run_events_out() -> DeliveryPass | None:
+    """Deliver every event due to ``REFUNDRY_EVENTS_URL`` (``handlers.events_out``); None
+    when events out are off (the outbox keeps its rows for when they are turned on)."""
+    config = events_out_of(runtime.settings())
+    if config is None:
+        return None
+    ledger = runtime.ledger()
+    if not _events_out or _events_out[0][0] is not ledger:  # first run, or a new ledger
+        _events_out[:] = [(ledger, EventsOut(Outbox(ledger.db), config))]
+    return _events_out[0][1].deliver_due()

@@ -753,3 +753,88 @@ WHERE l.held <> COALESCE(h.total, 0);
 
 -- name: lots_of_account
 SELECT * FROM credit_lots WHERE account_id = :account_id ORDER BY created_at_ms, lot_id;
+
+-- Events out (``ledger.outbox``): rows are written by a trigger with each entry (0016).
+
+-- name: outbox_due
+SELECT o.id, o.entry_id, o.account_id, o.seq, o.attempts, o.first_attempt_at_ms
+FROM (SELECT account_id, MIN(seq) AS seq FROM outbox WHERE state = 'pending'
+      GROUP BY account_id) AS head
+JOIN outbox o ON o.account_id = head.account_id AND o.seq = head.seq
+WHERE o.next_attempt_at_ms <= :now_ms
+  AND (o.claimed_until_ms IS NULL OR o.claimed_until_ms <= :now_ms)
+ORDER BY o.next_attempt_at_ms, o.id
+LIMIT :limit;
+
+-- name: outbox_claim
+UPDATE outbox SET claimed_by = :token, claimed_until_ms = :until_ms, attempts = attempts + 1,
+                  first_attempt_at_ms = COALESCE(first_attempt_at_ms, :now_ms)
+WHERE id = :id AND state = 'pending' AND attempts = :attempts
+  AND (claimed_until_ms IS NULL OR claimed_until_ms <= :now_ms)
+RETURNING id, attempts, first_attempt_at_ms;
+
+-- name: outbox_entry
+SELECT e.*, o.id AS outbox_id, o.seq, o.balance_after
+FROM outbox o JOIN entries e ON e.id = o.entry_id
+WHERE o.id = :id;
+
+-- name: outbox_set_balance_after
+UPDATE outbox SET balance_after = COALESCE(
+    (SELECT p.balance_after FROM outbox p
+     WHERE p.account_id = outbox.account_id AND p.seq = outbox.seq - 1),
+    CASE WHEN outbox.seq = 1 THEN 0 END) + :amount
+WHERE id = :id AND balance_after IS NULL
+RETURNING balance_after;
+
+-- name: outbox_delivered
+UPDATE outbox SET state = 'delivered', delivered_at_ms = :now_ms, last_error = NULL,
+                  claimed_by = NULL, claimed_until_ms = NULL
+WHERE id = :id AND claimed_by = :token AND state = 'pending'
+RETURNING id;
+
+-- name: outbox_retry
+UPDATE outbox SET next_attempt_at_ms = :next_attempt_at_ms, last_error = :error,
+                  retries = retries + 1, claimed_by = NULL, claimed_until_ms = NULL
+WHERE id = :id AND claimed_by = :token AND state = 'pending'
+RETURNING id;
+
+-- name: outbox_give_up
+UPDATE outbox SET state = 'dead', dead_at_ms = :now_ms, last_error = :error,
+                  claimed_by = NULL, claimed_until_ms = NULL
+WHERE id = :id AND claimed_by = :token AND state = 'pending'
+RETURNING id;
+
+-- name: outbox_dead_letters
+SELECT o.id, o.account_id, o.seq, o.attempts, o.first_attempt_at_ms, o.dead_at_ms,
+       o.last_error, e.idempotency_key, e.kind, e.amount
+FROM outbox o JOIN entries e ON e.id = o.entry_id
+WHERE o.state = 'dead'
+ORDER BY o.dead_at_ms, o.id;
+
+-- name: outbox_replay
+UPDATE outbox SET state = 'pending', attempts = 0, first_attempt_at_ms = NULL,
+                  next_attempt_at_ms = :now_ms, dead_at_ms = NULL
+WHERE id = :id AND state = 'dead'
+RETURNING id;
+
+-- name: outbox_figures
+SELECT state, COUNT(*) AS events, COALESCE(SUM(retries), 0) AS retries
+FROM outbox GROUP BY state;
+
+-- name: entries_between
+SELECT * FROM entries
+WHERE id > :after_id AND created_at_ms >= :since_ms AND created_at_ms < :until_ms
+ORDER BY id
+LIMIT :limit;
+
+-- name: outbox_purge
+UPDATE outbox SET state = 'purged' WHERE id = :id AND state = 'dead'
+RETURNING id;
+
+-- name: outbox_sequences
+SELECT seq FROM outbox WHERE account_id = :account_id ORDER BY seq;
+
+-- name: audit_entry_without_event
+SELECT e.id AS entry_id, e.idempotency_key FROM entries e
+WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.entry_id = e.id)
+ORDER BY e.id LIMIT 100;

@@ -39,6 +39,14 @@ CREATE UNIQUE INDEX entries_one_refund_per_generation ON entries (generation_id)
 CREATE UNIQUE INDEX entries_one_grant_per_purchase ON entries (purchase_key)
     WHERE kind = 'grant' AND purchase_key IS NOT NULL;
 CREATE INDEX entries_account ON entries (account_id);
+-- The table was rebuilt: its outbox trigger (0016) goes with it, so it is created again.
+CREATE TRIGGER entries_outbox AFTER INSERT ON entries
+BEGIN
+    INSERT INTO outbox (entry_id, account_id, seq, next_attempt_at_ms, created_at_ms)
+    VALUES (NEW.id, NEW.account_id,
+            (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox WHERE account_id = NEW.account_id),
+            NEW.created_at_ms, NEW.created_at_ms);
+END;
 
 ALTER TABLE accounts ADD COLUMN held INTEGER NOT NULL DEFAULT 0
     CHECK (typeof(held) = 'integer' AND held >= 0);
