@@ -1,6 +1,13 @@
-"""dramatiq's Redis broker, configured for Refundry.
+"""dramatiq's broker, configured for Refundry: Redis, or RabbitMQ (``workers.broker_urls``).
 
-``REDIS_URL`` set → that server. Unset → the embedded ``redis-server`` of this checkout
+``BROKER_URL=amqp://…`` → dramatiq's ``RabbitmqBroker`` with publisher confirms on (its
+default is off: an enqueue would return before RabbitMQ took the message), so an enqueue
+that returns is a message RabbitMQ has; its dead-lettered messages go to the ``.XQ`` queue
+of their queue (kept 7 days), the reason into the ledger as with Redis
+(``workers.dead_letters``).
+
+``REDIS_URL`` (or ``BROKER_URL=redis://…``) set → that server. Unset → the embedded
+``redis-server`` of this checkout
 (``workers.embedded_redis``), started on first use and stopped when the process that
 started it exits. ``refundry worker`` waits for an unreachable ``REDIS_URL``
 (``workers.dependencies``) instead of starting workers that cannot consume.
@@ -11,8 +18,11 @@ from __future__ import annotations
 import atexit
 
 import dramatiq
+import pika
 import redis
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.errors import DramatiqError
 from dramatiq.middleware import (
     AgeLimit,
     CurrentMessage,
@@ -28,14 +38,25 @@ from workers.logs import MessageLogIds
 from workers.settings import Settings, parse_redis_url
 
 __all__ = [
+    "BROKER_ERRORS",
     "NAMESPACE",
+    "broker_answers",
     "build_broker",
     "queue_idle",
+    "rabbitmq_parameters",
     "redis_location",
     "resolve_redis_url",
 ]
 
 NAMESPACE = "refundry"
+"""Redis keys' prefix. RabbitMQ has none: give Refundry its own virtual host in the URL."""
+
+BROKER_ERRORS: tuple[type[Exception], ...] = (
+    redis.RedisError,
+    pika.exceptions.AMQPError,
+    DramatiqError,  # RabbitmqBroker's ConnectionClosed once its enqueue attempts are spent
+)
+"""What an enqueue or a probe raises when the broker, either one, cannot be reached."""
 
 _embedded: EmbeddedRedis | None = None
 
@@ -59,8 +80,37 @@ def redis_location(url: str) -> str:
     return parse_redis_url(url).location
 
 
-def build_broker(settings: Settings) -> RedisBroker:
-    """A RedisBroker whose retry budget fits inside the refund SLA.
+def rabbitmq_parameters(url: str, *, timeout_s: float | None = None) -> pika.URLParameters:
+    """pika's parameters for ``url``; with ``timeout_s``, one connection attempt bounded by
+    it (a probe), else pika's defaults (dramatiq retries its own enqueues)."""
+    parameters = pika.URLParameters(url)
+    if timeout_s is not None:
+        parameters.connection_attempts = 1
+        parameters.socket_timeout = timeout_s
+        parameters.stack_timeout = timeout_s
+        parameters.blocked_connection_timeout = timeout_s
+    return parameters
+
+
+def broker_answers(settings: Settings, timeout_s: float = 2.0) -> None:
+    """Return when the selected broker answers within ``timeout_s`` (Redis: a PING;
+    RabbitMQ: a connection opened and closed); raise one of :data:`BROKER_ERRORS` else."""
+    if settings.amqp_url is not None:
+        pika.BlockingConnection(rabbitmq_parameters(settings.amqp_url, timeout_s=timeout_s)).close()
+        return
+    client = redis.Redis.from_url(
+        resolve_redis_url(settings), socket_connect_timeout=timeout_s, socket_timeout=timeout_s
+    )
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+def build_broker(settings: Settings) -> dramatiq.Broker:
+    """A RedisBroker, or a RabbitmqBroker with publisher confirms (``BROKER_URL=amqp://…``),
+    whose retry budget fits inside the refund SLA. On RabbitMQ the longest delay must stay
+    within its consumer timeout (``Budgets.check_rabbitmq``: ``ConfigurationError`` else).
 
     Callbacks and Pipelines are left out: their follow-up enqueue runs in an after-hook that
     swallows failures (dramatiq PR #545), and nothing of ours depends on them.
@@ -78,9 +128,14 @@ def build_broker(settings: Settings) -> RedisBroker:
         CurrentMessage(),
         LanesMiddleware(),  # no provider holds more than half of a process's threads
     ]
-    broker = RedisBroker(  # type: ignore[no-untyped-call]
-        url=resolve_redis_url(settings), namespace=NAMESPACE, middleware=middleware
-    )
+    broker: dramatiq.Broker
+    if settings.amqp_url is not None:
+        Budgets(settings).check_rabbitmq()
+        broker = RabbitmqBroker(url=settings.amqp_url, confirm_delivery=True, middleware=middleware)
+    else:
+        broker = RedisBroker(  # type: ignore[no-untyped-call]
+            url=resolve_redis_url(settings), namespace=NAMESPACE, middleware=middleware
+        )
     dramatiq.set_broker(broker)
     return broker
 

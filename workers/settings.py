@@ -5,6 +5,7 @@
 | ``DATABASE_URL`` | SQLite ``ledger.sqlite3`` in the home | ``postgresql://…`` in production (**) |
 | ``REFUNDRY_PG_SCHEMA`` | ``refundry`` | PostgreSQL schema that holds the ledger's tables |
 | ``REDIS_URL`` | unset: embedded ``redis-server`` | dramatiq's broker (**) |
+| ``BROKER_URL`` | unset: ``REDIS_URL`` | ``redis://…`` or ``amqp://…`` (``workers.broker_urls``) |
 | ``REFUNDRY_HOME`` | ``.refundry`` | local state: SQLite file, embedded Redis data |
 | ``REFUNDRY_POLICY`` | unset: the shipped policy | refund policy file (``handlers.policy_file``) |
 | ``REFUNDRY_POLICY_VERSION`` | ``2026-11-23`` | without a policy file: the shipped version's name |
@@ -55,6 +56,7 @@
 | ``SENTRY_DSN`` | empty: Sentry off | secret: the project's DSN (``workers.sentry_setup``) |
 | ``REFUNDRY_LOG_FORMAT`` | ``text`` | ``json``: one JSON object per log line (``workers.logs``) |
 | ``REFUNDRY_OPS_TOKEN`` | empty: ops page off (404) | secret: ops page login, ``/metrics`` bearer |
+| ``REFUNDRY_RABBITMQ_CONSUMER_TIMEOUT_MS`` | ``1800000`` | RabbitMQ's ``consumer_timeout`` |
 
 (*) Webhook secrets may be comma-separated: during a rotation any one of them verifies.
 (**) Parsed before any driver sees it (``ledger.server_urls``): the password percent-encoded.
@@ -89,6 +91,7 @@ Each whole-number setting is written in ASCII digits and lies in its range (incl
 | ``REFUNDRY_MAX_BODY_BYTES`` | 1 to 67108864 |
 | ``REFUNDRY_INGRESS_DEADLINE_S`` | 1 to 300 |
 | ``REFUNDRY_BODY_TIMEOUT_S`` | 1 to 300 |
+| ``REFUNDRY_RABBITMQ_CONSUMER_TIMEOUT_MS`` | 60000 to 604800000 |
 
 Some settings bound others; a pair that breaks its bound is refused at start (naming the
 variable that was set, the left one when both were):
@@ -138,6 +141,7 @@ from ledger.audit import LANDING_WINDOW_MS
 from ledger.backends import database_location
 from ledger.errors import ConfigurationError
 from workers import setting_values
+from workers.broker_urls import select_broker
 from workers.setting_values import REDIS_SCHEMES, WholeNumber, parse_redis_url
 
 __all__ = ["REDIS_SCHEMES", "RELATIONS", "VARIABLES", "Settings", "WholeNumber", "parse_redis_url"]
@@ -201,6 +205,10 @@ class Settings:
     sentry_dsn: str = field(default="", repr=False)
     log_format: str = "text"
     ops_token: str = field(default="", repr=False)
+    amqp_url: str | None = field(default=None, repr=False)
+    """``BROKER_URL=amqp://…``: RabbitMQ instead of Redis (``redis_url`` is then None)."""
+    rabbitmq_consumer_timeout_ms: int = 1_800_000
+    """RabbitMQ's ``consumer_timeout`` (its default, 30 min): ``workers.budgets``."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -219,10 +227,14 @@ class Settings:
         _check_relations(env, values)
         database_url = env.get("DATABASE_URL") or f"sqlite:///{home / 'ledger.sqlite3'}"
         database_location(database_url)  # refuses a URL that cannot be used, never repeating it
-        redis_url = env.get("REDIS_URL") or None
-        if redis_url is not None:
-            parse_redis_url(redis_url)
-        return cls(database_url=database_url, redis_url=redis_url, home=home, **values)
+        redis_url, amqp_url = select_broker(env)
+        return cls(
+            database_url=database_url,
+            redis_url=redis_url,
+            home=home,
+            amqp_url=amqp_url,
+            **values,
+        )
 
 
 _COMPARE: dict[str, Callable[[int, int], bool]] = {
@@ -299,6 +311,10 @@ VARIABLES: dict[str, tuple[str, Parse]] = {
     "SENTRY_DSN": ("sentry_dsn", setting_values.sentry_dsn),
     "REFUNDRY_LOG_FORMAT": ("log_format", setting_values.choice("text", "json")),
     "REFUNDRY_OPS_TOKEN": ("ops_token", setting_values.ops_token),
+    "REFUNDRY_RABBITMQ_CONSUMER_TIMEOUT_MS": (
+        "rabbitmq_consumer_timeout_ms",
+        WholeNumber(60_000, 604_800_000),
+    ),
 }
 """Environment variable → (the ``Settings`` field it sets, how it is read). ``DATABASE_URL``,
 ``REDIS_URL`` and ``REFUNDRY_HOME`` are read on their own (their defaults depend on each

@@ -246,9 +246,9 @@ def _ledger_takes_a_write() -> None:
 
 
 def _broker_answers() -> None:
-    from workers.actors import broker
+    from workers.broker import broker_answers
 
-    broker.client.ping()
+    broker_answers(runtime.settings(), timeout_s=READY_TIMEOUT_S)
 
 
 async def _check(check: Callable[[], None]) -> bool:
@@ -348,7 +348,8 @@ def serve(host: str, port: int, *, processes: int = 1) -> None:
         _routes(settings)  # a bad secret or key stops this command, not each server process
         from workers.broker import resolve_redis_url
 
-        os.environ["REDIS_URL"] = resolve_redis_url(settings)  # one broker for every process
+        if settings.amqp_url is None:
+            os.environ["REDIS_URL"] = resolve_redis_url(settings)  # one broker for every process
         uvicorn.run(
             "workers.web:create_app",
             factory=True,
