@@ -16,6 +16,8 @@ started it exits. ``refundry worker`` waits for an unreachable ``REDIS_URL``
 from __future__ import annotations
 
 import atexit
+import logging
+from typing import Any
 
 import dramatiq
 import pika
@@ -26,11 +28,14 @@ from dramatiq.errors import DramatiqError
 from dramatiq.middleware import (
     AgeLimit,
     CurrentMessage,
+    Middleware,
     Retries,
     ShutdownNotifications,
     TimeLimit,
 )
 
+from ledger.errors import LedgerUnavailable
+from workers import runtime
 from workers.budgets import Budgets
 from workers.embedded_redis import EmbeddedRedis
 from workers.lanes import LanesMiddleware
@@ -47,6 +52,8 @@ __all__ = [
     "redis_location",
     "resolve_redis_url",
 ]
+
+log = logging.getLogger(__name__)
 
 NAMESPACE = "refundry"
 """Redis keys' prefix. RabbitMQ has none: give Refundry its own virtual host in the URL."""
@@ -78,6 +85,18 @@ def redis_location(url: str) -> str:
     one), so that it is safe to print: ``redis://user@host:port/db``. Raises
     ``ConfigurationError`` for a URL that cannot be used (``workers.settings``)."""
     return parse_redis_url(url).location
+
+
+class LedgerAtBoot(Middleware):
+    """Each worker process opens its ledger when it boots, not on its first message: its
+    PostgreSQL pool is then counted by every process that starts after it
+    (``workers.pg_pools``). A database still unreachable is opened on first use instead."""
+
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+        try:
+            runtime.ledger()
+        except LedgerUnavailable as exc:
+            log.warning("ledger not opened at boot (%s); opened on first use", exc)
 
 
 def rabbitmq_parameters(url: str, *, timeout_s: float | None = None) -> pika.URLParameters:
@@ -127,6 +146,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         ),
         CurrentMessage(),
         LanesMiddleware(),  # no provider holds more than half of a process's threads
+        LedgerAtBoot(),
     ]
     broker: dramatiq.Broker
     if settings.amqp_url is not None:

@@ -113,12 +113,21 @@ def worker(processes: int, threads: int) -> None:
     from workers.broker import resolve_redis_url
     from workers.budgets import Budgets
     from workers.dependencies import wait_for_broker, wait_for_ledger
+    from workers.pg_pools import check_room, worker_pool_size
 
     settings = runtime.settings()
     Budgets(settings).check_rabbitmq()  # refused here, not in each worker process
-    wait_for_ledger(_report)  # and apply migrations once, before the workers start
+    book = wait_for_ledger(_report)  # and apply migrations once, before the workers start
+    pool = worker_pool_size(threads)
+    check_room(
+        book,
+        processes * pool,
+        what=f"refundry worker -p {processes} -t {threads}",
+        own_pool=runtime.pool_name(),
+    )
+    runtime.reset()  # this process holds no connection while its workers run
     wait_for_broker(settings, _report)
-    env = dict(os.environ)
+    env = dict(os.environ) | {"REFUNDRY_PG_POOL_SIZE": str(pool)}
     if settings.amqp_url is None:
         env["REDIS_URL"] = resolve_redis_url(settings)
     child = subprocess.Popen(
@@ -207,9 +216,12 @@ def scheduler() -> None:
     """Run the periodic sweeps (inbox redelivery, SLA alerts); an unreachable ledger
     database is waited for like the worker does."""
     from workers.dependencies import wait_for_ledger
+    from workers.pg_pools import check_room
     from workers.scheduler import run_scheduler
 
-    wait_for_ledger(_report)
+    book = wait_for_ledger(_report)
+    size = runtime.settings().pg_pool_size
+    check_room(book, size, what="refundry scheduler", own_pool=runtime.pool_name())
     run_scheduler()
 
 

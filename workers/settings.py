@@ -57,6 +57,7 @@
 | ``REFUNDRY_LOG_FORMAT`` | ``text`` | ``json``: one JSON object per log line (``workers.logs``) |
 | ``REFUNDRY_OPS_TOKEN`` | empty: ops page off (404) | secret: ops page login, ``/metrics`` bearer |
 | ``REFUNDRY_RABBITMQ_CONSUMER_TIMEOUT_MS`` | ``1800000`` | RabbitMQ's ``consumer_timeout`` |
+| ``REFUNDRY_PG_POOL_SIZE`` | ``10`` | PostgreSQL connections per process (``workers.pg_pools``) |
 
 (*) Webhook secrets may be comma-separated: during a rotation any one of them verifies.
 (**) Parsed before any driver sees it (``ledger.server_urls``): the password percent-encoded.
@@ -92,6 +93,7 @@ Each whole-number setting is written in ASCII digits and lies in its range (incl
 | ``REFUNDRY_INGRESS_DEADLINE_S`` | 1 to 300 |
 | ``REFUNDRY_BODY_TIMEOUT_S`` | 1 to 300 |
 | ``REFUNDRY_RABBITMQ_CONSUMER_TIMEOUT_MS`` | 60000 to 604800000 |
+| ``REFUNDRY_PG_POOL_SIZE`` | 1 to 1000 |
 
 Some settings bound others; a pair that breaks its bound is refused at start (naming the
 variable that was set, the left one when both were):
@@ -209,6 +211,8 @@ class Settings:
     """``BROKER_URL=amqp://…``: RabbitMQ instead of Redis (``redis_url`` is then None)."""
     rabbitmq_consumer_timeout_ms: int = 1_800_000
     """RabbitMQ's ``consumer_timeout`` (its default, 30 min): ``workers.budgets``."""
+    pg_pool_size: int = 10
+    """PostgreSQL pool per process; ``refundry worker`` sets its processes' own."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -315,6 +319,7 @@ VARIABLES: dict[str, tuple[str, Parse]] = {
         "rabbitmq_consumer_timeout_ms",
         WholeNumber(60_000, 604_800_000),
     ),
+    "REFUNDRY_PG_POOL_SIZE": ("pg_pool_size", WholeNumber(1, 1_000)),
 }
 """Environment variable → (the ``Settings`` field it sets, how it is read). ``DATABASE_URL``,
 ``REDIS_URL`` and ``REFUNDRY_HOME`` are read on their own (their defaults depend on each

@@ -552,3 +552,15 @@ SELECT * FROM inbox WHERE id = :id AND state = 'pending' FOR UPDATE;
 -- name: lock_generations@postgresql
 SELECT generation_id FROM generations WHERE generation_id = ANY(:generation_ids)
 ORDER BY generation_id FOR UPDATE;
+
+-- name: pg_connection_limits
+-- PostgreSQL only (workers.pg_pools): the connections the server allows ordinary roles.
+SELECT current_setting('max_connections')::int AS max_connections,
+       current_setting('superuser_reserved_connections')::int AS reserved
+
+-- name: pg_connections_by_name
+-- PostgreSQL only (workers.pg_pools): every client connection now, by application name.
+SELECT application_name AS name, count(*) AS n
+  FROM pg_stat_activity
+ WHERE backend_type = 'client backend'
+ GROUP BY application_name

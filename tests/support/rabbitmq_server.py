@@ -141,11 +141,10 @@ class RabbitMQServer:
         self.ctl_run("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
         return self.url(vhost)
 
-    def messages(self, vhost: str) -> dict[str, int]:
-        """Queue name → its messages, ready and unacknowledged, in ``vhost``."""
-        out = self.ctl_run(
-            "list_queues", "-q", "--no-table-headers", "-p", vhost, "name", "messages"
-        )
+    def messages(self, vhost: str, column: str = "messages") -> dict[str, int]:
+        """Queue name → its messages, ready and unacknowledged (or ``column``:
+        ``messages_unacknowledged``…), in ``vhost``."""
+        out = self.ctl_run("list_queues", "-q", "--no-table-headers", "-p", vhost, "name", column)
         counts: dict[str, int] = {}
         for line in out.splitlines():
             name, _, count = line.rpartition("\t")
