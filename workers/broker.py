@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import dramatiq
@@ -36,6 +38,7 @@ from dramatiq.middleware import (
 
 from ledger.errors import LedgerUnavailable
 from workers import runtime
+from workers.broker_urls import select_broker
 from workers.budgets import Budgets
 from workers.embedded_redis import EmbeddedRedis
 from workers.lanes import LanesMiddleware
@@ -45,8 +48,10 @@ from workers.settings import Settings, parse_redis_url
 __all__ = [
     "BROKER_ERRORS",
     "NAMESPACE",
+    "bare_broker",
     "broker_answers",
     "build_broker",
+    "queue_drained",
     "queue_idle",
     "rabbitmq_parameters",
     "redis_location",
@@ -169,3 +174,27 @@ def queue_idle(client: redis.Redis, queue: str) -> bool:
         if name.endswith((f".{queue}", f".{queue}.DQ")):
             unacked += int(client.scard(key))
     return depth + unacked == 0
+
+
+def bare_broker(env: Mapping[str, str] | None = None) -> dramatiq.Broker:
+    """dramatiq's broker with its default middleware, on the broker ``env`` (the process's
+    environment) selects: ``BROKER_URL=amqp://…`` → RabbitMQ (publisher confirms, as
+    Refundry's own), else Redis at ``REDIS_URL``. For the bench's yardsticks."""
+    env = os.environ if env is None else env
+    redis_url, amqp_url = select_broker(env)
+    if amqp_url is not None:
+        return RabbitmqBroker(url=amqp_url, confirm_delivery=True)
+    return RedisBroker(url=redis_url, namespace=NAMESPACE)  # type: ignore[no-untyped-call]
+
+
+def queue_drained(broker: dramatiq.Broker, queue: str) -> bool:
+    """True when ``queue`` holds no message. Redis: :func:`queue_idle` (none waiting,
+    delayed or fetched unacked). RabbitMQ: none ready and none delayed; AMQP does not count
+    the deliveries consumers hold unacknowledged (at most their prefetch: dramatiq's is twice
+    the threads), so the queue may read drained while they are still worked on."""
+    if isinstance(broker, RabbitmqBroker):
+        ready, delayed, _dead = broker.get_queue_message_counts(queue)
+        return int(ready) + int(delayed) == 0
+    if not isinstance(broker, RedisBroker):
+        raise TypeError(f"not a Redis or RabbitMQ broker: {type(broker).__name__}")
+    return queue_idle(broker.client, queue)
