@@ -15,6 +15,7 @@ from tests.support import brokers
 from tests.support.commands import RefundryProcess, WorkerProcesses, clean_env, refundry
 from tests.support.ingress import start
 from tests.support.processes import LOOPBACK, free_port
+from tests.support.storms import charge_generations
 from tests.support.waiting import wait_until
 from workers import client, runtime
 from workers.demo_payloads import demo_payload
@@ -112,3 +113,37 @@ def test_a_delay_longer_than_half_the_consumer_timeout_is_refused_at_start(
     assert done.stderr.startswith("refundry: ConfigurationError: a delay must stay within half")
     assert "variable='REFUNDRY_MAX_BACKOFF_MS'" in done.stderr
     assert "guest" not in done.stderr
+
+
+@pytest.mark.parametrize("broker", ["rabbitmq"], indirect=True)
+@pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)
+def test_workers_running_through_a_rabbitmq_restart_apply_what_was_reported_meanwhile(
+    refundry_env: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    server = request.getfixturevalue("rabbitmq_server")
+    charge_generations(20, top_up=200)
+    workers = WorkerProcesses(refundry_env, tmp_path / "workers.log")
+    scheduler = RefundryProcess(
+        refundry_env | {"REFUNDRY_INBOX_GRACE_MS": "1000", "REFUNDRY_SWEEP_INTERVAL_S": "1"},
+        tmp_path / "scheduler.log",
+        "scheduler",
+    )
+    try:
+        workers.start(processes=1, threads=2)
+        scheduler.start()
+        client.report_result(provider="kling", payload=demo_payload("kling", "job-g0", "failed"))
+        wait_until(lambda: client.balance("acct") == 10, timeout=60, message="not refunded")
+        server.stop()  # the workers' and the scheduler's connections drop
+        for i in range(1, 20):  # kept in the inbox; the enqueue fails while RabbitMQ is down
+            client.report_result(
+                provider="kling", payload=demo_payload("kling", f"job-g{i}", "failed")
+            )
+        assert client.balance("acct") == 10
+        server.start()
+        wait_until(lambda: client.balance("acct") == 200, timeout=120, message="not applied")
+    finally:
+        workers.stop()
+        scheduler.stop()
+        server.start()
+    assert len(runtime.ledger().refund_latencies_ms()) == 20
+    assert runtime.ledger().inbox.counts().get("pending") is None
