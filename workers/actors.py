@@ -215,5 +215,6 @@ def _follow_settings() -> None:
     old.close()
 
 
-if _settings.amqp_url is None:  # RabbitMQ's consumers log their own reconnects
-    consumer_logs.install(resolve_redis_url(_settings), (RESULTS_QUEUE, PAYMENTS_QUEUE))
+consumer_logs.install(
+    _settings.amqp_url or resolve_redis_url(_settings), (RESULTS_QUEUE, PAYMENTS_QUEUE)
+)

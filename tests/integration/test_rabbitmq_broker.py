@@ -147,3 +147,7 @@ def test_workers_running_through_a_rabbitmq_restart_apply_what_was_reported_mean
         server.start()
     assert len(runtime.ledger().refund_latencies_ms()) == 20
     assert runtime.ledger().inbox.counts().get("pending") is None
+    log = workers.log.read_text()  # one WARNING per back-off, not a CRITICAL per queue
+    where = refundry_env["BROKER_URL"].replace("guest:guest@", "guest@")
+    assert f"cannot reach RabbitMQ at {where} (" in log
+    assert "CRITICAL" not in log and "guest:guest" not in log
