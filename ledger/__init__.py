@@ -31,14 +31,27 @@ __all__ = [
 
 
 def open_ledger(
-    url: str, *, policy_version: str, pg_schema: str = "refundry", create: bool = True
+    url: str,
+    *,
+    policy_version: str,
+    pg_schema: str = "refundry",
+    create: bool = True,
+    max_connections: int = 10,
+    application_name: str | None = None,
 ) -> Ledger:
     """Open the database at ``url``, apply pending migrations, return its ledger.
+    ``max_connections`` and ``application_name``: its PostgreSQL pool (``open_database``).
 
     With ``create=False`` a ledger that does not exist yet raises ``LedgerNotFound`` and
     nothing is created; see ``open_database`` for the other errors.
     """
-    db = open_database(url, pg_schema=pg_schema, create=create)
+    db = open_database(
+        url,
+        pg_schema=pg_schema,
+        create=create,
+        max_connections=max_connections,
+        application_name=application_name,
+    )
     try:
         migrate(db)
     except BaseException:

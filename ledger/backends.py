@@ -99,6 +99,7 @@ class PostgresDatabase:
         max_connections: int = 10,
         *,
         create: bool = True,
+        application_name: str | None = None,
     ) -> None:
         if not _SCHEMA_NAME.match(schema):
             raise ConfigurationError("invalid schema name", schema=schema)
@@ -114,6 +115,7 @@ class PostgresDatabase:
                 "row_factory": dict_row,
                 "options": f"-c search_path={schema}",
                 "connect_timeout": CONNECT_TIMEOUT_S,
+                **({"application_name": application_name} if application_name else {}),
             },
             # A server restart leaves dead connections in the pool: check each on checkout.
             check=ConnectionPool.check_connection,
@@ -250,8 +252,17 @@ def database_location(url: str, *, pg_schema: str = "refundry") -> str:
     return str(_sqlite_path(url))
 
 
-def open_database(url: str, *, pg_schema: str = "refundry", create: bool = True) -> Database:
-    """``sqlite:///path`` or a plain path → SQLite; ``postgresql://…`` → PostgreSQL.
+def open_database(
+    url: str,
+    *,
+    pg_schema: str = "refundry",
+    create: bool = True,
+    max_connections: int = 10,
+    application_name: str | None = None,
+) -> Database:
+    """``sqlite:///path`` or a plain path → SQLite; ``postgresql://…`` → PostgreSQL, through
+    a pool of at most ``max_connections``, each connection named ``application_name``
+    (``pg_stat_activity``) when given.
 
     With ``create=False`` nothing is created: a ledger that does not exist yet raises
     ``LedgerNotFound``. Raises ``ConfigurationError`` for another scheme (naming the
@@ -259,7 +270,13 @@ def open_database(url: str, *, pg_schema: str = "refundry", create: bool = True)
     """
     location = database_location(url, pg_schema=pg_schema)
     if _is_postgres(url):
-        return PostgresDatabase(url, schema=pg_schema, create=create)
+        return PostgresDatabase(
+            url,
+            schema=pg_schema,
+            create=create,
+            max_connections=max_connections,
+            application_name=application_name,
+        )
     path = _sqlite_path(url)
     if not create and not path.is_file():
         raise _not_found(location)

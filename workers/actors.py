@@ -193,7 +193,28 @@ def enqueue_event(kind: str, inbox_id: str) -> None:
     """Send an inbox event to its actor; the message id is the inbox id, so every delivery
     of one event (first send, retries, sweeps) carries the same id."""
     actor = ACTORS_BY_KIND[kind]
+    _follow_settings()
     broker.enqueue(actor.message(inbox_id).copy(message_id=inbox_id))
 
 
-consumer_logs.install(resolve_redis_url(_settings), (RESULTS_QUEUE, PAYMENTS_QUEUE))
+_built_for = (_settings.redis_url, _settings.amqp_url)
+
+
+def _follow_settings() -> None:
+    """Rebuild the broker, and move the actors onto it, when this process's settings now
+    name another broker than the one built at import (tests switch between Redis and
+    RabbitMQ); a deployed process's settings never change, so it never does."""
+    global broker, _built_for
+    s = runtime.settings()
+    if (s.redis_url, s.amqp_url) == _built_for:
+        return
+    old, broker, _built_for = broker, build_broker(s), (s.redis_url, s.amqp_url)
+    for actor in ACTORS_BY_KIND.values():
+        actor.broker = broker
+        broker.declare_actor(actor)
+    old.close()
+
+
+consumer_logs.install(
+    _settings.amqp_url or resolve_redis_url(_settings), (RESULTS_QUEUE, PAYMENTS_QUEUE)
+)

@@ -7,7 +7,7 @@
   took, adds the credits to the balance. No inbox, no classification, no dead letters. Its
   SQL is written inline on purpose: it models the platform's code, not the ledger's.
 
-Run by ``python -m dramatiq workers.bench_actors`` with ``REDIS_URL`` and
+Run by ``python -m dramatiq workers.bench_actors`` with ``REDIS_URL`` (or ``BROKER_URL``) and
 ``BENCH_PEER_DATABASE`` (a ``sqlite:///`` or ``postgresql://`` URL) in the environment.
 """
 
@@ -21,9 +21,8 @@ from typing import Any, Final
 
 import dramatiq
 import psycopg
-from dramatiq.brokers.redis import RedisBroker
 
-from workers.broker import NAMESPACE
+from workers.broker import bare_broker
 
 __all__ = [
     "BARE_QUEUE",
@@ -48,7 +47,7 @@ _TABLES: Final = (
     " account_id TEXT PRIMARY KEY, balance INTEGER NOT NULL)",
 )
 
-broker = RedisBroker(url=os.environ.get("REDIS_URL"), namespace=NAMESPACE)  # type: ignore[no-untyped-call]
+broker = bare_broker()  # REDIS_URL, or BROKER_URL=amqp://… for RabbitMQ
 dramatiq.set_broker(broker)
 
 _local = threading.local()

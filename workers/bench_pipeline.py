@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import redis
 from rich.progress import Progress
 
 from handlers.sla import percentile
@@ -33,7 +32,7 @@ from workers import runtime
 from workers.bench_load import Load, count_pending, count_refunds_since
 from workers.bench_report import machine, print_report
 from workers.bench_workers import WorkerGroup, wait_for
-from workers.broker import queue_idle, resolve_redis_url
+from workers.broker import queue_drained, resolve_redis_url
 
 __all__ = ["run_bench", "run_storm"]
 
@@ -46,14 +45,14 @@ class _Run:
     def __init__(self, processes: int, threads: int) -> None:
         settings = runtime.settings()
         self.processes, self.threads = processes, threads
-        self.redis_url = resolve_redis_url(settings)
-        os.environ["REDIS_URL"] = self.redis_url  # the bench's own actors' broker
+        self.broker_url = settings.amqp_url or resolve_redis_url(settings)
+        if settings.amqp_url is None:
+            os.environ["REDIS_URL"] = self.broker_url  # the bench's own actors' broker
         self.database_url = settings.database_url
         self.backend = "postgresql" if self.database_url.startswith("postgres") else "sqlite"
         self.home = settings.home
         self.ledger: Ledger = runtime.ledger()
-        self.env = os.environ | {"REDIS_URL": self.redis_url, "DATABASE_URL": self.database_url}
-        self.redis = redis.Redis.from_url(self.redis_url)
+        self.env = os.environ | {"DATABASE_URL": self.database_url}
 
     def settings(self, **more: Any) -> dict[str, Any]:
         return {"processes": self.processes, "threads": self.threads, **more}
@@ -102,13 +101,14 @@ def _yardsticks(run: _Run, events: int) -> dict[str, Any]:
     prefix = f"peer-{time.time_ns()}-"
     with run.workers(command, env, "bench-yardsticks.log") as group:
         bench.bench_noop.send()  # the processes are up and consuming
-        wait_for(lambda: queue_idle(run.redis, bench.BARE_QUEUE), timeout_s=120, what="warm-up")
+        idle = lambda: queue_drained(bench.broker, bench.BARE_QUEUE)  # noqa: E731
+        wait_for(idle, timeout_s=120, what="warm-up")
         bare = _drain(
             run,
             group,
             lambda _: bench.bench_noop.send(),
             events,
-            lambda: queue_idle(run.redis, bench.BARE_QUEUE),
+            idle,
             "bare dramatiq",
         )
         click.echo(f"bare dramatiq: {bare:,} msgs/s", err=True)
@@ -176,7 +176,7 @@ def run_bench(
         "max_ms": max(latencies, default=None),
         "ledger_check": _check(run),
         "settings": run.settings(rate_per_s=rate_per_s, **_batch_settings()),
-        "machine": machine(run.redis_url, run.database_url, run.backend),
+        "machine": machine(run.broker_url, run.database_url, run.backend),
     }
     print_report(figures, as_json=as_json)
     return 0 if figures["ledger_check"] == "ok" else 1
@@ -213,7 +213,7 @@ def run_storm(n: int, processes: int, threads: int, as_json: bool) -> int:
         "rss_mb_max": rss,
         "ledger_check": _check(run),
         "settings": run.settings(**_batch_settings()),
-        "machine": machine(run.redis_url, run.database_url, run.backend),
+        "machine": machine(run.broker_url, run.database_url, run.backend),
     }
     print_report(figures, as_json=as_json)
     return 0 if figures["ledger_check"] == "ok" else 1

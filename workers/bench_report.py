@@ -12,6 +12,7 @@ from importlib.metadata import version
 from typing import Any
 
 import click
+import pika
 import psycopg
 import redis
 from rich.console import Console
@@ -42,11 +43,21 @@ _LABELS: dict[str, str] = {
 
 def machine(redis_url: str, database_url: str, backend: str) -> dict[str, Any]:
     """Cores, load average, versions and the backend, for the record beside the figures."""
-    r = redis.Redis.from_url(redis_url)
-    try:
-        redis_version = str(r.info("server").get("redis_version"))
-    finally:
-        r.close()
+    if redis_url.startswith("amqp"):  # BROKER_URL=amqp://…: the RabbitMQ server's version
+        connection = pika.BlockingConnection(pika.URLParameters(redis_url))
+        try:  # pika keeps what the server announced on its connection (AMQP Connection.Start)
+            announced = connection._impl.server_properties.get("version", b"?")
+        finally:
+            connection.close()
+        broker = {
+            "rabbitmq_server": announced.decode() if isinstance(announced, bytes) else announced
+        }
+    else:
+        r = redis.Redis.from_url(redis_url)
+        try:
+            broker = {"redis_server": str(r.info("server").get("redis_version"))}
+        finally:
+            r.close()
     if backend == "postgresql":
         with psycopg.connect(database_url, autocommit=True) as conn:
             row = conn.execute("SHOW server_version").fetchone()
@@ -59,7 +70,7 @@ def machine(redis_url: str, database_url: str, backend: str) -> dict[str, Any]:
         "cpu": platform.processor() or platform.machine(),
         "python": platform.python_version(),
         "dramatiq": version("dramatiq"),
-        "redis_server": redis_version,
+        **broker,
         "database": database,
         "backend": backend,
     }

@@ -15,6 +15,14 @@ The paths a failed generation can take to its refund:
   sweep claims ``stuck_batch`` generations at a time until none is due, refunding those past
   their hard deadline as it claims them (before it waits for any poll).
 
+On RabbitMQ (``BROKER_URL=amqp://…``) dramatiq holds a delayed message (a retry's backoff, a
+lane's wait) unacknowledged in the worker until its eta, and RabbitMQ closes the channel of a
+consumer that holds a delivery past its ``consumer_timeout`` (30 min by default,
+https://www.rabbitmq.com/docs/consumers#acknowledgement-timeout), redelivering the message:
+a delay past the timeout would be redelivered and held again forever. The longest delay is
+therefore refused above half the timeout (:meth:`Budgets.check_rabbitmq`): the other half is
+room for the message to wait in the worker's queue once its eta has come.
+
 The time limit of the results actor covers the slowest status call (every attempt timing
 out, the longest wait between attempts) plus the message's own database work, so dramatiq
 never cuts a fetch that the retry rules still allow. The payments actor's covers the
@@ -27,6 +35,7 @@ from dataclasses import dataclass
 
 from handlers.deadlines import DeadlinePolicy
 from ledger.errors import ConfigurationError
+from workers.lanes import LONGEST_WAIT_MS
 from workers.settings import Settings
 
 __all__ = ["LEDGER_WORK_S", "STRIPE_CALLS_PER_EVENT", "STRIPE_CALL_WORST_S", "Budgets"]
@@ -111,3 +120,23 @@ class Budgets:
                     worst_case_s=worst // 1000,
                     promise_s=promise // 1000,
                 )
+
+    @property
+    def longest_delay_ms(self) -> int:
+        """The longest a message is delayed: a retry's backoff or a lane's wait."""
+        return max(self.settings.max_backoff_ms, LONGEST_WAIT_MS)
+
+    def check_rabbitmq(self) -> None:
+        """On RabbitMQ, raise ``ConfigurationError`` naming ``REFUNDRY_MAX_BACKOFF_MS`` when
+        the longest delay exceeds half of ``REFUNDRY_RABBITMQ_CONSUMER_TIMEOUT_MS`` (module
+        docstring); on Redis there is nothing to check."""
+        s = self.settings
+        if s.amqp_url is None:
+            return
+        if 2 * self.longest_delay_ms > s.rabbitmq_consumer_timeout_ms:
+            raise ConfigurationError(
+                "a delay must stay within half of RabbitMQ's consumer timeout",
+                variable="REFUNDRY_MAX_BACKOFF_MS",
+                longest_delay_ms=self.longest_delay_ms,
+                consumer_timeout_ms=s.rabbitmq_consumer_timeout_ms,
+            )

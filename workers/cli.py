@@ -114,13 +114,25 @@ def worker(processes: int, threads: int) -> None:
     wait doubling up to 30 s, before the workers start.
     """
     from workers.broker import resolve_redis_url
-    from workers.dependencies import wait_for_ledger, wait_for_redis
+    from workers.budgets import Budgets
+    from workers.dependencies import wait_for_broker, wait_for_ledger
+    from workers.pg_pools import check_room, worker_pool_size
 
     settings = runtime.settings()
-    wait_for_ledger(_report)  # and apply migrations once, before the workers start
-    if settings.redis_url:
-        wait_for_redis(settings.redis_url, _report)
-    env = os.environ | {"REDIS_URL": resolve_redis_url(settings)}
+    Budgets(settings).check_rabbitmq()  # refused here, not in each worker process
+    book = wait_for_ledger(_report)  # and apply migrations once, before the workers start
+    pool = worker_pool_size(threads)
+    check_room(
+        book,
+        processes * pool,
+        what=f"refundry worker -p {processes} -t {threads}",
+        own_pool=runtime.pool_name(),
+    )
+    runtime.reset()  # this process holds no connection while its workers run
+    wait_for_broker(settings, _report)
+    env = dict(os.environ) | {"REFUNDRY_PG_POOL_SIZE": str(pool)}
+    if settings.amqp_url is None:
+        env["REDIS_URL"] = resolve_redis_url(settings)
     child = subprocess.Popen(
         [
             sys.executable,
@@ -183,15 +195,14 @@ def classify_command(provider: str, operation: str | None, file: IO[bytes]) -> N
 def status() -> None:
     """Where the ledger and the broker are, and whether the ledger exists (one JSON line);
     exit 3 when there is no ledger there yet. Creates nothing."""
-    from workers.broker import redis_location
+    from workers.broker_urls import broker_location
 
     s = runtime.settings()
     out: dict[str, Any] = {
         "home": str(s.home),
         "ledger": runtime.ledger_location(),
-        "broker": redis_location(s.redis_url)
-        if s.redis_url
-        else f"embedded redis-server, data in {s.home / 'redis'}",
+        "broker": broker_location(s.redis_url, s.amqp_url)
+        or f"embedded redis-server, data in {s.home / 'redis'}",
     }
     try:
         book = runtime.ledger(create=False)
@@ -208,9 +219,12 @@ def scheduler() -> None:
     """Run the periodic sweeps (inbox redelivery, SLA alerts); an unreachable ledger
     database is waited for like the worker does."""
     from workers.dependencies import wait_for_ledger
+    from workers.pg_pools import check_room
     from workers.scheduler import run_scheduler
 
-    wait_for_ledger(_report)
+    book = wait_for_ledger(_report)
+    size = runtime.settings().pg_pool_size
+    check_room(book, size, what="refundry scheduler", own_pool=runtime.pool_name())
     run_scheduler()
 
 

@@ -1,4 +1,4 @@
-"""How a running worker reports a Redis outage.
+"""How a running worker reports a broker outage (Redis, or RabbitMQ with ``BROKER_URL=amqp://…``).
 
 dramatiq's consumer threads, one per queue, each log a CRITICAL "connection error" line and
 an INFO "Restarting consumer" line every 3 s for as long as Redis is unreachable: four
@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 
 from dramatiq.worker import CONSUMER_RESTART_DELAY_SECS
 
-from workers.broker import redis_location
+from workers.broker_urls import AMQP_SCHEMES, parse_amqp_url
 from workers.settings import parse_redis_url
 
 __all__ = ["RedisOutageLog", "install"]
@@ -44,8 +44,11 @@ class RedisOutageLog(logging.Filter):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
-        self._where = redis_location(redis_url)
-        self._password = parse_redis_url(redis_url).password
+        amqp = redis_url.startswith(AMQP_SCHEMES)
+        parsed = parse_amqp_url(redis_url) if amqp else parse_redis_url(redis_url)
+        self._name = "RabbitMQ" if amqp else "Redis"
+        self._where = parsed.location
+        self._password = parsed.password
         self._first_wait_s = first_wait_s
         self._max_wait_s = max_wait_s
         self._quiet_s = quiet_s
@@ -75,8 +78,8 @@ class RedisOutageLog(logging.Filter):
         reason = " ".join(message.removeprefix(_CONNECTION_ERROR).split())
         if self._password:
             reason = reason.replace(self._password, "***")
-        record.msg = "cannot reach Redis at %s (%s); consumers retry every %g s, next line in %g s"
-        record.args = (self._where, reason, CONSUMER_RESTART_DELAY_SECS, wait)
+        record.msg = "cannot reach %s at %s (%s); consumers retry every %g s, next line in %g s"
+        record.args = (self._name, self._where, reason, CONSUMER_RESTART_DELAY_SECS, wait)
         record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
 

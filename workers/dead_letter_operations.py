@@ -14,14 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import dramatiq
-import redis
-
 from ledger import Ledger, now_ms
 from ledger.errors import DeadLetterNotFound
 from ledger.outbox import DeadEvent, Outbox
 from ledger.redaction import redact, redact_text
 from workers import validation
+from workers.broker import BROKER_ERRORS
 
 __all__ = ["DeadLetter", "Filters", "Replayed", "find", "listed", "purge", "replay"]
 
@@ -173,7 +171,7 @@ def replay(ledger: Ledger, message_id: str, enqueue: Enqueue) -> Replayed:
         return Replayed(letter.message_id, enqueued=False)  # its event was applied already
     try:
         enqueue(kind, letter.message_id)
-    except (redis.RedisError, dramatiq.errors.DramatiqError) as exc:
+    except BROKER_ERRORS as exc:
         reason = " ".join(str(exc).split())
         log.warning(
             "replayed %s not enqueued (%s); the inbox sweep will",

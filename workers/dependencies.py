@@ -18,10 +18,11 @@ import redis
 from ledger import Ledger
 from ledger.errors import LedgerUnavailable
 from workers import runtime
-from workers.broker import redis_location
-from workers.settings import parse_redis_url
+from workers.broker import BROKER_ERRORS, broker_answers, redis_location
+from workers.broker_urls import parse_amqp_url
+from workers.settings import Settings, parse_redis_url
 
-__all__ = ["wait_for", "wait_for_ledger", "wait_for_redis"]
+__all__ = ["wait_for", "wait_for_broker", "wait_for_ledger", "wait_for_redis"]
 
 T = TypeVar("T")
 Report = Callable[[str], None]
@@ -89,6 +90,32 @@ def wait_for_redis(url: str, report: Report) -> None:
         ping,
         name=f"Redis at {redis_location(url)}",
         unavailable=(redis.RedisError,),
+        describe=describe,
+        report=report,
+    )
+
+
+def wait_for_broker(settings: Settings, report: Report) -> None:
+    """Return once the selected broker answers (``workers.broker.broker_answers``): Redis at
+    ``REDIS_URL``/``BROKER_URL`` or RabbitMQ; nothing to wait for with the embedded Redis
+    (started by the process itself). Lines name the broker without its password."""
+    if settings.amqp_url is None:
+        if settings.redis_url:
+            wait_for_redis(settings.redis_url, report)
+        return
+    parsed = parse_amqp_url(settings.amqp_url)
+    where = f"RabbitMQ at {parsed.location}"
+
+    def describe(exc: Exception) -> str:
+        reason = " ".join(f"{type(exc).__name__} {exc}".split())
+        if parsed.password:
+            reason = reason.replace(parsed.password, "***")
+        return f"cannot reach {where} ({reason})"
+
+    wait_for(
+        lambda: broker_answers(settings),
+        name=where,
+        unavailable=BROKER_ERRORS,
         describe=describe,
         report=report,
     )

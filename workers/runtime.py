@@ -30,6 +30,7 @@ from providers.pollers import HTTPOptions, Poller
 from providers.replicate import ReplicatePoller
 from providers.stripe_api import StripeAPI
 from providers.suno import SunoPoller
+from workers import pg_pools
 from workers.budgets import Budgets
 from workers.policy_settings import check_budgets, load_policy, settings_under
 from workers.settings import Settings
@@ -117,8 +118,21 @@ def ledger(*, create: bool = True) -> Ledger:
                 policy_version=s.policy_version,
                 pg_schema=s.pg_schema,
                 create=create,
+                max_connections=s.pg_pool_size,
+                application_name=pool_name(),
             )
         return _ledger
+
+
+_pool_name: str | None = None
+
+
+def pool_name() -> str:
+    """The ``application_name`` of this process's PostgreSQL pool (``workers.pg_pools``)."""
+    global _pool_name
+    if _pool_name is None:
+        _pool_name = pg_pools.application_name(settings().pg_pool_size)
+    return _pool_name
 
 
 def enqueue(kind: str, inbox_id: str) -> None:
@@ -308,5 +322,7 @@ def reset() -> None:
             poller.close()
         _pollers.clear()
         _ledger = _videos = _stripe = _status_polls = None
+        global _pool_name
+        _pool_name = None  # a new pool, sized by the new settings
         for cached in (_loaded, settings, deadlines, catalog, payment_policy):
             cached.cache_clear()

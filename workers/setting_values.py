@@ -43,13 +43,13 @@ REDIS_SCHEMES = ("redis", "rediss", "unix")
 _REDIS_DB = re.compile(r"(?:/[0-9]{0,5})?")
 
 
-def parse_redis_url(url: str) -> ServerURL:
-    """``REDIS_URL`` parsed (``ledger.server_urls``): ``redis://``, ``rediss://`` or
-    ``unix://``, one host, a database number as the path. ``ConfigurationError`` naming
-    ``REDIS_URL`` for anything else, never repeating the URL."""
-    parsed = parse_server_url(url, variable="REDIS_URL", schemes=REDIS_SCHEMES)
+def parse_redis_url(url: str, variable: str = "REDIS_URL") -> ServerURL:
+    """``REDIS_URL`` (or ``variable``) parsed (``ledger.server_urls``): ``redis://``,
+    ``rediss://`` or ``unix://``, one host, a database number as the path.
+    ``ConfigurationError`` naming the variable for anything else, never repeating the URL."""
+    parsed = parse_server_url(url, variable=variable, schemes=REDIS_SCHEMES)
     if parsed.scheme != "unix" and (len(parsed.hosts) != 1 or not _REDIS_DB.fullmatch(parsed.path)):
-        raise ConfigurationError("one host, then a database number (/0)", variable="REDIS_URL")
+        raise ConfigurationError("one host, then a database number (/0)", variable=variable)
     return parsed
 
 

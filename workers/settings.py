@@ -5,6 +5,7 @@
 | ``DATABASE_URL`` | SQLite ``ledger.sqlite3`` in the home | ``postgresql://…`` in production (**) |
 | ``REFUNDRY_PG_SCHEMA`` | ``refundry`` | PostgreSQL schema that holds the ledger's tables |
 | ``REDIS_URL`` | unset: embedded ``redis-server`` | dramatiq's broker (**) |
+| ``BROKER_URL`` | unset: ``REDIS_URL`` | ``redis://…`` or ``amqp://…`` (``workers.broker_urls``) |
 | ``REFUNDRY_HOME`` | ``.refundry`` | local state: SQLite file, embedded Redis data |
 | ``REFUNDRY_POLICY`` | unset: the shipped policy | refund policy file (``handlers.policy_file``) |
 | ``REFUNDRY_POLICY_VERSION`` | ``2026-11-23`` | without a policy file: the shipped version's name |
@@ -63,6 +64,8 @@
 | ``REFUNDRY_EVENTS_MAX_BACKOFF_MS`` | ``21600000`` | cap of one event retry delay (6 h) |
 | ``REFUNDRY_EVENTS_GIVE_UP_S`` | ``259200`` | an event failing this long (3 days): dead-lettered |
 | ``REFUNDRY_EVENTS_CONCURRENCY`` | ``8`` | events in flight at once (one per account) |
+| ``REFUNDRY_RABBITMQ_CONSUMER_TIMEOUT_MS`` | ``1800000`` | RabbitMQ's ``consumer_timeout`` |
+| ``REFUNDRY_PG_POOL_SIZE`` | ``10`` | PostgreSQL connections per process (``workers.pg_pools``) |
 
 (*) Webhook secrets may be comma-separated: during a rotation any one of them verifies.
 So may the API keys: each at least 24 printable ASCII characters (``workers.api_keys``).
@@ -103,6 +106,8 @@ Each whole-number setting is written in ASCII digits and lies in its range (incl
 | ``REFUNDRY_EVENTS_MAX_BACKOFF_MS`` | 1 to 86400000 |
 | ``REFUNDRY_EVENTS_GIVE_UP_S`` | 1 to 2592000 |
 | ``REFUNDRY_EVENTS_CONCURRENCY`` | 1 to 256 |
+| ``REFUNDRY_RABBITMQ_CONSUMER_TIMEOUT_MS`` | 60000 to 604800000 |
+| ``REFUNDRY_PG_POOL_SIZE`` | 1 to 1000 |
 
 Some settings bound others; a pair that breaks its bound is refused at start (naming the
 variable that was set, the left one when both were):
@@ -153,6 +158,7 @@ from ledger.backends import database_location
 from ledger.errors import ConfigurationError
 from workers import setting_values
 from workers.api_keys import api_keys_setting
+from workers.broker_urls import select_broker
 from workers.setting_values import REDIS_SCHEMES, WholeNumber, events_out_config, parse_redis_url
 
 __all__ = ["REDIS_SCHEMES", "RELATIONS", "VARIABLES", "Settings", "WholeNumber", "parse_redis_url"]
@@ -224,6 +230,12 @@ class Settings:
     events_max_backoff_ms: int = 6 * 3_600_000
     events_give_up_s: int = 3 * 86_400
     events_concurrency: int = 8
+    amqp_url: str | None = field(default=None, repr=False)
+    """``BROKER_URL=amqp://…``: RabbitMQ instead of Redis (``redis_url`` is then None)."""
+    rabbitmq_consumer_timeout_ms: int = 1_800_000
+    """RabbitMQ's ``consumer_timeout`` (its default, 30 min): ``workers.budgets``."""
+    pg_pool_size: int = 10
+    """PostgreSQL pool per process; ``refundry worker`` sets its processes' own."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -243,10 +255,14 @@ class Settings:
         events_out_config(values)  # a URL without a usable whsec_ secret (or back) is refused
         database_url = env.get("DATABASE_URL") or f"sqlite:///{home / 'ledger.sqlite3'}"
         database_location(database_url)  # refuses a URL that cannot be used, never repeating it
-        redis_url = env.get("REDIS_URL") or None
-        if redis_url is not None:
-            parse_redis_url(redis_url)
-        return cls(database_url=database_url, redis_url=redis_url, home=home, **values)
+        redis_url, amqp_url = select_broker(env)
+        return cls(
+            database_url=database_url,
+            redis_url=redis_url,
+            home=home,
+            amqp_url=amqp_url,
+            **values,
+        )
 
 
 _COMPARE: dict[str, Callable[[int, int], bool]] = {
@@ -331,6 +347,11 @@ VARIABLES: dict[str, tuple[str, Parse]] = {
     "REFUNDRY_EVENTS_MAX_BACKOFF_MS": ("events_max_backoff_ms", WholeNumber(1, 86_400_000)),
     "REFUNDRY_EVENTS_GIVE_UP_S": ("events_give_up_s", WholeNumber(1, 2_592_000)),
     "REFUNDRY_EVENTS_CONCURRENCY": ("events_concurrency", WholeNumber(1, 256)),
+    "REFUNDRY_RABBITMQ_CONSUMER_TIMEOUT_MS": (
+        "rabbitmq_consumer_timeout_ms",
+        WholeNumber(60_000, 604_800_000),
+    ),
+    "REFUNDRY_PG_POOL_SIZE": ("pg_pool_size", WholeNumber(1, 1_000)),
 }
 """Environment variable → (the ``Settings`` field it sets, how it is read). ``DATABASE_URL``,
 ``REDIS_URL`` and ``REFUNDRY_HOME`` are read on their own (their defaults depend on each

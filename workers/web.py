@@ -59,7 +59,7 @@ from handlers.webhook_verification import (
 )
 from providers.suno import SunoPoller
 from workers import metrics as prometheus
-from workers import ops_auth, ops_page, runtime, validation
+from workers import ops_auth, ops_page, pg_pools, runtime, validation
 from workers.logs import configure_logging, install_redaction, uvicorn_log_config
 from workers.sentry_setup import init_sentry
 from workers.settings import Settings
@@ -247,9 +247,9 @@ def _ledger_takes_a_write() -> None:
 
 
 def _broker_answers() -> None:
-    from workers.actors import broker
+    from workers.broker import broker_answers
 
-    broker.client.ping()
+    broker_answers(runtime.settings(), timeout_s=READY_TIMEOUT_S)
 
 
 async def _check(check: Callable[[], None]) -> bool:
@@ -348,12 +348,19 @@ def serve(host: str, port: int, *, processes: int = 1) -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     settings = runtime.settings()
     configure_logging(settings.log_format)
-    runtime.ledger()  # migrations applied once, before any request
+    book = runtime.ledger()  # migrations applied once, before any request
+    pg_pools.check_room(  # every server process opens its own pool
+        book,
+        processes * settings.pg_pool_size,
+        what=f"refundry web -p {processes}",
+        own_pool=runtime.pool_name(),
+    )
     if processes > 1:
         _routes(settings)  # a bad secret or key stops this command, not each server process
         from workers.broker import resolve_redis_url
 
-        os.environ["REDIS_URL"] = resolve_redis_url(settings)  # one broker for every process
+        if settings.amqp_url is None:
+            os.environ["REDIS_URL"] = resolve_redis_url(settings)  # one broker for every process
         uvicorn.run(
             "workers.web:create_app",
             factory=True,

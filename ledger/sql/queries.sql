@@ -838,3 +838,15 @@ SELECT seq FROM outbox WHERE account_id = :account_id ORDER BY seq;
 SELECT e.id AS entry_id, e.idempotency_key FROM entries e
 WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.entry_id = e.id)
 ORDER BY e.id LIMIT 100;
+
+-- name: pg_connection_limits
+-- PostgreSQL only (workers.pg_pools): the connections the server allows ordinary roles.
+SELECT current_setting('max_connections')::int AS max_connections,
+       current_setting('superuser_reserved_connections')::int AS reserved
+
+-- name: pg_connections_by_name
+-- PostgreSQL only (workers.pg_pools): every client connection now, by application name.
+SELECT application_name AS name, count(*) AS n
+  FROM pg_stat_activity
+ WHERE backend_type = 'client backend'
+ GROUP BY application_name

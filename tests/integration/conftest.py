@@ -60,12 +60,29 @@ def fresh_ledgers(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[]
     return lambda: open_ledger(url, policy_version="sm", pg_schema=f"sm{next(count)}")
 
 
+BROKERS = ["redis", "rabbitmq"]
+"""A suite that must hold on both brokers: ``@pytest.mark.parametrize("broker", BROKERS,
+indirect=True)`` (every other test runs on Redis)."""
+
+
+@pytest.fixture
+def broker(request: pytest.FixtureRequest) -> str:
+    """``redis`` unless parametrized (``BROKERS``)."""
+    return str(getattr(request, "param", "redis"))
+
+
 @pytest.fixture
 def refundry_env(
-    redis_url: str, ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    redis_url: str,
+    ledger_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    broker: str,
 ) -> Iterator[dict[str, str]]:
     """Point this process (``workers.client``) and the workers it starts at the test's
-    Redis and ledger, with a retry budget short enough to watch it run out."""
+    broker (Redis, or RabbitMQ for ``broker="rabbitmq"``: ``BROKER_URL`` and no
+    ``REDIS_URL``) and ledger, with a retry budget short enough to watch it run out."""
     from workers import runtime
 
     env = {
@@ -76,6 +93,10 @@ def refundry_env(
         "REFUNDRY_MIN_BACKOFF_MS": "50",
         "REFUNDRY_MAX_BACKOFF_MS": "200",
     }
+    if broker == "rabbitmq":
+        del env["REDIS_URL"]
+        env["BROKER_URL"] = request.getfixturevalue("amqp_url")
+        monkeypatch.delenv("REDIS_URL", raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     runtime.reset()

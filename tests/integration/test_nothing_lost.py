@@ -5,28 +5,22 @@ from __future__ import annotations
 import time
 
 import pytest
-import redis
 
 from ledger import Outcome, audit, now_ms
+from tests.integration.conftest import BROKERS
+from tests.support import brokers
 from tests.support.commands import RefundryProcess, WorkerProcesses
-from tests.support.servers import RedisServer
+from tests.support.storms import charge_generations
 from tests.support.waiting import wait_until
 from workers import client, runtime
 from workers.demo_payloads import demo_payload
 from workers.sweeps import run_inbox_sweep
 
+pytestmark = pytest.mark.parametrize("broker", BROKERS, indirect=True)
+
 
 def _charge_all(n: int, prefix: str = "g") -> None:
-    client.grant(account_id="acct", credits=100 * n, idempotency_key="top-up", reason="test")
-    for i in range(n):
-        client.charge(
-            generation_id=f"{prefix}{i}",
-            account_id="acct",
-            provider="kling",
-            operation="video",
-            credits=10,
-            provider_job_id=f"job-{prefix}{i}",
-        )
+    charge_generations(n, prefix=prefix, top_up=100 * n)
 
 
 def _report_failed(i: int, prefix: str = "g") -> str:
@@ -45,15 +39,13 @@ def _sweep_now() -> None:
     wait_until(lambda: run_inbox_sweep(grace_ms=0).requeued > 0, timeout=10)
 
 
-def test_results_whose_messages_vanished_from_redis_are_applied_by_the_inbox_sweep(
+def test_results_whose_messages_vanished_from_the_broker_are_applied_by_the_inbox_sweep(
     workers: WorkerProcesses, refundry_env: dict[str, str]
 ) -> None:
     _charge_all(20)
     for i in range(20):
         _report_failed(i)
-    r = redis.Redis.from_url(refundry_env["REDIS_URL"])
-    r.flushall()  # every message lost between report_result and the workers
-    r.close()
+    brokers.lose_every_message(refundry_env, ("results",))  # lost before the workers ran
     workers.start(processes=1, threads=4)
     assert _settled(20) == 0
     _sweep_now()
@@ -82,17 +74,19 @@ def test_a_result_dead_lettered_for_a_missing_charge_is_applied_once_the_charge_
     assert audit(ledger.db) == []
 
 
-def test_a_result_reported_while_redis_is_down_is_delivered_by_the_sweep(
+def test_a_result_reported_while_the_broker_is_down_is_delivered_by_the_sweep(
     workers: WorkerProcesses,
     refundry_env: dict[str, str],
-    redis_server: RedisServer,
+    request: pytest.FixtureRequest,
+    broker: str,
 ) -> None:
+    server = request.getfixturevalue(f"{broker}_server")
     _charge_all(1)
-    redis_server.stop()
+    server.stop()
     inbox_id = _report_failed(0)  # accepted: written to the inbox, the enqueue failed
     item = runtime.ledger().inbox.get(inbox_id)
     assert item is not None and item.state == "pending"
-    redis_server.start()
+    server.start()
     workers.start(processes=1, threads=2)
     _sweep_now()
     wait_until(lambda: _settled(1) == 1, timeout=60, message="not delivered after restart")
@@ -104,27 +98,32 @@ def test_a_worker_killed_while_holding_messages_loses_none_and_doubles_none(
     scheduler: RefundryProcess,
     refundry_env: dict[str, str],
     request: pytest.FixtureRequest,
+    broker: str,
 ) -> None:
     n = 600
     _charge_all(n)
     for i in range(n):
         _report_failed(i)
-    r = redis.Redis.from_url(refundry_env["REDIS_URL"])
-
-    def held() -> int:
-        return sum(int(r.scard(k)) for k in r.scan_iter("refundry:__acks__.*"))
-
+    if broker == "rabbitmq":  # one result per message: held long enough for rabbitmqctl to see
+        workers.env |= {"REFUNDRY_RESULT_BATCH": "1"}
     workers.start(processes=1, threads=8)
-    # Kill while the worker holds fetched, unacknowledged messages.
-    # Kill while the worker holds unacknowledged messages: one cheap query for the refunds so
-    # far (every result here is a failure), so the moment is not missed while 600 rows are
-    # read one by one. The bound is generous for a busy host; it is not a measured figure.
+    # Kill while the worker holds fetched, unacknowledged messages: one cheap query for the
+    # refunds so far (every result here is a failure), then the broker's count of messages
+    # held, so the moment is not missed while 600 rows are read one by one. The bound is
+    # generous for a busy host; it is not a measured figure.
     refunds = runtime.ledger().refund_latencies_ms
-    wait_until(lambda: held() > 0 and len(refunds()) >= 50, timeout=180, interval=0.01)
-    workers.kill()
+    holding = 0
+
+    def holding_some() -> bool:
+        nonlocal holding
+        if len(refunds()) < 50:
+            return False
+        holding = brokers.held(refundry_env)
+        return holding > 0
+
+    wait_until(holding_some, timeout=180, interval=0.01)
+    workers.kill()  # RabbitMQ puts what it held back at once; Redis keeps it for the sweep
     killed_at = time.monotonic()
-    holding = held()
-    assert holding > 0, "the killed worker held no message: the test proved nothing"
     assert _settled(n) < n
     # Default grace (30 s) and sweep interval (10 s): what production runs.
     workers.start(processes=1, threads=8)
@@ -136,7 +135,6 @@ def test_a_worker_killed_while_holding_messages_loses_none_and_doubles_none(
         message="killed worker's messages never applied",
     )
     recovery_s = time.monotonic() - killed_at
-    r.close()
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(

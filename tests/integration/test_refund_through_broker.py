@@ -1,28 +1,26 @@
-"""A provider result travels through the real Redis broker to real worker processes and
-into the real ledger, on SQLite and PostgreSQL."""
+"""A provider result travels through the real broker (Redis and RabbitMQ) to real worker
+processes and into the real ledger, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-import redis
 
 from ledger import Outcome, audit
 from ledger.errors import ChargeNotFound, Unclassifiable, UnknownProvider
+from tests.integration.conftest import BROKERS
+from tests.support import brokers
 from tests.support.commands import WorkerProcesses
 from tests.support.waiting import wait_until
 from workers import client, runtime
-from workers.broker import NAMESPACE, queue_idle
 from workers.demo_payloads import demo_payload
+
+pytestmark = pytest.mark.parametrize("broker", BROKERS, indirect=True)
 
 
 def _idle(env: dict[str, str]) -> bool:
-    r = redis.Redis.from_url(env["REDIS_URL"])
-    try:
-        return queue_idle(r, "results")
-    finally:
-        r.close()
+    return brokers.idle(env, "results")
 
 
 def _charge(gen: str, job: str, credits: int = 40, provider: str = "kling") -> None:
@@ -90,9 +88,7 @@ def test_unclassifiable_result_is_dead_lettered_at_once_with_its_reason_and_no_s
     assert "sk-live-very-secret" not in letter["message"]
     assert "abcdef" not in letter["message"]
     assert json.loads(letter["message"])["event"]["generation_id"] == "g3"
-    r = redis.Redis.from_url(refundry_env["REDIS_URL"])
-    wait_until(lambda: r.zcard(f"{NAMESPACE}:results.XQ") == 1, timeout=30)
-    r.close()
+    wait_until(lambda: brokers.dead_lettered(refundry_env, "results") == 1, timeout=30)
     assert client.balance("acct") == 960  # nothing guessed, nothing refunded
 
 

@@ -24,7 +24,7 @@ __all__ = [
 REFUNDRY = Path(sys.executable).parent / "refundry"
 
 # Variables the command reads; none may leak in from the environment running the tests.
-_OWN_VARIABLES = ("DATABASE_URL", "REDIS_URL")
+_OWN_VARIABLES = ("DATABASE_URL", "REDIS_URL", "BROKER_URL")
 
 
 def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:

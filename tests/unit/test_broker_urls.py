@@ -1,0 +1,69 @@
+"""``BROKER_URL`` picks the broker; ``REDIS_URL`` keeps working; nothing repeats a password."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger.errors import ConfigurationError
+from workers.broker_urls import broker_location, select_broker
+from workers.budgets import Budgets
+from workers.settings import Settings
+
+AMQP = "amqp://refundry:pa%2Fss@rabbit.internal:5672/refundry"
+
+
+@pytest.mark.parametrize(
+    ("env", "chosen"),
+    [
+        ({}, (None, None)),
+        ({"REDIS_URL": "redis://r:6379/0"}, ("redis://r:6379/0", None)),
+        ({"BROKER_URL": "redis://r:6379/1"}, ("redis://r:6379/1", None)),
+        (
+            {"BROKER_URL": "redis://r:6379/0", "REDIS_URL": "redis://r:6379/0"},
+            ("redis://r:6379/0", None),
+        ),
+        ({"BROKER_URL": AMQP}, (None, AMQP)),
+        ({"BROKER_URL": AMQP, "REDIS_URL": "redis://old:6379/0"}, (None, AMQP)),
+    ],
+)
+def test_the_url_selects_the_broker(
+    env: dict[str, str], chosen: tuple[str | None, str | None]
+) -> None:
+    assert select_broker(env) == chosen
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"BROKER_URL": "kafka://k:9092"},
+        {"BROKER_URL": "amqp://u:pa ss@h/v"},
+        {"BROKER_URL": "amqp://u:p@h1,h2/v"},
+        {"BROKER_URL": "redis://r:6379/x"},
+        {"BROKER_URL": "redis://r:6379/0", "REDIS_URL": "redis://other:6379/0"},
+    ],
+)
+def test_an_unusable_broker_url_is_refused_naming_the_variable_never_the_password(
+    env: dict[str, str],
+) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        select_broker(env)
+    assert refused.value.fields["variable"] == "BROKER_URL"
+    assert "pa ss" not in str(refused.value) and "://" not in str(refused.value.fields["variable"])
+
+
+def test_the_printed_location_has_no_password() -> None:
+    assert broker_location(None, AMQP) == "amqp://refundry@rabbit.internal:5672/refundry"
+    assert broker_location("redis://:pw@r:6379/0", None) == "redis://r:6379/0"
+    assert broker_location(None, None) is None
+
+
+def test_delays_are_bounded_by_half_the_consumer_timeout_on_rabbitmq_only() -> None:
+    base = {"REFUNDRY_HOME": "/nonexistent-home", "REFUNDRY_MAX_BACKOFF_MS": "900001"}
+    Budgets(Settings.from_env(base)).check_rabbitmq()  # Redis: nothing to hold unacked
+    with pytest.raises(ConfigurationError) as refused:
+        Budgets(Settings.from_env(base | {"BROKER_URL": AMQP})).check_rabbitmq()
+    assert refused.value.fields["variable"] == "REFUNDRY_MAX_BACKOFF_MS"
+    fits = base | {"BROKER_URL": AMQP, "REFUNDRY_MAX_BACKOFF_MS": "900000"}
+    Budgets(Settings.from_env(fits)).check_rabbitmq()
+    raised = base | {"BROKER_URL": AMQP, "REFUNDRY_RABBITMQ_CONSUMER_TIMEOUT_MS": "3600000"}
+    Budgets(Settings.from_env(raised)).check_rabbitmq()

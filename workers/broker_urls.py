@@ -1,0 +1,69 @@
+"""Which broker the settings select: ``BROKER_URL`` (``redis://…`` or ``amqp://…``), else
+``REDIS_URL`` (kept working as before), else the embedded Redis.
+
+| ``BROKER_URL`` | broker |
+| --- | --- |
+| ``redis://``, ``rediss://``, ``unix://`` | dramatiq's ``RedisBroker`` (as ``REDIS_URL``) |
+| ``amqp://``, ``amqps://`` | dramatiq's ``RabbitmqBroker``, publisher confirms on |
+
+Both are parsed before any driver sees them (``ledger.server_urls``): a URL that cannot be
+used is refused naming the variable, never repeating it, and what is printed (``status``,
+an outage line) carries no password. Setting both variables to different servers is a
+mistake (which one would the web process enqueue on?) and is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ledger.errors import ConfigurationError
+from ledger.server_urls import ServerURL, parse_server_url
+from workers.setting_values import REDIS_SCHEMES, parse_redis_url
+
+__all__ = ["AMQP_SCHEMES", "broker_location", "parse_amqp_url", "select_broker"]
+
+AMQP_SCHEMES = ("amqp", "amqps")
+
+
+def parse_amqp_url(url: str, variable: str = "BROKER_URL") -> ServerURL:
+    """An ``amqp://user:password@host:port/vhost`` URL (pika's form: the vhost
+    percent-encoded, ``%2F`` for ``/``); one host. ``ConfigurationError`` naming
+    ``variable`` for anything else."""
+    parsed = parse_server_url(url, variable=variable, schemes=AMQP_SCHEMES)
+    if len(parsed.hosts) != 1 or not parsed.hosts[0][0]:
+        raise ConfigurationError(
+            "one host (amqp://user:password@host:5672/vhost)", variable=variable
+        )
+    return parsed
+
+
+def select_broker(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """``(redis_url, amqp_url)``: at most one is set; both None means the embedded Redis.
+    Raises ``ConfigurationError`` naming the variable at fault."""
+    broker_url = (env.get("BROKER_URL") or "").strip() or None
+    redis_url = env.get("REDIS_URL") or None
+    if redis_url is not None:
+        parse_redis_url(redis_url)
+    if broker_url is None:
+        return redis_url, None
+    scheme = broker_url.partition("://")[0].lower()
+    if scheme in AMQP_SCHEMES:
+        parse_amqp_url(broker_url)
+        return None, broker_url
+    parse_server_url(broker_url, variable="BROKER_URL", schemes=REDIS_SCHEMES + AMQP_SCHEMES)
+    parse_redis_url(broker_url, variable="BROKER_URL")
+    if redis_url is not None and redis_url != broker_url:
+        raise ConfigurationError(
+            "BROKER_URL and REDIS_URL name two servers: set one", variable="BROKER_URL"
+        )
+    return broker_url, None
+
+
+def broker_location(redis_url: str | None, amqp_url: str | None) -> str | None:
+    """The selected broker's URL without password or query, safe to print; None for the
+    embedded Redis."""
+    if amqp_url is not None:
+        return parse_amqp_url(amqp_url).location
+    if redis_url is not None:
+        return parse_redis_url(redis_url).location
+    return None
