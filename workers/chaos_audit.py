@@ -7,7 +7,8 @@ invariants (``ledger.audit``) on top.
 - ``lost``: a refundable generation not refunded, a paid pack not granted, an event still
   pending in the inbox, a broken payload that did not end as a dead letter;
 - ``doubled``: a generation refunded twice, a pack granted twice or clawed back past its
-  credits;
+  credits (a pack refunded or disputed at Stripe nets zero: granted and clawed back, or
+  never granted);
 - ``minted``: a successful generation refunded, a refund without a charge, a balance that
   is not the sum of its entries;
 - ``unaccounted_dead_letters``: a dead letter the plan did not ask for;
@@ -142,22 +143,25 @@ def _audit_packs(url: str, counters: Counters, found: Findings) -> None:
         sums.setdefault(key, Counter())[kind] = int(total)
     for intent, purchase in counters.purchases.items():
         grants = kinds.get(intent, Counter())["grant"]
-        clawed = -sums.get(intent, Counter())["clawback"]
-        if grants == 0:
-            found.lost += 1
-            found.note(f"lost: pack {intent} ({purchase.deliver}) never granted")
-        elif grants > 1:
+        net = sum(sums.get(intent, Counter()).values())
+        if grants > 1:
             found.doubled += grants - 1
             found.note(f"doubled: pack {intent} granted {grants} times")
-        if clawed > PACK_CREDITS:
-            found.doubled += 1
-            found.note(f"doubled: pack {intent} clawed back {clawed}")
-        if purchase.then and clawed != PACK_CREDITS:
-            found.claw_backs_missing += 1
-            found.note(f"claw-back missing: pack {intent} {purchase.then}, clawed {clawed}")
-        if not purchase.then and clawed:
+        elif purchase.then:
+            # refunded or lost at Stripe: granted then clawed back in full, or never granted
+            # (Stripe already said the money went back when the pack was confirmed)
+            if net > 0:
+                found.claw_backs_missing += 1
+                found.note(f"claw-back missing: pack {intent} {purchase.then}, net {net}")
+            elif net < 0:
+                found.doubled += 1
+                found.note(f"doubled: pack {intent} clawed back past its grant (net {net})")
+        elif grants == 0:
             found.lost += 1
-            found.note(f"lost: pack {intent} clawed back {clawed} with no refund or dispute")
+            found.note(f"lost: pack {intent} ({purchase.deliver}) never granted")
+        elif net != PACK_CREDITS:
+            found.lost += 1
+            found.note(f"lost: pack {intent} nets {net} credits, not {PACK_CREDITS}")
 
 
 def _audit_inbox(url: str, plan: Plan, found: Findings) -> None:

@@ -8,6 +8,7 @@ answers 503.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ _KEEP_TIMEOUT_S = 300.0
 """How long one delivery is retried before the run gives up (PostgreSQL never came back)."""
 _REDIS_DOWN_DELIVERIES = 40
 """Deliveries sent while Redis is down (kept in the inbox only; the inbox sweep sends them)."""
+_POSTGRES_DOWN_S = 3.0
 
 
 @dataclass
@@ -65,6 +67,7 @@ class Driver:
         self._redis_down_left = 0
         self._kills = 0
         self._event_ids = 0
+        self._postgres: threading.Timer | None = None
 
     def close(self) -> None:
         self._http.close()
@@ -82,8 +85,14 @@ class Driver:
                     self.stack.start_redis()
         self._on_step(self.counters)
 
+    def _postgres_back(self) -> None:
+        if self._postgres is not None:
+            self._postgres.join()
+            self._postgres = None
+
     def finish(self) -> None:
         """Bring back whatever a fault left down."""
+        self._postgres_back()
         if self._redis_down_left:
             self._redis_down_left = 0
             self.stack.start_redis()
@@ -208,9 +217,11 @@ class Driver:
             self._redis_down_left = _REDIS_DOWN_DELIVERIES
             self.counters.redis_restarts += 1
         elif f.kind == "postgres":
+            self._postgres_back()
             self.stack.stop_postgres(f.hard)
-            time.sleep(1.0)  # down for a while: the workers, web and scheduler notice it
-            self.stack.start_postgres()
+            # back in 3 s, while the deliveries go on: they are refused, and retried
+            self._postgres = threading.Timer(_POSTGRES_DOWN_S, self.stack.start_postgres)
+            self._postgres.start()
             self.counters.postgres_restarts += 1
         else:
             how: dict[str, Any] = {"status": f.status} if f.status else {"hang_s": 3.0}
