@@ -120,33 +120,12 @@ def _script_stuck(stack: Stack, plan: Plan) -> None:
             )
 
 
-def _charge(plan: Plan, advance: Callable[[int], None]) -> None:
-    """Top every account up, then charge every generation (``workers.client``)."""
-    accounts = sorted({g.account for g in plan.generations})
-    for account in accounts:
+def _top_up(plan: Plan) -> None:
+    """Every account holds more credits than the run can charge."""
+    for account in sorted({g.account for g in plan.generations}):
         client.grant(
             account_id=account, credits=10**9, idempotency_key=f"{account}-top", reason="chaos"
         )
-    ledger = runtime.ledger()
-    deadlines = runtime.deadlines()
-    chunk = 500
-    for start in range(0, len(plan.generations), chunk):
-        part = plan.generations[start : start + chunk]
-        with ledger.db.write() as tx:
-            for g in part:
-                d = deadlines.for_generation(g.provider, g.operation)
-                ledger.charge(
-                    generation_id=g.gen_id,
-                    account_id=g.account,
-                    provider=g.provider,
-                    operation=g.operation,
-                    credits=g.credits,
-                    provider_job_id=g.job,
-                    poll_after_ms=d.poll_after_ms,
-                    deadline_after_ms=d.hard_ms,
-                    tx=tx,
-                )
-        advance(len(part))
 
 
 def _drive(stack: Stack, plan: Plan, console: Console, timeout_s: float) -> Counters:
@@ -158,8 +137,7 @@ def _drive(stack: Stack, plan: Plan, console: Console, timeout_s: float) -> Coun
         TextColumn("{task.fields[faults]}"),
     )
     with Progress(*columns, console=console) as bar:
-        charging = bar.add_task("charging", total=len(plan.generations), faults="")
-        _charge(plan, lambda n: bar.advance(charging, n))
+        _top_up(plan)
         sending = bar.add_task("sending", total=len(plan.steps), faults="")
 
         def shown(c: Counters) -> None:
@@ -233,6 +211,7 @@ def _reconcile(stack: Stack, console: Console) -> None:
 def _figures(plan: Plan, c: Counters, f: Findings, seed: int, seconds: float) -> dict[str, Any]:
     return {
         "events": c.events,
+        "charges": c.charges,
         "generations": len(plan.generations),
         "packs": len(c.purchases),
         "webhooks": c.webhooks,

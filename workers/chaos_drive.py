@@ -21,7 +21,7 @@ from standardwebhooks import Webhook
 
 from ledger.errors import LedgerUnavailable
 from workers import client
-from workers.chaos_plan import Delivery, Fault, Purchase
+from workers.chaos_plan import Charge, Delivery, Fault, Purchase
 from workers.chaos_stack import (
     KLING_SECRET,
     PACK_AMOUNT,
@@ -44,6 +44,7 @@ class Counters:
     """What the run did, for the figures."""
 
     events: int = 0
+    charges: int = 0
     webhooks: int = 0
     stripe_events: int = 0
     worker_kills: int = 0
@@ -72,8 +73,10 @@ class Driver:
     def close(self) -> None:
         self._http.close()
 
-    def step(self, step: Delivery | Purchase | Fault) -> None:
-        if isinstance(step, Fault):
+    def step(self, step: Charge | Delivery | Purchase | Fault) -> None:
+        if isinstance(step, Charge):
+            self._charge(step)
+        elif isinstance(step, Fault):
             self._fault(step)
         elif isinstance(step, Purchase):
             self._purchase(step)
@@ -98,6 +101,20 @@ class Driver:
             self.stack.start_redis()
 
     # -- deliveries ----------------------------------------------------------------------
+
+    def _charge(self, c: Charge) -> None:
+        g = c.gen
+        self._until_kept(
+            lambda: client.charge(
+                generation_id=g.gen_id,
+                account_id=g.account,
+                provider=g.provider,
+                operation=g.operation,
+                credits=g.credits,
+                provider_job_id=g.job,
+            )
+        )
+        self.counters.charges += 1
 
     def deliver(self, d: Delivery) -> None:
         if d.via == "webhook":

@@ -14,7 +14,16 @@ from typing import Any
 
 from workers.demo_payloads import DEMO_OUTCOMES, demo_payload
 
-__all__ = ["REFUNDABLE", "Delivery", "Fault", "Generation", "Plan", "Purchase", "make_plan"]
+__all__ = [
+    "REFUNDABLE",
+    "Charge",
+    "Delivery",
+    "Fault",
+    "Generation",
+    "Plan",
+    "Purchase",
+    "make_plan",
+]
 
 REFUNDABLE = frozenset({"failed", "moderated", "empty_success", "cancelled", "stuck"})
 """Truths whose credits come back (``stuck``: no result ever, refunded at the hard deadline)."""
@@ -44,6 +53,14 @@ class Generation:
     job: str
     credits: int
     truth: str
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """The pipeline charges ``gen`` as its job starts, just before anything is reported
+    about it (as a platform does: results come seconds or minutes after the charge)."""
+
+    gen: Generation
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +108,7 @@ class Fault:
     times: int = 1
 
 
-Step = Delivery | Purchase | Fault
+Step = Charge | Delivery | Purchase | Fault
 
 
 @dataclass
@@ -141,11 +158,12 @@ def _deliveries(gen: Generation, rng: random.Random) -> list[Delivery]:
     return out
 
 
-def _interleave(queues: list[list[Delivery]], rng: random.Random) -> list[Delivery]:
+def _interleave(queues: list[list[Charge | Delivery]], rng: random.Random) -> list[Step]:
     """The deliveries of many generations interleaved, ``_WINDOW`` generations at a time,
-    each generation's own list kept in its (already shuffled) order."""
-    out: list[Delivery] = []
-    active: list[list[Delivery]] = []
+    each generation's own list kept in its order: its charge, then its (already shuffled)
+    deliveries."""
+    out: list[Step] = []
+    active: list[list[Charge | Delivery]] = []
     pending = iter(queues)
     while True:
         while len(active) < _WINDOW and (nxt := next(pending, None)) is not None:
@@ -183,7 +201,7 @@ def make_plan(
     the middle 80 % of them; ``run`` prefixes every id so runs never collide."""
     rng = random.Random(seed)
     plan = Plan(seed)
-    queues: list[list[Delivery]] = []
+    queues: list[list[Charge | Delivery]] = []
     sent = 0
     i = 0
     while sent < events * 0.97 or not plan.generations:
@@ -201,13 +219,13 @@ def make_plan(
         )
         plan.generations.append(gen)
         queue = _deliveries(gen, rng)
-        queues.append(queue)
+        queues.append([Charge(gen), *queue])
         sent += len(queue)
         if truth != "stuck" and rng.random() < 0.03:
             contra = "failed" if truth == "succeeded" else "succeeded"
             plan.late.append(Delivery(gen, contra, "client", True))
         i += 1
-    steps: list[Step] = list(_interleave(queues, rng))
+    steps = _interleave(queues, rng)
     purchases = max(1, events // _EVENTS_PER_PURCHASE)
     for p in range(purchases):
         deliver = rng.choices(("all", "dup", "some", "none"), weights=(5, 3, 1, 1))[0]
