@@ -99,7 +99,8 @@ def run_chaos(
         since = now_ms()
         _script_stuck(stack, plan)
         counters = _drive(stack, plan, console, timeout_s)
-        findings = audit_run(plan, counters, run=run, since_ms=since)
+        logs = sorted(home.glob("*.log"))
+        findings = audit_run(plan, counters, run=run, since_ms=since, logs=logs)
     finally:
         stack.close()
     figures = _figures(plan, counters, findings, seed, time.monotonic() - began)
@@ -232,6 +233,7 @@ def _figures(plan: Plan, c: Counters, f: Findings, seed: int, seconds: float) ->
         "sla_max_s": f.sla_max_s,
         "sla_breaches": f.sla_breaches,
         "ledger_violations": f.ledger_violations,
+        "secrets_leaked": f.secrets_leaked,
         "seconds": round(seconds, 1),
         "seed": seed,
         "ok": f.violations == 0,

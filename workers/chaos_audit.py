@@ -12,7 +12,9 @@ invariants (``ledger.audit``) on top.
 - ``minted``: a successful generation refunded, a refund without a charge, a balance that
   is not the sum of its entries;
 - ``unaccounted_dead_letters``: a dead letter the plan did not ask for;
-- ``sla_breaches``: a refund later than ``REFUNDRY_REFUND_SLA_MS``.
+- ``sla_breaches``: a refund later than ``REFUNDRY_REFUND_SLA_MS``;
+- ``secrets_leaked``: a signing secret or API key of the run written in clear in a log
+  file, a dead letter or the inbox.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -28,7 +31,7 @@ from ledger import audit
 from workers import runtime
 from workers.chaos_drive import Counters
 from workers.chaos_plan import REFUNDABLE, Plan
-from workers.chaos_stack import PACK_CREDITS
+from workers.chaos_stack import PACK_CREDITS, SECRETS
 
 __all__ = ["Findings", "audit_run", "progress"]
 
@@ -43,6 +46,10 @@ _PACKS = (
 )
 _UNSETTLED = "SELECT id, payload, state FROM inbox WHERE state <> 'processed'"
 _OPEN_DEAD = "SELECT message_id FROM dead_letters WHERE resolved_at_ms IS NULL"
+_KEPT_TEXT = (
+    "SELECT reason || ' ' || message FROM dead_letters UNION ALL "
+    "SELECT payload || ' ' || coalesce(dead_reason, '') FROM inbox WHERE state <> 'processed'"
+)
 _PROGRESS = (
     "SELECT (SELECT count(*) FROM generations WHERE generation_id LIKE %s "
     "AND outcome IS NOT NULL), (SELECT count(*) FROM inbox WHERE state = 'pending')"
@@ -72,6 +79,7 @@ class Findings:
     sla_max_s: float = 0.0
     refunds: int = 0
     ledger_violations: int = 0
+    secrets_leaked: int = 0
     examples: list[str] = field(default_factory=list)
 
     def note(self, what: str) -> None:
@@ -89,6 +97,7 @@ class Findings:
             + self.unaccounted_dead_letters
             + self.sla_breaches
             + self.ledger_violations
+            + self.secrets_leaked
         )
 
 
@@ -97,8 +106,11 @@ def _rows(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         return conn.execute(sql.encode(), params).fetchall()
 
 
-def audit_run(plan: Plan, counters: Counters, *, run: str, since_ms: int) -> Findings:
-    """The findings of one run; ``since_ms``: when it began (refunds counted from then)."""
+def audit_run(
+    plan: Plan, counters: Counters, *, run: str, since_ms: int, logs: list[Path]
+) -> Findings:
+    """The findings of one run; ``since_ms``: when it began (refunds counted from then);
+    ``logs``: the log files of its processes."""
     url = runtime.settings().database_url
     found = Findings()
     like = f"chaos-{run}-%"
@@ -121,6 +133,7 @@ def audit_run(plan: Plan, counters: Counters, *, run: str, since_ms: int) -> Fin
             found.note(f"misjudged: {gen.gen_id} is {gen.truth}, recorded {outcome}")
     _audit_packs(url, counters, found)
     _audit_inbox(url, plan, found)
+    _audit_secrets(url, logs, found)
     settings = runtime.settings()
     latencies = runtime.ledger().refund_latencies_ms(since_ms=since_ms)
     found.sla_max_s = round(max(latencies, default=0) / 1000, 3)
@@ -192,3 +205,14 @@ def _audit_inbox(url: str, plan: Plan, found: Findings) -> None:
         if message_id not in dead_ids:
             found.unaccounted_dead_letters += 1
             found.note(f"unaccounted dead letter {message_id}")
+
+
+def _audit_secrets(url: str, logs: list[Path], found: Findings) -> None:
+    """No secret of the run in clear in a log file, a dead letter or an unsettled event."""
+    texts = [(str(path), path.read_text(errors="replace")) for path in logs if path.exists()]
+    texts += [("ledger", str(text)) for (text,) in _rows(url, _KEPT_TEXT)]
+    for where, text in texts:
+        for secret in SECRETS:
+            if secret in text:
+                found.secrets_leaked += 1
+                found.note(f"secret in clear in {where}")

@@ -29,12 +29,23 @@ import httpx
 from ledger.errors import ConfigurationError
 from ledger.private_files import open_private
 
-__all__ = ["KLING_SECRET", "PACK_AMOUNT", "PACK_CREDITS", "PACK_PRICE", "STRIPE_SECRET", "Stack"]
+__all__ = [
+    "KLING_SECRET",
+    "PACK_AMOUNT",
+    "PACK_CREDITS",
+    "PACK_PRICE",
+    "SECRETS",
+    "STRIPE_SECRET",
+    "Stack",
+]
 
 KLING_SECRET = "whsec_" + base64.b64encode(b"refundry-chaos-kling-secret-32b").decode()
 STRIPE_SECRET = "whsec_refundry_chaos_stripe_endpoint"
 STRIPE_KEY = "sk_test_refundry_chaos"
+KLING_ACCESS, KLING_KEY = "chaos-kling-access-key-id", "chaos-kling-secret-key-0123456789"
 PACK_PRICE, PACK_AMOUNT, PACK_CREDITS = "price_chaos_pack", 1900, 500
+SECRETS = (KLING_SECRET, STRIPE_SECRET, STRIPE_KEY, KLING_KEY)
+"""What must never be written in clear to a log, a dead letter or the inbox."""
 
 
 def _support(module: str) -> Any:
@@ -145,8 +156,8 @@ class Stack:
             "STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
             "REFUNDRY_PACKS": json.dumps({PACK_PRICE: PACK_CREDITS}),
             "KLING_WEBHOOK_SECRET": KLING_SECRET,
-            "KLING_ACCESS_KEY": "chaos-kling-access",
-            "KLING_SECRET_KEY": "chaos-kling-secret-key",
+            "KLING_ACCESS_KEY": KLING_ACCESS,
+            "KLING_SECRET_KEY": KLING_KEY,
             "KLING_API_BASE": self.kling.url,
             "FAL_JWKS_URL": "off",
             **settings,

@@ -7,7 +7,6 @@ up, and would hide a crash (the app answers 503 to any exception), so it fails t
 from __future__ import annotations
 
 import json
-import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 from tests.fuzz.conftest import count
 from tests.fuzz.strategies import header_values, raw_bodies
 from tests.support.redis_server import RedisServer
-from workers import runtime
+from tests.support.web_app import web_app
 from workers.demo_payloads import demo_payload
 
 with warnings.catch_warnings():  # its advice to install httpx2 is about the transport only
@@ -61,28 +60,12 @@ HEADER_NAMES = [
 def app(
     redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TestClient]:
-    from workers.web import create_app
-
     folder = tmp_path_factory.mktemp("fuzz-ingress")
-    env = ENV | {
-        "REDIS_URL": redis_server.url,
-        "DATABASE_URL": f"sqlite:///{folder / 'ledger.sqlite3'}",
-        "REFUNDRY_HOME": str(folder / "home"),
-    }
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    runtime.reset()
-    runtime.ledger()  # the ledger exists, migrated, as refundry web makes it
-    try:
-        with TestClient(create_app(), raise_server_exceptions=True) as client:
-            yield client
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        runtime.reset()
+    with (
+        web_app(folder, redis_server, **ENV) as asgi,
+        TestClient(asgi, raise_server_exceptions=True) as client,
+    ):
+        yield client
 
 
 def _standard(body: bytes, skew_s: int, webhook_id: str) -> dict[str, str]:
