@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 APT_GET  := env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: demo test lint types unit install clean browser
+.PHONY: demo test lint types unit install clean browser fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,3 +41,7 @@ test: lint types browser
 
 clean:
 	rm -rf $(VENV) .refundry .mypy_cache .ruff_cache .pytest_cache
+
+# The long fuzz run: hypothesis with many examples, then atheris, to a million inputs.
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.long_run --inputs $${FUZZ_INPUTS:-1000000}

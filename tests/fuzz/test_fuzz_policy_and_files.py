@@ -120,7 +120,7 @@ def test_refundry_classify_answers_any_file_or_refuses_it_in_one_line(
         assert '"outcome"' in out
 
 
-@given(policy_texts().map(str.encode) | raw_bodies())
+@given(policy_texts().map(lambda t: t.encode("utf-8", "surrogatepass")) | raw_bodies())
 def test_refundry_policy_check_answers_any_file_or_refuses_it_in_one_line(data: bytes) -> None:
     count("cli.policy_check")
     code, out, err = _run(["policy", "check"], data)
