@@ -20,7 +20,7 @@ from standardwebhooks import Webhook
 from starlette.exceptions import StarletteDeprecationWarning
 
 from tests.fuzz.conftest import count
-from tests.fuzz.strategies import header_values, raw_bodies
+from tests.fuzz.strategies import header_values, mutated, raw_bodies
 from tests.support.redis_server import RedisServer
 from tests.support.web_app import web_app
 from workers.demo_payloads import demo_payload
@@ -83,8 +83,13 @@ def _stripe(body: bytes, skew_s: int) -> dict[str, str]:
     return {"stripe-signature": str(header)}
 
 
-bodies = raw_bodies() | st.sampled_from(["kling", "fal"]).map(
-    lambda p: json.dumps(demo_payload(p, "job-1", "failed")).encode()
+OPENAI_EVENT = {"id": "evt_1", "object": "event", "type": "video.failed", "data": {"id": "v_1"}}
+bodies = (
+    raw_bodies()
+    | st.sampled_from(["kling", "fal"]).map(
+        lambda p: json.dumps(demo_payload(p, "job-1", "failed")).encode()
+    )
+    | mutated(OPENAI_EVENT).map(lambda e: json.dumps(e).encode())
 )
 
 
@@ -126,3 +131,14 @@ def test_the_fuzzed_app_serves_the_routes(app: TestClient) -> None:
     """The routes under fuzz are on (a forged delivery is 401, not 404)."""
     for route in ("stripe", "openai", "kling", "replicate"):
         assert app.post(f"/webhooks/{route}", content=b"{}").status_code == 401
+
+
+@pytest.mark.parametrize("kind", [[], {}, ["video.failed"], 1, None])
+def test_a_signed_openai_event_whose_type_is_not_text_is_answered_not_crashed(
+    app: TestClient, kind: object
+) -> None:
+    """Found by this fuzzing: ``"type": []`` raised ``TypeError`` (unhashable) in the
+    route's filter, answered 503, so OpenAI would have retried it for days."""
+    body = json.dumps({"id": "evt_x", "object": "event", "type": kind, "data": {}}).encode()
+    answer = app.post("/webhooks/openai", content=body, headers=_standard(body, 0, "msg_t"))
+    assert answer.status_code == 200 and answer.json()["kept"] is False
