@@ -44,6 +44,8 @@ STRIPE_SECRET = "whsec_refundry_chaos_stripe_endpoint"
 STRIPE_KEY = "sk_test_refundry_chaos"
 KLING_ACCESS, KLING_KEY = "chaos-kling-access-key-id", "chaos-kling-secret-key-0123456789"
 PACK_PRICE, PACK_AMOUNT, PACK_CREDITS = "price_chaos_pack", 1900, 500
+_RESTART_TIMEOUT_S = 180.0
+"""How long a restarted Redis or PostgreSQL may take to answer before the run gives up."""
 SECRETS = (KLING_SECRET, STRIPE_SECRET, STRIPE_KEY, KLING_KEY)
 """What must never be written in clear to a log, a dead letter or the inbox."""
 
@@ -231,7 +233,8 @@ class Stack:
             self.redis.stop()
 
     def start_redis(self) -> None:
-        self.redis.start()
+        """Start Redis again; on a loaded machine replaying a long AOF takes a while."""
+        self.redis.start(timeout=_RESTART_TIMEOUT_S)
 
     def stop_postgres(self, hard: bool) -> None:
         """Stop PostgreSQL (a crash, SIGKILL, when ``hard``; else a fast shutdown)."""
@@ -241,7 +244,8 @@ class Stack:
             self.postgres.stop()
 
     def start_postgres(self) -> None:
-        self.postgres.start()
+        """Start PostgreSQL again (crash recovery after a SIGKILL)."""
+        self.postgres.start(timeout=_RESTART_TIMEOUT_S)
 
     def processes_alive(self) -> bool:
         groups = [*self.workers, self.scheduler, self.web]
