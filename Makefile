@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 APT_GET  := env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: demo test lint types unit install clean browser rabbitmq
+.PHONY: demo test lint types unit install clean browser rabbitmq fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,3 +52,7 @@ test: lint types browser rabbitmq
 
 clean:
 	rm -rf $(VENV) .refundry .mypy_cache .ruff_cache .pytest_cache
+
+# The long fuzz run: hypothesis with many examples, then atheris, to a million inputs.
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.long_run --inputs $${FUZZ_INPUTS:-1000000}

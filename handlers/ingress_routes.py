@@ -131,7 +131,8 @@ def _stripe_route(secrets: tuple[str, ...]) -> RouteVerifier:
 
 def _openai_event_wanted(payload: Mapping[str, Any]) -> bool:
     """OpenAI posts every event type a project subscribed to; only video events are ours."""
-    return payload.get("object") != "event" or payload.get("type") in openai.EVENTS
+    kind = payload.get("type")  # any JSON: a list or an object is unhashable, and no type
+    return payload.get("object") != "event" or (isinstance(kind, str) and kind in openai.EVENTS)
 
 
 def _standard_route(

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import psycopg
+from psycopg import sql as psql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -76,6 +77,12 @@ class _PostgresTx:
 
     def raw(self, sql: str, params: dict[str, Any]) -> list[Row]:
         return self._sql(sql, params)
+
+    def create_schema(self, schema: str) -> None:
+        """``CREATE SCHEMA IF NOT EXISTS``, the name quoted by psycopg's composition (SQL is
+        never built by formatting, even from a checked name)."""
+        statement = psql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(psql.Identifier(schema))
+        self._conn.execute(statement)
 
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

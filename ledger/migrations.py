@@ -37,7 +37,7 @@ def migrate(db: Database, *, up_to: int | None = None) -> list[str]:
         if isinstance(db, PostgresDatabase):
             assert isinstance(tx, _PostgresTx)
             tx.raw("SELECT pg_advisory_xact_lock(%(key)s)", {"key": _PG_MIGRATION_LOCK})
-            tx.raw(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"', {})
+            tx.create_schema(db.schema)
         tx.script(_TRACKING_TABLE)
         done = {row["version"] for row in tx.all("applied_migrations")}
         for version, name, sql in migrations(db.dialect):

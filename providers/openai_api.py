@@ -46,7 +46,10 @@ EVENT_TYPES: Final = frozenset({"video.completed", "video.failed"})
 
 def thin_event_job_id(payload: object) -> str | None:
     """The video id of a thin ``video.completed`` / ``video.failed`` event, else ``None``."""
-    if not isinstance(payload, Mapping) or payload.get("type") not in EVENT_TYPES:
+    if not isinstance(payload, Mapping):
+        return None
+    kind = payload.get("type")
+    if not isinstance(kind, str) or kind not in EVENT_TYPES:  # any JSON: a list is unhashable
         return None
     data = payload.get("data")
     video_id = data.get("id") if isinstance(data, Mapping) else None

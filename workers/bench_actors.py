@@ -76,7 +76,7 @@ def create_peer_tables(url: str) -> None:
     conn = connect_peer(url)
     try:
         if _is_postgres(url):
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {PEER_SCHEMA}")
+            conn.execute("CREATE SCHEMA IF NOT EXISTS refundry_bench")  # = PEER_SCHEMA
         for statement in _TABLES:
             conn.execute(statement)
     finally:
@@ -126,16 +126,24 @@ def bench_peer_refund(refund_key: str, account_id: str, credits: int) -> None:
     conn.execute("COMMIT")
 
 
+_PEER_STATEMENTS: Final = {
+    "%s": (
+        "INSERT INTO peer_refunds VALUES (%s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
+        "INSERT INTO peer_balances VALUES (%s, %s) ON CONFLICT (account_id)"
+        " DO UPDATE SET balance = peer_balances.balance + excluded.balance",
+    ),
+    "?": (
+        "INSERT INTO peer_refunds VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING 1",
+        "INSERT INTO peer_balances VALUES (?, ?) ON CONFLICT (account_id)"
+        " DO UPDATE SET balance = peer_balances.balance + excluded.balance",
+    ),
+}
+"""The peer's two statements, per driver placeholder (written out: SQL is never formatted)."""
+
+
 def _refund_in(conn: Any, mark: str, refund_key: str, account_id: str, credits: int) -> None:
     """The peer's two statements; ``mark`` is the driver's parameter placeholder."""
-    took = conn.execute(
-        f"INSERT INTO peer_refunds VALUES ({mark}, {mark}, {mark})"
-        " ON CONFLICT DO NOTHING RETURNING 1",
-        (refund_key, account_id, credits),
-    ).fetchone()
+    refund, balance = _PEER_STATEMENTS[mark]
+    took = conn.execute(refund, (refund_key, account_id, credits)).fetchone()
     if took:
-        conn.execute(
-            f"INSERT INTO peer_balances VALUES ({mark}, {mark}) ON CONFLICT (account_id)"
-            " DO UPDATE SET balance = peer_balances.balance + excluded.balance",
-            (account_id, credits),
-        )
+        conn.execute(balance, (account_id, credits))

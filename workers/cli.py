@@ -370,5 +370,52 @@ def bench(
     sys.exit(run_bench(events, rate, paced, processes, threads, as_json))
 
 
+@main.command()
+@click.option("--events", type=opt.EVENTS, default=2000, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="the figures as JSON, the last stdout line")
+@click.option("--workers", type=opt.PROCESSES, default=3, show_default=True, help="worker groups")
+@click.option("-t", "--threads", type=opt.THREADS, default=4, show_default=True)
+@click.option("--kills", type=click.IntRange(0, 10_000), default=None, help="worker SIGKILLs")
+@click.option("--redis-restarts", type=click.IntRange(0, 1000), default=None)
+@click.option("--postgres-restarts", type=click.IntRange(0, 1000), default=None)
+@click.option("--timeout", "timeout_s", type=opt.TIMEOUT_S, default=1800.0, show_default=True)
+def chaos(
+    events: int,
+    seed: int,
+    as_json: bool,
+    workers: int,
+    threads: int,
+    kills: int | None,
+    redis_restarts: int | None,
+    postgres_restarts: int | None,
+    timeout_s: float,
+) -> None:
+    """A seeded adversarial run on a real Redis and PostgreSQL: workers SIGKILLed, Redis and
+    PostgreSQL restarted, Stripe and providers failing; then the audit (exit 1 on any
+    violation). Runs from a checkout: it starts the test suite's servers and fakes."""
+    from workers.chaos import default_faults, run_chaos
+
+    defaults = default_faults(events)
+    faults = (
+        defaults[0] if kills is None else kills,
+        defaults[1] if redis_restarts is None else redis_restarts,
+        defaults[2] if postgres_restarts is None else postgres_restarts,
+    )
+    home = runtime.settings().home / f"chaos-{seed}"
+    sys.exit(
+        run_chaos(
+            events,
+            seed,
+            as_json=as_json,
+            workers=workers,
+            threads=threads,
+            faults=faults,
+            timeout_s=timeout_s,
+            home=home,
+        )
+    )
+
+
 if __name__ == "__main__":
     main()

@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from ledger import Ledger
+from tests.support.ops import dead_letter_for_the_page
 from workers.ops_page import ops_app
 from workers.settings import Settings
 
@@ -41,16 +42,7 @@ def _client(app: Starlette, cookies: dict[str, str] | None = None) -> httpx.Asyn
 @pytest.fixture
 def app(ledger: Ledger, tmp_path: Path) -> Starlette:
     settings = Settings.from_env({"REFUNDRY_OPS_TOKEN": TOKEN, "REFUNDRY_HOME": str(tmp_path)})
-    ledger.inbox.record(id="in_dead", kind="result", provider="kling", payload={})
-    ledger.dead.record(
-        message_id="in_dead",
-        actor="process_result",
-        queue="results",
-        reason="ChargeNotFound generation_id=ghost",
-        error_class="ChargeNotFound",
-        message="{}",
-        inbox_id="in_dead",
-    )
+    dead_letter_for_the_page(ledger)
     page = ops_app(settings, lambda: ledger, lambda kind, inbox_id: None)
     return Starlette(routes=[Mount("/ops", app=page)])
 

@@ -15,6 +15,7 @@ import httpx
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
+from ledger import Ledger
 from tests.support.waiting import wait_until
 from workers import client, runtime
 from workers.demo_payloads import demo_payload
@@ -148,3 +149,17 @@ def labelled(samples: Samples, name: str, *labels: str) -> dict[tuple[str, ...],
 def counted(rows: Sequence[tuple[Any, ...]]) -> dict[tuple[str, ...], float]:
     """``(label…, n)`` rows as :func:`labelled` gives them."""
     return {tuple(str(v) for v in row[:-1]): float(row[-1]) for row in rows}
+
+
+def dead_letter_for_the_page(ledger: Ledger, inbox_id: str = "in_dead") -> None:
+    """One open dead letter (a result whose charge is missing) for the ops page to show."""
+    ledger.inbox.record(id=inbox_id, kind="result", provider="kling", payload={})
+    ledger.dead.record(
+        message_id=inbox_id,
+        actor="process_result",
+        queue="results",
+        reason="ChargeNotFound generation_id=ghost",
+        error_class="ChargeNotFound",
+        message="{}",
+        inbox_id=inbox_id,
+    )
