@@ -222,7 +222,11 @@ class _Api:
                     result, replayed = await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
             except TimeoutError:
                 log.warning("api %s %s: no answer in time; answered 503", route.method, route.path)
-                detail = f"no answer within {self.settings.ingress_deadline_s} s; retry"
+                detail = (
+                    f"no answer within {self.settings.ingress_deadline_s} s; the request may"
+                    " still complete: retry the same body under the same Idempotency-Key"
+                    " (its answer is then replayed), never take it as not run"
+                )
                 result, replayed = problem("unavailable", detail, headers=_RETRY), False
             except RefundryError as exc:  # the ledger, on claiming or keeping a key
                 log.warning("api %s %s: %s", route.method, route.path, type(exc).__name__)
