@@ -35,7 +35,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from handlers.webhook_verification import BodyMalformed, BodyTooLarge
@@ -55,7 +55,7 @@ from workers.api_routes import API_ROUTES, ApiRoute
 from workers.metrics import count_api_request
 from workers.settings import Settings
 
-__all__ = ["BodyReader", "api_app", "api_mount"]
+__all__ = ["BodyReader", "api_app", "api_mount", "not_found"]
 
 log = logging.getLogger(__name__)
 
@@ -290,6 +290,16 @@ async def _http_problem(request: Request, exc: Exception) -> Response:
     else:
         result = problem("not-found", "no such path; see /v1/openapi.json")
     return _respond(result)
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    """The web app's 404 (``workers.web``): a problem for a path of the API, however cased
+    (``/v1``, ``/V1/charges``), Starlette's plain text elsewhere."""
+    assert isinstance(exc, HTTPException)
+    path = request.url.path.lower()
+    if path == "/v1" or path.startswith("/v1/"):
+        return await _http_problem(request, exc)
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
 
 
 def _starlette_path(path: str) -> str:

@@ -11,6 +11,7 @@ from tests.support.api import (
     KEY_NEW,
     KEY_OLD,
     MAX_BODY_BYTES,
+    PROBLEM,
     Api,
     balance,
     charge_body,
@@ -102,6 +103,10 @@ def test_unknown_generations_paths_and_methods_are_problems(
     problem(document, api.get(f"/v1/generations/{new_id('never')}"), 404, "not-found")
     problem(document, api.get("/v1/nothing"), 404, "not-found")
     problem(document, api.get("/v1/charges/"), 404, "not-found")
+    for outside in ("/v1", "/V1/charges", "/v1X"):
+        answer = api.get(outside)
+        assert answer.status_code == 404
+        assert answer.headers["content-type"].startswith(PROBLEM) == (outside != "/v1X")
     wrong = api.request("DELETE", "/v1/charges")
     problem(document, wrong, 405, "method-not-allowed")
     assert "POST" in wrong.headers["allow"]
