@@ -37,10 +37,20 @@ KEEP_MS: Final[int] = 24 * 3_600_000
 PURGE_EVERY_MS: Final[int] = 60_000
 """How often a process purges expired keys, on the way of a claim."""
 
-IN_FLIGHT_LEASE_MS: Final[int] = 120_000
+IN_FLIGHT_LEASE_MS: Final[int] = 30_000
 """An attempt not finished after this long is taken to have died (its process stopped
 between the effect and keeping its answer): the next request under the key runs it again.
-Longer than any request may take (the ingress deadline, a SQLite busy wait of 60 s)."""
+A key is thus ``in-use`` for at most 30 s after its process died. Longer than a request
+normally takes (the ingress deadline, 8 s by default); a request still running past it (a
+ledger locked that long) may be run a second time by a retry, which is harmless: every
+operation behind the API has the same effect once by its own key in the ledger, and only the
+first attempt to finish keeps its answer (:meth:`ApiIdempotency.finish`)."""
+
+
+IN_USE: Final[str] = (
+    "another request under this Idempotency-Key (and API key) is still being answered;"
+    " retry the same request after Retry-After"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +108,12 @@ class ApiIdempotency:
                 return Claimed(scope, key, attempt)
             held = tx.one("lock_api_idempotency_key", **ids)
             if held is None:  # released by its attempt between our insert and this read
-                raise IdempotencyKeyInUse(idempotency_key=key)
+                raise IdempotencyKeyInUse(IN_USE, idempotency_key=key)
             expired = int(held["created_at_ms"]) <= now - KEEP_MS
             if not expired:
                 live = int(held["locked_at_ms"]) > now - IN_FLIGHT_LEASE_MS
                 if held["state"] == "in_flight" and live:
-                    raise IdempotencyKeyInUse(idempotency_key=key)
+                    raise IdempotencyKeyInUse(IN_USE, idempotency_key=key)
                 _same_request(held, fingerprint, key)
                 if held["state"] == "done":
                     return Replay(int(held["status"]), str(held["response"]))

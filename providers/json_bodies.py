@@ -55,12 +55,15 @@ class _NotJson(ValueError):
     """Raised by the decoder's hooks; turned into ``InvalidPayload`` naming the field."""
 
 
-def decode_json(raw: str | bytes, *, field: str = "payload") -> Any:
+def decode_json(raw: str | bytes, *, field: str = "payload", unique_names: bool = False) -> Any:
     """The JSON value in ``raw`` (UTF-8 bytes or text), checked by :func:`check_tree`.
 
     Returns a ``dict``, ``list``, ``str``, ``int``, ``float``, ``bool`` or ``None``; raises
     ``InvalidPayload`` naming ``field`` for text that is not UTF-8, not JSON, or not within
-    the rules of this module. Never raises anything else.
+    the rules of this module. With ``unique_names`` an object holding a member name twice is
+    refused too (RFC 8259 §4: names SHOULD be unique, and parsers disagree on which one
+    wins, so a proxy or audit log could read another request than ours): for requests
+    Refundry's own API is sent, never for a provider's deliveries. Never raises anything else.
     """
     if isinstance(raw, bytes | bytearray):
         try:
@@ -77,7 +80,10 @@ def decode_json(raw: str | bytes, *, field: str = "payload") -> Any:
         )
     try:
         value = json.loads(
-            text.removeprefix(_BOM), parse_constant=_no_constant, parse_int=_whole_number
+            text.removeprefix(_BOM),
+            parse_constant=_no_constant,
+            parse_int=_whole_number,
+            object_pairs_hook=_unique_object if unique_names else None,
         )
     except RecursionError:
         raise _too_deep(field) from None
@@ -86,6 +92,13 @@ def decode_json(raw: str | bytes, *, field: str = "payload") -> Any:
     except json.JSONDecodeError as exc:
         raise InvalidPayload(f"malformed JSON: {exc}", field=field) from None
     check_tree(value, field=field)
+    return value
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):  # the name is not repeated: it may be a secret's
+        raise _NotJson("an object holds a member name twice")
     return value
 
 

@@ -28,13 +28,14 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
+from urllib.parse import unquote_to_bytes
 
 import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from handlers.webhook_verification import BodyMalformed, BodyTooLarge
@@ -54,7 +55,7 @@ from workers.api_routes import API_ROUTES, ApiRoute
 from workers.metrics import count_api_request
 from workers.settings import Settings
 
-__all__ = ["BodyReader", "api_app", "api_mount"]
+__all__ = ["BodyReader", "api_app", "api_mount", "not_found"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,32 @@ def _respond(result: Answer, *, replayed: bool = False) -> Response:
     return Response(
         result.text(), status_code=result.status, headers=headers, media_type=result.media_type
     )
+
+
+_ONCE: Final = ("Authorization", "Idempotency-Key")
+"""Headers a request sends at most once."""
+
+
+def _utf8_path(request: Request) -> bool:
+    """Whether the path, percent-decoded, is UTF-8 (Starlette would turn a byte that is not
+    into U+FFFD, so ``%fe`` and ``%ff`` would name the same account)."""
+    raw = request.scope.get("raw_path") or request.scope["path"].encode()
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+_PARSED_INLINE_BYTES = 65_536
+"""Bodies up to this size are parsed on the event loop (well under a millisecond); larger
+ones in a worker thread."""
+
+
+def _parsed(raw: bytes) -> dict[str, Any]:
+    """The API's JSON rule: the ingress's (``workers.validation.json_document``), and no
+    member name twice in one object."""
+    return validation.json_document(raw, field="body", unique_names=True)
 
 
 def _fingerprint(route: ApiRoute, path: str, body: Any) -> str:
@@ -147,7 +174,11 @@ class _Api:
         limit = self.settings.max_body_bytes
         try:
             raw = await self.read_body(request, limit, self.settings.body_timeout_s)
-            return validation.json_document(raw, field="body")
+            if len(raw) <= _PARSED_INLINE_BYTES:
+                return _parsed(raw)
+            # A big body takes seconds of CPU to parse: in a thread, so /healthz and /readyz
+            # (and every other request) are still answered meanwhile.
+            return await anyio.to_thread.run_sync(_parsed, raw)
         except BodyTooLarge:
             return problem("body-too-large", f"the body is over {limit} bytes")
         except (BodyMalformed, InvalidPayload) as exc:
@@ -187,10 +218,20 @@ class _Api:
         rules, run (under its idempotency key) in a worker thread within the deadline."""
 
         async def respond(request: Request) -> Response:
+            for once in _ONCE:  # which of two would we read? A proxy may read the other
+                if len(request.headers.getlist(once)) > 1:
+                    detail = f"send the {once} header once"
+                    return _respond(problem("repeated-header", detail, field_name=once))
             scope = self.keys.scope(request.headers.get("authorization"))
             if scope is None:
                 detail = "send Authorization: Bearer <API key>"
                 return _respond(problem("unauthorized", detail, headers=_UNAUTHORIZED))
+            if not _utf8_path(request):
+                name = next(iter(request.path_params), "path")
+                detail = "the path is not UTF-8 text once percent-decoded"
+                return _respond(
+                    problem("invalid-input", detail, field_name=name, error="InvalidIdentifier")
+                )
             body: dict[str, Any] = {}
             if route.request is not None:
                 try:
@@ -222,7 +263,11 @@ class _Api:
                     result, replayed = await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
             except TimeoutError:
                 log.warning("api %s %s: no answer in time; answered 503", route.method, route.path)
-                detail = f"no answer within {self.settings.ingress_deadline_s} s; retry"
+                detail = (
+                    f"no answer within {self.settings.ingress_deadline_s} s; the request may"
+                    " still complete: retry the same body under the same Idempotency-Key"
+                    " (its answer is then replayed), never take it as not run"
+                )
                 result, replayed = problem("unavailable", detail, headers=_RETRY), False
             except RefundryError as exc:  # the ledger, on claiming or keeping a key
                 log.warning("api %s %s: %s", route.method, route.path, type(exc).__name__)
@@ -245,6 +290,16 @@ async def _http_problem(request: Request, exc: Exception) -> Response:
     else:
         result = problem("not-found", "no such path; see /v1/openapi.json")
     return _respond(result)
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    """The web app's 404 (``workers.web``): a problem for a path of the API, however cased
+    (``/v1``, ``/V1/charges``), Starlette's plain text elsewhere."""
+    assert isinstance(exc, HTTPException)
+    path = request.url.path.lower()
+    if path == "/v1" or path.startswith("/v1/"):
+        return await _http_problem(request, exc)
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
 
 
 def _starlette_path(path: str) -> str:

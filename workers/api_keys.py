@@ -29,7 +29,9 @@ API_KEY_MIN_CHARS: Final[int] = 24
 _KEY: Final = re.compile(r"[!-+\--~]+")
 """Printable ASCII without space or comma (the list's separator)."""
 
-_BEARER: Final = re.compile(r"Bearer ([!-~]+)", re.IGNORECASE)
+_BEARER: Final = re.compile(r"Bearer +([!-~]+)", re.IGNORECASE)
+"""RFC 9110 §11.4 (``auth-scheme [ 1*SP token68 ]``) and RFC 6750 §2.1: one or more spaces
+after the scheme, whose name is case-insensitive."""
 
 
 def _split(raw: str) -> list[str]:

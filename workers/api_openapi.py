@@ -79,6 +79,17 @@ def _operation(route: ApiRoute) -> dict[str, Any]:
     return operation
 
 
+def _head(get: dict[str, Any]) -> dict[str, Any]:
+    """The HEAD of a GET operation: the same answers, statuses and headers, without a body."""
+    head = {k: v for k, v in get.items() if k != "responses"}
+    head["operationId"] = f"{get['operationId']}Head"
+    head["responses"] = {
+        status: {k: v for k, v in answer.items() if k != "content"}
+        for status, answer in get["responses"].items()
+    }
+    return head
+
+
 def openapi_document(*, version: str = "1") -> dict[str, Any]:
     """The OpenAPI 3.1 document: every route of ``API_ROUTES``, its schemas, bearer auth."""
     paths: dict[str, dict[str, Any]] = {}
@@ -94,6 +105,9 @@ def openapi_document(*, version: str = "1") -> dict[str, Any]:
             },
         }
     }
+    for item in paths.values():  # every GET is served for HEAD too (RFC 9110 §9.3.2)
+        if "get" in item:
+            item["head"] = _head(item["get"])
     return {
         "openapi": "3.1.0",
         "info": {

@@ -40,6 +40,7 @@ PROBLEM_TYPE: Final = "application/problem+json"
 PROBLEMS: Final[dict[str, tuple[int, str]]] = {
     "malformed-body": (400, "The body is not a JSON object within the rules"),
     "invalid-idempotency-key": (400, "The Idempotency-Key header breaks the id rule"),
+    "repeated-header": (400, "A header that is sent once was sent more than once"),
     "unauthorized": (401, "A valid API key is required"),
     "not-found": (404, "No such resource"),
     "method-not-allowed": (405, "Method not allowed on this resource"),

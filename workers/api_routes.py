@@ -103,7 +103,7 @@ def receipt_body(receipt: Receipt) -> dict[str, Any]:
     (credits, when) or, while it waits, the deadline past which it is refunded, and the
     policy version that judges it (the refund's own, once refunded)."""
     gen = receipt.generation
-    judged_by = runtime.policy_book().at(gen.charged_at_ms).name
+    judged_by = runtime.in_force(gen.charged_at_ms).name
     refunded = receipt.refund_credits is not None and receipt.refunded_at_ms is not None
     waiting = gen.outcome is None
     outcome = None

@@ -69,6 +69,19 @@ _REQUESTS: Final[dict[str, dict[str, Any]]] = {
             "credits": _CREDITS,
             "idempotency_key": _ID,
             "reason": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_LENGTH},
+            "credit_kind": {
+                "type": "string",
+                "default": "promo",
+                "description": "a credit kind of the policy version in force (its expiry rule)",
+            },
+            "subscription_id": _nullable(_ID),
+            "cycle_ends_at_ms": _nullable(
+                {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "end of the billing cycle, ms since the epoch (cycle_end)",
+                }
+            ),
         },
     ),
 }

@@ -68,7 +68,7 @@ def grant(
         isinstance(cycle_ends_at_ms, bool) or not isinstance(cycle_ends_at_ms, int)
     ):
         raise InvalidLotTerms("ms since the epoch, a whole number", field="cycle_ends_at_ms")
-    rules = runtime.policy_book().at(now_ms()).rules
+    rules = runtime.in_force().rules
     terms = lot_terms(
         rules.credit_kinds,
         credit_kind,
@@ -107,9 +107,10 @@ def charge(
     operation = validation.operation(operation)
     credits = validation.credits(credits)
     provider_job_id = validation.optional_job_id(provider_job_id, provider=provider)
-    deadline = runtime.deadlines().for_generation(provider, operation)
-    mode = runtime.policy_book().at(now_ms()).rules.charge_mode  # the version at its charge
-    return runtime.ledger().charge(
+    at = now_ms()  # the version in force at the charge decides every rule of it
+    deadline = runtime.deadlines(at).for_generation(provider, operation)
+    mode = runtime.in_force(at).rules.charge_mode
+    return runtime.ledger(at_ms=at).charge(
         generation_id=generation_id,
         account_id=account_id,
         provider=provider,

@@ -5,6 +5,13 @@ with its data (AOF on) under ``<REFUNDRY_HOME>/redis``. Its address is written t
 ``redis.json`` there, so every process of the same checkout finds and reuses it; the
 process that started it stops it (``SHUTDOWN``, which flushes the AOF) when it exits.
 
+A process that finds the server gone starts it again on the same address (port and password
+kept in ``redis.json``), never on a new one: the other processes of the checkout (a worker
+when ``refundry web`` restarts) keep retrying the address they resolved at start, and
+reconnect once it answers again. We chose this over a server that outlives its starter: a
+server nobody owns would be left running after every command, test or demo. When the port
+was taken by another program meanwhile, a new one is used (those processes must restart).
+
 Only its owner can use it: the server requires a random password, written with the rest of
 its configuration to files readable by the owner alone (0600, in a 0700 folder; never on the
 command line, where ``ps`` would show it), ``CONFIG`` is disabled (so no client can point
@@ -25,6 +32,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import redis
 
@@ -87,12 +95,14 @@ class EmbeddedRedis:
                 if _alive(url):
                     self.url = url
                     return url
-            self._start(timeout_s)
+                address = urlsplit(url)
+                with contextlib.suppress(ConfigurationError):  # the port is taken: a new one
+                    self._start(timeout_s, address.port or 0, address.password or "")
+                    return self.url
+            self._start(timeout_s, _free_port(), secrets.token_urlsafe(32))
             return self.url
 
-    def _start(self, timeout_s: float) -> None:
-        port = _free_port()
-        password = secrets.token_urlsafe(32)
+    def _start(self, timeout_s: float, port: int, password: str) -> None:
         config = self.dir / "redis.conf"
         with open_private(config) as conf:
             conf.write(
@@ -150,5 +160,4 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        with contextlib.suppress(FileNotFoundError):
-            self.state_file.unlink()
+        # redis.json stays: the next starter brings the server back on the same address.

@@ -17,7 +17,7 @@ from typing import Any
 from handlers.deadlines import DeadlinePolicy
 from handlers.generation import RefundPolicy
 from handlers.packs import PackCatalog, PaymentPolicy
-from handlers.policy_rules import PolicyBook
+from handlers.policy_rules import PolicyBook, PolicyVersion
 from handlers.stuck_sweep import StatusPolls
 from handlers.subscriptions import SubscriptionGateway
 from handlers.thin_events import JobFetcher
@@ -41,6 +41,7 @@ __all__ = [
     "deadlines",
     "enqueue",
     "fetch_job",
+    "in_force",
     "job_fetchers",
     "ledger",
     "ledger_location",
@@ -61,13 +62,12 @@ log = logging.getLogger(__name__)
 _lock = threading.Lock()
 
 
-@cache
 def settings() -> Settings:
-    """The process's settings, the refund rules those of the policy version in force
-    (``workers.policy_settings``); ``ConfigurationError`` when one is unusable (``PolicyError``
-    for the policy file, naming key and line) or when the worst cases of any version would
-    refund later than its promise (``workers.budgets``)."""
-    return _loaded()[1]
+    """The process's settings, the refund rules those of the policy version in force now
+    (:func:`in_force`; ``workers.policy_settings``); ``ConfigurationError`` when one is
+    unusable (``PolicyError`` for the policy file, naming key and line) or when the worst
+    cases of any version would refund later than its promise (``workers.budgets``)."""
+    return _settings_under(in_force().effective_ms)
 
 
 def policy_book() -> PolicyBook:
@@ -76,12 +76,26 @@ def policy_book() -> PolicyBook:
     return _loaded()[0]
 
 
+def in_force(at_ms: int | None = None) -> PolicyVersion:
+    """The policy version in force at ``at_ms`` (ms since the epoch; default now): the one
+    place a process chooses it. Chosen per call, never once at start: a web, worker or
+    scheduler process that outlives a version's effective time charges and decides under
+    the new version from that moment on (deadlines, charge mode, outcomes, packs)."""
+    return policy_book().at(now_ms() if at_ms is None else at_ms)
+
+
 @cache
 def _loaded() -> tuple[PolicyBook, Settings]:
     read = Settings.from_env()
     book = load_policy(os.environ, read)
     check_budgets(read, book)
-    return book, settings_under(read, book.at(now_ms()))
+    return book, read
+
+
+@cache
+def _settings_under(effective_ms: int) -> Settings:
+    book, read = _loaded()
+    return settings_under(read, book.at(effective_ms))
 
 
 def budgets() -> Budgets:
@@ -100,14 +114,16 @@ def status_options() -> HTTPOptions:
 
 
 _ledger: Ledger | None = None
+_ledgers: dict[str, Ledger] = {}
 
 
-def ledger(*, create: bool = True) -> Ledger:
+def ledger(*, create: bool = True, at_ms: int | None = None) -> Ledger:
     """The process's ledger; migrations are applied on first open.
 
     With ``create=False`` (read-only commands) a ledger that does not exist yet is never
     created: ``LedgerNotFound`` names where it was looked for. ``LedgerUnavailable`` when
-    its database cannot be reached.
+    its database cannot be reached. Its entries carry the name of the policy version in
+    force at ``at_ms`` (default now; :func:`in_force`).
     """
     global _ledger
     with _lock:
@@ -121,7 +137,10 @@ def ledger(*, create: bool = True) -> Ledger:
                 max_connections=s.pg_pool_size,
                 application_name=pool_name(),
             )
-        return _ledger
+        name = in_force(at_ms).name
+        if name not in _ledgers:  # one per version, built once
+            _ledgers[name] = _ledger.under(name)
+        return _ledgers[name]
 
 
 _pool_name: str | None = None
@@ -234,9 +253,14 @@ def status_polls() -> StatusPolls:
         return _status_polls
 
 
+def deadlines(at_ms: int | None = None) -> DeadlinePolicy:
+    """The stuck-generation deadlines of the version in force at ``at_ms`` (default now)."""
+    return _deadlines(in_force(at_ms).effective_ms)
+
+
 @cache
-def deadlines() -> DeadlinePolicy:
-    return DeadlinePolicy.from_json(settings().deadlines_json)
+def _deadlines(effective_ms: int) -> DeadlinePolicy:
+    return DeadlinePolicy.from_json(_settings_under(effective_ms).deadlines_json)
 
 
 _stripe: StripeAPI | None = None
@@ -290,14 +314,24 @@ def payment_gateway() -> SubscriptionGateway:
     return stripe_api() if settings().stripe_api_key else _NoPaymentGateway()
 
 
-@cache
 def catalog() -> PackCatalog:
-    return PackCatalog.from_json(settings().packs_json)
+    """The pack catalog of the version in force now."""
+    return _catalog(in_force().effective_ms)
 
 
 @cache
+def _catalog(effective_ms: int) -> PackCatalog:
+    return PackCatalog.from_json(_settings_under(effective_ms).packs_json)
+
+
 def payment_policy() -> PaymentPolicy:
-    s = settings()
+    """The payment rules of the version in force now."""
+    return _payment_policy(in_force().effective_ms)
+
+
+@cache
+def _payment_policy(effective_ms: int) -> PaymentPolicy:
+    s = _settings_under(effective_ms)
     return PaymentPolicy(
         landing_window_ms=s.landing_window_s * 1000,
         unlanded_action=s.unlanded_action,
@@ -321,8 +355,9 @@ def reset() -> None:
         for poller in _pollers.values():
             poller.close()
         _pollers.clear()
+        _ledgers.clear()
         _ledger = _videos = _stripe = _status_polls = None
         global _pool_name
         _pool_name = None  # a new pool, sized by the new settings
-        for cached in (_loaded, settings, deadlines, catalog, payment_policy):
+        for cached in (_loaded, _settings_under, _deadlines, _catalog, _payment_policy):
             cached.cache_clear()

@@ -231,13 +231,16 @@ def signature_header(value: object, *, field: str = "signature") -> str | None:
     return value
 
 
-def json_document(raw: str | bytes, *, field: str = "payload") -> dict[str, Any]:
+def json_document(
+    raw: str | bytes, *, field: str = "payload", unique_names: bool = False
+) -> dict[str, Any]:
     """Parse a JSON text with the one decoder every door uses
-    (``providers.json_bodies.decode_json``: UTF-8 only, ``NaN`` and ``Infinity`` are not JSON)
-    and check the result as ``payload``. Raises ``InvalidPayload`` for text that is not UTF-8,
-    malformed, oversized or too deeply nested; never another exception."""
+    (``providers.json_bodies.decode_json``: UTF-8 only, ``NaN`` and ``Infinity`` are not JSON;
+    with ``unique_names``, no member name twice in one object) and check the result as
+    ``payload``. Raises ``InvalidPayload`` for text that is not UTF-8, malformed, oversized
+    or too deeply nested; never another exception."""
     payload_size(raw, field=field)
-    return payload(decode_json(raw, field=field), field=field)
+    return payload(decode_json(raw, field=field, unique_names=unique_names), field=field)
 
 
 def _has_surrogate(text: str) -> bool:

@@ -336,6 +336,10 @@ def create_app(settings: Settings | None = None, ingress: Ingress | None = None)
     app = Starlette(routes=routes, lifespan=lifespan)
     app.router.redirect_slashes = False  # a webhook sender counts a 3xx as a failed delivery
     app.state.ingress = ingress
+    if settings.api_keys:
+        from workers.api import not_found
+
+        app.add_exception_handler(404, not_found)  # /v1 and /V1/… answer problem details
     log.info("webhook routes enabled: %s", ", ".join(sorted(ingress.routes)) or "none")
     return app
 

@@ -98,7 +98,7 @@ def test_demo_on_embedded_redis(tmp_path: Path) -> None:
     assert summary["events"] >= 50
     _assert_every_generation_accounted_for(tmp_path / "ledger.sqlite3", summary, 50)
     assert redis_dir.is_dir(), "the demo did not start its embedded Redis under REFUNDRY_HOME"
-    assert not (redis_dir / "redis.json").exists(), "the embedded Redis state file was left"
+    # redis.json stays (the next starter reuses its address); the server itself is stopped.
     home = tmp_path / "home"
     modes = {p.relative_to(home): stat.S_IMODE(p.stat().st_mode) for p in [home, *home.rglob("*")]}
     assert modes[Path("demo-worker.log")] == 0o600

@@ -46,6 +46,8 @@ def test_fuzzed_requests_are_answered_as_the_document_says(api: Api, mode: Gener
     assert {route.method + " " + route.path for route in API_ROUTES} <= labels, labels
     auth = {"Authorization": f"Bearer {KEY_OLD}"}
     for operation in operations:
+        if mode == GenerationMode.NEGATIVE and operation.method.upper() == "HEAD":
+            continue  # its GET is broken the same ways; /v1/openapi.json has nothing to break
 
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))

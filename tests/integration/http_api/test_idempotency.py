@@ -13,6 +13,7 @@ import httpx
 
 from ledger.api_idempotency import ApiIdempotency, Claimed
 from ledger.backends import open_database
+from ledger.clock import now_ms
 from tests.support.api import (
     KEY_NEW,
     KEY_OLD,
@@ -24,6 +25,8 @@ from tests.support.api import (
     problem,
     valid,
 )
+from workers.api import _fingerprint
+from workers.api_routes import API_ROUTES
 
 # -- idempotency keys ----------------------------------------------------------------------
 
@@ -99,6 +102,34 @@ def test_a_request_still_in_flight_under_the_key_is_409_with_retry_after(
     finally:
         db.close()
     assert api.post("/v1/grants", body, idempotency_key=key).status_code == 200
+    assert balance(api, account) == 3
+
+
+def test_a_key_whose_request_died_with_its_process_runs_again_after_30_s(
+    api: Api, document: dict[str, Any]
+) -> None:
+    key, account = new_id("idem"), new_id("acct")
+    body = {"account_id": account, "credits": 3, "idempotency_key": new_id("g"), "reason": "r"}
+    scope = hashlib.sha256(KEY_OLD.encode()).hexdigest()
+    db = open_database(api.env["DATABASE_URL"])
+    try:  # a web process claimed the key 31 s ago, then died: it never answers
+        store = ApiIdempotency(db)
+        assert isinstance(
+            store.claim(scope=scope, key=key, fingerprint="x", at_ms=now_ms()), Claimed
+        )
+        grants = next(r for r in API_ROUTES if r.path == "/v1/grants")
+        same = _fingerprint(grants, "/v1/grants", body)  # the very request, sent before
+        dead = store.claim(
+            scope=scope, key=new_id("idem"), fingerprint=same, at_ms=now_ms() - 31_000
+        )
+        assert isinstance(dead, Claimed)
+        in_use = api.post("/v1/grants", body, idempotency_key=key)  # claimed just now: in use
+        detail = problem(document, in_use, 409, "idempotency-key-in-use")["detail"]
+        assert "``" not in detail  # plain text, no markup
+        answer = api.post("/v1/grants", body, idempotency_key=dead.key)
+    finally:
+        db.close()
+    assert answer.status_code == 200, answer.text
     assert balance(api, account) == 3
 
 

@@ -8,7 +8,10 @@ from typing import Any
 import pytest
 
 from tests.support.api import (
+    KEY_NEW,
+    KEY_OLD,
     MAX_BODY_BYTES,
+    PROBLEM,
     Api,
     balance,
     charge_body,
@@ -100,6 +103,10 @@ def test_unknown_generations_paths_and_methods_are_problems(
     problem(document, api.get(f"/v1/generations/{new_id('never')}"), 404, "not-found")
     problem(document, api.get("/v1/nothing"), 404, "not-found")
     problem(document, api.get("/v1/charges/"), 404, "not-found")
+    for outside in ("/v1", "/V1/charges", "/v1X"):
+        answer = api.get(outside)
+        assert answer.status_code == 404
+        assert answer.headers["content-type"].startswith(PROBLEM) == (outside != "/v1X")
     wrong = api.request("DELETE", "/v1/charges")
     problem(document, wrong, 405, "method-not-allowed")
     assert "POST" in wrong.headers["allow"]
@@ -108,3 +115,39 @@ def test_unknown_generations_paths_and_methods_are_problems(
         assert refused["error"] == "InvalidIdentifier"
     bad_id = api.get("/v1/generations/%E2%80%8Bgen")
     assert problem(document, bad_id, 422, "invalid-input")["field"] == "generation_id"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"account_id": "a", "account_id": "b", "credits": 1, "idempotency_key": "k",'
+        b' "reason": "r"}',
+        b'{"provider": "fal", "payload": {"status": "OK", "status": "ERROR"}}',
+    ],
+)
+def test_a_body_holding_a_member_name_twice_is_400(
+    api: Api, document: dict[str, Any], content: bytes
+) -> None:
+    answer = api.post("/v1/grants", None, content=content)
+    assert problem(document, answer, 400, "malformed-body")["field"] == "body"
+
+
+@pytest.mark.parametrize("path", ["/v1/accounts/%ff/balance", "/v1/generations/a%fe%ffb"])
+def test_a_path_id_that_is_not_utf8_is_422(api: Api, document: dict[str, Any], path: str) -> None:
+    refused = problem(document, api.get(path), 422, "invalid-input")
+    assert refused["error"] == "InvalidIdentifier"
+
+
+def test_a_header_sent_twice_is_400_and_bearer_takes_one_or_more_spaces(
+    api: Api, document: dict[str, Any]
+) -> None:
+    path = f"/v1/accounts/{new_id('acct')}/balance"
+    spaced = api.get(path, key=None, headers={"authorization": f"Bearer   {KEY_OLD}"})
+    assert spaced.status_code == 200, spaced.text
+    auth = ("authorization", f"Bearer {KEY_OLD}")
+    twice = api.web.http.get(path, headers=[auth, ("authorization", f"Bearer {KEY_NEW}")])
+    assert problem(document, twice, 400, "repeated-header")["field"] == "Authorization"
+    body = {"account_id": new_id("a"), "credits": 1, "idempotency_key": new_id("k"), "reason": "r"}
+    keys = [auth, ("idempotency-key", "k1"), ("idempotency-key", "k2")]
+    answer = api.web.http.post("/v1/grants", json=body, headers=keys)
+    assert problem(document, answer, 400, "repeated-header")["field"] == "Idempotency-Key"

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.api import KEY_OLD, new_id
+from tests.support.api import KEY_OLD, charge_body, new_id
 from tests.support.ingress import IngressServer, base_env, start
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
@@ -85,3 +85,37 @@ def test_a_ledger_that_is_gone_is_503_and_keeps_nothing_under_the_key(
         assert answer.json()["type"] == "urn:refundry:problem:unavailable"
         assert answer.json()["error"] == "LedgerUnavailable"
         assert "idempotent-replayed" not in answer.headers
+
+
+def test_a_charge_past_its_deadline_says_it_may_complete_and_its_retry_charges_once(
+    web: IngressServer,
+) -> None:
+    account, key = new_id("acct"), new_id("idem")
+    top_up = {"account_id": account, "credits": 100, "idempotency_key": "g", "reason": "r"}
+    assert web.http.post("/v1/grants", json=top_up, headers=AUTH).status_code == 200
+    body = charge_body(account, credits=40)
+    headers = AUTH | {"idempotency-key": key}
+    lock = sqlite3.connect(web.ledger_file, isolation_level=None)  # type: ignore[attr-defined]
+    try:
+        lock.execute("BEGIN IMMEDIATE")
+        late = web.http.post("/v1/charges", json=body, headers=headers)
+        assert late.status_code == 503, late.text
+        detail = late.json()["detail"]
+        # Never "ran nothing": the client must retry this very request, not a changed one.
+        assert "may still complete" in detail, detail
+        assert "same body under the same Idempotency-Key" in detail, detail
+    finally:
+        lock.rollback()
+        lock.close()
+
+    def replayed() -> httpx.Response | None:  # 409 in flight until it has kept its answer
+        answer = web.http.post("/v1/charges", json=body, headers=headers)
+        assert answer.status_code in (200, 409), answer.text
+        return answer if answer.status_code == 200 else None
+
+    first = wait_until(replayed, timeout=20, message="the late charge was never answered")
+    again = web.http.post("/v1/charges", json=body, headers=headers)
+    assert again.status_code == 200, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert first.json()["balance"] == again.json()["balance"] == 60
+    assert _balance(web, account).json()["balance"] == 60  # charged once
