@@ -17,6 +17,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from workers import runtime
 from workers.logs import configure_logging
 from workers.sentry_setup import init_sentry, monitored
+from workers.settings import Settings
 from workers.sweeps import (
     run_events_out,
     run_expiry_sweep,
@@ -26,7 +27,7 @@ from workers.sweeps import (
     run_stuck_sweep,
 )
 
-__all__ = ["run_scheduler"]
+__all__ = ["run_scheduler", "scheduled_jobs"]
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +49,10 @@ def _deliver_events_out() -> None:
         time.sleep(EVENTS_OUT_IDLE_S)
 
 
-def run_scheduler() -> None:
-    s = runtime.settings()
-    configure_logging(s.log_format)
-    init_sentry(s, process="scheduler")  # before a sweep builds the broker to enqueue
-    runtime.ledger()  # migrate before the first sweep
-    scheduler = BlockingScheduler()
-    jobs: list[tuple[Callable[..., object], int]] = [
+def scheduled_jobs(s: Settings) -> list[tuple[Callable[[], object], int]]:
+    """The periodic sweeps of the scheduler with their interval in seconds; each has its
+    Sentry Crons monitor (``workers.sentry_setup.MONITOR_SLUGS``)."""
+    jobs: list[tuple[Callable[[], object], int]] = [
         (run_inbox_sweep, s.sweep_interval_s),
         (run_stuck_sweep, s.sweep_interval_s),
         (run_sla_check, 60),
@@ -62,7 +60,16 @@ def run_scheduler() -> None:
     ]
     if s.stripe_api_key:
         jobs.append((run_reconciliation, 300))
-    for job, every_s in jobs:
+    return jobs
+
+
+def run_scheduler() -> None:
+    s = runtime.settings()
+    configure_logging(s.log_format)
+    init_sentry(s, process="scheduler")  # before a sweep builds the broker to enqueue
+    runtime.ledger()  # migrate before the first sweep
+    scheduler = BlockingScheduler()
+    for job, every_s in scheduled_jobs(s):
         scheduler.add_job(
             monitored(job, every_s),  # a Sentry Crons check-in per run
             "interval",

@@ -51,6 +51,7 @@ MONITOR_SLUGS: Final = {
     "run_stuck_sweep": "refundry-stuck-sweep",
     "run_sla_check": "refundry-sla-check",
     "run_reconciliation": "refundry-reconciliation",
+    "run_expiry_sweep": "refundry-expiry-sweep",
 }
 """The Sentry Crons monitor of each periodic sweep of the scheduler (``workers.scheduler``)."""
 
