@@ -108,17 +108,21 @@ def charge(
     credits = validation.credits(credits)
     provider_job_id = validation.optional_job_id(provider_job_id, provider=provider)
     deadline = runtime.deadlines().for_generation(provider, operation)
-    mode = runtime.policy_book().at(now_ms()).rules.charge_mode  # the version at its charge
-    return runtime.ledger().charge(
-        generation_id=generation_id,
-        account_id=account_id,
-        provider=provider,
-        operation=operation,
-        credits=credits,
-        provider_job_id=provider_job_id,
-        poll_after_ms=deadline.poll_after_ms,
-        deadline_after_ms=deadline.hard_ms,
-        mode=mode,
+    version = runtime.policy_book().at(now_ms())  # the version at its charge, by name
+    return (
+        runtime.ledger()
+        .under(version.name)
+        .charge(
+            generation_id=generation_id,
+            account_id=account_id,
+            provider=provider,
+            operation=operation,
+            credits=credits,
+            provider_job_id=provider_job_id,
+            poll_after_ms=deadline.poll_after_ms,
+            deadline_after_ms=deadline.hard_ms,
+            mode=version.rules.charge_mode,
+        )
     )
 
 

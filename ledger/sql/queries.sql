@@ -838,3 +838,6 @@ SELECT seq FROM outbox WHERE account_id = :account_id ORDER BY seq;
 SELECT e.id AS entry_id, e.idempotency_key FROM entries e
 WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.entry_id = e.id)
 ORDER BY e.id LIMIT 100;
+
+-- name: charge_policy_version
+SELECT policy_version FROM entries WHERE idempotency_key = :key AND kind = 'charge';
