@@ -841,3 +841,14 @@ ORDER BY e.id LIMIT 100;
 
 -- name: charge_policy_version
 SELECT policy_version FROM entries WHERE idempotency_key = :key AND kind = 'charge';
+
+-- name: lot_remaining_at
+-- A lot's credits left as the ledger stood at :at_ms: the sum of the moves of the entries
+-- applied by then (a lot opens empty; its grant moves its credits in). NULL: no such lot.
+SELECT l.lot_id, COALESCE(SUM(CASE WHEN e.applied_at_ms <= :at_ms THEN m.amount END), 0)
+       AS remaining
+FROM credit_lots l
+LEFT JOIN lot_moves m ON m.lot_id = l.lot_id
+LEFT JOIN entries e ON e.idempotency_key = m.entry_key
+WHERE l.lot_id = :lot_id
+GROUP BY l.lot_id;
