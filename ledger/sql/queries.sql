@@ -597,9 +597,10 @@ RETURNING scope;
 -- name: generation_receipt
 SELECT g.*, r.amount AS refund_credits, r.applied_at_ms AS refunded_at_ms,
        r.failure_known_at_ms AS refund_failure_known_at_ms,
-       r.policy_version AS refund_policy_version
+       r.policy_version AS refund_policy_version, h.state AS hold_state
 FROM generations g
 LEFT JOIN entries r ON r.generation_id = g.generation_id AND r.kind = 'refund'
+LEFT JOIN holds h ON h.generation_id = g.generation_id
 WHERE g.generation_id = :generation_id;
 
 -- name: set_generation_decision
