@@ -180,6 +180,10 @@ def _window(paid_at_ms: int | None, asked_at_ms: int, rules: ManualRefundRules) 
         return False, f"never paid: no window ({limit})"
     elapsed = asked_at_ms - paid_at_ms
     days = f"{elapsed / DAY_MS:.2f} days after payment"
+    edge = rules.window_days * DAY_MS
+    if elapsed != edge and f"{elapsed / DAY_MS:.2f}" == f"{rules.window_days:.2f}":
+        sign = "+" if elapsed > edge else "-"  # rounded, it would read as the limit itself
+        days = f"{rules.window_days} days {sign} {abs(elapsed - edge)} ms after payment"
     if elapsed < 0:
         return False, f"asked before the payment ({limit})"
     if elapsed <= rules.window_days * DAY_MS:

@@ -352,7 +352,11 @@ def parse_policy(text: str, *, source: str, base: Rules | None) -> PolicyBook:
             at_version.refuse(f"name also used by version[{seen_names[name] + 1}]", "name")
         if effective_ms in seen_times:
             other = seen_times[effective_ms] + 1
-            at_version.refuse(f"same effective time as version[{other}]", "effective")
+            at_version.refuse(
+                f"same effective time as version[{other}] (effective times are kept to the"
+                " millisecond: a finer fraction is dropped)",
+                "effective",
+            )
         seen_names[name], seen_times[effective_ms] = index, index
         heads.append((effective_ms, name, index))
     versions: list[PolicyVersion] = []
@@ -386,7 +390,7 @@ def read_policy(path: str | Path) -> PolicyBook:
     if len(data) > MAX_POLICY_BYTES:
         raise PolicyError(f"larger than {MAX_POLICY_BYTES} bytes", file=source, line=0, key="")
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8").removeprefix("\ufeff")  # a BOM some editors write
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise PolicyError("not UTF-8", file=source, line=line, key="") from None

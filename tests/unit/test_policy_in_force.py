@@ -132,3 +132,76 @@ def test_a_promise_the_settings_cannot_keep_is_refused_at_its_file_key_and_line(
     assert (fields["file"], fields["line"]) == (str(path), 4)
     assert fields["key"] == "version[1].refund_sla_ms"
     assert fields["refund_sla_ms"] == 1 and "promise_s" not in fields
+
+
+def test_a_policy_variable_of_blanks_only_is_refused() -> None:
+    from ledger.errors import ConfigurationError
+    from workers.settings import Settings
+
+    with pytest.raises(ConfigurationError) as refused:
+        Settings.from_env({"REFUNDRY_POLICY": "  "})
+    assert refused.value.fields == {"variable": "REFUNDRY_POLICY"}
+    assert Settings.from_env({"REFUNDRY_POLICY": ""}).policy_file == ""
+
+
+def test_output_to_a_reader_that_went_away_exits_quietly(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.support.commands import REFUNDRY, clean_env
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # as `| head` does once it has what it wants
+    done = subprocess.run(
+        [str(REFUNDRY), "policy", "show"],
+        env=clean_env(tmp_path),
+        stdin=subprocess.DEVNULL,
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, "")
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + FUTURE.encode())
+    assert read_policy(path).versions[-1].name == "from-2027"
+
+
+def test_two_versions_a_fraction_of_a_millisecond_apart_are_refused_saying_why() -> None:
+    from handlers.policy_file import parse_policy
+    from ledger.errors import PolicyError
+
+    text = (
+        '[[version]]\nname = "a"\neffective = 2026-01-01T00:00:00Z\n'
+        '[[version]]\nname = "b"\neffective = 2026-01-01T00:00:00.0001Z\n'
+    )
+    with pytest.raises(PolicyError) as refused:
+        parse_policy(text, source="p.toml", base=shipped_policy().versions[-1].rules)
+    assert "kept to the millisecond" in str(refused.value)
+
+
+def test_an_empty_list_of_refunded_outcomes_refunds_nothing(tmp_path: Path) -> None:
+    from ledger.outcomes import Outcome
+
+    path = tmp_path / "policy.toml"
+    path.write_text(FUTURE.replace('["failed", "empty_success", "cancelled"]', "[]"))
+    rules = read_policy(path).versions[-1].rules
+    assert rules.refund_outcomes == frozenset()
+    assert not rules.refunds("fal", "video", Outcome.FAILED)
+
+
+def test_a_request_just_past_the_window_does_not_read_as_the_limit() -> None:
+    from decimal import Decimal
+
+    from handlers.manual_refunds import DAY_MS, ManualRefundRules, _window
+
+    rules = ManualRefundRules(7, Decimal("0.2"))
+    ok, why = _window(0, 7 * DAY_MS + 1, rules)
+    assert not ok and why.startswith("asked 7 days + 1 ms after payment: outside")
+    ok, why = _window(0, 7 * DAY_MS - 1, rules)
+    assert ok and why.startswith("asked 7 days - 1 ms after payment: within")
+    assert _window(0, 7 * DAY_MS, rules)[1].startswith("asked 7.00 days after payment: within")
