@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 
+from handlers.explanations import explain
 from handlers.generation import RefundPolicy, apply_result
 from handlers.packs import PackCatalog, PaymentPolicy
 from handlers.policy_file import parse_policy, shipped_policy
@@ -17,6 +18,7 @@ from handlers.policy_rules import PolicyBook
 from handlers.reconcile import reconcile
 from ledger import Ledger, Settlement, now_ms
 from ledger.errors import PolicyVersionUnknown
+from ledger.history import History
 from providers.stripe_api import StripeAPI
 from tests.support.fake_stripe import FakeStripe
 from tests.support.policy_files import changed_at
@@ -189,6 +191,8 @@ def test_a_version_back_dated_over_the_charge_does_not_judge_it(
     policy = RefundPolicy(_book(V1 + V2 + BACKDATED_V3))
     assert _moderated(ledger, "gen-rv1", policy) is Settlement.REFUNDED
     assert entry_versions(ledger_url, generation_id="gen-rv1") == ["charge:v2", "refund:v2"]
+    shown = explain(History(ledger.db), policy.book, "gen-rv1")
+    assert shown.judged_by == "v2"  # the version that judged it, not v3 in force by time
 
 
 def test_a_version_this_process_lacks_is_read_again_from_the_file(
