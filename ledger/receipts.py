@@ -18,7 +18,8 @@ class Receipt:
     credits given back, when the refund was applied, and the policy version it records.
     ``hold_state`` is that of its hold (``pending``, ``posted``, ``voided``; None when
     charged as a debit): a voided hold was never charged. ``decided_policy_version`` is the
-    version that decided its first terminal outcome."""
+    version that decided its first terminal outcome, ``charge_policy_version`` the one its
+    charge entry records (the version that judges it)."""
 
     generation: Generation
     outcome_at_ms: int | None
@@ -28,6 +29,7 @@ class Receipt:
     refund_policy_version: str | None
     hold_state: str | None = None
     decided_policy_version: str | None = None
+    charge_policy_version: str | None = None
 
 
 def read_receipt(db: Database, generation_id: str) -> Receipt | None:
@@ -45,6 +47,7 @@ def read_receipt(db: Database, generation_id: str) -> Receipt | None:
         refund_policy_version=row["refund_policy_version"],
         hold_state=row.get("hold_state"),
         decided_policy_version=row.get("decided_policy_version"),
+        charge_policy_version=row.get("charge_policy_version"),
     )
 
 

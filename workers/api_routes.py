@@ -141,6 +141,7 @@ def receipt_body(receipt: Receipt) -> dict[str, Any]:
         "refund_deadline": None if deadline is None else rfc3339(deadline),
         "policy_version": receipt.refund_policy_version
         or receipt.decided_policy_version
+        or receipt.charge_policy_version
         or judged_by,
     }
 

@@ -597,10 +597,12 @@ RETURNING scope;
 -- name: generation_receipt
 SELECT g.*, r.amount AS refund_credits, r.applied_at_ms AS refunded_at_ms,
        r.failure_known_at_ms AS refund_failure_known_at_ms,
-       r.policy_version AS refund_policy_version, h.state AS hold_state
+       r.policy_version AS refund_policy_version, h.state AS hold_state,
+       c.policy_version AS charge_policy_version
 FROM generations g
 LEFT JOIN entries r ON r.generation_id = g.generation_id AND r.kind = 'refund'
 LEFT JOIN holds h ON h.generation_id = g.generation_id
+LEFT JOIN entries c ON c.idempotency_key = 'charge:' || g.generation_id
 WHERE g.generation_id = :generation_id;
 
 -- name: set_generation_decision

@@ -56,3 +56,17 @@ def test_a_captured_hold_shows_as_kept(ledger: Ledger) -> None:
     _settle(ledger, "gen-hc", Outcome.SUCCEEDED, refund=False)
     assert _receipt(ledger, "gen-hc")["status"] == "kept"
     assert ledger.balance("acct_hr") == 0
+
+
+def test_a_waiting_generation_names_the_version_its_charge_recorded(ledger: Ledger) -> None:
+    ledger.grant(account_id="acct_hr", credits=10, idempotency_key="s-gen-dw", reason="s")
+    ledger.under("v-charge").charge(
+        generation_id="gen-dw",
+        account_id="acct_hr",
+        provider="openai",
+        operation="video",
+        credits=10,
+        provider_job_id="video_gen-dw",
+    )
+    body = _receipt(ledger, "gen-dw")
+    assert (body["status"], body["policy_version"]) == ("waiting", "v-charge")
