@@ -105,9 +105,9 @@ def explain(history: History, book: PolicyBook, id: str) -> Explanation:
                 reason=f"{decided.decision}: {decided.reason}",
             )
             decisions.insert(0, what)
-        return Explanation(
-            "generation", id, facts, book.at(gen.charged_at_ms).name, decisions, entries
-        )
+        charged = [e.policy_version for e in entries if e.kind == "charge"]
+        judged_by = charged[0] if charged else book.at(gen.charged_at_ms).name  # its record
+        return Explanation("generation", id, facts, judged_by, decisions, entries)
     payment = history.purchase(id)
     if payment is not None:
         key = payment.purchase_key

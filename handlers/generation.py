@@ -8,16 +8,22 @@ means. The ledger applies the decision atomically: the first terminal outcome wi
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from handlers.alerts import alert
-from handlers.policy_file import shipped_policy
-from handlers.policy_rules import PolicyBook
+from handlers.policy_file import SHIPPED, shipped_policy
+from handlers.policy_rules import PolicyBook, PolicyVersion
 from handlers.thin_events import THIN_EVENTS, JobFetcher, resolve
 from ledger import Generation, InboxItem, Ledger, Outcome, Settlement
-from ledger.errors import ChargeNotFound, ResultForAnotherJob, Unclassifiable
+from ledger.errors import (
+    ChargeNotFound,
+    PolicyVersionUnknown,
+    ResultForAnotherJob,
+    Unclassifiable,
+)
+from ledger.generations import charged_under
 from providers.base import Classification
 from providers.registry import classify
 from workers import validation
@@ -54,22 +60,43 @@ SUCCESS_KEPT = "always: a succeeded generation keeps its charge"
 
 @dataclass(frozen=True, slots=True)
 class RefundPolicy:
-    """Which terminal outcomes give the credits back: the rules of the policy version in
-    force when the generation was charged (``handlers.policy_rules``), even after a newer
-    version took effect. Default: the shipped policy."""
+    """Which terminal outcomes give the credits back: the rules of the policy version its
+    charge recorded (by name), even after a newer version took effect; a charge that
+    recorded none yet (a pending hold) by the version in force at its charge time.
+    Default: the shipped policy. ``reread`` reads the policy file again (the process's
+    book may be older than the file the charge was decided under)."""
 
     book: PolicyBook = field(default_factory=shipped_policy)
+    reread: Callable[[], PolicyBook] | None = None
 
-    def judge(self, generation: Generation, outcome: Outcome) -> Verdict:
-        """The verdict on ``outcome`` of ``generation``, by the version in force at its
-        ``charged_at_ms``; a success is never refunded."""
-        version = self.book.at(generation.charged_at_ms)
+    def judge(self, generation: Generation, outcome: Outcome, charged_under: str | None) -> Verdict:
+        """The verdict on ``outcome`` of ``generation`` by :meth:`version_of`; a success is
+        never refunded. Raises ``PolicyVersionUnknown`` (retried, then dead-lettered)."""
+        version = self.version_of(generation, charged_under)
         if outcome is Outcome.SUCCEEDED:
             return Verdict(False, version.name, SUCCESS_KEPT)
         rules = version.rules
         refund = rules.refunds(generation.provider, generation.operation, outcome)
         rule = rules.deciding_rule(generation.provider, generation.operation)
         return Verdict(refund, version.name, rule)
+
+    def version_of(self, generation: Generation, charged_under: str | None) -> PolicyVersion:
+        """The version that judges ``generation``: the one named ``charged_under`` (its
+        charge entry's), looked up again in a fresh read of the policy file when this
+        book lacks it, never another version in its place (``PolicyVersionUnknown``);
+        None (no charge entry yet) or a book that is the shipped default alone (one
+        version, judging charges recorded before policy files existed): the version in
+        force at ``charged_at_ms``."""
+        if charged_under is None or self.book.source == SHIPPED:
+            return self.book.at(generation.charged_at_ms)
+        found = self.book.named(charged_under)
+        if found is None and self.reread is not None:
+            found = self.reread().named(charged_under)
+        if found is None:
+            raise PolicyVersionUnknown(
+                generation_id=generation.generation_id, policy_version=charged_under
+            )
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +139,9 @@ def apply_result(
         fetch_job=fetch_job,
     )
     outcome = classification.outcome
-    verdict = policy.judge(generation, outcome)
+    with ledger.db.read() as tx:
+        recorded = charged_under(tx, generation.generation_id)
+    verdict = policy.judge(generation, outcome, recorded)
     settlement = ledger.settle(
         generation_id=generation.generation_id,
         outcome=outcome,

@@ -59,19 +59,26 @@ class CreditsUsed:
     used: int
 
 
-def credits_used(history: History, payment: Payment) -> CreditsUsed:
-    """How many of ``payment``'s pack credits were used: the one place this is computed.
+def credits_used(history: History, payment: Payment, at_ms: int) -> CreditsUsed:
+    """How many of ``payment``'s pack credits were used as the ledger stood at ``at_ms`` (ms
+    since the epoch): the one place this is computed.
 
-    Until grants are kept as lots of their own, the ledger tells a pack's credits apart from
-    the account's others only by this bound: the pack's credits are taken to be spent last
-    (pack credits never expire, so a charge takes every other credit first), so what of the
-    pack is unspent is its net grant bounded by the account's balance now, and ``used`` is
-    the least the ledger proves was used. A pack not landed (or without an account) has
-    granted nothing and used nothing."""
-    granted = max(0, sum(e.amount for e in history.purchase_entries(payment.purchase_key)))
+    ``granted`` is the pack's grant net of claw-backs and restores applied by then;
+    ``unspent`` is what its own lot (``ledger.lots``, keyed by the grant) held then, credits
+    reserved by a pending hold counting as unspent; ``used`` = granted - unspent, never
+    below 0 (a claw-back that took credits from other lots). A pack granted before lots
+    existed has no lot: its unspent credits are bounded by the account's balance now (the
+    pack taken to be spent last), the least the ledger proves used. A pack not landed (or
+    without an account) has granted nothing and used nothing."""
+    entries = history.purchase_entries(payment.purchase_key)
+    granted = max(0, sum(e.amount for e in entries if e.applied_at_ms <= at_ms))
     if granted == 0 or payment.account_id is None:
         return CreditsUsed(granted, granted, 0)
-    unspent = min(granted, max(0, history.balance(payment.account_id)))
+    grants = [e.idempotency_key for e in entries if e.kind == "grant"]
+    remaining = history.lot_remaining(grants[0], at_ms) if grants else None
+    if remaining is None:
+        remaining = history.balance(payment.account_id)
+    unspent = min(granted, max(0, remaining))
     return CreditsUsed(granted, unspent, granted - unspent)
 
 
@@ -127,7 +134,7 @@ def eligibility(
     paid = payment.paid_at_ms
     version = book.at(asked_at_ms if paid is None else paid)
     rules = ManualRefundRules.of(version.rules)
-    used = credits_used(history, payment)
+    used = credits_used(history, payment, asked_at_ms)
     qualifies, reasons = judge(payment, asked_at_ms, rules, used)
     return Eligibility(
         purchase_key=payment.purchase_key,
@@ -173,6 +180,10 @@ def _window(paid_at_ms: int | None, asked_at_ms: int, rules: ManualRefundRules) 
         return False, f"never paid: no window ({limit})"
     elapsed = asked_at_ms - paid_at_ms
     days = f"{elapsed / DAY_MS:.2f} days after payment"
+    edge = rules.window_days * DAY_MS
+    if elapsed != edge and f"{elapsed / DAY_MS:.2f}" == f"{rules.window_days:.2f}":
+        sign = "+" if elapsed > edge else "-"  # rounded, it would read as the limit itself
+        days = f"{rules.window_days} days {sign} {abs(elapsed - edge)} ms after payment"
     if elapsed < 0:
         return False, f"asked before the payment ({limit})"
     if elapsed <= rules.window_days * DAY_MS:

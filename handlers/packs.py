@@ -84,13 +84,14 @@ class PackCatalog:
 @dataclass(frozen=True, slots=True)
 class PaymentPolicy:
     landing_window_ms: int = LANDING_WINDOW_MS
-    """A paid pack not granted this long after payment is reconciled."""
+    """A paid pack not granted this long after payment is reconciled (0: by the next
+    reconciliation run, with no grace)."""
     unlanded_action: str = "complete"
     """``complete`` (grant now) or ``refund`` (give the money back)."""
     duplicate_window_ms: int = 10 * 60_000
     """Same buyer (the Stripe customer, else the account: a guest checkout has no customer),
     pack and amount paid twice within this window: the later payment is refunded, whichever
-    order their events arrive in."""
+    order their events arrive in. 0 turns the rule off (no purchase is a duplicate)."""
     fraud_action: str = "refund_and_revoke"
     """On an early fraud warning: ``refund_and_revoke`` or ``alert`` only."""
 

@@ -109,7 +109,7 @@ def land(
     result = ledger.payments.grant(
         p.purchase_key,
         reason=f"pack {p.price_id}" + (f": {why}" if why else ""),
-        duplicate_window_ms=policy.duplicate_window_ms,
+        duplicate_window_ms=policy.duplicate_window_ms or None,  # 0: the rule is off
         inbox_id=inbox_id,
     )
     if result is GrantResult.DUPLICATE:

@@ -38,7 +38,9 @@ syntax, unknown keys, duplicate names, two versions with one effective time, bad
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -58,7 +60,14 @@ from ledger.outcomes import Outcome
 from providers.base import OPERATIONS
 from providers.registry import PROVIDER_NAMES
 
-__all__ = ["MAX_POLICY_BYTES", "SHIPPED", "parse_policy", "read_policy", "shipped_policy"]
+__all__ = [
+    "MAX_POLICY_BYTES",
+    "SHIPPED",
+    "key_line",
+    "parse_policy",
+    "read_policy",
+    "shipped_policy",
+]
 
 SHIPPED: Final = "shipped default"
 MAX_POLICY_BYTES: Final = 1_048_576
@@ -216,14 +225,18 @@ def _manual_refunds(where: _Where, table: Mapping[str, Any]) -> dict[str, Any]:
 _KEYS: Final = frozenset({"name", "effective", *_SCALARS, *_TABLES})
 
 
-def _outcome_table(where: _Where, table: Mapping[str, Any]) -> dict[str, frozenset[Outcome]]:
-    read: dict[str, frozenset[Outcome]] = {}
-    for key, value in table.items():
+def _known_keys(where: _Where, table: Mapping[str, Any]) -> None:
+    """Each key of a per-operation table (``outcomes``, ``deadlines``) is an operation or a
+    ``provider:operation`` Refundry knows: a typo is refused, never silently ignored."""
+    for key in table:
         provider, _, operation = key.rpartition(":")
         if operation not in OPERATIONS or (provider and provider not in PROVIDER_NAMES):
             where.refuse("not an operation or provider:operation Refundry knows", key)
-        read[key] = _outcomes(where, key, value)
-    return read
+
+
+def _outcome_table(where: _Where, table: Mapping[str, Any]) -> dict[str, frozenset[Outcome]]:
+    _known_keys(where, table)
+    return {key: _outcomes(where, key, value) for key, value in table.items()}
 
 
 def _via_setting(
@@ -261,6 +274,7 @@ def _rules(where: _Where, raw: Mapping[str, Any], base: Rules | None) -> Rules:
         elif name == "credit_kinds":
             read = _kinds_table(inner, table)
         elif name == "deadlines":
+            _known_keys(inner, table)
             read = {k: tuple(v) for k, v in _via_setting(inner, table, _deadlines).items()}
         else:
             read = _via_setting(inner, table, _packs)
@@ -338,7 +352,11 @@ def parse_policy(text: str, *, source: str, base: Rules | None) -> PolicyBook:
             at_version.refuse(f"name also used by version[{seen_names[name] + 1}]", "name")
         if effective_ms in seen_times:
             other = seen_times[effective_ms] + 1
-            at_version.refuse(f"same effective time as version[{other}]", "effective")
+            at_version.refuse(
+                f"same effective time as version[{other}] (effective times are kept to the"
+                " millisecond: a finer fraction is dropped)",
+                "effective",
+            )
         seen_names[name], seen_times[effective_ms] = index, index
         heads.append((effective_ms, name, index))
     versions: list[PolicyVersion] = []
@@ -346,7 +364,7 @@ def parse_policy(text: str, *, source: str, base: Rules | None) -> PolicyBook:
         rules = _rules(_Where(source, lines, index), raw_versions[index], base)
         versions.append(PolicyVersion(name, effective_ms, rules))
         base = rules
-    return PolicyBook(tuple(versions), source)
+    return PolicyBook(tuple(versions), source, tuple(name for _, name, _ in heads))
 
 
 @cache
@@ -359,18 +377,53 @@ def shipped_policy() -> PolicyBook:
 
 def read_policy(path: str | Path) -> PolicyBook:
     """The policy file at ``path`` (UTF-8 TOML, at most :data:`MAX_POLICY_BYTES`), its first
-    version inheriting from the shipped default's last. ``PolicyError`` for a file that
-    cannot be read or used, naming it (and the key and line)."""
+    version inheriting from the shipped default's last, which is in force (first in the
+    book) until the file's first version takes effect (unless the file names a version as
+    the shipped one is named: then the file's first version is in force from the start).
+    ``PolicyError`` for a file that cannot be read or used, naming it (and the key and
+    line)."""
     source = str(path)
     try:
-        data = Path(path).read_bytes()
+        data = _regular_file_bytes(Path(path), source)
     except OSError as exc:
         raise PolicyError(f"cannot be read: {exc.strerror}", file=source, line=0, key="") from None
     if len(data) > MAX_POLICY_BYTES:
         raise PolicyError(f"larger than {MAX_POLICY_BYTES} bytes", file=source, line=0, key="")
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8").removeprefix("\ufeff")  # a BOM some editors write
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise PolicyError("not UTF-8", file=source, line=line, key="") from None
-    return parse_policy(text, source=source, base=shipped_policy().versions[-1].rules)
+    shipped = shipped_policy().versions[-1]
+    book = parse_policy(text, source=source, base=shipped.rules)
+    names = {v.name for v in book.versions}
+    if book.versions[0].effective_ms <= shipped.effective_ms or shipped.name in names:
+        return book
+    # Before the file's first version takes effect, the version it inherits from is in force.
+    return PolicyBook((shipped, *book.versions), source, book.written)
+
+
+def _regular_file_bytes(path: Path, source: str) -> bytes:
+    """At most :data:`MAX_POLICY_BYTES` + 1 bytes of ``path``, refused (``PolicyError``)
+    unless it is a regular file: opened without blocking (a FIFO with no writer would block
+    the open) and checked on the open descriptor, so a FIFO or a device (``/dev/zero``)
+    never hangs a process or fills its memory."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as opened:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise PolicyError(
+                "not a regular file (a FIFO, socket or device)", file=source, line=0, key=""
+            )
+        return opened.read(MAX_POLICY_BYTES + 1)
+
+
+def key_line(book: PolicyBook, version: str, key: str) -> int:
+    """The line of ``key`` in the version named ``version`` of the file ``book`` was read
+    from (its ``[[version]]`` line when it inherits the key; 0 when the file cannot be read
+    again), for an error found after the file was read (``workers.policy_settings``)."""
+    try:
+        text = _regular_file_bytes(Path(book.source), book.source).decode("utf-8")
+    except (OSError, UnicodeDecodeError, PolicyError):
+        return 0
+    return _Lines.scan(text).line(book.written.index(version), None, key)

@@ -144,6 +144,8 @@ class PolicyBook:
 
     versions: tuple[PolicyVersion, ...]
     source: str
+    written: tuple[str, ...] = field(default=(), compare=False)
+    """The versions' names in the order the file wrote them (empty: not read from a file)."""
     _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -157,6 +159,29 @@ class PolicyBook:
         index = bisect.bisect_right(self._starts, at_ms) - 1
         return self.versions[max(index, 0)]
 
+    def back_dated(self) -> list[tuple[str, str]]:
+        """Each version written after one that takes effect later than it, as ``(name, the
+        name written before it)``: a version appended with an effective time in the past
+        changes the version in force for moments already past (a generation already
+        charged keeps the version its charge recorded)."""
+        found: list[tuple[str, str]] = []
+        latest: PolicyVersion | None = None
+        for name in self.written:
+            version = self.named(name)
+            if version is None:
+                continue
+            if latest is not None and version.effective_ms <= latest.effective_ms:
+                found.append((version.name, latest.name))
+            elif latest is None or version.effective_ms > latest.effective_ms:
+                latest = version
+        return found
+
+    def named(self, name: str) -> PolicyVersion | None:
+        """The version called ``name`` (the one a ledger entry records), None when this
+        book has none of that name."""
+        return next((v for v in self.versions if v.name == name), None)
+
     def replace_version(self, old: PolicyVersion, new: PolicyVersion) -> PolicyBook:
         """This book with ``old`` replaced by ``new`` (same effective time)."""
-        return PolicyBook(tuple(new if v is old else v for v in self.versions), self.source)
+        versions = tuple(new if v is old else v for v in self.versions)
+        return PolicyBook(versions, self.source, self.written)

@@ -38,6 +38,7 @@ from ledger import Generation, InboxItem, Ledger, Outcome
 from ledger.backends import Tx
 from ledger.batch_settlement import FRESH_MS, TxGenerations, claim_results, lock_generations
 from ledger.errors import RefundryError
+from ledger.generations import charged_under
 from ledger.lots import Deferred
 from providers.base import Classification
 
@@ -139,7 +140,12 @@ def _attempt(
         lock_generations(tx, ledger.db.dialect, [g.generation_id for _, g, _ in decided])
         credit_later = Deferred()  # balances, held credits and lots: applied at the end
         for item, generation, classification in decided:
-            verdict = policy.judge(generation, classification.outcome)  # at its charge time
+            recorded = charged_under(tx, generation.generation_id)
+            try:  # by the version its charge recorded
+                verdict = policy.judge(generation, classification.outcome, recorded)
+            except RefundryError:  # its own message retries or dead-letters it
+                left_out.add(item.id)
+                continue
             try:
                 settlement = ledger.settle(
                     generation_id=generation.generation_id,

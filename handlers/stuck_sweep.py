@@ -38,6 +38,7 @@ from handlers.generation import RefundPolicy, apply_kept_result, apply_result, r
 from handlers.thin_events import JobFetcher
 from ledger import Generation, Ledger, Outcome, Settlement, now_ms
 from ledger.errors import RefundryError
+from ledger.generations import charged_under
 from providers.status_http import JobGone
 
 __all__ = ["OperationFetcher", "StatusPolls", "StuckSweepResult", "sweep_stuck_generations"]
@@ -276,7 +277,9 @@ def _refund_as_lost(
 ) -> bool:
     """Settle a generation whose job is lost as failed (refunded as the policy says a
     failure is), its failure known at ``known_at_ms``; True when this call refunded it."""
-    verdict = policy.judge(gen, Outcome.FAILED)
+    with ledger.db.read() as tx:
+        recorded = charged_under(tx, gen.generation_id)
+    verdict = policy.judge(gen, Outcome.FAILED, recorded)
     settlement = ledger.settle(
         generation_id=gen.generation_id,
         outcome=Outcome.FAILED,

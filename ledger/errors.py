@@ -34,6 +34,7 @@ structured fields (``RefundryError.fields``)::
     ├── PackUnknown                 a purchase that is no pack of the catalog
     ├── EventNotDelivered           the platform's endpoint never took an event out (3 days)
     ├── LedgerUnavailable           the ledger's database cannot be reached (retry later)
+    ├── PolicyVersionUnknown        a charge's policy version is not in the policy (retried)
     ├── ProviderError               a provider's API (status, job fetch) did not help
     │   ├── ProviderUnavailable     no useful answer within the retry budget (retried)
     │   ├── ProviderAuthFailed      the provider refused our API key
@@ -88,6 +89,7 @@ __all__ = [
     "PaymentProviderUnavailable",
     "PaymentRejected",
     "PolicyError",
+    "PolicyVersionUnknown",
     "ProviderAuthFailed",
     "ProviderError",
     "ProviderRequestRejected",
@@ -238,6 +240,12 @@ class PolicyError(ConfigurationError):
     The fields name the ``file``, the ``line`` (1-based) and the ``key`` (a dotted path such
     as ``version[2].outcomes.kling:video``) it is about.
     """
+
+
+class PolicyVersionUnknown(RefundryError):
+    """The policy version a generation's charge recorded is not in this process's policy
+    (a newer file, even after reading it again): the generation is not judged by another
+    version; the message is retried, then dead-lettered with this reason."""
 
 
 class ProviderError(RefundryError):

@@ -6,11 +6,19 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from ledger import keys
 from ledger.backends import Row, Tx
 from ledger.errors import ResultForAnotherJob
 from ledger.outcomes import Outcome
 
-__all__ = ["Generation", "Settlement", "decided_by", "same_job", "set_deadlines"]
+__all__ = [
+    "Generation",
+    "Settlement",
+    "charged_under",
+    "decided_by",
+    "same_job",
+    "set_deadlines",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +97,13 @@ def same_job(tx: Tx, gen: Generation, job_id: str) -> None:
         raise ResultForAnotherJob(
             generation_id=gen.generation_id, charged_job_id=held, reported_job_id=job_id
         )
+
+
+def charged_under(tx: Tx, generation_id: str) -> str | None:
+    """The policy version the generation's charge entry records (the version in force when
+    it was charged); None when no charge entry is written yet (a pending hold)."""
+    row = tx.one("charge_policy_version", key=keys.charge(generation_id))
+    return None if row is None else str(row["policy_version"])
 
 
 def decided_by(tx: Tx, generation_id: str, policy_version: str, rule: str) -> None:

@@ -134,6 +134,14 @@ class History:
             rows = tx.all("entries_of_generation", generation_id=generation_id)
         return [EntryRow.from_row(r) for r in rows]
 
+    def lot_remaining(self, lot_id: str, at_ms: int) -> int | None:
+        """The credits left in lot ``lot_id`` as the ledger stood at ``at_ms`` (ms since the
+        epoch): its moves by the entries applied by then. None when no such lot exists (a
+        grant written before lots existed)."""
+        with self.db.read() as tx:
+            row = tx.one("lot_remaining_at", lot_id=lot_id, at_ms=at_ms)
+        return None if row is None else int(row["remaining"])
+
     def balance(self, account_id: str) -> int:
         """The account's balance in credits (0 for an account never seen)."""
         with self.db.read() as tx:

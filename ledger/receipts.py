@@ -16,7 +16,10 @@ class Receipt:
     """``generation`` as charged (credits are whole numbers; times are epoch ms, UTC), when
     its first terminal outcome was recorded, and its refund entry if there is one: the
     credits given back, when the refund was applied, and the policy version it records.
-    ``charge_policy_version`` is the version on the charge entry."""
+    ``hold_state`` is that of its hold (``pending``, ``posted``, ``voided``; None when
+    charged as a debit): a voided hold was never charged. ``decided_policy_version`` is the
+    version that decided its first terminal outcome, ``charge_policy_version`` the one its
+    charge entry records (the version that judges it)."""
 
     generation: Generation
     outcome_at_ms: int | None
@@ -24,6 +27,9 @@ class Receipt:
     refunded_at_ms: int | None
     refund_failure_known_at_ms: int | None
     refund_policy_version: str | None
+    hold_state: str | None = None
+    decided_policy_version: str | None = None
+    charge_policy_version: str | None = None
 
 
 def read_receipt(db: Database, generation_id: str) -> Receipt | None:
@@ -39,6 +45,9 @@ def read_receipt(db: Database, generation_id: str) -> Receipt | None:
         refunded_at_ms=_int(row["refunded_at_ms"]),
         refund_failure_known_at_ms=_int(row["refund_failure_known_at_ms"]),
         refund_policy_version=row["refund_policy_version"],
+        hold_state=row.get("hold_state"),
+        decided_policy_version=row.get("decided_policy_version"),
+        charge_policy_version=row.get("charge_policy_version"),
     )
 
 

@@ -121,18 +121,28 @@ def receipt_body(receipt: Receipt) -> dict[str, Any]:
             "failure_known_at": rfc3339(receipt.refund_failure_known_at_ms or 0),
         }
     deadline = gen.deadline_at_ms if waiting else None
+    voided = receipt.hold_state == "voided"  # a hold voided: the credits were never taken
     return {
         "generation_id": gen.generation_id,
         "account_id": gen.account_id,
         "provider": gen.provider,
         "operation": gen.operation,
         "provider_job_id": gen.provider_job_id,
-        "status": "refunded" if refunded else "waiting" if waiting else "kept",
+        "status": "refunded"
+        if refunded
+        else "not_charged"
+        if voided
+        else "waiting"
+        if waiting
+        else "kept",
         "charge": {"credits": gen.credits, "charged_at": rfc3339(gen.charged_at_ms)},
         "outcome": outcome,
         "refund": refund,
         "refund_deadline": None if deadline is None else rfc3339(deadline),
-        "policy_version": receipt.refund_policy_version or judged_by,
+        "policy_version": receipt.refund_policy_version
+        or receipt.decided_policy_version
+        or receipt.charge_policy_version
+        or judged_by,
     }
 
 

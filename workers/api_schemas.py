@@ -121,9 +121,11 @@ _RESPONSES: Final[dict[str, dict[str, Any]]] = {
             "operation": {"type": "string"},
             "provider_job_id": _nullable({"type": "string"}),
             "status": {
-                "enum": ["waiting", "refunded", "kept"],
+                "enum": ["waiting", "refunded", "kept", "not_charged"],
                 "description": "waiting: no terminal outcome yet; refunded: the credits came "
-                "back; kept: a terminal outcome that keeps them (a success)",
+                "back; kept: a terminal outcome that keeps them (a success); not_charged: "
+                "charged as a hold that a refunded outcome voided (the credits were never "
+                "taken)",
             },
             "charge": _object(
                 ["credits", "charged_at"], {"credits": _CREDITS, "charged_at": _TIME}

@@ -65,6 +65,11 @@ class _Refundry(click.Group):
             message = " ".join(str(exc).split())  # one line, whatever the fields hold
             click.echo(f"refundry: {type(exc).__name__}: {message}", err=True)
             ctx.exit(exit_codes.exit_code(exc))
+        except BrokenPipeError:
+            # The reader went away (``| head``): what is left is unwanted. Exit quietly as a
+            # shell's command killed by SIGPIPE does (141), with nothing left to flush.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(141)
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         try:

@@ -72,9 +72,17 @@ def policy_check(file: str) -> None:
     prints each version, or the first error naming the key and its line (exit 4)."""
     book = read_policy(file)
     check_budgets(Settings.from_env(), book)
-    click.echo(f"ok: {len(book.versions)} version(s)")
+    for name, before in book.back_dated():
+        click.echo(
+            f"warning: version {name!r} takes effect no later than {before!r}, written before"
+            " it: it changes the version in force for moments already past (generations"
+            " already charged keep the version their charge recorded)",
+            err=True,
+        )
+    click.echo(f"ok: {len(book.written)} version(s)")
     for version in book.versions:
-        click.echo(f"  {version.effective}  {version.name}")
+        shipped = "" if version.name in book.written else "  (shipped default, in force before)"
+        click.echo(f"  {version.effective}  {version.name}{shipped}")
 
 
 def _shown(book: PolicyBook, version: PolicyVersion, at_ms: int) -> dict[str, Any]:

@@ -23,7 +23,8 @@ import psutil
 import redis
 
 from handlers.sla import percentile
-from ledger import Outcome, audit, now_ms
+from ledger import Generation, Ledger, Outcome, audit, now_ms
+from ledger.generations import charged_under
 from ledger.private_files import open_private
 from workers import client, runtime
 from workers.actors import RESULTS_QUEUE
@@ -133,6 +134,14 @@ def run_demo(
             worker.wait()
 
 
+def _refunded(ledger: Ledger, gen: Generation) -> bool:
+    """Whether the policy refunds the outcome of ``gen`` (by the version its charge recorded)."""
+    assert gen.outcome is not None
+    with ledger.db.read() as tx:
+        recorded = charged_under(tx, gen.generation_id)
+    return runtime.policy().judge(gen, gen.outcome, recorded).refund
+
+
 def _rss_mb(pid: int) -> float:
     """Resident memory of a process and its children (the dramatiq worker processes)."""
     root = psutil.Process(pid)
@@ -198,7 +207,7 @@ def _drive(
         gen = ledger.generation(gen_id)
         if gen and gen.outcome is Outcome.SUCCEEDED:
             kept += 1
-        elif gen and gen.outcome is not None and runtime.policy().judge(gen, gen.outcome).refund:
+        elif gen and gen.outcome is not None and _refunded(ledger, gen):
             refunded += 1
     violations = audit(ledger.db, landing_window_ms=runtime.settings().landing_window_s * 1000)
     for v in violations:

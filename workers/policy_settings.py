@@ -27,10 +27,10 @@ from dataclasses import replace
 from typing import Any, Final
 
 from handlers.deadlines import DeadlinePolicy
-from handlers.policy_file import read_policy, shipped_policy
+from handlers.policy_file import key_line, read_policy, shipped_policy
 from handlers.policy_rules import PolicyBook, PolicyVersion, Rules
 from ledger.clock import now_ms
-from ledger.errors import ConfigurationError
+from ledger.errors import ConfigurationError, PolicyError
 from ledger.outcomes import Outcome
 from workers.budgets import Budgets
 from workers.settings import Settings
@@ -109,10 +109,18 @@ def check_budgets(settings: Settings, book: PolicyBook) -> None:
         try:
             Budgets(under).check(DeadlinePolicy.from_json(under.deadlines_json))
         except ConfigurationError as exc:
-            raise ConfigurationError(
-                "under this policy version the settings can refund later than its promise",
+            what = "under this policy version the settings can refund later than its promise"
+            fields = {k: v for k, v in exc.fields.items() if k != "promise_s"}
+            fields["refund_sla_ms"] = version.rules.refund_sla_ms  # 1 ms is not "0 s"
+            if version.name not in book.written or "REFUNDRY_REFUND_SLA_MS" in version.overridden:
+                raise ConfigurationError(what, policy_version=version.name, **fields) from exc
+            raise PolicyError(
+                f"{what} (refund_sla_ms, or the deadlines and settings that bound it)",
+                file=book.source,
+                line=key_line(book, version.name, "refund_sla_ms"),
+                key=f"version[{book.written.index(version.name) + 1}].refund_sla_ms",
                 policy_version=version.name,
-                **exc.fields,
+                **fields,
             ) from exc
 
 

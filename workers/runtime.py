@@ -172,7 +172,12 @@ def ledger_location() -> str:
 
 def policy() -> RefundPolicy:
     """Refunds judged by the version in force when each generation was charged."""
-    return RefundPolicy(policy_book())
+    return RefundPolicy(policy_book(), reread=_reread_policy)
+
+
+def _reread_policy() -> PolicyBook:
+    """The policy file read again (a version named by a charge this process's book lacks)."""
+    return load_policy(os.environ, Settings.from_env())
 
 
 _videos: VideosClient | None = None

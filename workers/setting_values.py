@@ -34,6 +34,7 @@ __all__ = [
     "optional_url",
     "packs",
     "parse_redis_url",
+    "path",
     "secret",
     "sentry_dsn",
     "text",
@@ -58,6 +59,15 @@ def text(env: Mapping[str, str], name: str, default: Any) -> str:
     if any(unicodedata.category(ch) == "Cc" for ch in value):
         raise ConfigurationError("holds a control character", variable=name)
     return value
+
+
+def path(env: Mapping[str, str], name: str, default: Any) -> str:
+    """A file path: unset or empty is ``default``; set to blanks only is refused (a
+    mistake that would silently use the default instead of the file meant)."""
+    raw = env.get(name, "")
+    if raw and not raw.strip():
+        raise ConfigurationError("is set but blank", variable=name)
+    return text(env, name, default)
 
 
 def secret(env: Mapping[str, str], name: str, default: Any) -> str:

@@ -290,7 +290,7 @@ Parse = Callable[[Mapping[str, str], str, Any], Any]
 
 VARIABLES: dict[str, tuple[str, Parse]] = {
     "REFUNDRY_PG_SCHEMA": ("pg_schema", setting_values.text),
-    "REFUNDRY_POLICY": ("policy_file", setting_values.text),
+    "REFUNDRY_POLICY": ("policy_file", setting_values.path),
     "REFUNDRY_POLICY_VERSION": ("policy_version", setting_values.text),
     "REFUNDRY_REFUND_CANCELLED": ("refund_cancelled", setting_values.flag),
     "REFUNDRY_MAX_RETRIES": ("max_retries", WholeNumber(0, 100)),

@@ -597,9 +597,12 @@ RETURNING scope;
 -- name: generation_receipt
 SELECT g.*, r.amount AS refund_credits, r.applied_at_ms AS refunded_at_ms,
        r.failure_known_at_ms AS refund_failure_known_at_ms,
-       r.policy_version AS refund_policy_version
+       r.policy_version AS refund_policy_version, h.state AS hold_state,
+       c.policy_version AS charge_policy_version
 FROM generations g
 LEFT JOIN entries r ON r.generation_id = g.generation_id AND r.kind = 'refund'
+LEFT JOIN holds h ON h.generation_id = g.generation_id
+LEFT JOIN entries c ON c.idempotency_key = 'charge:' || g.generation_id
 WHERE g.generation_id = :generation_id;
 
 -- name: set_generation_decision
@@ -850,3 +853,17 @@ SELECT application_name AS name, count(*) AS n
   FROM pg_stat_activity
  WHERE backend_type = 'client backend'
  GROUP BY application_name
+
+-- name: charge_policy_version
+SELECT policy_version FROM entries WHERE idempotency_key = :key AND kind = 'charge';
+
+-- name: lot_remaining_at
+-- A lot's credits left as the ledger stood at :at_ms: the sum of the moves of the entries
+-- applied by then (a lot opens empty; its grant moves its credits in). NULL: no such lot.
+SELECT l.lot_id, COALESCE(SUM(CASE WHEN e.applied_at_ms <= :at_ms THEN m.amount END), 0)
+       AS remaining
+FROM credit_lots l
+LEFT JOIN lot_moves m ON m.lot_id = l.lot_id
+LEFT JOIN entries e ON e.idempotency_key = m.entry_key
+WHERE l.lot_id = :lot_id
+GROUP BY l.lot_id;

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from handlers.policy_file import shipped_policy
 from tests.support.commands import clean_env, refundry
 from tests.support.policy_files import TWO_VERSIONS
 
@@ -57,6 +58,8 @@ def test_policy_check_lists_the_versions_of_a_good_file(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "ok: 2 version(s)",
+        f"  1970-01-01T00:00:00Z  {shipped_policy().versions[-1].name}"
+        "  (shipped default, in force before)",
         "  2026-01-01T00:00:00Z  2026-01",
         "  2026-03-01T00:00:00Z  2026-03",
     ]
@@ -73,7 +76,8 @@ def test_policy_check_refuses_a_version_whose_deadlines_break_the_promise(tmp_pa
     text = TWO_VERSIONS + later + "refund_sla_ms = 600000\n"  # shorter than the deadlines
     done = refundry(clean_env(tmp_path), "policy", "check", str(_file(tmp_path, text)))
     assert done.returncode == 4
-    assert "policy_version='2026-06'" in done.stderr and "promise_s=600" in done.stderr
+    assert "policy_version='2026-06'" in done.stderr and "refund_sla_ms=600000" in done.stderr
+    assert "key='version[3].refund_sla_ms'" in done.stderr and "line=22" in done.stderr
 
 
 def test_policy_show_picks_the_version_in_force_at_the_date(tmp_path: Path) -> None:

@@ -74,7 +74,7 @@ def test_refunded_generation_credits_go_back_to_their_kind(
     book = parse_policy(text, source="test", base=base)
     _subscription_credits(ledger, book, 10)
     _paid_pack(ledger, 20)
-    ledger.charge(
+    ledger.under(book.at(now_ms()).name).charge(  # as the client records it
         generation_id="gen_1",
         account_id="acct",
         provider="openai",

@@ -15,9 +15,12 @@ from typing import Any
 import pytest
 
 from handlers.generation import RefundPolicy, apply_result
+from handlers.manual_refunds import eligibility
 from handlers.packs import PackCatalog, PaymentPolicy
 from handlers.payments import apply_payment_event
+from handlers.policy_file import shipped_policy
 from ledger import Ledger, now_ms
+from ledger.history import History
 from providers.stripe import parse_event
 from providers.stripe_api import StripeAPI
 from tests.support.commands import clean_env, refundry
@@ -193,3 +196,21 @@ def test_an_unknown_id_is_one_line_and_exit_3(
         assert (done.returncode, done.stdout) == (3, "")
         [line] = done.stderr.splitlines()
         assert line.startswith("refundry: NothingKnownById: ") and command[1] in line
+
+
+def test_a_pack_spent_in_full_stays_used_after_other_credits_are_granted(
+    ledger: Ledger, landed: tuple[Json, int]
+) -> None:
+    session, paid = landed  # 100 of the pack used
+    _use(ledger, "el-rest", 400)  # the pack was the only grant: all of it used
+    ledger.grant(account_id="acct_el", credits=500, idempotency_key="promo-el", reason="promo")
+    after_promo = now_ms()
+    answer = eligibility(
+        History(ledger.db), shipped_policy(), session["payment_intent"], asked_at_ms=after_promo
+    )
+    assert (answer.credits.granted, answer.credits.used) == (PACK, PACK)
+    assert answer.reasons[2].startswith("500 of 500 credits used (100.0%): more than")
+    assert answer.qualifies is False
+    # Asked at the payment's moment: nothing of the pack was used then.
+    then = eligibility(History(ledger.db), shipped_policy(), session["id"], asked_at_ms=paid)
+    assert then.credits.used == 0 and then.qualifies is True

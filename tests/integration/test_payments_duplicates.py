@@ -126,3 +126,17 @@ def test_two_guests_of_different_accounts_buying_the_same_pack_both_land(
         apply(ledger, session, api)
     assert ledger.balance("acct_guest_a") == ledger.balance("acct_guest_b") == CREDITS
     assert fake.objects("refund") == []
+
+
+def test_a_duplicate_window_of_0_turns_the_duplicate_rule_off(
+    ledger: Ledger, fake: FakeStripe, api: StripeAPI
+) -> None:
+    fake.add_price(PRICE, AMOUNT)
+    t0 = int(time.time()) - 300
+    off = PaymentPolicy(duplicate_window_ms=0)
+    for _ in range(2):  # the same pack, by the same buyer, in the same second
+        session = fake.checkout([(PRICE, 1)], client_reference_id="acct_d0", created=t0)
+        event = parse_event(envelope("checkout.session.completed", session))
+        apply_payment_event(ledger, event, catalog=CATALOG, gateway=api, policy=off)
+    assert ledger.balance("acct_d0") == 2 * CREDITS
+    assert fake.objects("refund") == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.generation import SUCCESS_KEPT, RefundPolicy
+from handlers.generation import SUCCESS_KEPT, RefundPolicy, Verdict
 from handlers.policy_file import parse_policy, shipped_policy
 from ledger import Generation, Outcome
 from ledger.decision_rules import AFTER_CANCELLATION, COMPLETED_BY, decision_rule
@@ -46,7 +46,11 @@ def test_a_generations_verdict_names_the_most_specific_key_that_decided_it() -> 
         source="policy.toml",
         base=shipped_policy().versions[-1].rules,
     )
-    judge = RefundPolicy(book).judge
+    policy = RefundPolicy(book)
+
+    def judge(generation: Generation, outcome: Outcome) -> Verdict:
+        return policy.judge(generation, outcome, None)  # no charge entry: by charge time
+
     kept = judge(_generation("kling", "video"), Outcome.MODERATED)
     assert (kept.refund, kept.policy_version, kept.rule) == (False, "a", "outcomes.kling:video")
     assert judge(_generation("fal", "training"), Outcome.FAILED).rule == "outcomes.training"

@@ -64,7 +64,7 @@ def test_versions_are_ordered_by_effective_time_not_by_their_place_in_the_file()
     text = "[[version]]" + later_first[2] + "[[version]]" + later_first[1]
     book = parse_policy(text, source="p", base=shipped_policy().versions[-1].rules)
     assert [v.name for v in book.versions] == ["2026-01", "2026-03"]
-    assert book.versions[1].rules.packs["price_small"] == 100  # from 2026-01, before it
+    assert book.versions[-1].rules.packs["price_small"] == 100  # from 2026-01, before it
 
 
 def test_per_operation_overrides_of_refunded_outcomes_win_over_the_versions_list() -> None:
@@ -160,7 +160,7 @@ def _env_book(tmp_path: Path, **env: str) -> PolicyBook:
 
 def test_an_environment_variable_overrides_the_version_in_force_only(tmp_path: Path) -> None:
     book = _env_book(tmp_path, REFUNDRY_LANDING_WINDOW_S="60", REFUNDRY_REFUND_CANCELLED="true")
-    jan, mar = book.versions
+    _shipped, jan, mar = book.versions  # the shipped default is in force before 2026-01
     assert mar.rules.landing_window_s == 60
     assert Outcome.CANCELLED in mar.rules.refund_outcomes
     assert mar.overridden == ("REFUNDRY_REFUND_CANCELLED", "REFUNDRY_LANDING_WINDOW_S")
@@ -170,12 +170,12 @@ def test_an_environment_variable_overrides_the_version_in_force_only(tmp_path: P
 
 def test_the_packs_variable_replaces_the_catalog_of_the_version_in_force(tmp_path: Path) -> None:
     book = _env_book(tmp_path, REFUNDRY_PACKS='{"price_env": 7}')
-    assert dict(book.versions[1].rules.packs) == {"price_env": 7}
+    assert dict(book.versions[-1].rules.packs) == {"price_env": 7}
 
 
 def test_the_settings_follow_the_version_in_force(tmp_path: Path) -> None:
     book = _env_book(tmp_path)
-    under = settings_under(Settings.from_env({}), book.versions[1])
+    under = settings_under(Settings.from_env({}), book.versions[-1])
     assert (under.policy_version, under.unlanded_action) == ("2026-03", "complete")
     assert under.refund_cancelled is False
 
