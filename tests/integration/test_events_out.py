@@ -277,15 +277,18 @@ def test_a_receiver_with_another_secret_refuses_every_event_until_it_is_dead_let
     assert all(d.error_class == "EventNotDelivered" and "HTTP 401" in d.reason for d in dead)
     assert SECRET not in json.dumps([d.summary() for d in dead])
     with EventReceiver(SECRET) as right:
-        for letter in dead:
-            dlq.replay(ledger, letter.message_id, enqueue=lambda kind, inbox_id: None)
         sender = _sender(ledger, right.url, clock)
-        try:
-            _drive(sender, ledger, clock)
+        try:  # the later event replayed first: the earlier one arrives last
+            for letter in sorted(dead, key=lambda d: int(d.message_id.removeprefix("event:")))[
+                ::-1
+            ]:
+                dlq.replay(ledger, letter.message_id, enqueue=lambda kind, inbox_id: None)
+                _drive(sender, ledger, clock)
         finally:
             sender.close()
         assert right.received.balances == {"acct-w": 30}
-        assert right.received.sequences == {"acct-w": [1, 2]}
+        assert right.received.sequences == {"acct-w": [2, 1]}
+        assert right.received.balances_after == {"acct-w": (2, 30)}  # not seq 1's 10
     assert dlq.listed(ledger, dlq.Filters(queue="events_out")) == []
 
 

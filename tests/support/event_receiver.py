@@ -36,6 +36,9 @@ class Received:
     sequences: dict[str, list[int]] = field(default_factory=dict)
     balance_mismatches: list[str] = field(default_factory=list)
     """Events whose ``balance_after`` is not the balance the receiver reached with them."""
+    balances_after: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Per account, the ``(sequence, balance_after)`` stored as README advises: only from an
+    event whose ``sequence`` is above the one stored (a replayed dead letter comes late)."""
     redeliveries: int = 0
     refused: int = 0
     failed: int = 0
@@ -121,6 +124,9 @@ class EventReceiver:
             if data["balance_after"] != got.balances[account]:
                 got.balance_mismatches.append(webhook_id)
             got.sequences.setdefault(account, []).append(int(data["sequence"]))
+            stored = got.balances_after.get(account, (0, 0))
+            if int(data["sequence"]) > stored[0]:
+                got.balances_after[account] = (int(data["sequence"]), int(data["balance_after"]))
 
     def __enter__(self) -> EventReceiver:
         return self.start()
