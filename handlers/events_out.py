@@ -62,7 +62,15 @@ class EventsOutConfig:
         if not self.url:
             raise ConfigurationError("events out need an endpoint", variable=URL_VARIABLE)
         # Refuses anything but whsec_ + base64 of at least 24 bytes, never repeating it.
-        StandardWebhooks(split_secrets(self.secret), variable=SECRET_VARIABLE)
+        secrets = split_secrets(self.secret)
+        for entry, secret in enumerate(secrets, start=1):
+            if not secret.startswith("whsec_"):  # the form README documents, prefix included
+                raise ConfigurationError(
+                    "the whsec_ prefix is missing (whsec_ + base64)",
+                    variable=SECRET_VARIABLE,
+                    entry=entry,
+                )
+        StandardWebhooks(secrets, variable=SECRET_VARIABLE)
 
     @property
     def lease_ms(self) -> int:

@@ -5,14 +5,19 @@ none (exit 3) instead."""
 from __future__ import annotations
 
 import csv
+import errno
 import json
+import os
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import asdict
+from typing import TextIO
 
 import click
 
 from ledger import audit, migrate, open_database
+from ledger.backends import Row
 from ledger.entry_export import EXPORT_COLUMNS, entries_between, export_record
 from ledger.errors import AccountNotFound
 from workers import cli_options as opt
@@ -84,20 +89,44 @@ def _csv_cell(value: object) -> object:
 
 
 @ledger.command("export")
-@click.option("--since", type=opt.SINCE, required=True, help="epoch s, ISO date/time or age (48h)")
-@click.option("--until", type=opt.SINCE, default=None, help="epoch s, ISO date/time; default now")
+@click.option(
+    "--since",
+    type=opt.SINCE_MS,
+    required=True,
+    help="epoch s, ISO time or age (48h), to the ms",
+)
+@click.option(
+    "--until",
+    type=opt.UNTIL_MS,
+    default=None,
+    help="epoch s or ISO time, ahead allowed; default now",
+)
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="jsonl", show_default=True
 )
 def ledger_export(since: int, until: int | None, fmt: str) -> None:
     """Every entry written from --since up to --until (excluded) to stdout, oldest first,
-    streamed in pages: its key, cause, event type, account, amount, policy version, times."""
-    until_s = int(time.time()) + 1 if until is None else until
-    if until_s < since:
+    streamed in pages: its key, cause, event type, account, amount, policy version, times.
+    Both bounds are honoured to the millisecond (the ledger's resolution); an --until ahead
+    of now exports up to now."""
+    until_ms = time.time_ns() // 1_000_000 + 1 if until is None else until
+    if until_ms < since:
         raise click.BadParameter("before --since", param_hint="--until")
     db = runtime.ledger(create=False).db
-    rows = entries_between(db, since_ms=since * 1000, until_ms=until_s * 1000)
-    out = sys.stdout
+    rows = entries_between(db, since_ms=since, until_ms=until_ms)
+    try:
+        _write_export(rows, fmt, sys.stdout)
+        sys.stdout.flush()
+    except OSError as exc:
+        # Nothing more can reach stdout, nor be flushed at exit: point it at the null device.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if exc.errno == errno.EPIPE:
+            sys.exit(1)  # the reader left (``| head``): quietly, as click does
+        click.echo(f"refundry: the export could not be written: {exc.strerror}", err=True)
+        sys.exit(exit_codes.UNAVAILABLE)  # a full disk: the same export may succeed later
+
+
+def _write_export(rows: Iterable[Row], fmt: str, out: TextIO) -> None:
     if fmt == "jsonl":
         for row in rows:
             out.write(json.dumps(export_record(row), ensure_ascii=False) + "\n")

@@ -15,6 +15,7 @@ never a traceback, an overflow or a value used as something else.
 | ``--port`` | 1 to 65535 |
 | ``--host`` | an IP address or a host name (letters, digits, ``-``, dots) |
 | ``--since`` | epoch seconds, ISO date or time, or an age (``48h``, ``90m``, ``2d``): 1970 to now |
+| ``export --since/--until`` | the same, to the millisecond; ``--until`` up to 366 days ahead |
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ __all__ = [
     "PROCESSES",
     "RATE",
     "SINCE",
+    "SINCE_MS",
     "THREADS",
     "TIMEOUT_S",
+    "UNTIL_MS",
     "WINDOW_S",
 ]
 
@@ -106,39 +109,65 @@ _AGE = re.compile(r"([0-9]{1,9})([smhd])")
 _UNIT_S: Final = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 
-class _Since(click.ParamType[int, Any]):
-    """``--since``: epoch seconds, an ISO date or time, or an age such as ``48h``, ``90m``,
-    ``2d``; returned as epoch seconds from 0 (1970) to now. Parsed here: a two-line grammar,
-    not worth a dependency."""
+class _Moment(click.ParamType[int, Any]):
+    """A moment: epoch seconds (a fraction allowed), an ISO date or time, or an age such as
+    ``48h``, ``90m``, ``2d``; returned as epoch milliseconds (the ledger's resolution: finer
+    digits are dropped), from 0 (1970) to ``ahead_s`` seconds after now. Parsed here: a
+    two-line grammar, not worth a dependency."""
 
     name = "since"
+
+    def __init__(self, *, ahead_s: int = 0) -> None:
+        self._ahead_s = ahead_s
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, int):
             return value
         text = str(value).strip()
-        now = int(time.time())
+        now_ms = time.time_ns() // 1_000_000
         age = _AGE.fullmatch(text)
         if age is not None:
-            since = now - int(age[1]) * _UNIT_S[age[2]]
-        elif text.isascii() and text.isdigit() and len(text) <= 12:
-            since = int(text)
+            moment_ms = now_ms - int(age[1]) * _UNIT_S[age[2]] * 1000
+        elif _EPOCH.fullmatch(text):
+            whole, _, fraction = text.partition(".")
+            moment_ms = int(whole) * 1000 + int((fraction + "000")[:3])
         else:
-            since = self._iso(text, param, ctx)
-        if not 0 <= since <= now:
-            self.fail(f"{text!r} is before 1970 or in the future", param, ctx)
-        return since
+            moment_ms = self._iso(text, param, ctx)
+        if not 0 <= moment_ms <= now_ms + self._ahead_s * 1000:
+            self.fail(f"{text!r} is before 1970 or {self._too_late}", param, ctx)
+        return moment_ms
+
+    @property
+    def _too_late(self) -> str:
+        if self._ahead_s == 0:
+            return "in the future"
+        return f"more than {self._ahead_s // 86_400} days ahead"
 
     def _iso(self, text: str, param: click.Parameter | None, ctx: click.Context | None) -> int:
         try:
             moment = datetime.fromisoformat(text)
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
-            return int(moment.timestamp())
+            return int(moment.timestamp()) * 1000 + moment.microsecond // 1000
         except (ValueError, OverflowError, OSError):
             self.fail(
                 f"{text!r}: epoch seconds, an ISO date/time, or an age (48h, 90m, 2d)", param, ctx
             )
 
 
+_EPOCH = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
+
+
+class _Since(_Moment):
+    """``--since`` of commands that work in whole seconds: a moment up to now, in epoch
+    seconds (the fraction dropped)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int):
+            return value
+        return super().convert(value, param, ctx) // 1000
+
+
 SINCE: Final = _Since()
+SINCE_MS: Final = _Moment()
+UNTIL_MS: Final = _Moment(ahead_s=366 * 86_400)

@@ -9,15 +9,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import sqlite3
+import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from handlers.events_out import EventsOut, EventsOutConfig
 from ledger import Ledger, audit
 from ledger.outbox import EVENT_TYPES, Outbox, event_type
 from tests.support.backends import ONE_BACKEND
-from tests.support.commands import clean_env, refundry
+from tests.support.commands import REFUNDRY, clean_env, refundry
 from tests.support.event_receiver import EventReceiver
 from workers.metrics import exposition, registry
 
@@ -124,3 +127,51 @@ def test_ledger_check_finds_an_entry_without_its_event(ledger: Ledger) -> None:
     (violation,) = audit(ledger.db)
     assert (violation.invariant, violation.check) == (8, "entry_without_event")
     assert violation.detail["idempotency_key"] == "grant:a-1"
+
+
+def test_the_export_honours_milliseconds_and_a_future_until(
+    ledger: Ledger, ledger_url: str, tmp_path: Path
+) -> None:
+    _fill(ledger)
+    env = clean_env(tmp_path, DATABASE_URL=ledger_url)
+
+    def created(*bounds: str) -> list[str]:
+        done = refundry(env, "ledger", "export", *bounds)
+        assert done.returncode == 0, done.stderr
+        return [json.loads(line)["created_at"] for line in done.stdout.splitlines()]
+
+    every = created("--since", "1h")
+    assert len(every) == 15
+    cuts = sorted(set(every))[1:]
+    assert cuts, "the entries were all written in one millisecond"
+    for cut in cuts:  # ISO with milliseconds, and epoch seconds with a fraction
+        moment = datetime.fromisoformat(cut)
+        epoch = f"{int(moment.timestamp())}.{moment.microsecond // 1000:03d}"
+        assert created("--since", cut) == [c for c in every if c >= cut]
+        assert created("--since", epoch) == [c for c in every if c >= cut]
+        assert created("--since", "1h", "--until", cut) == [c for c in every if c < cut]
+    ahead = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()  # this month's end
+    assert created("--since", "1h", "--until", ahead) == every
+    for nonsense in ("2200-01-01", "1969-12-31", "99999999999"):
+        refused = refundry(env, "ledger", "export", "--since", "1h", "--until", nonsense)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr
+
+
+def test_an_export_to_a_full_disk_or_a_closed_pipe_ends_in_one_line_without_a_traceback(
+    ledger: Ledger, ledger_url: str, tmp_path: Path
+) -> None:
+    _fill(ledger)
+    env = clean_env(tmp_path, DATABASE_URL=ledger_url)
+    command = [str(REFUNDRY), "ledger", "export", "--since", "1h", "--format", "csv"]
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(command, env=env, stdout=full, stderr=subprocess.PIPE, text=True)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "No space left" in done.stderr
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first byte
+    try:
+        closed = subprocess.run(command, env=env, stdout=write, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write)
+    assert closed.returncode != 0 and closed.stderr == ""

@@ -36,6 +36,11 @@ class Received:
     sequences: dict[str, list[int]] = field(default_factory=dict)
     balance_mismatches: list[str] = field(default_factory=list)
     """Events whose ``balance_after`` is not the balance the receiver reached with them."""
+    balances_after: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Per account, the ``(sequence, balance_after)`` stored as README advises: only from an
+    event whose ``sequence`` is above the one stored (a replayed dead letter comes late)."""
+    overlaps: list[str] = field(default_factory=list)
+    """``webhook-id``s of requests that came while another with that id was in flight."""
     redeliveries: int = 0
     refused: int = 0
     failed: int = 0
@@ -50,6 +55,7 @@ class EventReceiver:
         self._stall_s = stall_s
         self._lock = threading.Lock()
         self.received = Received()
+        self._in_flight: dict[str, int] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -87,6 +93,19 @@ class EventReceiver:
             self._server = None
 
     def _handle(self, body: bytes, headers: dict[str, str]) -> int:
+        webhook_id = headers.get("webhook-id", "")
+        with self._lock:
+            now_in_flight = self._in_flight.get(webhook_id, 0) + 1
+            self._in_flight[webhook_id] = now_in_flight
+            if now_in_flight > 1:
+                self.received.overlaps.append(webhook_id)
+        try:
+            return self._answer(body, headers)
+        finally:
+            with self._lock:
+                self._in_flight[webhook_id] -= 1
+
+    def _answer(self, body: bytes, headers: dict[str, str]) -> int:
         with self._lock:
             self.received.requests += 1
             plan = self._script(self.received.requests)
@@ -121,6 +140,9 @@ class EventReceiver:
             if data["balance_after"] != got.balances[account]:
                 got.balance_mismatches.append(webhook_id)
             got.sequences.setdefault(account, []).append(int(data["sequence"]))
+            stored = got.balances_after.get(account, (0, 0))
+            if int(data["sequence"]) > stored[0]:
+                got.balances_after[account] = (int(data["sequence"]), int(data["balance_after"]))
 
     def __enter__(self) -> EventReceiver:
         return self.start()

@@ -62,3 +62,18 @@ def test_the_backoff_doubles_is_jittered_and_capped() -> None:
     assert high == [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000]
     assert low == [h // 2 for h in high]
     assert backoff_ms(10_000, base_ms=5_000, cap_ms=21_600_000, rng=lambda: 1.0) == 21_600_000
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["notwhsec", base64.b64encode(b"k" * 32).decode(), GOOD + "," + GOOD.removeprefix("whsec_")],
+)
+def test_a_secret_without_the_whsec_prefix_is_refused_for_that_without_echoing_it(
+    secret: str,
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env({U: URL, S: secret})
+    message = str(caught.value)
+    assert "whsec_ prefix is missing" in message and "too short" not in message
+    assert caught.value.fields["variable"] == S
+    assert all(part.removeprefix("whsec_") not in message for part in secret.split(","))
