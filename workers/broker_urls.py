@@ -40,8 +40,8 @@ def parse_amqp_url(url: str, variable: str = "BROKER_URL") -> ServerURL:
 def select_broker(env: Mapping[str, str]) -> tuple[str | None, str | None]:
     """``(redis_url, amqp_url)``: at most one is set; both None means the embedded Redis.
     Raises ``ConfigurationError`` naming the variable at fault."""
-    broker_url = (env.get("BROKER_URL") or "").strip() or None
-    redis_url = env.get("REDIS_URL") or None
+    broker_url = _given(env, "BROKER_URL")
+    redis_url = _given(env, "REDIS_URL")
     if redis_url is not None:
         parse_redis_url(redis_url)
     if broker_url is None:
@@ -57,6 +57,17 @@ def select_broker(env: Mapping[str, str]) -> tuple[str | None, str | None]:
             "BROKER_URL and REDIS_URL name two servers: set one", variable="BROKER_URL"
         )
     return broker_url, None
+
+
+def _given(env: Mapping[str, str], variable: str) -> str | None:
+    """The variable's value, None when unset; a blank value is refused: taken for "unset",
+    it would start an embedded Redis of its own on each host."""
+    value = env.get(variable)
+    if value is not None and not value.strip():
+        raise ConfigurationError(
+            f"{variable} is blank: set a URL or leave the variable unset", variable=variable
+        )
+    return value
 
 
 def broker_location(redis_url: str | None, amqp_url: str | None) -> str | None:

@@ -67,3 +67,13 @@ def test_delays_are_bounded_by_half_the_consumer_timeout_on_rabbitmq_only() -> N
     Budgets(Settings.from_env(fits)).check_rabbitmq()
     raised = base | {"BROKER_URL": AMQP, "REFUNDRY_RABBITMQ_CONSUMER_TIMEOUT_MS": "3600000"}
     Budgets(Settings.from_env(raised)).check_rabbitmq()
+
+
+@pytest.mark.parametrize("variable", ["BROKER_URL", "REDIS_URL"])
+@pytest.mark.parametrize("value", ["", " ", "\t"])
+def test_a_blank_broker_url_is_refused_not_taken_for_the_embedded_redis(
+    variable: str, value: str
+) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        select_broker({variable: value})
+    assert refused.value.fields["variable"] == variable
