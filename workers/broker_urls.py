@@ -8,8 +8,9 @@
 
 Both are parsed before any driver sees them (``ledger.server_urls``): a URL that cannot be
 used is refused naming the variable, never repeating it, and what is printed (``status``,
-an outage line) carries no password. Setting both variables to different servers is a
-mistake (which one would the web process enqueue on?) and is refused.
+an outage line) carries no password. Setting both variables to different servers (an
+``amqp://`` ``BROKER_URL`` beside a ``REDIS_URL`` included) is a mistake (which one would the
+web process enqueue on?) and is refused.
 """
 
 from __future__ import annotations
@@ -49,14 +50,16 @@ def select_broker(env: Mapping[str, str]) -> tuple[str | None, str | None]:
     scheme = broker_url.partition("://")[0].lower()
     if scheme in AMQP_SCHEMES:
         parse_amqp_url(broker_url)
-        return None, broker_url
-    parse_server_url(broker_url, variable="BROKER_URL", schemes=REDIS_SCHEMES + AMQP_SCHEMES)
-    parse_redis_url(broker_url, variable="BROKER_URL")
+    else:
+        parse_server_url(broker_url, variable="BROKER_URL", schemes=REDIS_SCHEMES + AMQP_SCHEMES)
+        parse_redis_url(broker_url, variable="BROKER_URL")
     if redis_url is not None and redis_url != broker_url:
+        # Neither wins: a worker restarted on a shared env file would silently leave the
+        # messages it held on the other broker.
         raise ConfigurationError(
             "BROKER_URL and REDIS_URL name two servers: set one", variable="BROKER_URL"
         )
-    return broker_url, None
+    return (None, broker_url) if scheme in AMQP_SCHEMES else (broker_url, None)
 
 
 def _given(env: Mapping[str, str], variable: str) -> str | None:

@@ -23,7 +23,6 @@ AMQP = "amqp://refundry:pa%2Fss@rabbit.internal:5672/refundry"
             ("redis://r:6379/0", None),
         ),
         ({"BROKER_URL": AMQP}, (None, AMQP)),
-        ({"BROKER_URL": AMQP, "REDIS_URL": "redis://old:6379/0"}, (None, AMQP)),
     ],
 )
 def test_the_url_selects_the_broker(
@@ -40,6 +39,7 @@ def test_the_url_selects_the_broker(
         {"BROKER_URL": "amqp://u:p@h1,h2/v"},
         {"BROKER_URL": "redis://r:6379/x"},
         {"BROKER_URL": "redis://r:6379/0", "REDIS_URL": "redis://other:6379/0"},
+        {"BROKER_URL": AMQP, "REDIS_URL": "redis://old:6379/0"},
     ],
 )
 def test_an_unusable_broker_url_is_refused_naming_the_variable_never_the_password(
