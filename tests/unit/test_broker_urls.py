@@ -77,3 +77,24 @@ def test_a_blank_broker_url_is_refused_not_taken_for_the_embedded_redis(
     with pytest.raises(ConfigurationError) as refused:
         select_broker({variable: value})
     assert refused.value.fields["variable"] == variable
+
+
+def test_an_actor_time_limit_must_fit_the_consumer_timeout_as_a_delay_does() -> None:
+    env = {
+        "REFUNDRY_HOME": "/nonexistent-home",
+        "BROKER_URL": AMQP,
+        "REFUNDRY_RABBITMQ_CONSUMER_TIMEOUT_MS": "60000",
+        "REFUNDRY_MAX_BACKOFF_MS": "30000",
+    }
+    budgets = Budgets(Settings.from_env(env))
+    assert budgets.payment_time_limit_ms > 30_000  # the delays alone would fit
+    with pytest.raises(ConfigurationError) as refused:
+        budgets.check_rabbitmq()
+    assert refused.value.fields["variable"] == "REFUNDRY_RABBITMQ_CONSUMER_TIMEOUT_MS"
+    assert refused.value.fields["longest_time_limit_ms"] == budgets.payment_time_limit_ms
+    longest = max(budgets.payment_time_limit_ms, budgets.result_time_limit_ms)
+    fits = env | {"REFUNDRY_RABBITMQ_CONSUMER_TIMEOUT_MS": str(2 * longest)}
+    Budgets(Settings.from_env(fits)).check_rabbitmq()
+    short = env | {"REFUNDRY_RABBITMQ_CONSUMER_TIMEOUT_MS": str(2 * longest - 1)}
+    with pytest.raises(ConfigurationError):
+        Budgets(Settings.from_env(short)).check_rabbitmq()
