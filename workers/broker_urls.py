@@ -15,13 +15,23 @@ web process enqueue on?) and is refused.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from urllib.parse import parse_qsl, urlencode
+
+import pika
 
 from ledger.errors import ConfigurationError
 from ledger.server_urls import ServerURL, parse_server_url
 from workers.setting_values import REDIS_SCHEMES, parse_redis_url
 
-__all__ = ["AMQP_SCHEMES", "broker_location", "parse_amqp_url", "select_broker"]
+__all__ = [
+    "AMQP_SCHEMES",
+    "PIKA_URL_PARAMETERS",
+    "broker_location",
+    "parse_amqp_url",
+    "select_broker",
+]
 
 AMQP_SCHEMES = ("amqp", "amqps")
 
@@ -35,7 +45,49 @@ def parse_amqp_url(url: str, variable: str = "BROKER_URL") -> ServerURL:
         raise ConfigurationError(
             "one host (amqp://user:password@host:5672/vhost)", variable=variable
         )
+    if parsed.path.count("/") > 1:  # pika would silently use the first segment only
+        raise ConfigurationError(
+            "the virtual host is one path segment: write a '/' in it as %2F", variable=variable
+        )
+    _check_query(parsed, variable)
     return parsed
+
+
+#: The query parameters pika's ``URLParameters`` reads (one ``_set_url_<name>`` method each:
+#: https://pika.readthedocs.io/en/stable/modules/parameters.html#urlparameters).
+PIKA_URL_PARAMETERS = tuple(
+    sorted(
+        name.removeprefix("_set_url_")
+        for name in dir(pika.URLParameters)
+        if name.startswith("_set_url_")
+    )
+)
+
+
+def _check_query(parsed: ServerURL, variable: str) -> None:
+    """Each query parameter known to pika, given once, with a value pika accepts; checked
+    by pika's own parser on a URL without user or password, so no error can show one."""
+    seen: set[str] = set()
+    for name, value in parse_qsl(parsed.query, keep_blank_values=True):
+        if name not in PIKA_URL_PARAMETERS:
+            raise ConfigurationError(
+                "unknown query parameter",
+                variable=variable,
+                parameter=name if re.fullmatch(r"\w{1,40}", name) else "?",
+                supported=", ".join(PIKA_URL_PARAMETERS),
+            )
+        if name in seen or not value:
+            raise ConfigurationError(
+                "a query parameter is given once, with a value", variable=variable, parameter=name
+            )
+        seen.add(name)
+        try:
+            pika.URLParameters(f"{parsed.scheme}://localhost/?{urlencode({name: value})}")
+        # pika's parsers raise whatever float(), int(), ast.literal_eval or ssl raise
+        except (ValueError, TypeError, SyntaxError, AttributeError, OSError, RecursionError):
+            raise ConfigurationError(
+                "a query parameter's value cannot be used", variable=variable, parameter=name
+            ) from None
 
 
 def select_broker(env: Mapping[str, str]) -> tuple[str | None, str | None]:

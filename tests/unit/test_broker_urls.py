@@ -98,3 +98,60 @@ def test_an_actor_time_limit_must_fit_the_consumer_timeout_as_a_delay_does() -> 
     short = env | {"REFUNDRY_RABBITMQ_CONSUMER_TIMEOUT_MS": str(2 * longest - 1)}
     with pytest.raises(ConfigurationError):
         Budgets(Settings.from_env(short)).check_rabbitmq()
+
+
+RABBIT = "amqp://refundry:QAPW%2Fx@rabbit.internal:5672/refundry"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "heartbeat=30",
+        "heartbeat=0",
+        "connection_attempts=3&retry_delay=2.5",
+        "socket_timeout=5&stack_timeout=15&blocked_connection_timeout=60",
+        "channel_max=100&frame_max=131072&locale=en_US",
+        "ssl_options=None",
+    ],
+)
+def test_pikas_documented_query_parameters_with_valid_values_are_accepted(query: str) -> None:
+    url = f"{RABBIT}?{query}"
+    assert select_broker({"BROKER_URL": url}) == (None, url)
+
+
+@pytest.mark.parametrize(
+    ("url", "parameter"),
+    [
+        (f"{RABBIT}?foo=1", "foo"),
+        (f"{RABBIT}?connection_timeout=5000", "connection_timeout"),  # RabbitMQ's, not pika's
+        (f"{RABBIT}?heartbeat=abc", "heartbeat"),
+        (f"{RABBIT}?heartbeat=1&heartbeat=2", "heartbeat"),
+        (f"{RABBIT}?frame_max=1", "frame_max"),
+        (f"{RABBIT}?ssl_options=x", "ssl_options"),
+        (f"{RABBIT}?ssl_options=%7B%27cafile%27%3A%27%2Fno%2Fsuch.pem%27%7D", "ssl_options"),
+        (f"{RABBIT.replace('amqp:', 'amqps:')}?ssl_options=None", "ssl_options"),
+        (f"{RABBIT}?heartbeat", "heartbeat"),
+    ],
+)
+def test_an_unknown_or_malformed_query_parameter_is_refused_by_name_before_pika_sees_it(
+    url: str, parameter: str
+) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        select_broker({"BROKER_URL": url})
+    assert refused.value.fields["variable"] == "BROKER_URL"
+    assert refused.value.fields["parameter"] == parameter
+    assert "QAPW" not in f"{refused.value} {refused.value.reason}"
+
+
+@pytest.mark.parametrize("path", ["/a/b", "/refundry/", "//x"])
+def test_a_vhost_of_more_than_one_segment_is_refused(path: str) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        select_broker({"BROKER_URL": f"amqp://u:QAPW@rabbit.internal:5672{path}"})
+    assert refused.value.fields["variable"] == "BROKER_URL"
+    assert "%2F" in str(refused.value)
+
+
+@pytest.mark.parametrize("path", ["", "/", "/%2F", "/a%2Fb", "/refundry"])
+def test_a_vhost_of_one_percent_encoded_segment_or_none_is_accepted(path: str) -> None:
+    url = f"amqp://u:p@rabbit.internal:5672{path}"
+    assert select_broker({"BROKER_URL": url}) == (None, url)
