@@ -61,3 +61,4 @@ def test_amqps_to_a_plain_listener_is_a_broker_error_and_the_wait_says_so_in_one
         wait_for_broker(settings, report)
     assert all(line.startswith("cannot reach RabbitMQ at amqps://refundry@") for line in lines)
     assert all("\n" not in line and "QAPW" not in line for line in lines), lines
+    assert all("waiting will not fix this" in line for line in lines), lines

@@ -48,3 +48,13 @@ def test_a_lost_connection_is_still_an_outage() -> None:
     line = _line(pika.exceptions.AMQPConnectionError("Connection refused"))
     assert line.startswith("cannot reach RabbitMQ at amqp://refundry@rabbit.internal:5672/")
     assert "s3cr" not in line
+
+
+def test_a_refusal_by_the_server_is_told_apart_from_an_outage_in_the_wait_lines() -> None:
+    from workers.dependencies import lasting_broker_error
+
+    vhost = pika.exceptions.ConnectionClosedByBroker(530, "NOT_ALLOWED - vhost x not found")
+    password = pika.exceptions.ConnectionClosedByBroker(403, "ACCESS_REFUSED - Login was refused")
+    assert lasting_broker_error(vhost) and lasting_broker_error(password)
+    assert not lasting_broker_error(pika.exceptions.AMQPConnectionError("Connection refused"))
+    assert not lasting_broker_error(pika.exceptions.ConnectionClosedByBroker(320, "shutdown"))
