@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import ssl
 from collections.abc import Mapping
 from typing import Any
 
@@ -67,6 +68,7 @@ BROKER_ERRORS: tuple[type[Exception], ...] = (
     redis.RedisError,
     pika.exceptions.AMQPError,
     DramatiqError,  # RabbitmqBroker's ConnectionClosed once its enqueue attempts are spent
+    ssl.SSLError,  # amqps:// against a listener without TLS: pika lets the handshake's through
 )
 """What an enqueue or a probe raises when the broker, either one, cannot be reached."""
 

@@ -21,7 +21,9 @@ consumer that holds a delivery past its ``consumer_timeout`` (30 min by default,
 https://www.rabbitmq.com/docs/consumers#acknowledgement-timeout), redelivering the message:
 a delay past the timeout would be redelivered and held again forever. The longest delay is
 therefore refused above half the timeout (:meth:`Budgets.check_rabbitmq`): the other half is
-room for the message to wait in the worker's queue once its eta has come.
+room for the message to wait in the worker's queue once its eta has come. A message being
+worked on is unacknowledged too, up to its actor's time limit: the longest time limit is
+refused above half the timeout the same way.
 
 The time limit of the results actor covers the slowest status call (every attempt timing
 out, the longest wait between attempts) plus the message's own database work, so dramatiq
@@ -126,17 +128,35 @@ class Budgets:
         """The longest a message is delayed: a retry's backoff or a lane's wait."""
         return max(self.settings.max_backoff_ms, LONGEST_WAIT_MS)
 
+    @property
+    def longest_time_limit_ms(self) -> int:
+        """The longest an actor works on one message (the payments actor's by default)."""
+        return max(self.result_time_limit_ms, self.payment_time_limit_ms)
+
     def check_rabbitmq(self) -> None:
-        """On RabbitMQ, raise ``ConfigurationError`` naming ``REFUNDRY_MAX_BACKOFF_MS`` when
-        the longest delay exceeds half of ``REFUNDRY_RABBITMQ_CONSUMER_TIMEOUT_MS`` (module
-        docstring); on Redis there is nothing to check."""
+        """On RabbitMQ, raise ``ConfigurationError`` when a delivery can be held
+        unacknowledged past ``REFUNDRY_RABBITMQ_CONSUMER_TIMEOUT_MS``: naming that variable
+        when the longest actor time limit exceeds half of it (the other half is room for
+        the message to wait behind others the worker has fetched), naming
+        ``REFUNDRY_MAX_BACKOFF_MS`` when the longest delay does (module docstring). On
+        Redis there is nothing to check."""
         s = self.settings
         if s.amqp_url is None:
             return
-        if 2 * self.longest_delay_ms > s.rabbitmq_consumer_timeout_ms:
-            raise ConfigurationError(
-                "a delay must stay within half of RabbitMQ's consumer timeout",
-                variable="REFUNDRY_MAX_BACKOFF_MS",
-                longest_delay_ms=self.longest_delay_ms,
-                consumer_timeout_ms=s.rabbitmq_consumer_timeout_ms,
-            )
+        held = (
+            (
+                "an actor's time limit",
+                "REFUNDRY_RABBITMQ_CONSUMER_TIMEOUT_MS",
+                "longest_time_limit_ms",
+            ),
+            ("a delay", "REFUNDRY_MAX_BACKOFF_MS", "longest_delay_ms"),
+        )
+        for what, variable, measure in held:
+            longest: int = getattr(self, measure)
+            if 2 * longest > s.rabbitmq_consumer_timeout_ms:
+                raise ConfigurationError(
+                    f"{what} must stay within half of RabbitMQ's consumer timeout",
+                    variable=variable,
+                    **{measure: longest},
+                    consumer_timeout_ms=s.rabbitmq_consumer_timeout_ms,
+                )

@@ -28,6 +28,9 @@ __all__ = ["RedisOutageLog", "install"]
 
 _CONNECTION_ERROR = "Consumer encountered a connection error: "
 _RESTARTING = "Restarting consumer"
+#: RabbitMQ's reason for closing a channel whose delivery outlived ``consumer_timeout``
+#: (https://www.rabbitmq.com/docs/consumers#acknowledgement-timeout).
+_DELIVERY_TIMED_OUT = "delivery acknowledgement on channel"
 
 
 class RedisOutageLog(logging.Filter):
@@ -78,8 +81,17 @@ class RedisOutageLog(logging.Filter):
         reason = " ".join(message.removeprefix(_CONNECTION_ERROR).split())
         if self._password:
             reason = reason.replace(self._password, "***")
-        record.msg = "cannot reach %s at %s (%s); consumers retry every %g s, next line in %g s"
-        record.args = (self._name, self._where, reason, CONSUMER_RESTART_DELAY_SECS, wait)
+        if _DELIVERY_TIMED_OUT in reason:  # the server is up: it gave up on a delivery
+            record.msg = (
+                "%s at %s closed a channel: a delivery stayed unacknowledged past its "
+                "consumer_timeout (%s); it is delivered again and the inbox applies it once. "
+                "Set REFUNDRY_RABBITMQ_CONSUMER_TIMEOUT_MS to the server's consumer_timeout "
+                "(the start check then refuses delays and time limits that do not fit)"
+            )
+            record.args = (self._name, self._where, reason)
+        else:
+            record.msg = "cannot reach %s at %s (%s); consumers retry every %g s, next line in %g s"
+            record.args = (self._name, self._where, reason, CONSUMER_RESTART_DELAY_SECS, wait)
         record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
 

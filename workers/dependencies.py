@@ -9,10 +9,12 @@ again, the wait doubling from 1 s up to 30 s, then starts once the dependency an
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import pika.exceptions
 import redis
 
 from ledger import Ledger
@@ -22,7 +24,13 @@ from workers.broker import BROKER_ERRORS, broker_answers, redis_location
 from workers.broker_urls import parse_amqp_url
 from workers.settings import Settings, parse_redis_url
 
-__all__ = ["wait_for", "wait_for_broker", "wait_for_ledger", "wait_for_redis"]
+__all__ = [
+    "lasting_broker_error",
+    "wait_for",
+    "wait_for_broker",
+    "wait_for_ledger",
+    "wait_for_redis",
+]
 
 T = TypeVar("T")
 Report = Callable[[str], None]
@@ -110,6 +118,8 @@ def wait_for_broker(settings: Settings, report: Report) -> None:
         reason = " ".join(f"{type(exc).__name__} {exc}".split())
         if parsed.password:
             reason = reason.replace(parsed.password, "***")
+        if lasting_broker_error(exc):
+            reason += "; waiting will not fix this: check BROKER_URL and the server"
         return f"cannot reach {where} ({reason})"
 
     wait_for(
@@ -118,4 +128,27 @@ def wait_for_broker(settings: Settings, report: Report) -> None:
         unavailable=BROKER_ERRORS,
         describe=describe,
         report=report,
+    )
+
+
+#: AMQP reply codes of a server that answered and refused: 403 ACCESS_REFUSED (user,
+#: password), 530 NOT_ALLOWED (no such virtual host, or no access to it).
+_REFUSED_REPLY_CODES = (403, 530)
+
+
+def lasting_broker_error(exc: BaseException) -> bool:
+    """True when RabbitMQ answered and refused (credentials, virtual host) or the TLS
+    handshake failed (``amqps://`` to a listener without TLS, or the reverse): the wait keeps
+    trying, since the server's setup may change, but the line says it is not an outage."""
+    lasting = (
+        ssl.SSLError,
+        pika.exceptions.AuthenticationError,
+        pika.exceptions.ProbableAuthenticationError,
+        pika.exceptions.ProbableAccessDeniedError,
+    )
+    if isinstance(exc, lasting):
+        return True
+    return (
+        isinstance(exc, pika.exceptions.ConnectionClosedByBroker)
+        and exc.reply_code in _REFUSED_REPLY_CODES
     )

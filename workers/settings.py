@@ -154,7 +154,7 @@ from handlers.fal_signatures import FAL_JWKS_URL
 from handlers.packs import FRAUD_ACTIONS, UNLANDED_ACTIONS
 from handlers.sla import REFUND_SLA_MS, WARN_MS
 from ledger.audit import LANDING_WINDOW_MS
-from ledger.backends import database_location
+from ledger.backends import SUPPORTED_SCHEMES, database_location
 from ledger.errors import ConfigurationError
 from workers import setting_values
 from workers.api_keys import api_keys_setting
@@ -253,8 +253,7 @@ class Settings:
             raise ConfigurationError("Kling needs both its access and secret key", variable=missing)
         _check_relations(env, values)
         events_out_config(values)  # a URL without a usable whsec_ secret (or back) is refused
-        database_url = env.get("DATABASE_URL") or f"sqlite:///{home / 'ledger.sqlite3'}"
-        database_location(database_url)  # refuses a URL that cannot be used, never repeating it
+        database_url = _database_url(env, home)
         redis_url, amqp_url = select_broker(env)
         return cls(
             database_url=database_url,
@@ -263,6 +262,23 @@ class Settings:
             amqp_url=amqp_url,
             **values,
         )
+
+
+def _database_url(env: Mapping[str, str], home: Path) -> str:
+    """``DATABASE_URL`` as written, or the SQLite ledger in ``home`` when it is unset. A value
+    that is blank or not a URL (a bare host name, a file name) is refused naming the variable:
+    taken as a SQLite file name, it would give each host a private ledger of its own."""
+    url = env.get("DATABASE_URL")
+    if url is None:
+        return f"sqlite:///{home / 'ledger.sqlite3'}"
+    database_location(url)  # refuses a URL that cannot be used, never repeating it
+    if "://" not in url:
+        raise ConfigurationError(
+            "DATABASE_URL is blank or not a URL (postgresql://…, or sqlite:///path)",
+            variable="DATABASE_URL",
+            supported=", ".join(SUPPORTED_SCHEMES),
+        )
+    return url
 
 
 _COMPARE: dict[str, Callable[[int, int], bool]] = {

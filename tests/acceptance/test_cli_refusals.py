@@ -144,6 +144,29 @@ def test_an_unsupported_database_scheme_names_the_supported_ones(tmp_path: Path)
     assert "postgresql://" in line and "sqlite:///" in line
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DATABASE_URL", " "),
+        ("DATABASE_URL", "postgres-prod.internal"),
+        ("BROKER_URL", " "),
+        ("BROKER_URL", "amqp://u:QAPW@127.0.0.1:1/v?heartbeat=abc"),
+        ("BROKER_URL", "amqp://u:QAPW@127.0.0.1:1/v?foo=1"),
+        ("BROKER_URL", "amqp://u:QAPW@127.0.0.1:1/a/b"),
+    ],
+)
+def test_a_blank_or_host_only_server_url_is_refused_and_no_private_ledger_is_made(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    folder = tmp_path / "host"
+    folder.mkdir()
+    env = clean_env(tmp_path) | {variable: value}
+    done = refundry(env, "ledger", "migrate", cwd=folder)
+    line = _one_line(done, 4, "ConfigurationError")
+    assert f"variable='{variable}'" in line and "QAPW" not in line
+    assert list(folder.iterdir()) == [], "a SQLite file was made of the value"
+
+
 def test_a_setting_that_cannot_be_used_is_one_line(tmp_path: Path) -> None:
     done = refundry(clean_env(tmp_path, KLING_ACCESS_KEY="ak-only"), "ledger", "check")
     line = _one_line(done, 4, "ConfigurationError")

@@ -77,3 +77,20 @@ def test_a_server_url_that_cannot_be_used_is_refused_by_name(
     assert caught.value.fields["variable"] == variable
     assert problem in str(caught.value)
     assert "QAPW" not in f"{caught.value} {caught.value.reason}"
+
+
+@pytest.mark.parametrize("value", ["", " ", "\t", "postgres-prod.internal", "ledger.sqlite3"])
+def test_a_blank_or_scheme_less_database_url_is_refused_not_taken_for_a_sqlite_file(
+    value: str,
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env({"DATABASE_URL": value, "REFUNDRY_HOME": "/nonexistent-home"})
+    assert caught.value.fields["variable"] == "DATABASE_URL"
+    assert "sqlite:///" in str(caught.value.fields["supported"])
+
+
+def test_an_unset_database_url_is_the_sqlite_ledger_in_the_home_and_sqlite_urls_work() -> None:
+    unset = Settings.from_env({"REFUNDRY_HOME": "/nonexistent-home"})
+    assert unset.database_url == "sqlite:////nonexistent-home/ledger.sqlite3"
+    written = Settings.from_env({"DATABASE_URL": "sqlite:////srv/refundry/ledger.sqlite3"})
+    assert written.database_url == "sqlite:////srv/refundry/ledger.sqlite3"
